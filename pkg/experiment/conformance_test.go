@@ -1,0 +1,203 @@
+package experiment_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/flagkit/experiment/pkg/cohort"
+	"github.com/flagkit/experiment/pkg/eval"
+	"github.com/flagkit/experiment/pkg/experiment"
+)
+
+// conformanceDir finds the shared conformance set beside the checkout, or a
+// copy under testdata/, so the test runs in CI and on a developer machine.
+func conformanceDir(t testing.TB) string {
+	t.Helper()
+	for _, dir := range []string{
+		os.Getenv("EXPERIMENT_CONFORMANCE_DIR"),
+		"../../../shared/conformance/cases",
+		"../../testdata/conformance/cases",
+	} {
+		if dir == "" {
+			continue
+		}
+		if st, err := os.Stat(dir); err == nil && st.IsDir() {
+			return dir
+		}
+	}
+	t.Fatal("conformance cases not found: set EXPERIMENT_CONFORMANCE_DIR or place shared/ beside the checkout")
+	return ""
+}
+
+type conformanceCase struct {
+	name     string
+	flags    *experiment.FlagSet
+	users    [][]byte
+	expected [][]byte
+}
+
+func loadCase(t testing.TB, dir string) conformanceCase {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "flags.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags, err := eval.DecodeFlags(data)
+	if err != nil {
+		t.Fatalf("%s: %v", dir, err)
+	}
+	store := loadCohortDir(t, filepath.Join(dir, "cohorts"), cohort.Referenced(flags).All())
+	fs, err := experiment.NewFlagSet(flags, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conformanceCase{
+		name: filepath.Base(dir), flags: fs,
+		users:    readLines(t, filepath.Join(dir, "users.jsonl")),
+		expected: readLines(t, filepath.Join(dir, "expected.jsonl")),
+	}
+}
+
+// loadCohortDir stores the referenced cohorts that have a file, as the
+// cohort sync would (an id without a file fails to download: no members).
+func loadCohortDir(t testing.TB, dir string, ids []string) *cohort.Store {
+	var cohorts []*cohort.Cohort
+	for _, id := range ids {
+		data, err := os.ReadFile(filepath.Join(dir, id+".json"))
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := cohort.Decode(data)
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		cohorts = append(cohorts, c)
+	}
+	return cohort.NewStore(cohorts...)
+}
+
+func readLines(t testing.TB, path string) [][]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var lines [][]byte
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		if len(bytes.TrimSpace(sc.Bytes())) > 0 {
+			lines = append(lines, slices.Clone(sc.Bytes()))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return lines
+}
+
+func TestConformance(t *testing.T) {
+	root := conformanceDir(t)
+	dirs, err := filepath.Glob(filepath.Join(root, "*"))
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no cases in %s", root)
+	}
+	for _, dir := range dirs {
+		c := loadCase(t, dir)
+		t.Run(c.name, func(t *testing.T) {
+			if len(c.users) != len(c.expected) {
+				t.Fatalf("%d users but %d expected lines", len(c.users), len(c.expected))
+			}
+			for i, line := range c.users {
+				checkUser(t, c, i, line)
+			}
+		})
+	}
+}
+
+func checkUser(t *testing.T, c conformanceCase, i int, line []byte) {
+	t.Helper()
+	user, err := experiment.DecodeUser(line)
+	if err != nil {
+		t.Fatalf("users.jsonl:%d: %v", i+1, err)
+	}
+	before, _ := json.Marshal(user)
+	got, err := c.flags.EvaluateV2(user)
+	if err != nil {
+		t.Fatalf("users.jsonl:%d: %v", i+1, err)
+	}
+	if after, _ := json.Marshal(user); !bytes.Equal(before, after) {
+		t.Errorf("users.jsonl:%d: evaluation modified the user", i+1)
+	}
+	var want, have map[string]any
+	mustJSON(t, c.expected[i], &want)
+	gotJSON, _ := json.Marshal(got)
+	mustJSON(t, gotJSON, &have)
+	for _, d := range diffResults(want, have) {
+		t.Errorf("case %s, users.jsonl:%d: %s", c.name, i+1, d)
+	}
+}
+
+func mustJSON(t *testing.T, data []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// diffResults names each flag and field that differs, with both values.
+func diffResults(want, got map[string]any) []string {
+	var diffs []string
+	keys := map[string]bool{}
+	for k := range want {
+		keys[k] = true
+	}
+	for k := range got {
+		keys[k] = true
+	}
+	for _, k := range slices.Sorted(func(yield func(string) bool) {
+		for k := range keys {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		w, wok := want[k]
+		g, gok := got[k]
+		switch {
+		case !wok:
+			diffs = append(diffs, fmt.Sprintf("flag %s: want absent, got %s", k, compact(g)))
+		case !gok:
+			diffs = append(diffs, fmt.Sprintf("flag %s: want %s, got absent", k, compact(w)))
+		default:
+			wm, gm := w.(map[string]any), g.(map[string]any)
+			for _, field := range []string{"key", "value", "payload", "metadata"} {
+				if !reflect.DeepEqual(wm[field], gm[field]) {
+					diffs = append(diffs, fmt.Sprintf("flag %s: %s: want %s, got %s", k, field, compact(wm[field]), compact(gm[field])))
+				}
+			}
+		}
+	}
+	return diffs
+}
+
+func compact(v any) string {
+	b, _ := json.Marshal(v)
+	s := string(b)
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return strings.TrimSpace(s)
+}

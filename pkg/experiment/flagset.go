@@ -1,0 +1,128 @@
+package experiment
+
+import (
+	"github.com/flagkit/experiment/pkg/cohort"
+	"github.com/flagkit/experiment/pkg/eval"
+)
+
+// FlagSet is a compiled flag set plus the cohort memberships it targets:
+// everything local evaluation needs, immutable and safe for concurrent use.
+// The local client swaps whole FlagSets when configs or cohorts change.
+type FlagSet struct {
+	snap    *eval.Snapshot
+	flags   []*eval.Flag
+	cohorts *cohort.Store
+	refs    cohort.References
+}
+
+// NewFlagSet compiles flags. cohorts may be nil: then nobody is a member of
+// any cohort, as when cohort sync is not configured.
+func NewFlagSet(flags []*eval.Flag, cohorts *cohort.Store) (*FlagSet, error) {
+	snap, err := eval.Compile(flags)
+	if err != nil {
+		return nil, err
+	}
+	return &FlagSet{snap: snap, flags: flags, cohorts: cohorts, refs: cohort.Referenced(flags)}, nil
+}
+
+// Snapshot is the compiled engine input.
+func (fs *FlagSet) Snapshot() *eval.Snapshot { return fs.snap }
+
+// Flags returns the decoded configs; callers must not modify them.
+func (fs *FlagSet) Flags() []*eval.Flag { return fs.flags }
+
+// Cohorts returns the cohort store, possibly nil.
+func (fs *FlagSet) Cohorts() *cohort.Store { return fs.cohorts }
+
+// CohortReferences lists the cohorts the flags target, by group type.
+func (fs *FlagSet) CohortReferences() cohort.References { return fs.refs }
+
+// EvaluateV2 evaluates the named flags and their dependencies (every flag
+// when none are named) for user and returns every variant produced, default
+// variants included. The user is not modified.
+func (fs *FlagSet) EvaluateV2(user *User, flagKeys ...string) (map[string]Variant, error) {
+	results, err := fs.EvaluateResults(user, flagKeys, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]Variant, len(results))
+	for _, r := range results {
+		out[r.FlagKey] = VariantOf(r).clone()
+	}
+	return out, nil
+}
+
+// EvaluateResults is EvaluateV2 without building a map: results are
+// appended to dst, and their Metadata is shared and must not be modified.
+// Batch evaluation uses it to stay allocation-light.
+func (fs *FlagSet) EvaluateResults(user *User, flagKeys []string, dst []eval.Result) ([]eval.Result, error) {
+	ctx := fs.Context(user)
+	return fs.snap.Evaluate(&ctx, flagKeys, dst)
+}
+
+// VariantOf converts an engine result; its Metadata is shared with the engine.
+func VariantOf(r eval.Result) Variant {
+	return Variant{Key: r.Key, Value: r.Value, Payload: r.Payload, Metadata: r.Metadata}
+}
+
+// Context builds the engine's view of user, enriched with the memberships
+// of the cohorts the flags target: user cohorts by user id, group cohorts by
+// the first group name of each type.
+func (fs *FlagSet) Context(user *User) eval.Context {
+	if user == nil {
+		user = &User{}
+	}
+	ctx := eval.Context{
+		UserID: user.UserID, DeviceID: user.DeviceID, Country: user.Country, Region: user.Region,
+		DMA: user.DMA, City: user.City, Language: user.Language, Platform: user.Platform,
+		Version: user.Version, OS: user.OS, DeviceManufacturer: user.DeviceManufacturer,
+		DeviceBrand: user.DeviceBrand, DeviceModel: user.DeviceModel, Carrier: user.Carrier,
+		Library: user.Library, UserProperties: user.UserProperties, Groups: user.Groups,
+		GroupProperties: user.GroupProperties, CohortIDs: user.CohortIDs, GroupCohortIDs: user.GroupCohortIDs,
+	}
+	if ids := fs.refs[cohort.UserGroupType]; len(ids) > 0 && user.UserID != "" {
+		ctx.CohortIDs = fs.cohorts.Memberships(cohort.UserGroupType, user.UserID, ids)
+	}
+	fs.enrichGroups(&ctx, user)
+	return ctx
+}
+
+func (fs *FlagSet) enrichGroups(ctx *eval.Context, user *User) {
+	var enriched map[string]map[string][]string
+	for groupType, names := range user.Groups {
+		ids, targeted := fs.refs[groupType]
+		if !targeted || len(names) == 0 || names[0] == "" {
+			continue
+		}
+		if enriched == nil {
+			enriched = copyGroupCohorts(user.GroupCohortIDs)
+		}
+		if enriched[groupType] == nil {
+			enriched[groupType] = map[string][]string{}
+		} else {
+			enriched[groupType] = copyNames(enriched[groupType])
+		}
+		enriched[groupType][names[0]] = fs.cohorts.Memberships(groupType, names[0], ids)
+	}
+	if enriched != nil {
+		ctx.GroupCohortIDs = enriched
+	}
+}
+
+// copyGroupCohorts copies the outer map only; inner maps are copied before
+// they are written, so the caller's user is never modified.
+func copyGroupCohorts(m map[string]map[string][]string) map[string]map[string][]string {
+	out := make(map[string]map[string][]string, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func copyNames(m map[string][]string) map[string][]string {
+	out := make(map[string][]string, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
