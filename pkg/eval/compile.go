@@ -18,7 +18,13 @@ type Snapshot struct {
 	selectors []selector // shared by conditions and buckets, deduplicated
 	cycle     *CycleError
 	problems  []Problem
+	outcomes  []outcomeInfo
 	pool      sync.Pool
+}
+
+type outcomeInfo struct {
+	flag, segment int
+	variant       string
 }
 
 type compiledFlag struct {
@@ -36,6 +42,7 @@ type compiledSegment struct {
 	bucket  *compiledBucket
 	variant int32            // the segment's own variant, -1 when it names none that exists
 	meta    []map[string]any // merged metadata per variant index; nil when empty
+	outcome int              // Result.Outcome of this segment's first variant
 }
 
 type compiledBucket struct {
@@ -142,6 +149,18 @@ func dedupeFlags(flags []*Flag, s *Snapshot) []*Flag {
 // Problems lists what Compile found suspicious, in config order.
 func (s *Snapshot) Problems() []Problem { return s.problems }
 
+// Outcomes is the number of distinct (flag, segment, variant) outcomes;
+// Result.Outcome is below it. Callers use it to size per-outcome caches
+// (rendered JSON, counters) instead of hashing keys.
+func (s *Snapshot) Outcomes() int { return len(s.outcomes) }
+
+// Outcome describes outcome i: the flag key, the deciding segment's index
+// and the variant key.
+func (s *Snapshot) Outcome(i int) (flagKey string, segment int, variantKey string) {
+	o := s.outcomes[i]
+	return s.flags[o.flag].key, o.segment, o.variant
+}
+
 // Len is the number of flags.
 func (s *Snapshot) Len() int { return len(s.flags) }
 
@@ -163,8 +182,9 @@ func (s *Snapshot) Flag(key string) *Flag {
 }
 
 type compiler struct {
-	snap        *Snapshot
-	selectorIDs map[string]int32
+	snap            *Snapshot
+	selectorIDs     map[string]int32
+	flagPos, segPos int
 }
 
 func (c *compiler) problem(flag, path string, kind ProblemKind, format string, args ...any) {
@@ -210,7 +230,9 @@ func (c *compiler) flag(pos int, f *Flag) compiledFlag {
 		}
 		return -1
 	}
+	c.flagPos = pos
 	for si, seg := range f.Segments {
+		c.segPos = si
 		cf.segments = append(cf.segments, c.segment(f, seg, fmt.Sprintf("%s.segments[%d]", path, si), cf.variants, lookup))
 	}
 	return cf
@@ -218,7 +240,10 @@ func (c *compiler) flag(pos int, f *Flag) compiledFlag {
 
 func (c *compiler) segment(f *Flag, seg *Segment, path string, variants []*compiledVariant, lookup func(string, string) int32) compiledSegment {
 	numVariants := len(variants)
-	cs := compiledSegment{always: seg.Conditions == nil, variant: lookup(seg.Variant, path+".variant")}
+	cs := compiledSegment{always: seg.Conditions == nil, variant: lookup(seg.Variant, path+".variant"), outcome: len(c.snap.outcomes)}
+	for _, v := range variants {
+		c.snap.outcomes = append(c.snap.outcomes, outcomeInfo{flag: c.flagPos, segment: c.segPos, variant: v.key})
+	}
 	if seg.Conditions != nil {
 		cs.groups = make([][]*compiledCondition, len(seg.Conditions))
 		for gi, group := range seg.Conditions {

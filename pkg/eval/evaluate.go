@@ -22,6 +22,9 @@ type Result struct {
 	Metadata map[string]any
 	// Segment is the index of the segment that decided the variant.
 	Segment int
+	// Outcome identifies the (flag, segment, variant) within the Snapshot,
+	// in [0, Snapshot.Outcomes()).
+	Outcome int
 }
 
 // Evaluate evaluates the flags named by flagKeys, plus their dependencies,
@@ -42,6 +45,9 @@ func (s *Snapshot) Evaluate(ctx *Context, flagKeys []string, dst []Result) ([]Re
 	} else if s.cycle != nil {
 		return dst, s.cycle
 	}
+	if dst == nil {
+		dst = make([]Result, 0, len(order))
+	}
 	for _, i := range order {
 		f := &s.flags[i]
 		v, seg := e.evaluateFlag(f)
@@ -53,7 +59,7 @@ func (s *Snapshot) Evaluate(ctx *Context, flagKeys []string, dst []Result) ([]Re
 		e.res[i] = resultSlot{gen: e.gen, variant: variant, meta: meta}
 		dst = append(dst, Result{
 			FlagKey: f.key, Key: variant.key, Value: variant.valueString, RawValue: variant.value,
-			Payload: variant.payload, Metadata: meta, Segment: seg,
+			Payload: variant.payload, Metadata: meta, Segment: seg, Outcome: f.segments[seg].outcome + int(v),
 		})
 	}
 	e.end()

@@ -1,0 +1,406 @@
+package cmd
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/flagkit/experiment/pkg/eval"
+	"github.com/flagkit/experiment/pkg/experiment"
+)
+
+// The batch contract: one output line per input user, in input order,
+// streaming with flat memory, all cores busy. Lines travel in chunks; a
+// bounded number of chunks is in flight, so memory does not grow with the
+// input, and an ordered writer puts them back in sequence.
+const (
+	chunkLines   = 256
+	chunkBytes   = 1 << 20
+	maxLineBytes = 64 << 20
+)
+
+type chunk struct {
+	seq       int
+	firstLine int      // 1-based line number of lines[0]
+	lines     [][]byte // nil entries are blank lines
+	out       bytes.Buffer
+	ends      []int // out offset after each line's output
+	bad       []lineError
+	counts    []int // per eval outcome
+	users     int
+}
+
+type lineError struct {
+	index int // into lines
+	err   error
+}
+
+func runBatch(parent context.Context, opts *evaluateOptions, fs *experiment.FlagSet) error {
+	// A dependency cycle fails every evaluation: say so once, up front.
+	if _, err := fs.EvaluateResults(&experiment.User{}, opts.Keys, nil); err != nil {
+		return evalError(opts.Source.flagsFile, err)
+	}
+	in, name, size, closeIn, err := openUsers(opts)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+
+	b := &batch{opts: opts, fs: fs, name: name, json: opts.output() == "json",
+		counts: make([]int, fs.Snapshot().Outcomes())}
+	if opts.Progress && opts.IO.ErrTTY {
+		b.progress = newProgress(opts.IO.ErrOut, size, opts.IO.ColorErr())
+	}
+	workers := runtime.GOMAXPROCS(0)
+	tokens := make(chan struct{}, 2*workers)
+	jobs := make(chan *chunk, workers)
+	done := make(chan *chunk, 2*workers)
+	readErr := make(chan error, 1)
+
+	go func() { readErr <- b.read(ctx, in, jobs, tokens) }()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := newBatchWorker(fs, opts.Keys)
+			for c := range jobs {
+				w.process(c)
+				done <- c
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(done) }()
+
+	werr := b.write(done, tokens)
+	cancel()
+	for range done { // drain so workers can exit
+	}
+	rerr := <-readErr
+	b.progress.finish()
+	if werr == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
+		werr = rerr
+	}
+	if werr == nil && parent.Err() != nil {
+		werr = parent.Err() // interrupted: what was written is whole lines
+	}
+	if err := b.finishOutput(werr); err != nil && werr == nil {
+		werr = err
+	}
+	if werr == nil && opts.Stats {
+		werr = b.printStats()
+	}
+	return werr
+}
+
+func openUsers(opts *evaluateOptions) (r io.Reader, name string, size int64, closeFn func(), err error) {
+	if opts.UsersFile == "-" {
+		return opts.IO.In, "stdin", 0, func() {}, nil
+	}
+	f, err := os.Open(opts.UsersFile)
+	if err != nil {
+		return nil, "", 0, nil, fileError(err)
+	}
+	if st, err := f.Stat(); err == nil {
+		if st.IsDir() {
+			f.Close()
+			return nil, "", 0, nil, inputError(fmt.Errorf("--users %s: is a directory", opts.UsersFile))
+		}
+		size = st.Size()
+	}
+	return f, opts.UsersFile, size, func() { f.Close() }, nil
+}
+
+type batch struct {
+	opts     *evaluateOptions
+	fs       *experiment.FlagSet
+	name     string
+	json     bool // a JSON array rather than JSON Lines
+	written  int  // users written so far
+	counts   []int
+	users    int
+	progress *progress
+}
+
+// read splits the input into chunks. A line longer than maxLineBytes is an
+// error, or skipped with --skip-invalid, but is never held in memory whole.
+func (b *batch) read(ctx context.Context, in io.Reader, jobs chan<- *chunk, tokens chan struct{}) error {
+	defer close(jobs)
+	r := bufio.NewReaderSize(in, 256<<10)
+	line, seq := 0, 0
+	c := &chunk{firstLine: 1}
+	size := 0
+	send := func() bool {
+		select {
+		case tokens <- struct{}{}:
+		case <-ctx.Done():
+			return false
+		}
+		c.seq = seq
+		seq++
+		select {
+		case jobs <- c:
+		case <-ctx.Done():
+			return false
+		}
+		c = &chunk{firstLine: line + 1}
+		size = 0
+		return true
+	}
+	for {
+		data, tooLong, err := readLine(r)
+		if err != nil && err != io.EOF {
+			return ioError(fmt.Errorf("%s: line %d: %w", b.name, line+1, err))
+		}
+		if data == nil && !tooLong && err == io.EOF {
+			break
+		}
+		line++
+		b.progress.add(len(data) + 1)
+		switch {
+		case tooLong:
+			c.bad = append(c.bad, lineError{len(c.lines), fmt.Errorf("longer than %d MiB", maxLineBytes>>20)})
+			c.lines = append(c.lines, nil)
+		case len(bytes.TrimSpace(data)) == 0:
+			c.lines = append(c.lines, nil)
+		default:
+			c.lines = append(c.lines, data)
+			size += len(data)
+		}
+		if (len(c.lines) >= chunkLines || size >= chunkBytes) && !send() {
+			return ctx.Err()
+		}
+		if err == io.EOF {
+			break
+		}
+	}
+	if len(c.lines) > 0 && !send() {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// readLine returns one line without its newline (a copy, since chunks
+// outlive the reader's buffer), or tooLong after discarding an over-long one.
+func readLine(r *bufio.Reader) (line []byte, tooLong bool, err error) {
+	var buf []byte
+	for {
+		frag, err := r.ReadSlice('\n')
+		if len(buf)+len(frag) > maxLineBytes {
+			tooLong, buf = true, nil
+		}
+		if !tooLong {
+			buf = append(buf, frag...)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err == io.EOF && len(buf) == 0 && !tooLong && len(frag) == 0 {
+			return nil, false, io.EOF
+		}
+		buf = bytes.TrimRight(buf, "\r\n")
+		if buf == nil && !tooLong {
+			buf = []byte{}
+		}
+		return buf, tooLong, err
+	}
+}
+
+// write emits chunks in sequence. The first invalid line, unless skipped,
+// ends the output after the lines before it.
+func (b *batch) write(done <-chan *chunk, tokens <-chan struct{}) error {
+	pending := map[int]*chunk{}
+	next := 0
+	if b.json {
+		if _, err := io.WriteString(b.opts.IO.Out, "["); err != nil {
+			return ioError(err)
+		}
+	}
+	for c := range done {
+		pending[c.seq] = c
+		for {
+			c, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			next++
+			<-tokens
+			if err := b.emit(c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (b *batch) emit(c *chunk) error {
+	out := c.out.Bytes()
+	limit := len(c.lines)
+	var stop error
+	for _, bad := range c.bad {
+		where := fmt.Sprintf("%s:%d", b.name, c.firstLine+bad.index)
+		if b.opts.SkipInvalid {
+			fmt.Fprintf(b.opts.IO.ErrOut, "experiment: skipped %s: %v\n", where, bad.err)
+			continue
+		}
+		limit = bad.index
+		stop = inputError(fmt.Errorf("%s: %w", where, bad.err))
+		break
+	}
+	end := len(out)
+	if limit < len(c.lines) {
+		end = 0
+		if limit > 0 {
+			end = c.ends[limit-1]
+		}
+	}
+	if err := b.writeUsers(out[:end]); err != nil {
+		return err
+	}
+	if stop != nil {
+		return stop
+	}
+	b.users += c.users
+	for i, n := range c.counts {
+		b.counts[i] += n
+	}
+	return nil
+}
+
+// writeUsers writes complete user lines; in JSON array form they are
+// separated by commas.
+func (b *batch) writeUsers(out []byte) error {
+	if len(out) == 0 {
+		return nil
+	}
+	var err error
+	if b.json {
+		for _, line := range bytes.SplitAfter(out, []byte{'\n'}) {
+			if len(line) == 0 {
+				continue
+			}
+			sep := ",\n"
+			if b.written == 0 {
+				sep = "\n"
+			}
+			b.written++
+			if _, err = io.WriteString(b.opts.IO.Out, sep); err == nil {
+				_, err = b.opts.IO.Out.Write(bytes.TrimSuffix(line, []byte{'\n'}))
+			}
+			if err != nil {
+				break
+			}
+		}
+	} else {
+		_, err = b.opts.IO.Out.Write(out)
+	}
+	if err != nil {
+		return ioError(fmt.Errorf("writing output: %w", err))
+	}
+	return nil
+}
+
+func (b *batch) finishOutput(runErr error) error {
+	if !b.json || runErr != nil {
+		return nil
+	}
+	tail := "]\n"
+	if b.written > 0 {
+		tail = "\n]\n"
+	}
+	if _, err := io.WriteString(b.opts.IO.Out, tail); err != nil {
+		return ioError(fmt.Errorf("writing output: %w", err))
+	}
+	return nil
+}
+
+// batchWorker evaluates chunks with reused buffers and a cache of each
+// outcome's rendered JSON, so a user costs a decode, an evaluation and a copy.
+type batchWorker struct {
+	fs       *experiment.FlagSet
+	keys     []string
+	results  []eval.Result
+	rendered [][]byte
+}
+
+func newBatchWorker(fs *experiment.FlagSet, keys []string) *batchWorker {
+	return &batchWorker{fs: fs, keys: keys, rendered: make([][]byte, fs.Snapshot().Outcomes())}
+}
+
+func (w *batchWorker) process(c *chunk) {
+	c.counts = make([]int, len(w.rendered))
+	c.ends = make([]int, len(c.lines))
+	skip := make([]bool, len(c.lines))
+	for _, bad := range c.bad {
+		skip[bad.index] = true
+	}
+	for i, line := range c.lines {
+		switch {
+		case skip[i]:
+			// already reported: over-long line
+		case line == nil:
+			// blank line: no user, no output
+		default:
+			if err := w.user(c, line); err != nil {
+				c.bad = append(c.bad, lineError{i, err})
+			}
+		}
+		c.ends[i] = c.out.Len()
+	}
+	slices.SortFunc(c.bad, func(a, b lineError) int { return a.index - b.index })
+	c.lines = nil // the input is no longer needed; free it before the writer runs
+}
+
+func (w *batchWorker) user(c *chunk, line []byte) error {
+	user, err := experiment.DecodeUser(line)
+	if err != nil {
+		if errors.Is(err, experiment.ErrNotObject) {
+			return errors.New("not a JSON object")
+		}
+		return err
+	}
+	w.results, err = w.fs.EvaluateResults(user, w.keys, w.results[:0])
+	if err != nil {
+		return err
+	}
+	results := onlyRequested(w.results, w.keys)
+	slices.SortFunc(results, func(a, b eval.Result) int { return strings.Compare(a.FlagKey, b.FlagKey) })
+	c.out.WriteByte('{')
+	for i, r := range results {
+		if i > 0 {
+			c.out.WriteByte(',')
+		}
+		c.out.Write(w.render(r))
+		c.counts[r.Outcome]++
+	}
+	c.out.WriteString("}\n")
+	c.users++
+	return nil
+}
+
+// render is `"flag":{"key":…,"value":…,"payload":…,"metadata":…}`, computed
+// once per outcome: the same outcome always renders the same bytes.
+func (w *batchWorker) render(r eval.Result) []byte {
+	if b := w.rendered[r.Outcome]; b != nil {
+		return b
+	}
+	var buf bytes.Buffer
+	_ = writeJSON(&buf, r.FlagKey, false)
+	buf.Truncate(buf.Len() - 1)
+	buf.WriteByte(':')
+	_ = writeJSON(&buf, experiment.VariantOf(r), false)
+	buf.Truncate(buf.Len() - 1)
+	w.rendered[r.Outcome] = buf.Bytes()
+	return w.rendered[r.Outcome]
+}

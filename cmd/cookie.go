@@ -1,0 +1,192 @@
+package cmd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flagkit/experiment/pkg/cookie"
+	"github.com/flagkit/experiment/pkg/experiment"
+)
+
+func newCookieCmd(f *Factory) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "cookie",
+		Short: "Name, parse and generate the Amplitude identity cookie",
+		Long: "The Amplitude identity cookie carries the browser's device id (and user id once logged in).\n" +
+			"Server code needs the same device id to evaluate flags consistently with the browser.",
+	}
+	c.AddCommand(newCookieNameCmd(f), newCookieParseCmd(f), newCookieGenerateCmd(f))
+	return c
+}
+
+// formatFlags picks the cookie format: legacy (amplitude-js) unless
+// --new-format (Browser SDK 2.0) says otherwise.
+type formatFlags struct{ newFormat, legacy bool }
+
+func (ff *formatFlags) register(c *cobra.Command, withLegacy bool) {
+	c.Flags().BoolVar(&ff.newFormat, "new-format", false, "Browser SDK 2.0 format (AMP_ cookie, base64 JSON)")
+	if withLegacy {
+		c.Flags().BoolVar(&ff.legacy, "legacy", false, "legacy amplitude-js format (amp_ cookie, dotted)")
+		c.MarkFlagsMutuallyExclusive("new-format", "legacy")
+	}
+}
+
+func (ff *formatFlags) format() cookie.Format {
+	if ff.newFormat {
+		return cookie.BrowserSDK2
+	}
+	return cookie.Legacy
+}
+
+func newCookieNameCmd(f *Factory) *cobra.Command {
+	var ff formatFlags
+	var apiKey string
+	c := &cobra.Command{
+		Use:   "name --api-key KEY [--new-format]",
+		Short: "Print the identity cookie's name for an analytics API key",
+		Args:  argsUsage(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			key := firstNonEmpty(apiKey, f.IO.env("EXPERIMENT_API_KEY"), f.IO.env("AMPLITUDE_API_KEY"))
+			if key == "" {
+				return withHint(usageError("an API key is needed: --api-key or EXPERIMENT_API_KEY"),
+					"it is the analytics project's API key, under Settings > Projects in Amplitude")
+			}
+			name, err := cookie.Name(key, ff.format())
+			if err != nil {
+				return inputError(err)
+			}
+			_, err = fmt.Fprintln(f.IO.Out, name)
+			return err
+		},
+	}
+	c.Flags().StringVar(&apiKey, "api-key", "", "analytics API key (env EXPERIMENT_API_KEY)")
+	ff.register(c, false)
+	return c
+}
+
+func newCookieParseCmd(f *Factory) *cobra.Command {
+	var ff formatFlags
+	var output, apiKey string
+	c := &cobra.Command{
+		Use:   "parse VALUE|-",
+		Short: "Decode the device id and user id in a cookie value (or a whole Cookie header)",
+		Long: "Decode an Amplitude identity cookie. VALUE is the cookie's value, a whole Cookie header\n" +
+			"(name=value; ...), or - to read it from stdin. The format is detected unless --new-format\n" +
+			"or --legacy says which. With -o json it prints a user object that evaluate accepts:\n\n" +
+			"  experiment cookie parse \"$C\" -o json | experiment evaluate --flags flags.json --user -",
+		Args: argsUsage(cobra.ExactArgs(1)),
+		RunE: func(c *cobra.Command, args []string) error {
+			value, err := cookieArg(args[0], f.IO.In)
+			if err != nil {
+				return err
+			}
+			id, format, err := parseCookie(value, apiKey, ff, c.Flags().Changed("new-format") || c.Flags().Changed("legacy"))
+			if err != nil {
+				return err
+			}
+			return renderIdentity(f.IO, output, id, format)
+		},
+	}
+	ff.register(c, true)
+	c.Flags().StringVar(&apiKey, "api-key", "", "with a Cookie header: pick the cookie named for this analytics API key")
+	c.Flags().StringVarP(&output, "output", "o", "", "output format: table|json (default: table on a terminal, json otherwise)")
+	return c
+}
+
+func cookieArg(arg string, stdin io.Reader) (string, error) {
+	if arg != "-" {
+		return strings.TrimSpace(arg), nil
+	}
+	data, err := io.ReadAll(io.LimitReader(stdin, 1<<20))
+	if err != nil {
+		return "", ioError(fmt.Errorf("stdin: %w", err))
+	}
+	return strings.TrimSpace(string(data)), nil
+}
+
+func parseCookie(value, apiKey string, ff formatFlags, explicit bool) (cookie.Identity, cookie.Format, error) {
+	if strings.Contains(value, "=") && (strings.Contains(value, ";") || strings.HasPrefix(strings.ToLower(value), "amp_")) {
+		v, format, err := cookie.FromHeader(value, apiKey)
+		if err != nil {
+			return cookie.Identity{}, 0, cookieError(err)
+		}
+		value = v
+		if !explicit {
+			ff.newFormat = format == cookie.BrowserSDK2
+			explicit = true
+		}
+	}
+	if explicit {
+		id, err := cookie.Parse(value, ff.format())
+		return id, ff.format(), cookieError(err)
+	}
+	id, format, err := cookie.ParseAuto(value)
+	return id, format, cookieError(err)
+}
+
+func cookieError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, cookie.ErrMalformed) {
+		return inputError(fmt.Errorf("malformed cookie: %w", err))
+	}
+	return inputError(err)
+}
+
+func renderIdentity(ios *IOStreams, output string, id cookie.Identity, format cookie.Format) error {
+	if output == "" {
+		output = "json"
+		if ios.OutTTY {
+			output = "table"
+		}
+	}
+	switch output {
+	case "json":
+		return writeJSON(ios.Out, experiment.User{DeviceID: id.DeviceID, UserID: id.UserID}, true)
+	case "table":
+		t := newTable(ios, "FIELD", "VALUE")
+		t.addRow(styleNone, "format", format.String())
+		t.addRow(styleNone, "device_id", id.DeviceID)
+		t.addRow(styleNone, "user_id", id.UserID)
+		return t.render(ios.Out)
+	}
+	return usageError("--output %q: want table or json", output)
+}
+
+func newCookieGenerateCmd(f *Factory) *cobra.Command {
+	var ff formatFlags
+	var deviceID string
+	c := &cobra.Command{
+		Use:   "generate --device-id ID [--new-format]",
+		Short: "Print a cookie value that carries a device id",
+		Args:  argsUsage(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			if deviceID == "" {
+				return usageError("--device-id is required")
+			}
+			v, err := cookie.Generate(deviceID, ff.format())
+			if err != nil {
+				return inputError(err)
+			}
+			_, err = fmt.Fprintln(f.IO.Out, v)
+			return err
+		},
+	}
+	c.Flags().StringVar(&deviceID, "device-id", "", "the device id to carry")
+	ff.register(c, false)
+	return c
+}
+
+func firstNonEmpty(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

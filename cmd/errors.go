@@ -1,0 +1,93 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Exit codes: the contract of CLI.md. Scripts depend on them.
+const (
+	ExitOK          = 0
+	ExitCheckFailed = 1
+	ExitUsage       = 2
+	ExitInput       = 3
+	ExitAuth        = 4
+	ExitNetwork     = 5
+	ExitIO          = 6
+	ExitInterrupted = 130
+)
+
+// exitError carries the exit code of a failure and an optional hint line.
+type exitError struct {
+	code int
+	err  error
+	hint string
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageError(format string, args ...any) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
+}
+
+func inputError(err error) error  { return &exitError{code: ExitInput, err: err} }
+func ioError(err error) error     { return &exitError{code: ExitIO, err: err} }
+func withHint(err error, hint string) error {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return &exitError{code: ee.code, err: ee.err, hint: hint}
+	}
+	return &exitError{code: ExitCheckFailed, err: err, hint: hint}
+}
+
+// silentError ends a command with a code after it has already reported
+// what went wrong (assert's diff, test's summary).
+type silentError struct{ code int }
+
+func (e *silentError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// exitCode maps an error to the exit code of CLI.md, in one place.
+func exitCode(ctx context.Context, err error) int {
+	var se *silentError
+	var ee *exitError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, context.Canceled) || ctx.Err() != nil:
+		return ExitInterrupted
+	case errors.As(err, &se):
+		return se.code
+	case errors.As(err, &ee):
+		return ee.code
+	case isCobraUsageError(err):
+		return ExitUsage
+	}
+	return ExitCheckFailed
+}
+
+// isCobraUsageError recognises the errors cobra returns for argv it could
+// not parse; it has no typed errors for them.
+func isCobraUsageError(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "invalid argument", "flag needs an argument", "accepts ", "requires at least", "requires at most", "required flag"} {
+		if strings.HasPrefix(msg, p) || strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// errorLines renders an error as CLI.md wants it: one line, then an
+// optional hint line.
+func errorLines(err error) string {
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	out := "experiment: " + msg + "\n"
+	var ee *exitError
+	if errors.As(err, &ee) && ee.hint != "" {
+		out += "hint: " + ee.hint + "\n"
+	}
+	return out
+}

@@ -1,0 +1,191 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flagkit/experiment/pkg/eval"
+	"github.com/flagkit/experiment/pkg/experiment"
+)
+
+type evaluateOptions struct {
+	IO          *IOStreams
+	Source      flagSource
+	User        userFlags
+	UsersFile   string
+	Output      string
+	Stats       bool
+	SkipInvalid bool
+	Progress    bool
+	Keys        []string
+	userGiven   bool
+	cmd         *cobra.Command
+}
+
+func newEvaluateCmd(f *Factory, runF func(context.Context, *evaluateOptions) error) *cobra.Command {
+	opts := &evaluateOptions{IO: f.IO}
+	c := &cobra.Command{
+		Use:   "evaluate [FLAG_KEY...]",
+		Short: "Evaluate flags locally for one user or a file of users",
+		Long: "Evaluate flags locally, offline, exactly as Amplitude's engine does.\n\n" +
+			"With FLAG_KEYs, only those flags are shown (their dependencies are still evaluated).\n" +
+			"One user comes from the user flags; many come from --users FILE (JSON Lines), and then\n" +
+			"the output is one line per user, in input order.",
+		Example: `  experiment evaluate --flags testdata/flags.json --user @testdata/user.json
+  experiment evaluate --flags flags.json --user-id u1 -p plan=pro new-editor
+  experiment evaluate --flags flags.json --users users.jsonl -o jsonl --stats`,
+		RunE: func(c *cobra.Command, args []string) error {
+			opts.Keys = args
+			opts.cmd = c
+			opts.userGiven = opts.User.given(c.Flags())
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(c.Context(), opts)
+			}
+			return runEvaluate(c.Context(), opts)
+		},
+	}
+	fl := c.Flags()
+	opts.Source.register(fl)
+	opts.User.register(fl)
+	fl.StringVar(&opts.UsersFile, "users", "", "evaluate many users: a JSON Lines file, or - for stdin")
+	fl.StringVarP(&opts.Output, "output", "o", "", "output format: table|json|jsonl|yaml (default: table on a terminal, json otherwise; jsonl with --users)")
+	fl.BoolVar(&opts.Stats, "stats", false, "with --users: print per flag and variant counts and shares on stderr")
+	fl.BoolVar(&opts.SkipInvalid, "skip-invalid", false, "with --users: report and skip lines that are not user objects instead of failing")
+	fl.BoolVar(&opts.Progress, "progress", true, "with --users: show a progress bar on stderr when it is a terminal")
+	_ = c.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "jsonl", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
+	return c
+}
+
+func (o *evaluateOptions) validate() error {
+	if o.Output == "" && o.IO.Getenv != nil {
+		o.Output = o.IO.Getenv("EXPERIMENT_OUTPUT")
+	}
+	if o.Output != "" && !slices.Contains([]string{"table", "json", "jsonl", "yaml"}, o.Output) {
+		return usageError("--output %q: want table, json, jsonl or yaml", o.Output)
+	}
+	if o.UsersFile != "" {
+		if o.userGiven {
+			return usageError("--users cannot be combined with a single user's flags (--user, --user-id, -p, ...)")
+		}
+		if o.Output == "table" || o.Output == "yaml" {
+			return withHint(usageError("--users writes jsonl or json, not %s", o.Output), "use --stats for a summary table")
+		}
+		if o.UsersFile == "-" && (o.Source.flagsFile == "-" || o.User.user == "-") {
+			return usageError("only one of --users and --flags can read stdin")
+		}
+	} else if o.Stats || o.SkipInvalid {
+		return usageError("--stats and --skip-invalid need --users")
+	}
+	if o.Source.flagsFile == "-" && o.User.user == "-" {
+		return usageError("only one of --user and --flags can read stdin")
+	}
+	return nil
+}
+
+func runEvaluate(ctx context.Context, opts *evaluateOptions) error {
+	fs, err := opts.Source.load(&Factory{IO: opts.IO})
+	if err != nil {
+		return err
+	}
+	if err := checkKeys(fs, opts.Keys, opts.Source.flagsFile); err != nil {
+		return err
+	}
+	if opts.UsersFile != "" {
+		return runBatch(ctx, opts, fs)
+	}
+	user, err := opts.User.build(opts.cmd.Flags(), opts.IO.In)
+	if err != nil {
+		return err
+	}
+	results, err := fs.EvaluateResults(user, opts.Keys, nil)
+	if err != nil {
+		return evalError(opts.Source.flagsFile, err)
+	}
+	return renderVariants(opts.IO, opts.output(), onlyRequested(results, opts.Keys))
+}
+
+func (o *evaluateOptions) output() string {
+	switch {
+	case o.Output != "":
+		return o.Output
+	case o.UsersFile != "":
+		return "jsonl"
+	case o.IO.OutTTY:
+		return "table"
+	}
+	return "json"
+}
+
+// evalError reports an evaluation failure (a dependency cycle) as bad input.
+func evalError(file string, err error) error {
+	var ce *eval.CycleError
+	if errors.As(err, &ce) {
+		return withHint(inputError(fmt.Errorf("%s: %w", file, err)), "name flags outside the cycle, or fix their dependencies")
+	}
+	return err
+}
+
+// checkKeys rejects unknown flag keys: the SDK ignores them, but on the
+// command line an unknown key is almost always a typo.
+func checkKeys(fs *experiment.FlagSet, keys []string, file string) error {
+	snap := fs.Snapshot()
+	for _, k := range keys {
+		if snap.Flag(k) != nil {
+			continue
+		}
+		err := usageError("unknown flag %q: not in %s", k, file)
+		if near := closestKey(k, snap.Keys()); near != "" {
+			return withHint(err, fmt.Sprintf("did you mean %q?", near))
+		}
+		return withHint(err, "see 'experiment flags list'")
+	}
+	return nil
+}
+
+// onlyRequested keeps the named flags' results (dependencies are evaluated
+// but not shown); all results when no flag is named.
+func onlyRequested(results []eval.Result, keys []string) []eval.Result {
+	if len(keys) == 0 {
+		return results
+	}
+	return slices.DeleteFunc(results, func(r eval.Result) bool { return !slices.Contains(keys, r.FlagKey) })
+}
+
+// closestKey suggests a key within a small edit distance.
+func closestKey(k string, keys []string) string {
+	best, bestD := "", 4
+	for _, c := range keys {
+		if d := editDistance(strings.ToLower(k), strings.ToLower(c)); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,130 @@
+package cmd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/pflag"
+
+	"github.com/flagkit/experiment/pkg/cohort"
+	"github.com/flagkit/experiment/pkg/eval"
+	"github.com/flagkit/experiment/pkg/experiment"
+)
+
+// maxFlagsBytes bounds a flag config document; the largest real deployments
+// are a few megabytes.
+const maxFlagsBytes = 256 << 20
+
+// flagSource is where flag configs and cohorts come from.
+type flagSource struct {
+	flagsFile  string
+	cohortsDir string
+	strict     bool
+}
+
+func (s *flagSource) register(fs *pflag.FlagSet) {
+	fs.StringVar(&s.flagsFile, "flags", "", "flag configs: a JSON file (the body of GET /sdk/v2/flags), or - for stdin")
+	fs.StringVar(&s.cohortsDir, "cohorts", "", "directory of cohort files <cohortId>.json (the body of GET /sdk/v1/cohort/<id>)")
+	fs.BoolVar(&s.strict, "strict", false, "fail on config problems the engine tolerates (unknown operators, bad regexes, missing dependencies)")
+}
+
+// load reads, compiles and checks the flag set, warning on stderr about
+// what the engine tolerates unless strict makes it an error.
+func (s *flagSource) load(f *Factory) (*experiment.FlagSet, error) {
+	if s.flagsFile == "" {
+		return nil, withHint(usageError("no flag configs: pass --flags FILE"),
+			"try: experiment evaluate --flags testdata/flags.json --user-id user-1")
+	}
+	data, name, err := s.readFlags(f.IO.In)
+	if err != nil {
+		return nil, err
+	}
+	flags, err := eval.DecodeFlags(data)
+	if err != nil {
+		var pe *eval.ParseError
+		if errors.As(err, &pe) {
+			pe.File = name
+		}
+		return nil, inputError(err)
+	}
+	store, err := s.loadCohorts(f, cohort.Referenced(flags).All())
+	if err != nil {
+		return nil, err
+	}
+	fs, err := experiment.NewFlagSet(flags, store)
+	if err != nil {
+		return nil, inputError(fmt.Errorf("%s: %w", name, err))
+	}
+	return fs, s.reportProblems(f, name, fs.Snapshot().Problems())
+}
+
+func (s *flagSource) readFlags(stdin io.Reader) ([]byte, string, error) {
+	if s.flagsFile == "-" {
+		data, err := io.ReadAll(io.LimitReader(stdin, maxFlagsBytes+1))
+		if err != nil {
+			return nil, "", ioError(fmt.Errorf("stdin: %w", err))
+		}
+		if len(data) > maxFlagsBytes {
+			return nil, "", inputError(fmt.Errorf("stdin: flag configs larger than %d MiB", maxFlagsBytes>>20))
+		}
+		return data, "stdin", nil
+	}
+	data, err := readFileLimited(s.flagsFile, maxFlagsBytes)
+	return data, s.flagsFile, err
+}
+
+// reportProblems prints the first few problems as warnings; with --strict,
+// any problem other than a missing variant or a duplicate is an error.
+func (s *flagSource) reportProblems(f *Factory, name string, problems []eval.Problem) error {
+	if len(problems) == 0 {
+		return nil
+	}
+	if s.strict {
+		p := problems[0]
+		return inputError(fmt.Errorf("%s: %s: %s", name, p.Path, p.Message))
+	}
+	const shown = 3
+	for i, p := range problems {
+		if i == shown {
+			fmt.Fprintf(f.IO.ErrOut, "experiment: warning: %s: %d more problems (use --strict to fail on them)\n", name, len(problems)-shown)
+			break
+		}
+		fmt.Fprintf(f.IO.ErrOut, "experiment: warning: %s: %s: %s\n", name, p.Path, p.Message)
+	}
+	return nil
+}
+
+// loadCohorts reads the referenced cohorts from --cohorts DIR, as a cohort
+// sync would have stored them: a targeted cohort without a file has no
+// members, and says so.
+func (s *flagSource) loadCohorts(f *Factory, ids []string) (*cohort.Store, error) {
+	if s.cohortsDir == "" {
+		return nil, nil
+	}
+	if st, err := os.Stat(s.cohortsDir); err != nil {
+		return nil, fileError(err)
+	} else if !st.IsDir() {
+		return nil, inputError(fmt.Errorf("--cohorts %s: not a directory", s.cohortsDir))
+	}
+	var cohorts []*cohort.Cohort
+	for _, id := range ids {
+		path := filepath.Join(s.cohortsDir, id+".json")
+		data, err := readFileLimited(path, maxFlagsBytes)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				fmt.Fprintf(f.IO.ErrOut, "experiment: warning: cohort %s is targeted but %s does not exist; nobody is a member\n", id, path)
+				continue
+			}
+			return nil, err
+		}
+		c, err := cohort.Decode(data)
+		if err != nil {
+			return nil, inputError(fmt.Errorf("%s: %w", path, err))
+		}
+		cohorts = append(cohorts, c)
+	}
+	return cohort.NewStore(cohorts...), nil
+}

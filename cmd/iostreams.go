@@ -1,0 +1,75 @@
+package cmd
+
+import (
+	"io"
+	"os"
+	"strconv"
+
+	"golang.org/x/term"
+)
+
+// IOStreams is every way a command talks to the outside: its streams, what
+// they are connected to, and the environment. Commands never touch os.*
+// directly, so tests run them against buffers.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+
+	InTTY, OutTTY, ErrTTY bool
+	Width                 int // columns of the terminal on Out; 0 when not one
+	Getenv                func(string) string
+	// InFile is In when it is a regular file or pipe of the process, for
+	// progress reporting; nil in tests.
+	InFile *os.File
+}
+
+// System returns the streams of this process.
+func System() *IOStreams {
+	s := &IOStreams{
+		In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, InFile: os.Stdin,
+		InTTY:  term.IsTerminal(int(os.Stdin.Fd())),
+		OutTTY: term.IsTerminal(int(os.Stdout.Fd())),
+		ErrTTY: term.IsTerminal(int(os.Stderr.Fd())),
+		Getenv: os.Getenv,
+	}
+	if s.OutTTY {
+		if w, _, err := term.GetSize(int(os.Stdout.Fd())); err == nil {
+			s.Width = w
+		}
+	}
+	if cols, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && cols > 0 {
+		s.Width = cols
+	}
+	return s
+}
+
+// ColorOut reports whether stdout gets colour: never with NO_COLOR (any
+// non-empty value) or TERM=dumb, always with CLICOLOR_FORCE, otherwise on a
+// terminal only. Decided here, once, for every command.
+func (s *IOStreams) ColorOut() bool { return s.colorOn(s.OutTTY) }
+
+// ColorErr is ColorOut for stderr.
+func (s *IOStreams) ColorErr() bool { return s.colorOn(s.ErrTTY) }
+
+func (s *IOStreams) colorOn(isTTY bool) bool {
+	env := s.Getenv
+	if env == nil {
+		env = func(string) string { return "" }
+	}
+	if env("NO_COLOR") != "" || env("TERM") == "dumb" {
+		return false
+	}
+	if f := env("CLICOLOR_FORCE"); f != "" && f != "0" {
+		return true
+	}
+	return isTTY && env("CLICOLOR") != "0"
+}
+
+// env reads an environment variable through the injected Getenv.
+func (s *IOStreams) env(key string) string {
+	if s.Getenv == nil {
+		return ""
+	}
+	return s.Getenv(key)
+}

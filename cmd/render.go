@@ -1,0 +1,223 @@
+package cmd
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/fatih/color"
+	"github.com/mattn/go-runewidth"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/flagkit/experiment/pkg/eval"
+	"github.com/flagkit/experiment/pkg/experiment"
+)
+
+// renderVariants prints one user's results in the chosen form. JSON is the
+// contract for scripts: identical bytes on a terminal and in a pipe.
+func renderVariants(ios *IOStreams, format string, results []eval.Result) error {
+	variants := make(map[string]experiment.Variant, len(results))
+	for _, r := range results {
+		variants[r.FlagKey] = experiment.VariantOf(r)
+	}
+	var err error
+	switch format {
+	case "json":
+		err = writeJSON(ios.Out, variants, true)
+	case "jsonl":
+		err = writeJSON(ios.Out, variants, false)
+	case "yaml":
+		err = writeYAML(ios.Out, variants)
+	default:
+		err = variantTable(ios, results).render(ios.Out)
+	}
+	if err != nil {
+		return ioError(fmt.Errorf("writing output: %w", err))
+	}
+	return nil
+}
+
+// writeJSON encodes v with sorted keys, no HTML escaping and a trailing
+// newline; indented unless compact.
+func writeJSON(w io.Writer, v any, indent bool) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	if indent {
+		enc.SetIndent("", "  ")
+	}
+	return enc.Encode(v)
+}
+
+// writeYAML goes through JSON so that field names are the JSON contract's.
+func writeYAML(w io.Writer, v any) error {
+	var buf bytes.Buffer
+	if err := writeJSON(&buf, v, false); err != nil {
+		return err
+	}
+	var generic any
+	if err := json.Unmarshal(buf.Bytes(), &generic); err != nil {
+		return err
+	}
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(generic); err != nil {
+		return err
+	}
+	return enc.Close()
+}
+
+func variantTable(ios *IOStreams, results []eval.Result) *table {
+	sorted := slices.Clone(results)
+	slices.SortFunc(sorted, func(a, b eval.Result) int { return strings.Compare(a.FlagKey, b.FlagKey) })
+	t := newTable(ios, "FLAG", "VARIANT", "VALUE", "SEGMENT", "PAYLOAD")
+	for _, r := range sorted {
+		v := experiment.VariantOf(r)
+		segment, _ := r.Metadata["segmentName"].(string)
+		style := styleNone
+		if v.IsDefault() {
+			style = styleDim
+		} else {
+			style = styleHighlight
+		}
+		payload := ""
+		if r.Payload != nil {
+			b, _ := json.Marshal(r.Payload)
+			payload = string(b)
+		}
+		t.addRow(style, r.FlagKey, v.Key, v.Value, segment, payload)
+	}
+	return t
+}
+
+type rowStyle int
+
+const (
+	styleNone rowStyle = iota
+	styleDim
+	styleHighlight
+	styleBad
+)
+
+// table prints aligned, width-fitted columns with a header and colour on a
+// terminal, and tab-separated values without header, truncation or colour
+// otherwise, like gh.
+type table struct {
+	tty    bool
+	color  bool
+	width  int
+	header []string
+	rows   [][]string
+	styles []rowStyle
+}
+
+func newTable(ios *IOStreams, header ...string) *table {
+	return &table{tty: ios.OutTTY, color: ios.ColorOut(), width: ios.Width, header: header}
+}
+
+func (t *table) addRow(style rowStyle, cells ...string) {
+	for i, c := range cells {
+		cells[i] = strings.Map(func(r rune) rune {
+			if r == '\n' || r == '\t' || r == '\r' {
+				return ' '
+			}
+			return r
+		}, c)
+	}
+	t.rows = append(t.rows, cells)
+	t.styles = append(t.styles, style)
+}
+
+func (t *table) render(w io.Writer) error {
+	var b strings.Builder
+	if !t.tty {
+		for _, r := range t.rows {
+			b.WriteString(strings.Join(r, "\t"))
+			b.WriteByte('\n')
+		}
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
+	widths := t.columnWidths()
+	t.writeRow(&b, t.header, widths, styleNone, true)
+	for i, r := range t.rows {
+		t.writeRow(&b, r, widths, t.styles[i], false)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// columnWidths fits the columns to the terminal by shrinking the widest
+// ones, the last column first, never below 8 characters.
+func (t *table) columnWidths() []int {
+	widths := make([]int, len(t.header))
+	for i, h := range t.header {
+		widths[i] = runewidth.StringWidth(h)
+	}
+	for _, r := range t.rows {
+		for i, c := range r {
+			widths[i] = max(widths[i], runewidth.StringWidth(c))
+		}
+	}
+	if t.width <= 0 {
+		return widths
+	}
+	total := func() int {
+		n := 2 * (len(widths) - 1)
+		for _, w := range widths {
+			n += w
+		}
+		return n
+	}
+	for total() > t.width {
+		widest := len(widths) - 1
+		for i := range widths {
+			if widths[i] > widths[widest] {
+				widest = i
+			}
+		}
+		if widths[widest] <= 8 {
+			break
+		}
+		widths[widest]--
+	}
+	return widths
+}
+
+func (t *table) writeRow(b *strings.Builder, cells []string, widths []int, style rowStyle, header bool) {
+	for i, c := range cells {
+		c = runewidth.Truncate(c, widths[i], "…")
+		pad := widths[i] - runewidth.StringWidth(c)
+		if i == len(cells)-1 {
+			pad = 0
+		}
+		b.WriteString(t.paint(c, style, header, i))
+		if i < len(cells)-1 {
+			b.WriteString(strings.Repeat(" ", pad+2))
+		}
+	}
+	b.WriteByte('\n')
+}
+
+func (t *table) paint(s string, style rowStyle, header bool, col int) string {
+	if !t.color || s == "" {
+		return s
+	}
+	var c *color.Color
+	switch {
+	case header:
+		c = color.New(color.Bold)
+	case style == styleDim:
+		c = color.New(color.Faint)
+	case style == styleHighlight && col == 1:
+		c = color.New(color.FgGreen)
+	case style == styleBad && col == 1:
+		c = color.New(color.FgRed)
+	default:
+		return s
+	}
+	c.EnableColor()
+	return c.Sprint(s)
+}

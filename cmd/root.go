@@ -1,0 +1,71 @@
+// Package cmd is the experiment command line: thin cobra commands that parse
+// flags, call the SDK packages under pkg/, and render their results.
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// Factory carries what commands share, injected so tests can replace it.
+type Factory struct {
+	IO  *IOStreams
+	Now func() time.Time
+}
+
+// Main runs the command line and returns the process exit code. It is the
+// only place that turns errors into exit codes and error lines.
+func Main(ctx context.Context, args []string, io *IOStreams) int {
+	f := &Factory{IO: io, Now: time.Now}
+	root := NewRootCmd(f)
+	root.SetArgs(args)
+	root.SetIn(io.In)
+	root.SetOut(io.Out)
+	root.SetErr(io.ErrOut)
+	err := root.ExecuteContext(ctx)
+	code := exitCode(ctx, err)
+	var se *silentError
+	if err != nil && !errors.As(err, &se) {
+		if code == ExitInterrupted {
+			fmt.Fprintln(io.ErrOut, "experiment: interrupted")
+		} else {
+			fmt.Fprint(io.ErrOut, errorLines(err))
+		}
+	}
+	return code
+}
+
+// NewRootCmd builds the command tree.
+func NewRootCmd(f *Factory) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "experiment",
+		Short: "Evaluate Amplitude Experiment feature flags and experiments",
+		Long: "experiment evaluates Amplitude Experiment flags locally, exactly as Amplitude's engine does,\n" +
+			"and shows which variant a user gets and why.",
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &exitError{code: ExitUsage, err: err, hint: fmt.Sprintf("see '%s --help'", c.CommandPath())}
+	})
+	root.AddCommand(
+		newEvaluateCmd(f, nil),
+		newCookieCmd(f),
+		newVersionCmd(f),
+	)
+	return root
+}
+
+// exactArgs is cobra.ExactArgs with the usage exit code.
+func argsUsage(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if err := check(c, args); err != nil {
+			return &exitError{code: ExitUsage, err: err, hint: fmt.Sprintf("see '%s --help'", c.CommandPath())}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,108 @@
+package cmd
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/flagkit/experiment/pkg/eval"
+)
+
+// variantStat is one row of --stats: how many users got a variant of a
+// flag, and the share its bucketing was configured to give it.
+type variantStat struct {
+	Flag       string   `json:"flag"`
+	Variant    string   `json:"variant"`
+	Users      int      `json:"users"`
+	Share      float64  `json:"share"`
+	Configured *float64 `json:"configured_share"`
+}
+
+type statsSummary struct {
+	Users    int           `json:"users"`
+	Variants []variantStat `json:"variants"`
+}
+
+func (b *batch) summary() statsSummary {
+	snap := b.fs.Snapshot()
+	type fv struct{ flag, variant string }
+	counts := map[fv]int{}
+	for i, n := range b.counts {
+		if n > 0 {
+			flag, _, variant := snap.Outcome(i)
+			counts[fv{flag, variant}] += n
+		}
+	}
+	s := statsSummary{Users: b.users, Variants: []variantStat{}}
+	for k, n := range counts {
+		st := variantStat{Flag: k.flag, Variant: k.variant, Users: n}
+		if b.users > 0 {
+			st.Share = float64(n) / float64(b.users)
+		}
+		if share, ok := configuredShare(snap.Flag(k.flag), k.variant); ok {
+			st.Configured = &share
+		}
+		s.Variants = append(s.Variants, st)
+	}
+	slices.SortFunc(s.Variants, func(a, b variantStat) int {
+		if c := strings.Compare(a.Flag, b.Flag); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Variant, b.Variant)
+	})
+	return s
+}
+
+// fullDistribution is the size of the distribution space, hash/100.
+const fullDistribution = 42949673
+
+// configuredShare is the share of the users matching the flag's first
+// bucketed segment that its allocations give the variant.
+func configuredShare(f *eval.Flag, variant string) (float64, bool) {
+	if f == nil {
+		return 0, false
+	}
+	for _, seg := range f.Segments {
+		if seg.Bucket == nil || len(seg.Bucket.Allocations) == 0 {
+			continue
+		}
+		share := 0.0
+		for _, a := range seg.Bucket.Allocations {
+			for _, d := range a.Distributions {
+				if d.Variant == variant && d.Range[1] > d.Range[0] && a.Range[1] > a.Range[0] {
+					share += float64(min(a.Range[1], 100)-a.Range[0]) / 100 *
+						float64(min(d.Range[1], fullDistribution)-d.Range[0]) / fullDistribution
+				}
+			}
+		}
+		return share, true
+	}
+	return 0, false
+}
+
+func (b *batch) printStats() error {
+	s := b.summary()
+	ios := b.opts.IO
+	if b.opts.Output == "json" {
+		if err := writeJSON(ios.ErrOut, s, true); err != nil {
+			return ioError(err)
+		}
+		return nil
+	}
+	t := &table{tty: true, color: ios.ColorErr(), header: []string{"FLAG", "VARIANT", "USERS", "SHARE", "CONFIGURED"}}
+	for _, st := range s.Variants {
+		configured := "-"
+		if st.Configured != nil {
+			configured = percent(*st.Configured)
+		}
+		t.addRow(styleNone, st.Flag, st.Variant, strconv.Itoa(st.Users), percent(st.Share), configured)
+	}
+	fmt.Fprintf(ios.ErrOut, "%d users\n", s.Users)
+	if err := t.render(ios.ErrOut); err != nil {
+		return ioError(err)
+	}
+	return nil
+}
+
+func percent(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + "%" }

@@ -1,0 +1,221 @@
+package cmd
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/flagkit/experiment/pkg/experiment"
+)
+
+// userFlags are the flags that describe one user, shared by every command
+// that evaluates (evaluate, fetch, explain, assert): one implementation.
+type userFlags struct {
+	user       string
+	fields     map[string]*string
+	props      []string
+	groups     []string
+	groupProps []string
+}
+
+// userFieldFlags maps a flag name to the user field it sets.
+var userFieldFlags = []struct {
+	flag, help string
+	field      func(*experiment.User) *string
+}{
+	{"user-id", "user id", func(u *experiment.User) *string { return &u.UserID }},
+	{"device-id", "device id", func(u *experiment.User) *string { return &u.DeviceID }},
+	{"country", "country", func(u *experiment.User) *string { return &u.Country }},
+	{"region", "region", func(u *experiment.User) *string { return &u.Region }},
+	{"dma", "designated market area", func(u *experiment.User) *string { return &u.DMA }},
+	{"city", "city", func(u *experiment.User) *string { return &u.City }},
+	{"language", "language", func(u *experiment.User) *string { return &u.Language }},
+	{"platform", "platform", func(u *experiment.User) *string { return &u.Platform }},
+	{"version", "app version", func(u *experiment.User) *string { return &u.Version }},
+	{"os", "operating system", func(u *experiment.User) *string { return &u.OS }},
+	{"device-manufacturer", "device manufacturer", func(u *experiment.User) *string { return &u.DeviceManufacturer }},
+	{"device-brand", "device brand", func(u *experiment.User) *string { return &u.DeviceBrand }},
+	{"device-model", "device model", func(u *experiment.User) *string { return &u.DeviceModel }},
+	{"carrier", "carrier", func(u *experiment.User) *string { return &u.Carrier }},
+	{"library", "library", func(u *experiment.User) *string { return &u.Library }},
+}
+
+func (uf *userFlags) register(fs *pflag.FlagSet) {
+	uf.fields = map[string]*string{}
+	for _, f := range userFieldFlags {
+		uf.fields[f.flag] = fs.String(f.flag, "", "user's "+f.help)
+	}
+	fs.StringVar(&uf.user, "user", "", "whole user object: JSON, @FILE, or - for stdin (field flags override it)")
+	fs.StringArrayVarP(&uf.props, "prop", "p", nil, "user property KEY=VALUE; VALUE is JSON when it parses, else a string (repeatable)")
+	fs.StringArrayVar(&uf.groups, "group", nil, "group membership TYPE=NAME (repeatable)")
+	fs.StringArrayVar(&uf.groupProps, "group-prop", nil, "group property TYPE:NAME:KEY=VALUE (repeatable)")
+}
+
+// given reports whether any user flag was set.
+func (uf *userFlags) given(fs *pflag.FlagSet) bool {
+	for _, name := range []string{"user", "prop", "group", "group-prop"} {
+		if fs.Changed(name) {
+			return true
+		}
+	}
+	for _, f := range userFieldFlags {
+		if fs.Changed(f.flag) {
+			return true
+		}
+	}
+	return false
+}
+
+// build assembles the user: the --user object first, then each field flag.
+func (uf *userFlags) build(fs *pflag.FlagSet, stdin io.Reader) (*experiment.User, error) {
+	u := &experiment.User{}
+	if uf.user != "" {
+		var err error
+		if u, err = readUserArg(uf.user, stdin); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range userFieldFlags {
+		if fs.Changed(f.flag) {
+			*f.field(u) = *uf.fields[f.flag]
+		}
+	}
+	if err := applyProps(u, uf.props); err != nil {
+		return nil, err
+	}
+	if err := applyGroups(u, uf.groups); err != nil {
+		return nil, err
+	}
+	return u, applyGroupProps(u, uf.groupProps)
+}
+
+const maxUserBytes = 64 << 20
+
+func readUserArg(arg string, stdin io.Reader) (*experiment.User, error) {
+	var data []byte
+	var err error
+	source := "--user"
+	switch {
+	case arg == "-":
+		source = "--user - (stdin)"
+		data, err = io.ReadAll(io.LimitReader(stdin, maxUserBytes+1))
+	case strings.HasPrefix(arg, "@"):
+		source = arg[1:]
+		data, err = readFileLimited(arg[1:], maxUserBytes)
+	default:
+		data = []byte(arg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxUserBytes {
+		return nil, inputError(fmt.Errorf("%s: user object larger than %d MiB", source, maxUserBytes>>20))
+	}
+	u, err := experiment.DecodeUser(data)
+	if err != nil {
+		return nil, inputError(fmt.Errorf("%s: %w", source, err))
+	}
+	return u, nil
+}
+
+// readFileLimited reads a whole file, refusing one larger than limit.
+func readFileLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fileError(err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, ioError(fmt.Errorf("%s: %w", path, err))
+	}
+	if int64(len(data)) > limit {
+		return nil, inputError(fmt.Errorf("%s: larger than %d MiB", path, limit>>20))
+	}
+	return data, nil
+}
+
+// fileError classifies a failure to open a file the user named: a missing
+// file is bad input, anything else an I/O failure.
+func fileError(err error) error {
+	if os.IsNotExist(err) {
+		return inputError(err)
+	}
+	return ioError(err)
+}
+
+func splitKV(s, sep, flag, form string) (string, string, error) {
+	k, v, ok := strings.Cut(s, sep)
+	if !ok || k == "" {
+		return "", "", usageError("--%s %q: want %s", flag, s, form)
+	}
+	return k, v, nil
+}
+
+// propValue is the JSON value of VALUE when it parses as JSON, else the
+// string itself: -p age=30 is a number, -p plan=pro a string.
+func propValue(v string) any {
+	var x any
+	if err := json.Unmarshal([]byte(v), &x); err == nil {
+		return x
+	}
+	return v
+}
+
+func applyProps(u *experiment.User, props []string) error {
+	for _, p := range props {
+		k, v, err := splitKV(p, "=", "prop", "KEY=VALUE")
+		if err != nil {
+			return err
+		}
+		if u.UserProperties == nil {
+			u.UserProperties = map[string]any{}
+		}
+		u.UserProperties[k] = propValue(v)
+	}
+	return nil
+}
+
+func applyGroups(u *experiment.User, groups []string) error {
+	for _, g := range groups {
+		t, name, err := splitKV(g, "=", "group", "TYPE=NAME")
+		if err != nil {
+			return err
+		}
+		if u.Groups == nil {
+			u.Groups = map[string][]string{}
+		}
+		u.Groups[t] = append(u.Groups[t], name)
+	}
+	return nil
+}
+
+func applyGroupProps(u *experiment.User, props []string) error {
+	for _, p := range props {
+		path, v, err := splitKV(p, "=", "group-prop", "TYPE:NAME:KEY=VALUE")
+		if err != nil {
+			return err
+		}
+		parts := strings.SplitN(path, ":", 3)
+		if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+			return usageError("--group-prop %q: want TYPE:NAME:KEY=VALUE", p)
+		}
+		if u.GroupProperties == nil {
+			u.GroupProperties = map[string]map[string]any{}
+		}
+		if u.GroupProperties[parts[0]] == nil {
+			u.GroupProperties[parts[0]] = map[string]any{}
+		}
+		props, _ := u.GroupProperties[parts[0]][parts[1]].(map[string]any)
+		if props == nil {
+			props = map[string]any{}
+			u.GroupProperties[parts[0]][parts[1]] = props
+		}
+		props[parts[2]] = propValue(v)
+	}
+	return nil
+}

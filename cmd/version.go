@@ -1,0 +1,74 @@
+package cmd
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+)
+
+// Set at release time with -ldflags "-X github.com/flagkit/experiment/cmd.version=…".
+var (
+	version = "dev"
+	commit  = ""
+	date    = ""
+)
+
+type versionInfo struct {
+	Version   string `json:"version"`
+	Commit    string `json:"commit"`
+	Date      string `json:"date"`
+	GoVersion string `json:"go_version"`
+	Platform  string `json:"platform"`
+}
+
+func currentVersion() versionInfo {
+	v := versionInfo{Version: version, Commit: commit, Date: date, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		if v.Version == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
+			v.Version = info.Main.Version
+		}
+		for _, s := range info.Settings {
+			switch {
+			case s.Key == "vcs.revision" && v.Commit == "":
+				v.Commit = s.Value
+			case s.Key == "vcs.time" && v.Date == "":
+				v.Date = s.Value
+			}
+		}
+	}
+	return v
+}
+
+func newVersionCmd(f *Factory) *cobra.Command {
+	var output string
+	c := &cobra.Command{
+		Use:   "version",
+		Short: "Print the version, commit, build date and Go version",
+		Args:  argsUsage(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			v := currentVersion()
+			switch output {
+			case "json":
+				enc := json.NewEncoder(f.IO.Out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(v)
+			case "", "table":
+				_, err := fmt.Fprintf(f.IO.Out, "experiment %s\ncommit: %s\nbuilt: %s\n%s %s\n", v.Version, orUnknown(v.Commit), orUnknown(v.Date), v.GoVersion, v.Platform)
+				return err
+			}
+			return usageError("unknown output %q: want table or json", output)
+		},
+	}
+	c.Flags().StringVarP(&output, "output", "o", "", "output format: table|json")
+	return c
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
