@@ -33,8 +33,8 @@ func usageError(format string, args ...any) error {
 	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
 }
 
-func inputError(err error) error  { return &exitError{code: ExitInput, err: err} }
-func ioError(err error) error     { return &exitError{code: ExitIO, err: err} }
+func inputError(err error) error { return &exitError{code: ExitInput, err: err} }
+func ioError(err error) error    { return &exitError{code: ExitIO, err: err} }
 func withHint(err error, hint string) error {
 	var ee *exitError
 	if errors.As(err, &ee) {

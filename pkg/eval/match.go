@@ -41,7 +41,7 @@ var opNames = map[string]op{
 	"set is": opSetIs, "set is not": opSetIsNot, "set contains": opSetContains,
 	"set does not contain": opSetDoesNotContain, "set contains any": opSetContainsAny,
 	"set does not contain any": opSetDoesNotContainAny,
-	"regex match": opRegexMatch, "regex does not match": opRegexDoesNotMatch,
+	"regex match":              opRegexMatch, "regex does not match": opRegexDoesNotMatch,
 }
 
 // OperatorNames lists every operator the engine knows, for documentation and

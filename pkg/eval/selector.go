@@ -11,21 +11,21 @@ import (
 type selKind uint8
 
 const (
-	selNull         selKind = iota // can never hold a value
-	selUserField                   // context.user.<string field>
-	selUserProps                   // context.user.user_properties[.path...]
-	selUserGroups                  // context.user.groups[.rest...]
-	selUserCohorts                 // context.user.cohort_ids
-	selGroupName                   // context.groups.<type>.group_name
-	selGroupProps                  // context.groups.<type>.group_properties[.path...]
-	selGroupCohorts                // context.groups.<type>.cohort_ids
-	selContextTree                 // a container under context: context, context.user, context.groups[.<type>]
-	selResultKey                   // result.<flag>.key
-	selResultValue                 // result.<flag>.value
-	selResultPayload               // result.<flag>.payload
-	selResultMeta                  // result.<flag>.metadata[.path...]
-	selResultFlag                  // result.<flag>
-	selResultAll                   // result
+	selNull          selKind = iota // can never hold a value
+	selUserField                    // context.user.<string field>
+	selUserProps                    // context.user.user_properties[.path...]
+	selUserGroups                   // context.user.groups[.rest...]
+	selUserCohorts                  // context.user.cohort_ids
+	selGroupName                    // context.groups.<type>.group_name
+	selGroupProps                   // context.groups.<type>.group_properties[.path...]
+	selGroupCohorts                 // context.groups.<type>.cohort_ids
+	selContextTree                  // a container under context: context, context.user, context.groups[.<type>]
+	selResultKey                    // result.<flag>.key
+	selResultValue                  // result.<flag>.value
+	selResultPayload                // result.<flag>.payload
+	selResultMeta                   // result.<flag>.metadata[.path...]
+	selResultFlag                   // result.<flag>
+	selResultAll                    // result
 )
 
 type selector struct {
