@@ -309,8 +309,9 @@ func TestParseAutoDetection(t *testing.T) {
 	}{
 		{"", cookie.Legacy, cookie.Identity{}, cookie.ErrMalformed},
 		{"dev..........", cookie.Legacy, cookie.Identity{DeviceID: "dev"}, nil},
-		{"bare-device-id", cookie.Legacy, cookie.Identity{DeviceID: "bare-device-id"}, nil},
-		{"not an id", cookie.Legacy, cookie.Identity{}, cookie.ErrMalformed},
+		// No dot: only the new format is possible, and this is not one.
+		{"bare-device-id", cookie.BrowserSDK2, cookie.Identity{}, cookie.ErrMalformed},
+		{"not an id", cookie.BrowserSDK2, cookie.Identity{}, cookie.ErrMalformed},
 		// Decodes to "%7B%zz": recognised as new-format, then rejected.
 		{"JTdCJXp6", cookie.BrowserSDK2, cookie.Identity{}, cookie.ErrMalformed},
 		{"a=b; c=d", cookie.Legacy, cookie.Identity{}, cookie.ErrNoCookie},

@@ -30,9 +30,9 @@ func Parse(value string, f Format) (Identity, error) {
 
 // ParseAuto detects the format of value and parses it.
 //
-// A value containing '.' is legacy; one that base64-decodes to "{" or
-// "%7B" is new-format; any other value is taken as a bare legacy device id
-// if it looks like one.
+// A value containing '.' is legacy; any other is new-format. Parse with
+// Legacy accepts a bare device id without dots; ParseAuto does not, since
+// every real legacy cookie has them.
 //
 // ParseAuto also accepts a whole Cookie header ("a=1; AMP_0123456789=…"):
 // when value contains ';' or starts with "amp_xxxxxx=" or
@@ -66,21 +66,11 @@ func detect(value string) (Format, error) {
 		return Legacy, fmt.Errorf("cookie: %w: empty value", ErrMalformed)
 	case strings.Contains(value, "."):
 		return Legacy, nil
-	case decodesToJSON(value):
-		return BrowserSDK2, nil
-	case looksLikeID(value):
-		return Legacy, nil
 	}
-	return Legacy, fmt.Errorf("cookie: %w: neither a legacy nor a new-format value", ErrMalformed)
-}
-
-func decodesToJSON(value string) bool {
-	raw, err := decodeBase64(value)
-	if err != nil {
-		return false
-	}
-	return strings.HasPrefix(string(raw), "{") ||
-		len(raw) >= 3 && strings.EqualFold(string(raw[:3]), "%7B")
+	// Every legacy cookie has dots (Generate writes ten), so a value without
+	// one can only be a new-format value; parsing it as one names what is
+	// wrong with it rather than taking garbage for a device id.
+	return BrowserSDK2, nil
 }
 
 func parseLegacy(value string) (Identity, error) {
