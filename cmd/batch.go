@@ -10,7 +10,6 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/flagkit/experiment/pkg/eval"
@@ -22,7 +21,7 @@ import (
 // bounded number of chunks is in flight, so memory does not grow with the
 // input, and an ordered writer puts them back in sequence.
 const (
-	chunkLines   = 256
+	chunkLines   = 64
 	chunkBytes   = 1 << 20
 	maxLineBytes = 64 << 20
 )
@@ -31,7 +30,7 @@ type chunk struct {
 	seq       int
 	firstLine int      // 1-based line number of lines[0]
 	lines     [][]byte // nil entries are blank lines
-	out       bytes.Buffer
+	out       *bytes.Buffer
 	ends      []int // out offset after each line's output
 	bad       []lineError
 	counts    []int // per eval outcome
@@ -236,7 +235,10 @@ func (b *batch) write(done <-chan *chunk, tokens <-chan struct{}) error {
 			delete(pending, next)
 			next++
 			<-tokens
-			if err := b.emit(c); err != nil {
+			err := b.emit(c)
+			outBuffers.Put(c.out)
+			c.out = nil
+			if err != nil {
 				return err
 			}
 		}
@@ -327,18 +329,40 @@ func (b *batch) finishOutput(runErr error) error {
 
 // batchWorker evaluates chunks with reused buffers and a cache of each
 // outcome's rendered JSON, so a user costs a decode, an evaluation and a copy.
+// Output keys are sorted by placing each result in its flag's slot, by the
+// flag's rank in key order, rather than sorting every user's results.
 type batchWorker struct {
 	fs       *experiment.FlagSet
 	keys     []string
 	results  []eval.Result
 	rendered [][]byte
+	rankOf   []int32  // per outcome: rank of its flag key
+	slots    [][]byte // per rank: this user's rendered result, or nil
 }
 
 func newBatchWorker(fs *experiment.FlagSet, keys []string) *batchWorker {
-	return &batchWorker{fs: fs, keys: keys, rendered: make([][]byte, fs.Snapshot().Outcomes())}
+	snap := fs.Snapshot()
+	sorted := slices.Sorted(slices.Values(snap.Keys()))
+	rank := make(map[string]int32, len(sorted))
+	for i, k := range sorted {
+		rank[k] = int32(i)
+	}
+	w := &batchWorker{fs: fs, keys: keys, rendered: make([][]byte, snap.Outcomes()),
+		rankOf: make([]int32, snap.Outcomes()), slots: make([][]byte, len(sorted))}
+	for i := range w.rankOf {
+		flag, _, _ := snap.Outcome(i)
+		w.rankOf[i] = rank[flag]
+	}
+	return w
 }
 
+// outBuffers recycles chunk output buffers: a user's output can be tens of
+// kilobytes, and growing fresh buffers for every chunk dominated the profile.
+var outBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 func (w *batchWorker) process(c *chunk) {
+	c.out = outBuffers.Get().(*bytes.Buffer)
+	c.out.Reset()
 	c.counts = make([]int, len(w.rendered))
 	c.ends = make([]int, len(c.lines))
 	skip := make([]bool, len(c.lines))
@@ -374,15 +398,22 @@ func (w *batchWorker) user(c *chunk, line []byte) error {
 	if err != nil {
 		return err
 	}
-	results := onlyRequested(w.results, w.keys)
-	slices.SortFunc(results, func(a, b eval.Result) int { return strings.Compare(a.FlagKey, b.FlagKey) })
+	for _, r := range onlyRequested(w.results, w.keys) {
+		w.slots[w.rankOf[r.Outcome]] = w.render(r)
+		c.counts[r.Outcome]++
+	}
 	c.out.WriteByte('{')
-	for i, r := range results {
-		if i > 0 {
+	first := true
+	for i, b := range w.slots {
+		if b == nil {
+			continue
+		}
+		if !first {
 			c.out.WriteByte(',')
 		}
-		c.out.Write(w.render(r))
-		c.counts[r.Outcome]++
+		first = false
+		c.out.Write(b)
+		w.slots[i] = nil
 	}
 	c.out.WriteString("}\n")
 	c.users++
