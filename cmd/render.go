@@ -221,3 +221,12 @@ func (t *table) paint(s string, style rowStyle, header bool, col int) string {
 	c.EnableColor()
 	return c.Sprint(s)
 }
+
+// jsonText is compact JSON for display, without HTML escaping.
+func jsonText(v any) string {
+	var buf bytes.Buffer
+	if err := writeJSON(&buf, v, false); err != nil {
+		return fmt.Sprint(v)
+	}
+	return strings.TrimSuffix(buf.String(), "\n")
+}

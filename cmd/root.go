@@ -54,6 +54,9 @@ func NewRootCmd(f *Factory) *cobra.Command {
 	})
 	root.AddCommand(
 		newEvaluateCmd(f, nil),
+		newExplainCmd(f, nil),
+		newAssertCmd(f, nil),
+		newTestCmd(f, nil),
 		newCookieCmd(f),
 		newVersionCmd(f),
 	)

@@ -141,6 +141,7 @@ func checkUser(t *testing.T, c conformanceCase, i int, line []byte) {
 	if after, _ := json.Marshal(user); !bytes.Equal(before, after) {
 		t.Errorf("users.jsonl:%d: evaluation modified the user", i+1)
 	}
+	checkTraceAgrees(t, c, i, user, got)
 	var want, have map[string]any
 	mustJSON(t, c.expected[i], &want)
 	gotJSON, _ := json.Marshal(got)
@@ -200,4 +201,30 @@ func compact(v any) string {
 		s = s[:300] + "…"
 	}
 	return strings.TrimSpace(s)
+}
+
+// checkTraceAgrees is the property that keeps explain honest: the traced
+// path picks exactly the variants the plain path does.
+func checkTraceAgrees(t *testing.T, c conformanceCase, i int, user *experiment.User, got map[string]experiment.Variant) {
+	t.Helper()
+	trace, err := c.flags.Explain(user)
+	if err != nil {
+		t.Fatalf("users.jsonl:%d: explain: %v", i+1, err)
+	}
+	seen := 0
+	for _, ft := range trace.Flags {
+		v, ok := got[ft.Key]
+		switch {
+		case ft.Absent && ok:
+			t.Errorf("case %s, users.jsonl:%d: flag %s: trace says absent (%s), evaluation gave %s", c.name, i+1, ft.Key, ft.Reason, v.Key)
+		case !ft.Absent && (!ok || v.Key != ft.Variant || !reflect.DeepEqual(v.Metadata, ft.Metadata)):
+			t.Errorf("case %s, users.jsonl:%d: flag %s: trace gives %s, evaluation %+v", c.name, i+1, ft.Key, ft.Variant, v)
+		}
+		if !ft.Absent {
+			seen++
+		}
+	}
+	if seen != len(got) {
+		t.Errorf("case %s, users.jsonl:%d: trace has %d results, evaluation %d", c.name, i+1, seen, len(got))
+	}
 }

@@ -60,6 +60,13 @@ func (fs *FlagSet) EvaluateResults(user *User, flagKeys []string, dst []eval.Res
 	return fs.snap.Evaluate(&ctx, flagKeys, dst)
 }
 
+// Explain evaluates like EvaluateV2 and records why each flag got its
+// variant: segments, conditions with the user's values, bucketing.
+func (fs *FlagSet) Explain(user *User, flagKeys ...string) (*eval.Trace, error) {
+	ctx := fs.Context(user)
+	return fs.snap.Explain(&ctx, flagKeys)
+}
+
 // VariantOf converts an engine result; its Metadata is shared with the engine.
 func VariantOf(r eval.Result) Variant {
 	return Variant{Key: r.Key, Value: r.Value, Payload: r.Payload, Metadata: r.Metadata}

@@ -1,0 +1,50 @@
+package atomicfile
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestWriteReplacesWholeFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f.json")
+	if err := os.WriteFile(path, []byte("old contents that are longer"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(path, []byte("new"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	if string(got) != "new" {
+		t.Fatalf("got %q", got)
+	}
+	st, _ := os.Stat(path)
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", st.Mode())
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("temporary files left: %v", entries)
+	}
+}
+
+func TestWriteFailureLeavesTargetAlone(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "missing-dir", "f.json")
+	if err := Write(path, []byte("x"), 0o600); err == nil {
+		t.Fatal("want an error for a missing directory")
+	}
+	target := filepath.Join(dir, "f.json")
+	os.WriteFile(target, []byte("keep"), 0o644)
+	os.Chmod(dir, 0o500)
+	defer os.Chmod(dir, 0o700)
+	if os.Geteuid() != 0 { // root ignores directory permissions
+		if err := Write(target, []byte("x"), 0o600); err == nil {
+			t.Fatal("want an error for a read-only directory")
+		}
+		if got, _ := os.ReadFile(target); string(got) != "keep" {
+			t.Fatalf("target changed: %q", got)
+		}
+	}
+}
