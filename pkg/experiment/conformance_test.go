@@ -228,3 +228,12 @@ func checkTraceAgrees(t *testing.T, c conformanceCase, i int, user *experiment.U
 		t.Errorf("case %s, users.jsonl:%d: trace has %d results, evaluation %d", c.name, i+1, seen, len(got))
 	}
 }
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -1,0 +1,111 @@
+package experiment
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/flagkit/experiment/pkg/eval"
+)
+
+// FlagsError is a flag config request that failed: a status other than 200,
+// a transport error or timeout, or a body that is not a valid flag list.
+type FlagsError struct {
+	StatusCode int    // 0 when there was no response
+	URL        string // without credentials
+	Err        error
+}
+
+func (e *FlagsError) Error() string {
+	return fmt.Sprintf("GET %s: %v", e.URL, e.Err)
+}
+
+func (e *FlagsError) Unwrap() error { return e.Err }
+
+// Is reports ErrUnauthorized for 401 and 403: retrying cannot help.
+func (e *FlagsError) Is(target error) bool {
+	return target == ErrUnauthorized && (e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden)
+}
+
+// flagConfigs is one decoded flag config response.
+type flagConfigs struct {
+	body      []byte
+	flags     []*eval.Flag
+	digest    [32]byte // of body: an identical response changes nothing
+	fetchedAt time.Time
+}
+
+func decodeFlagConfigs(body []byte, at time.Time) (*flagConfigs, error) {
+	flags, err := eval.DecodeFlags(body)
+	if err != nil {
+		return nil, err
+	}
+	return &flagConfigs{body: body, flags: flags, digest: sha256.Sum256(body), fetchedAt: at}, nil
+}
+
+// fetchFlagConfigs makes one GET /sdk/v2/flags request.
+func (c *LocalClient) fetchFlagConfigs(ctx context.Context) (*flagConfigs, error) {
+	s := c.s
+	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout)
+	defer cancel()
+	fail := func(status int, err error) error {
+		return &FlagsError{StatusCode: status, URL: s.redactedFlagsURL, Err: err}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.flagsURL, nil)
+	if err != nil {
+		return nil, fail(0, err)
+	}
+	c.setHeaders(req)
+	resp, err := s.httpClient.Do(req)
+	if err != nil {
+		return nil, fail(0, transportError(ctx, err))
+	}
+	defer drainClose(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return nil, fail(resp.StatusCode, errors.New(resp.Status))
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxFlagConfigBytes+1))
+	if err != nil {
+		return nil, fail(resp.StatusCode, transportError(ctx, err))
+	}
+	if len(body) > maxFlagConfigBytes {
+		return nil, fail(resp.StatusCode, fmt.Errorf("%w: flag configs larger than %d MiB", ErrMalformedResponse, maxFlagConfigBytes>>20))
+	}
+	fc, err := decodeFlagConfigs(body, time.Now())
+	if err != nil {
+		return nil, fail(resp.StatusCode, fmt.Errorf("%w: %v", ErrMalformedResponse, err))
+	}
+	return fc, nil
+}
+
+func (c *LocalClient) setHeaders(req *http.Request) {
+	req.Header.Set("Authorization", "Api-Key "+string(c.key))
+	req.Header.Set("X-Amp-Exp-Library", c.s.library)
+	req.Header.Set("Content-Type", "application/json; charset=UTF-8")
+}
+
+// transportError names a timeout as one: the client's deadline, not the
+// caller's cancellation.
+func transportError(ctx context.Context, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("timed out: %w", context.DeadlineExceeded)
+	}
+	var ue interface{ Unwrap() error }
+	if errors.As(err, &ue) {
+		if inner := ue.Unwrap(); inner != nil {
+			return inner // *url.Error repeats the URL, which may carry credentials
+		}
+	}
+	return err
+}
+
+// drainClose lets the connection be reused: the rest of the body is read,
+// bounded, before closing.
+func drainClose(body io.ReadCloser) {
+	io.Copy(io.Discard, io.LimitReader(body, 1<<20))
+	body.Close()
+}

@@ -1,0 +1,376 @@
+package experiment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/flagkit/experiment/pkg/cohort"
+	"github.com/flagkit/experiment/pkg/eval"
+)
+
+// LocalClient evaluates flags locally, in microseconds, from flag configs
+// it keeps fresh in the background (polling, or streaming with polling as
+// the fallback). Evaluations read an immutable FlagSet swapped atomically,
+// so they never wait for a refresh; a failed or malformed update never
+// replaces the flags in use.
+type LocalClient struct {
+	key    Secret
+	s      *localSettings
+	flags   atomic.Pointer[FlagSet]
+	applyMu sync.Mutex // serialises apply: Start may apply the cache while the updater runs
+	digest  [32]byte   // of the configs in use, under applyMu
+
+	mu     sync.Mutex
+	status Status
+	ready  chan struct{} // closed when flags are first applied
+	once   sync.Once
+
+	startOnce sync.Once
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closed    atomic.Bool
+}
+
+// Status is what the client knows of its flag configs' freshness.
+type Status struct {
+	// State is "starting", "ready" (updates arriving), "interrupted"
+	// (the last update failed; the flags in use are the last good ones),
+	// or "closed".
+	State string
+	// Source of the flags in use: "server", "stream", "cache" or "" (none).
+	Source      string
+	Flags       int
+	LastSuccess time.Time // when the flags in use were fetched
+	LastError   error
+	LastErrorAt time.Time
+	Streaming   bool
+}
+
+// ConfigAge is how old the flags in use are; 0 when there are none.
+func (s Status) ConfigAge(now time.Time) time.Duration {
+	if s.LastSuccess.IsZero() {
+		return 0
+	}
+	return now.Sub(s.LastSuccess)
+}
+
+// NewLocalClient makes a client for a server deployment key. Nothing is
+// fetched until Start.
+func NewLocalClient(deploymentKey string, cfg *LocalConfig) (*LocalClient, error) {
+	if deploymentKey == "" {
+		return nil, errors.New("local client: empty deployment key")
+	}
+	s, err := newLocalSettings(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &LocalClient{key: Secret(deploymentKey), s: s, ready: make(chan struct{}), status: Status{State: "starting"}}, nil
+}
+
+// Start fetches flag configs and keeps them fresh until Close. It returns
+// once flags are in use, or when ctx ends: then, if a cached snapshot
+// exists, it is used (Status says so, with its age) and Start returns nil;
+// otherwise the error of the last attempt. Either way the client keeps
+// trying in the background until Close, unless the key was rejected.
+func (c *LocalClient) Start(ctx context.Context) error {
+	var err error
+	c.startOnce.Do(func() { err = c.start(ctx) })
+	return err
+}
+
+func (c *LocalClient) start(ctx context.Context) error {
+	cached, cacheErr := c.loadCache()
+	if c.s.offline {
+		if cacheErr != nil {
+			return fmt.Errorf("offline: %w", cacheErr)
+		}
+		return c.apply(cached, "cache")
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.run(bg)
+	}()
+	select {
+	case <-c.ready:
+		return nil
+	case <-ctx.Done():
+	}
+	if cached != nil {
+		if err := c.apply(cached, "cache"); err == nil {
+			c.s.logger.Warn("flag config server unreachable; using cached flags",
+				"age", time.Since(cached.fetchedAt).Round(time.Second), "error", c.Status().LastError)
+			return nil
+		}
+	}
+	if err := c.Status().LastError; err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+func (c *LocalClient) loadCache() (*flagConfigs, error) {
+	if c.s.cacheDir == "" {
+		return nil, ErrNoCache
+	}
+	fc, err := readFlagCache(FlagCachePath(c.s.cacheDir, string(c.key)))
+	if err != nil && !errors.Is(err, ErrNoCache) {
+		c.s.logger.Warn("ignoring unreadable flag cache", "error", err)
+	}
+	return fc, err
+}
+
+// run is the updater: the stream when configured, with polling whenever
+// the stream is down; polling alone otherwise.
+func (c *LocalClient) run(ctx context.Context) {
+	if !c.s.stream {
+		c.poll(ctx, time.Time{})
+		return
+	}
+	for ctx.Err() == nil {
+		err := c.runStream(ctx)
+		if ctx.Err() != nil || errors.Is(err, ErrUnauthorized) {
+			return
+		}
+		c.s.logger.Warn("flag stream down; polling until it is retried", "error", err)
+		c.setStreaming(false)
+		retry := time.Now().Add(jitter(streamRetryDelay, time.Second))
+		if !c.poll(ctx, retry) {
+			return
+		}
+	}
+}
+
+// poll fetches now and then every interval, retrying failures with capped
+// exponential backoff and full jitter, until ctx ends or, when until is set,
+// that time passes. It returns false when it should not go on (ctx done or
+// the key rejected).
+func (c *LocalClient) poll(ctx context.Context, until time.Time) bool {
+	failures := 0
+	for {
+		err := c.update(ctx, "server")
+		wait := c.s.pollInterval
+		switch {
+		case errors.Is(err, ErrUnauthorized):
+			c.s.logger.Error("flag config server rejected the deployment key; not retrying", "key", c.key, "error", err)
+			return false
+		case err != nil:
+			failures++
+			wait = backoff(failures, time.Second, c.s.pollInterval)
+		default:
+			failures = 0
+		}
+		if !until.IsZero() {
+			if left := time.Until(until); left < wait {
+				wait = max(left, 0)
+			}
+		}
+		if sleep(ctx, wait) != nil {
+			return false
+		}
+		if !until.IsZero() && !time.Now().Before(until) {
+			return true
+		}
+	}
+}
+
+// update fetches and applies flag configs, recording the outcome.
+func (c *LocalClient) update(ctx context.Context, source string) error {
+	fc, err := c.fetchFlagConfigs(ctx)
+	if err == nil {
+		err = c.apply(fc, source)
+	}
+	if err != nil && ctx.Err() == nil {
+		c.recordError(err)
+		c.s.logger.Warn("flag config update failed; keeping the flags in use", "error", err)
+	}
+	return err
+}
+
+// apply compiles configs and swaps them in, unless they are what is in use.
+// Configs that do not compile never replace the ones in use.
+func (c *LocalClient) apply(fc *flagConfigs, source string) error {
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
+	prev := c.flags.Load()
+	if prev != nil && source == "cache" {
+		return nil // the server answered meanwhile: never go back to the cache
+	}
+	if prev != nil && fc.digest == c.digest {
+		c.recordSuccess(fc, source, prev)
+		return nil
+	}
+	next, err := NewFlagSet(fc.flags, c.cohortStore(prev))
+	if err != nil {
+		return err
+	}
+	c.flags.Store(next)
+	c.digest = fc.digest
+	c.recordSuccess(fc, source, next)
+	if source != "cache" && c.s.cacheDir != "" {
+		if err := writeFlagCache(FlagCachePath(c.s.cacheDir, string(c.key)), fc, c.s.redactedFlagsURL); err != nil {
+			c.s.logger.Warn("could not write the flag cache", "error", err)
+		}
+	}
+	c.once.Do(func() { close(c.ready) })
+	if c.s.onUpdate != nil {
+		c.s.onUpdate(prev, next)
+	}
+	return nil
+}
+
+// cohortStore carries cohort memberships over to a new flag set.
+func (c *LocalClient) cohortStore(prev *FlagSet) *cohort.Store {
+	if prev == nil {
+		return nil
+	}
+	return prev.cohorts
+}
+
+func (c *LocalClient) recordSuccess(fc *flagConfigs, source string, fs *FlagSet) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.status.State, c.status.Source = "ready", source
+	c.status.LastSuccess, c.status.Flags = fc.fetchedAt, fs.snap.Len()
+	if source == "cache" {
+		c.status.State = "interrupted"
+	}
+}
+
+func (c *LocalClient) recordError(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.status.LastError, c.status.LastErrorAt = err, time.Now()
+	if c.status.State == "ready" {
+		c.status.State = "interrupted"
+	}
+}
+
+func (c *LocalClient) setStreaming(on bool) {
+	c.mu.Lock()
+	c.status.Streaming = on
+	c.mu.Unlock()
+}
+
+// Status reports the freshness of the flags in use.
+func (c *LocalClient) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.status
+}
+
+// FlagSet is the flag set in use, nil before Start succeeds.
+func (c *LocalClient) FlagSet() *FlagSet { return c.flags.Load() }
+
+// ErrNotStarted is returned by evaluations before any flags are in use.
+var ErrNotStarted = errors.New("local client has no flag configs yet: call Start")
+
+// EvaluateV2 evaluates the named flags and their dependencies (every flag
+// when none are named) for user, default variants included. The user is
+// not modified.
+func (c *LocalClient) EvaluateV2(user *User, flagKeys ...string) (map[string]Variant, error) {
+	return c.EvaluateV2WithOptions(user, &EvaluateOptions{FlagKeys: flagKeys})
+}
+
+// EvaluateOptions mirrors the Python SDK's: which flags, and whether to
+// track exposures for this evaluation.
+type EvaluateOptions struct {
+	FlagKeys       []string
+	TracksExposure bool
+}
+
+// EvaluateV2WithOptions is EvaluateV2 with options.
+func (c *LocalClient) EvaluateV2WithOptions(user *User, opts *EvaluateOptions) (map[string]Variant, error) {
+	fs := c.flags.Load()
+	if fs == nil {
+		return nil, ErrNotStarted
+	}
+	if opts == nil {
+		opts = &EvaluateOptions{}
+	}
+	return fs.EvaluateV2(user, opts.FlagKeys...)
+}
+
+// Evaluate is the deprecated form: default and undeployed variants are
+// dropped.
+func (c *LocalClient) Evaluate(user *User, flagKeys ...string) (map[string]Variant, error) {
+	v, err := c.EvaluateV2(user, flagKeys...)
+	if err != nil {
+		return nil, err
+	}
+	return FilterDefaults(v), nil
+}
+
+// FlagMetadata returns a copy of a flag's metadata, or nil.
+func (c *LocalClient) FlagMetadata(flagKey string) map[string]any {
+	fs := c.flags.Load()
+	if fs == nil {
+		return nil
+	}
+	f := fs.snap.Flag(flagKey)
+	if f == nil {
+		return nil
+	}
+	out := make(map[string]any, len(f.Metadata))
+	for k, v := range f.Metadata {
+		out[k] = v
+	}
+	return out
+}
+
+// Close stops every background goroutine and waits for them.
+func (c *LocalClient) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.wg.Wait()
+	c.mu.Lock()
+	c.status.State = "closed"
+	c.mu.Unlock()
+	if c.s.ownsClient {
+		c.s.httpClient.CloseIdleConnections()
+	}
+	return nil
+}
+
+// FetchFlagConfigs fetches the deployment's flag configs once, without
+// starting a client: the raw JSON array and its decoded form. With a cache
+// directory configured, the cache is refreshed too.
+func (c *LocalClient) FetchFlagConfigs(ctx context.Context) ([]byte, []*eval.Flag, error) {
+	fc, err := c.fetchFlagConfigs(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.s.cacheDir != "" {
+		if err := writeFlagCache(FlagCachePath(c.s.cacheDir, string(c.key)), fc, c.s.redactedFlagsURL); err != nil {
+			return fc.body, fc.flags, fmt.Errorf("writing the flag cache: %w", err)
+		}
+	}
+	return fc.body, fc.flags, nil
+}
+
+// backoff is capped exponential backoff with full jitter: a random wait in
+// [0, min(max, base*2^(attempt-1))], never below 10 ms so a failure never
+// turns into a tight loop.
+func backoff(attempt int, base, maxWait time.Duration) time.Duration {
+	d := base << min(attempt-1, 30)
+	if d <= 0 || d > maxWait {
+		d = maxWait
+	}
+	return max(time.Duration(rand.Int64N(int64(d)+1)), 10*time.Millisecond)
+}
+
+// jitter is d ± spread, uniformly.
+func jitter(d, spread time.Duration) time.Duration {
+	return d - spread + time.Duration(rand.Int64N(int64(2*spread)+1))
+}

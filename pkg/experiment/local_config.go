@@ -1,0 +1,149 @@
+package experiment
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+)
+
+// Defaults of LocalConfig, the Python SDK's LocalEvaluationConfig.
+const (
+	DefaultFlagConfigPollingInterval      = 30 * time.Second
+	DefaultFlagConfigPollerRequestTimeout = 10 * time.Second
+	DefaultStreamFlagConnTimeout          = 1500 * time.Millisecond
+	// streamKeepAliveTimeout: the server sends a keep-alive every 15 s;
+	// two seconds of grace, as the official SDKs allow.
+	streamKeepAliveTimeout = 17 * time.Second
+	streamRetryDelay       = 15 * time.Second
+	streamMaxAge           = 15 * time.Minute
+	// maxFlagConfigBytes bounds a flag config response.
+	maxFlagConfigBytes = 256 << 20
+)
+
+// LocalConfig configures a LocalClient. Zero values mean the defaults.
+type LocalConfig struct {
+	// Debug logs at DEBUG instead of WARN when Logger is nil.
+	Debug bool
+	// Logger, when set, is used as is and Debug is ignored.
+	Logger *slog.Logger
+	// ServerURL is the flag config server; default by ServerZone.
+	ServerURL  string
+	ServerZone ServerZone
+	// FlagConfigPollingInterval is how often flags are fetched when not
+	// streaming (30 s), and while the stream is down.
+	FlagConfigPollingInterval time.Duration
+	// FlagConfigPollerRequestTimeout bounds each flag config request (10 s).
+	FlagConfigPollerRequestTimeout time.Duration
+	// StreamUpdates receives flag updates over server-sent events instead
+	// of polling; polling takes over whenever the stream is down.
+	StreamUpdates   bool
+	StreamServerURL string
+	// StreamFlagConnTimeout is how long the stream may take to deliver
+	// its first message (1.5 s).
+	StreamFlagConnTimeout time.Duration
+	// CacheDir, when set, keeps the last good flag configs on disk and
+	// uses them when the server cannot be reached at start.
+	CacheDir string
+	// Offline uses the cache only: nothing is fetched.
+	Offline bool
+	// CohortSyncConfig enables cohort targeting.
+	CohortSyncConfig *CohortSyncConfig
+	// OnUpdate is called, from the updater goroutine, after new flags are
+	// applied; prev is nil for the first set. It must not block for long.
+	OnUpdate func(prev, next *FlagSet)
+	// HTTPClient is used for every request; default: a client of its own.
+	HTTPClient *http.Client
+	// Library is sent in X-Amp-Exp-Library.
+	Library string
+}
+
+// CohortSyncConfig enables cohort downloads for cohort targeting, with the
+// analytics project's API key and secret key (not the deployment key).
+type CohortSyncConfig struct {
+	APIKey    string
+	SecretKey string
+	// MaxCohortSize: larger cohorts are skipped (default 2147483647).
+	MaxCohortSize int
+	// CohortPollingInterval: how often cohorts are refreshed (60 s,
+	// minimum 60 s).
+	CohortPollingInterval time.Duration
+	CohortServerURL       string
+	// RequestTimeout bounds each download (10 s).
+	RequestTimeout time.Duration
+}
+
+type localSettings struct {
+	flagsURL, redactedFlagsURL   string
+	streamURL, redactedStreamURL string
+	pollInterval, requestTimeout time.Duration
+	streamConnTimeout            time.Duration
+	stream, offline              bool
+	cacheDir                     string
+	library                      string
+	logger                       *slog.Logger
+	httpClient                   *http.Client
+	ownsClient                   bool
+	onUpdate                     func(prev, next *FlagSet)
+	cohorts                      *CohortSyncConfig
+	cohortURL                    string
+}
+
+func newLocalSettings(cfg *LocalConfig) (*localSettings, error) {
+	if cfg == nil {
+		cfg = &LocalConfig{}
+	}
+	var errs []error
+	for name, d := range map[string]time.Duration{
+		"FlagConfigPollingInterval": cfg.FlagConfigPollingInterval, "FlagConfigPollerRequestTimeout": cfg.FlagConfigPollerRequestTimeout,
+		"StreamFlagConnTimeout": cfg.StreamFlagConnTimeout,
+	} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%s is negative (%v)", name, d))
+		}
+	}
+	if err := cfg.ServerZone.valid(); err != nil {
+		errs = append(errs, err)
+	}
+	s := &localSettings{
+		pollInterval:      orDefault(cfg.FlagConfigPollingInterval, DefaultFlagConfigPollingInterval),
+		requestTimeout:    orDefault(cfg.FlagConfigPollerRequestTimeout, DefaultFlagConfigPollerRequestTimeout),
+		streamConnTimeout: orDefault(cfg.StreamFlagConnTimeout, DefaultStreamFlagConnTimeout),
+		stream:            cfg.StreamUpdates, offline: cfg.Offline, cacheDir: cfg.CacheDir,
+		library: orDefault(cfg.Library, defaultLibrary()), onUpdate: cfg.OnUpdate, cohorts: cfg.CohortSyncConfig,
+	}
+	if u, err := endpointURL(orDefault(cfg.ServerURL, cfg.ServerZone.FlagsServerURL()), "/sdk/v2/flags", "v=0"); err != nil {
+		errs = append(errs, err)
+	} else {
+		s.flagsURL, s.redactedFlagsURL = u.String(), redactURL(u)
+	}
+	if u, err := endpointURL(orDefault(cfg.StreamServerURL, cfg.ServerZone.StreamServerURL()), "/sdk/stream/v1/flags", ""); err != nil {
+		errs = append(errs, fmt.Errorf("stream %w", err))
+	} else {
+		s.streamURL, s.redactedStreamURL = u.String(), redactURL(u)
+	}
+	if c := cfg.CohortSyncConfig; c != nil {
+		if c.APIKey == "" || c.SecretKey == "" {
+			errs = append(errs, errors.New("CohortSyncConfig needs both APIKey and SecretKey"))
+		}
+		s.cohortURL = orDefault(c.CohortServerURL, cfg.ServerZone.CohortServerURL())
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("local config: %w", errors.Join(errs...))
+	}
+	s.logger = cfg.Logger
+	if s.logger == nil {
+		level := slog.LevelWarn
+		if cfg.Debug {
+			level = slog.LevelDebug
+		}
+		s.logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	}
+	s.httpClient = cfg.HTTPClient
+	if s.httpClient == nil {
+		s.httpClient, s.ownsClient = newHTTPClient(), true
+	}
+	return s, nil
+}

@@ -1,0 +1,263 @@
+package experiment_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/flagkit/experiment/pkg/experiment"
+	"github.com/flagkit/experiment/pkg/experiment/experimenttest"
+)
+
+const localKey = "server-test-deployment-key"
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// noLeaks checks, after every cleanup (clients closed), that no goroutine
+// the test started is still running.
+func noLeaks(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+}
+
+func flagsV(version string) []byte {
+	return []byte(`[{"key":"f","metadata":{"flagVersion":` + version + `},"segments":[{"variant":"on"}],"variants":{"on":{"key":"on","value":"v` + version + `"}}}]`)
+}
+
+func newLocal(t *testing.T, srv *experimenttest.FlagServer, cfg experiment.LocalConfig) *experiment.LocalClient {
+	t.Helper()
+	cfg.ServerURL = srv.URL
+	if cfg.StreamServerURL == "" {
+		cfg.StreamServerURL = srv.URL
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = quiet
+	}
+	c, err := experiment.NewLocalClient(srv.Key, &cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func value(t *testing.T, c *experiment.LocalClient) string {
+	t.Helper()
+	v, err := c.EvaluateV2(&experiment.User{UserID: "u"}, "f")
+	require.NoError(t, err)
+	return v["f"].Value
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestLocalStartAndPoll(t *testing.T) {
+	noLeaks(t)
+	srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
+	defer srv.Close()
+	c := newLocal(t, srv, experiment.LocalConfig{FlagConfigPollingInterval: 20 * time.Millisecond})
+	_, err := c.EvaluateV2(&experiment.User{})
+	require.ErrorIs(t, err, experiment.ErrNotStarted)
+	require.NoError(t, c.Start(t.Context()))
+	assert.Equal(t, "v1", value(t, c))
+	srv.SetFlags(flagsV("2"))
+	eventually(t, "the poll to apply v2", func() bool { return value(t, c) == "v2" })
+	assert.Equal(t, "ready", c.Status().State)
+	require.NoError(t, c.Close())
+	assert.Equal(t, "closed", c.Status().State)
+}
+
+func TestLocalBadUpdatesKeepLastGood(t *testing.T) {
+	noLeaks(t)
+	srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
+	defer srv.Close()
+	c := newLocal(t, srv, experiment.LocalConfig{FlagConfigPollingInterval: 20 * time.Millisecond})
+	require.NoError(t, c.Start(t.Context()))
+	srv.Script(experimenttest.Reply{Status: 500}, experimenttest.Reply{Status: 200, Body: "<html>oops</html>"},
+		experimenttest.Reply{Status: 200, Body: `[]`}, experimenttest.Reply{Status: 200, Body: `{"not":"a list"}`})
+	eventually(t, "a failed update to be recorded", func() bool { return c.Status().LastError != nil })
+	assert.Equal(t, "v1", value(t, c), "a failed update replaced the flags")
+	// `[]` is a valid (empty) list and does replace them: that is an update.
+	srv.SetFlags(flagsV("3"))
+	eventually(t, "recovery", func() bool { return value(t, c) == "v3" })
+}
+
+func TestLocalUnauthorizedStopsAtOnce(t *testing.T) {
+	noLeaks(t)
+	srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
+	defer srv.Close()
+	c := newLocal(t, srv, experiment.LocalConfig{FlagConfigPollingInterval: 10 * time.Millisecond})
+	srv.Key = "a-rotated-key" // the client's key is no longer valid
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	err := c.Start(ctx)
+	require.ErrorIs(t, err, experiment.ErrUnauthorized)
+	assert.NotContains(t, err.Error(), localKey)
+	time.Sleep(100 * time.Millisecond)
+	assert.Equal(t, 1, srv.Requests(), "a rejected key was retried")
+}
+
+func TestLocalServerDownUsesCache(t *testing.T) {
+	noLeaks(t)
+	cacheDir := t.TempDir()
+	srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
+	defer srv.Close()
+	first := newLocal(t, srv, experiment.LocalConfig{CacheDir: cacheDir})
+	require.NoError(t, first.Start(t.Context()))
+	first.Close()
+	path := experiment.FlagCachePath(cacheDir, localKey)
+	require.FileExists(t, path)
+	assert.NotContains(t, path, localKey, "the cache is named by the key")
+
+	srv.Stall(time.Hour) // the server is now unreachable in practice
+	c := newLocal(t, srv, experiment.LocalConfig{CacheDir: cacheDir, FlagConfigPollerRequestTimeout: 50 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	require.NoError(t, c.Start(ctx))
+	assert.Less(t, time.Since(start), 2*time.Second, "Start waited past its context")
+	assert.Equal(t, "v1", value(t, c))
+	st := c.Status()
+	assert.Equal(t, "cache", st.Source)
+	assert.Equal(t, "interrupted", st.State)
+	assert.False(t, st.LastSuccess.IsZero())
+
+	srv.Stall(0)
+	srv.SetFlags(flagsV("2"))
+}
+
+func TestLocalServerDownNoCacheFails(t *testing.T) {
+	noLeaks(t)
+	srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
+	srv.Close() // connection refused
+	c := newLocal(t, srv, experiment.LocalConfig{})
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	err := c.Start(ctx)
+	require.Error(t, err)
+	var fe *experiment.FlagsError
+	require.True(t, errors.As(err, &fe), "%v", err)
+}
+
+func TestLocalOffline(t *testing.T) {
+	dir := t.TempDir()
+	c, err := experiment.NewLocalClient(localKey, &experiment.LocalConfig{Offline: true, CacheDir: dir, Logger: quiet})
+	require.NoError(t, err)
+	defer c.Close()
+	require.ErrorIs(t, c.Start(t.Context()), experiment.ErrNoCache)
+}
+
+func TestLocalStreamWithPollingFallback(t *testing.T) {
+	noLeaks(t)
+	srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
+	defer srv.Close()
+	srv.EnableStream(true)
+	c := newLocal(t, srv, experiment.LocalConfig{StreamUpdates: true, FlagConfigPollingInterval: 20 * time.Millisecond})
+	require.NoError(t, c.Start(t.Context()))
+	assert.Equal(t, "v1", value(t, c))
+	assert.Equal(t, 0, srv.Requests(), "polled while the stream was up")
+	srv.SetFlags(flagsV("2"))
+	eventually(t, "the stream to deliver v2", func() bool { return value(t, c) == "v2" })
+	assert.True(t, c.Status().Streaming)
+
+	srv.EnableStream(false) // drop it: polling takes over
+	srv.SetFlags(flagsV("3"))
+	eventually(t, "polling to deliver v3", func() bool { return value(t, c) == "v3" })
+	assert.Positive(t, srv.Requests())
+	assert.False(t, c.Status().Streaming)
+}
+
+func TestLocalOnUpdateAndConcurrentEvaluation(t *testing.T) {
+	noLeaks(t)
+	srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
+	defer srv.Close()
+	var mu sync.Mutex
+	var updates []string
+	c := newLocal(t, srv, experiment.LocalConfig{FlagConfigPollingInterval: 5 * time.Millisecond,
+		OnUpdate: func(prev, next *experiment.FlagSet) {
+			mu.Lock()
+			defer mu.Unlock()
+			v, _ := next.EvaluateV2(&experiment.User{}, "f")
+			updates = append(updates, v["f"].Value)
+		}})
+	require.NoError(t, c.Start(t.Context()))
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					if v := value(t, c); !strings.HasPrefix(v, "v") {
+						t.Errorf("evaluation saw %q", v)
+					}
+				}
+			}
+		})
+	}
+	for i := 2; i <= 5; i++ {
+		srv.SetFlags(flagsV(string(rune('0' + i))))
+		want := "v" + string(rune('0'+i))
+		eventually(t, want, func() bool { return value(t, c) == want })
+	}
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{"v1", "v2", "v3", "v4", "v5"}, updates, "an unchanged poll counted as an update")
+}
+
+// TestLocalConformance runs the conformance cases without cohorts through
+// the client against the fake server, as the expected results were made.
+func TestLocalConformance(t *testing.T) {
+	noLeaks(t)
+	root := conformanceDir(t)
+	dirs, _ := filepath.Glob(filepath.Join(root, "*"))
+	for _, dir := range dirs {
+		if strings.Contains(dir, "cohorts") {
+			continue
+		}
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			body, err := os.ReadFile(filepath.Join(dir, "flags.json"))
+			require.NoError(t, err)
+			srv := experimenttest.NewFlagServer(localKey, body)
+			defer srv.Close()
+			c := newLocal(t, srv, experiment.LocalConfig{})
+			require.NoError(t, c.Start(t.Context()))
+			users := readLines(t, filepath.Join(dir, "users.jsonl"))
+			expected := readLines(t, filepath.Join(dir, "expected.jsonl"))
+			for i, line := range users {
+				user, err := experiment.DecodeUser(line)
+				require.NoError(t, err)
+				got, err := c.EvaluateV2(user)
+				require.NoError(t, err)
+				var want, have map[string]any
+				mustJSON(t, expected[i], &want)
+				mustJSON(t, mustMarshal(t, got), &have)
+				for _, d := range diffResults(want, have) {
+					t.Errorf("users.jsonl:%d: %s", i+1, d)
+				}
+			}
+			c.Close()
+		})
+	}
+}
