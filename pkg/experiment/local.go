@@ -19,8 +19,8 @@ import (
 // so they never wait for a refresh; a failed or malformed update never
 // replaces the flags in use.
 type LocalClient struct {
-	key    Secret
-	s      *localSettings
+	key     Secret
+	s       *localSettings
 	flags   atomic.Pointer[FlagSet]
 	applyMu sync.Mutex // serialises apply: Start may apply the cache while the updater runs
 	digest  [32]byte   // of the configs in use, under applyMu
