@@ -110,7 +110,7 @@ func newAssertCmd(f *Factory, runF func(context.Context, *assertOptions) error) 
 			if runF != nil {
 				return runF(c.Context(), opts)
 			}
-			return runAssert(opts)
+			return runAssert(c.Context(), opts)
 		},
 	}
 	opts.Source.register(c.Flags())
@@ -118,8 +118,8 @@ func newAssertCmd(f *Factory, runF func(context.Context, *assertOptions) error) 
 	return c
 }
 
-func runAssert(opts *assertOptions) error {
-	fs, err := opts.Source.load(&Factory{IO: opts.IO})
+func runAssert(ctx context.Context, opts *assertOptions) error {
+	fs, err := opts.Source.load(ctx, &Factory{IO: opts.IO})
 	if err != nil {
 		return err
 	}
@@ -127,7 +127,7 @@ func runAssert(opts *assertOptions) error {
 	for i, x := range opts.Expectations {
 		keys[i] = x.Flag
 	}
-	if err := checkKeys(fs, keys, opts.Source.flagsFile); err != nil {
+	if err := checkKeys(fs, keys, opts.Source.name()); err != nil {
 		return err
 	}
 	user, err := opts.User.build(opts.cmd.Flags(), opts.IO.In)
@@ -136,7 +136,7 @@ func runAssert(opts *assertOptions) error {
 	}
 	results, err := fs.EvaluateResults(user, keys, nil)
 	if err != nil {
-		return evalError(opts.Source.flagsFile, err)
+		return evalError(opts.Source.name(), err)
 	}
 	failed := 0
 	p := newTracePrinter(opts.IO.ColorOut())

@@ -45,7 +45,7 @@ type lineError struct {
 func runBatch(parent context.Context, opts *evaluateOptions, fs *experiment.FlagSet) error {
 	// A dependency cycle fails every evaluation: say so once, up front.
 	if _, err := fs.EvaluateResults(&experiment.User{}, opts.Keys, nil); err != nil {
-		return evalError(opts.Source.flagsFile, err)
+		return evalError(opts.Source.name(), err)
 	}
 	in, name, size, closeIn, err := openUsers(opts)
 	if err != nil {

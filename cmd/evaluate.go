@@ -91,11 +91,11 @@ func (o *evaluateOptions) validate() error {
 }
 
 func runEvaluate(ctx context.Context, opts *evaluateOptions) error {
-	fs, err := opts.Source.load(&Factory{IO: opts.IO})
+	fs, err := opts.Source.load(ctx, &Factory{IO: opts.IO})
 	if err != nil {
 		return err
 	}
-	if err := checkKeys(fs, opts.Keys, opts.Source.flagsFile); err != nil {
+	if err := checkKeys(fs, opts.Keys, opts.Source.name()); err != nil {
 		return err
 	}
 	if opts.UsersFile != "" {
@@ -107,7 +107,7 @@ func runEvaluate(ctx context.Context, opts *evaluateOptions) error {
 	}
 	results, err := fs.EvaluateResults(user, opts.Keys, nil)
 	if err != nil {
-		return evalError(opts.Source.flagsFile, err)
+		return evalError(opts.Source.name(), err)
 	}
 	return renderVariants(opts.IO, opts.output(), onlyRequested(results, opts.Keys))
 }

@@ -48,7 +48,7 @@ func newExplainCmd(f *Factory, runF func(context.Context, *explainOptions) error
 			if runF != nil {
 				return runF(c.Context(), opts)
 			}
-			return runExplain(opts)
+			return runExplain(c.Context(), opts)
 		},
 	}
 	opts.Source.register(c.Flags())
@@ -58,12 +58,12 @@ func newExplainCmd(f *Factory, runF func(context.Context, *explainOptions) error
 	return c
 }
 
-func runExplain(opts *explainOptions) error {
-	fs, err := opts.Source.load(&Factory{IO: opts.IO})
+func runExplain(ctx context.Context, opts *explainOptions) error {
+	fs, err := opts.Source.load(ctx, &Factory{IO: opts.IO})
 	if err != nil {
 		return err
 	}
-	if err := checkKeys(fs, opts.Keys, opts.Source.flagsFile); err != nil {
+	if err := checkKeys(fs, opts.Keys, opts.Source.name()); err != nil {
 		return err
 	}
 	user, err := opts.User.build(opts.cmd.Flags(), opts.IO.In)
@@ -76,7 +76,7 @@ func runExplain(opts *explainOptions) error {
 	}
 	trace, err := fs.Explain(user, keys...)
 	if err != nil {
-		return evalError(opts.Source.flagsFile, err)
+		return evalError(opts.Source.name(), err)
 	}
 	if len(keys) > 0 {
 		trace.Flags = slices.DeleteFunc(trace.Flags, func(ft eval.FlagTrace) bool { return !slices.Contains(keys, ft.Key) })

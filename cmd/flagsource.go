@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -23,20 +24,21 @@ type flagSource struct {
 	flagsFile  string
 	cohortsDir string
 	strict     bool
+	server     serverFlags
 }
 
 func (s *flagSource) register(fs *pflag.FlagSet) {
 	fs.StringVar(&s.flagsFile, "flags", "", "flag configs: a JSON file (the body of GET /sdk/v2/flags), or - for stdin")
 	fs.StringVar(&s.cohortsDir, "cohorts", "", "directory of cohort files <cohortId>.json (the body of GET /sdk/v1/cohort/<id>)")
 	fs.BoolVar(&s.strict, "strict", false, "fail on config problems the engine tolerates (unknown operators, bad regexes, missing dependencies)")
+	s.server.register(fs)
 }
 
 // load reads, compiles and checks the flag set, warning on stderr about
 // what the engine tolerates unless strict makes it an error.
-func (s *flagSource) load(f *Factory) (*experiment.FlagSet, error) {
+func (s *flagSource) load(ctx context.Context, f *Factory) (*experiment.FlagSet, error) {
 	if s.flagsFile == "" {
-		return nil, withHint(usageError("no flag configs: pass --flags FILE"),
-			"try: experiment evaluate --flags testdata/flags.json --user-id user-1")
+		return s.loadFromServer(ctx, f)
 	}
 	data, name, err := s.readFlags(f.IO.In)
 	if err != nil {
@@ -59,6 +61,35 @@ func (s *flagSource) load(f *Factory) (*experiment.FlagSet, error) {
 		return nil, inputError(fmt.Errorf("%s: %w", name, err))
 	}
 	return fs, s.reportProblems(f, name, fs.Snapshot().Problems())
+}
+
+// loadFromServer gets the flags of a deployment key: from the server, or
+// the cache when the server cannot be reached (or with --offline).
+func (s *flagSource) loadFromServer(ctx context.Context, f *Factory) (*experiment.FlagSet, error) {
+	client, err := s.server.startClient(ctx, f.IO, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer client.Close()
+	fs := client.FlagSet()
+	if s.cohortsDir != "" {
+		store, err := s.loadCohorts(f, fs.CohortReferences().All())
+		if err != nil {
+			return nil, err
+		}
+		if fs, err = experiment.NewFlagSet(fs.Flags(), store); err != nil {
+			return nil, inputError(err)
+		}
+	}
+	return fs, s.reportProblems(f, "server flags", fs.Snapshot().Problems())
+}
+
+// name is how errors refer to the flag source.
+func (s *flagSource) name() string {
+	if s.flagsFile == "" {
+		return "server flags"
+	}
+	return s.flagsFile
 }
 
 func (s *flagSource) readFlags(stdin io.Reader) ([]byte, string, error) {

@@ -86,7 +86,7 @@ func newTestCmd(f *Factory, runF func(context.Context, *testOptions) error) *cob
 			if runF != nil {
 				return runF(c.Context(), opts)
 			}
-			return runTest(opts)
+			return runTest(c.Context(), opts)
 		},
 	}
 	opts.Source.register(c.Flags())
@@ -125,7 +125,7 @@ type caseResult struct {
 	elapsed  time.Duration
 }
 
-func runTest(opts *testOptions) error {
+func runTest(ctx context.Context, opts *testOptions) error {
 	tf, err := loadTestFile(opts.File)
 	if err != nil {
 		return err
@@ -138,7 +138,7 @@ func runTest(opts *testOptions) error {
 	if src.cohortsDir == "" && tf.Cohorts != "" {
 		src.cohortsDir = relativeTo(base, tf.Cohorts)
 	}
-	fs, err := src.load(&Factory{IO: opts.IO})
+	fs, err := src.load(ctx, &Factory{IO: opts.IO})
 	if err != nil {
 		return err
 	}

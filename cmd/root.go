@@ -55,6 +55,8 @@ func NewRootCmd(f *Factory) *cobra.Command {
 	root.AddCommand(
 		newEvaluateCmd(f, nil),
 		newExplainCmd(f, nil),
+		newFlagsCmd(f),
+		newWatchCmd(f, nil),
 		newAssertCmd(f, nil),
 		newTestCmd(f, nil),
 		newCookieCmd(f),

@@ -1,0 +1,150 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/flagkit/experiment/pkg/experiment"
+)
+
+// serverFlags are the settings of commands that talk to Amplitude's flag
+// config service with a deployment key. Each value comes from its flag,
+// else its environment variable, else the default (CLI.md precedence).
+type serverFlags struct {
+	deploymentKey   string
+	serverZone      string
+	serverURL       string
+	streamServerURL string
+	cacheDir        string
+	offline         bool
+	timeout         time.Duration
+	debug           bool
+	fs              *pflag.FlagSet
+}
+
+func (s *serverFlags) register(fs *pflag.FlagSet) {
+	s.fs = fs
+	fs.StringVar(&s.deploymentKey, "deployment-key", "", "server deployment key (env EXPERIMENT_DEPLOYMENT_KEY)")
+	fs.StringVar(&s.serverZone, "server-zone", "", "us or eu: picks every default URL (env EXPERIMENT_SERVER_ZONE)")
+	fs.StringVar(&s.serverURL, "server-url", "", "flag config server URL (env EXPERIMENT_SERVER_URL)")
+	fs.StringVar(&s.streamServerURL, "stream-server-url", "", "flag stream server URL (env EXPERIMENT_STREAM_SERVER_URL)")
+	fs.StringVar(&s.cacheDir, "cache-dir", "", "flag and cohort cache (env EXPERIMENT_CACHE_DIR; default: the user cache directory)")
+	fs.BoolVar(&s.offline, "offline", false, "use the cached flag configs only; never contact the server")
+	fs.DurationVar(&s.timeout, "timeout", 10*time.Second, "how long to wait for the server")
+	fs.BoolVar(&s.debug, "debug", false, "SDK debug log on stderr (keys redacted)")
+}
+
+// value resolves one setting: the flag when given, else the first
+// non-empty environment variable.
+func (s *serverFlags) value(ios *IOStreams, flagName, flagValue string, envs ...string) string {
+	if s.fs != nil && s.fs.Changed(flagName) {
+		return flagValue
+	}
+	for _, e := range envs {
+		if v := ios.env(e); v != "" {
+			return v
+		}
+	}
+	return flagValue
+}
+
+func (s *serverFlags) key(ios *IOStreams) string {
+	return s.value(ios, "deployment-key", s.deploymentKey, "EXPERIMENT_DEPLOYMENT_KEY", "EXPERIMENT_KEY")
+}
+
+// cachePath is --cache-dir, EXPERIMENT_CACHE_DIR, or the user cache dir.
+func (s *serverFlags) cachePath(ios *IOStreams) (string, error) {
+	if dir := s.value(ios, "cache-dir", s.cacheDir, "EXPERIMENT_CACHE_DIR"); dir != "" {
+		return dir, nil
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", withHint(usageError("no cache directory: %v", err), "pass --cache-dir or set EXPERIMENT_CACHE_DIR")
+	}
+	return filepath.Join(base, "experiment"), nil
+}
+
+// localConfig builds the SDK configuration these flags describe.
+func (s *serverFlags) localConfig(ios *IOStreams) (string, *experiment.LocalConfig, error) {
+	key := s.key(ios)
+	if key == "" {
+		return "", nil, withHint(usageError("no flag configs: pass --flags FILE, or a deployment key with --deployment-key or EXPERIMENT_DEPLOYMENT_KEY"),
+			"a server deployment key is under Experiment > Deployments in Amplitude; or try: experiment evaluate --flags testdata/flags.json")
+	}
+	zone, err := experiment.ParseServerZone(s.value(ios, "server-zone", s.serverZone, "EXPERIMENT_SERVER_ZONE"))
+	if err != nil {
+		return "", nil, usageError("--server-zone: %v", err)
+	}
+	cacheDir, err := s.cachePath(ios)
+	if err != nil {
+		return "", nil, err
+	}
+	level := slog.LevelWarn
+	if s.debug {
+		level = slog.LevelDebug
+	}
+	cfg := &experiment.LocalConfig{
+		ServerZone: zone, ServerURL: s.value(ios, "server-url", s.serverURL, "EXPERIMENT_SERVER_URL"),
+		StreamServerURL:                s.value(ios, "stream-server-url", s.streamServerURL, "EXPERIMENT_STREAM_SERVER_URL"),
+		CacheDir:                       cacheDir, Offline: s.offline, FlagConfigPollerRequestTimeout: s.timeout,
+		Logger: slog.New(slog.NewTextHandler(ios.ErrOut, &slog.HandlerOptions{Level: level})),
+	}
+	return key, cfg, nil
+}
+
+// startClient starts a local client and waits at most --timeout for flags;
+// when it falls back on the cache it says so, with the cache's age.
+func (s *serverFlags) startClient(ctx context.Context, ios *IOStreams, mutate func(*experiment.LocalConfig)) (*experiment.LocalClient, error) {
+	key, cfg, err := s.localConfig(ios)
+	if err != nil {
+		return nil, err
+	}
+	if mutate != nil {
+		mutate(cfg)
+	}
+	if !s.debug {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil)) // the CLI reports what matters itself
+	}
+	client, err := experiment.NewLocalClient(key, cfg)
+	if err != nil {
+		return nil, usageError("%v", err)
+	}
+	startCtx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := client.Start(startCtx); err != nil {
+		client.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, serverError(err, key)
+	}
+	if st := client.Status(); st.Source == "cache" && !s.offline {
+		fmt.Fprintf(ios.ErrOut, "experiment: warning: flag config server unreachable (%v); using cached flags from %s ago\n",
+			st.LastError, st.ConfigAge(time.Now()).Round(time.Second))
+	}
+	return client, nil
+}
+
+// serverError maps SDK failures to CLI.md's exit codes: a rejected key is
+// 4, with the key's fingerprint and where to get a valid one; anything else
+// from the network is 5.
+func serverError(err error, key string) error {
+	switch {
+	case errors.Is(err, experiment.ErrUnauthorized):
+		return &exitError{code: ExitAuth, err: fmt.Errorf("deployment key %v rejected: %w", experiment.Secret(key), err),
+			hint: "use a server deployment key (Experiment > Deployments in Amplitude), not a client key or the analytics API key"}
+	case errors.Is(err, experiment.ErrNoCache):
+		return &exitError{code: ExitIO, err: err, hint: "run 'experiment flags pull' while online first"}
+	case errors.Is(err, context.Canceled):
+		return err
+	}
+	return &exitError{code: ExitNetwork, err: err, hint: "check --server-url / --server-zone and the network; cached flags are used when there are some"}
+}

@@ -1,0 +1,235 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flagkit/experiment/pkg/experiment"
+)
+
+type watchOptions struct {
+	IO           *IOStreams
+	Server       serverFlags
+	User         userFlags
+	Stream       bool
+	PollInterval time.Duration
+	UntilChange  bool
+	Output       string
+	Now          func() time.Time
+	cmd          *cobra.Command
+}
+
+func newWatchCmd(f *Factory, runF func(context.Context, *watchOptions) error) *cobra.Command {
+	opts := &watchOptions{IO: f.IO, Now: f.Now}
+	c := &cobra.Command{
+		Use:   "watch [user flags]",
+		Short: "Keep flag configs fresh and print each change",
+		Long: "Stream (or poll) the deployment's flag configs and print every change: flags added,\n" +
+			"removed or changed. With user flags, also print when that user's variants change.\n" +
+			"--until-change exits 0 after the first change, for scripts. Ctrl-C stops.",
+		Example: `  experiment watch --stream
+  experiment watch --user-id user-1 -p plan=pro --until-change -o jsonl`,
+		Args: argsUsage(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			opts.cmd = c
+			if opts.Server.offline {
+				return usageError("--offline: watch needs the server")
+			}
+			if err := checkOutput(&opts.Output, f.IO, "table", "jsonl"); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(c.Context(), opts)
+			}
+			return runWatch(c.Context(), opts)
+		},
+	}
+	opts.Server.register(c.Flags())
+	opts.User.register(c.Flags())
+	c.Flags().BoolVar(&opts.Stream, "stream", false, "receive updates over the flag stream (polling while it is down)")
+	c.Flags().DurationVar(&opts.PollInterval, "poll-interval", experiment.DefaultFlagConfigPollingInterval, "how often to poll")
+	c.Flags().BoolVar(&opts.UntilChange, "until-change", false, "exit after the first change")
+	c.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: table|jsonl (default: table on a terminal, jsonl otherwise)")
+	return c
+}
+
+// watchEvent is one printed change; its JSON form is the jsonl contract.
+type watchEvent struct {
+	Time time.Time `json:"time"`
+	Kind string    `json:"kind"` // added, removed, changed, variant
+	Flag string    `json:"flag"`
+	From string    `json:"from,omitempty"`
+	To   string    `json:"to,omitempty"`
+}
+
+func runWatch(ctx context.Context, opts *watchOptions) error {
+	var user *experiment.User
+	if opts.User.given(opts.cmd.Flags()) {
+		u, err := opts.User.build(opts.cmd.Flags(), opts.IO.In)
+		if err != nil {
+			return err
+		}
+		user = u
+	}
+	updates := make(chan [2]*experiment.FlagSet, 16)
+	client, err := opts.Server.startClient(ctx, opts.IO, func(cfg *experiment.LocalConfig) {
+		cfg.StreamUpdates, cfg.FlagConfigPollingInterval = opts.Stream, opts.PollInterval
+		cfg.OnUpdate = func(prev, next *experiment.FlagSet) {
+			select {
+			case updates <- [2]*experiment.FlagSet{prev, next}:
+			case <-ctx.Done():
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	fs := client.FlagSet()
+	fmt.Fprintf(opts.IO.ErrOut, "watching %d flags (%s); Ctrl-C to stop\n", fs.Snapshot().Len(), describeStatus(client.Status()))
+	status := time.NewTicker(time.Second)
+	defer status.Stop()
+	last := client.Status()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case u := <-updates:
+			if u[0] == nil || u[1] == fs {
+				continue // the initial set, already reported
+			}
+			events := diffFlagSets(fs, u[1], user, opts.Now())
+			fs = u[1]
+			if err := printWatchEvents(opts, events); err != nil {
+				return err
+			}
+			if opts.UntilChange && len(events) > 0 {
+				return nil
+			}
+		case <-status.C:
+			if st := client.Status(); st.State != last.State || st.Streaming != last.Streaming {
+				fmt.Fprintf(opts.IO.ErrOut, "%s %s\n", opts.Now().Format(time.RFC3339), describeStatus(st))
+				last = st
+			}
+		}
+	}
+}
+
+func describeStatus(st experiment.Status) string {
+	s := st.State + " from " + st.Source
+	if st.Streaming {
+		s += ", streaming"
+	}
+	if st.State == "interrupted" && st.LastError != nil {
+		s += ": " + st.LastError.Error()
+	}
+	return s
+}
+
+// diffFlagSets lists flags added, removed and changed between two sets and,
+// for a user, the flags whose variant for that user changed.
+func diffFlagSets(prev, next *experiment.FlagSet, user *experiment.User, now time.Time) []watchEvent {
+	var events []watchEvent
+	old := map[string][]byte{}
+	for _, f := range prev.Flags() {
+		old[f.Key], _ = json.Marshal(f)
+	}
+	seen := map[string]bool{}
+	for _, f := range next.Flags() {
+		seen[f.Key] = true
+		data, _ := json.Marshal(f)
+		before, ok := old[f.Key]
+		switch {
+		case !ok:
+			events = append(events, watchEvent{Time: now, Kind: "added", Flag: f.Key, To: versionOf(f.Metadata)})
+		case !bytes.Equal(before, data):
+			var was struct{ Metadata map[string]any }
+			json.Unmarshal(before, &was)
+			events = append(events, watchEvent{Time: now, Kind: "changed", Flag: f.Key, From: versionOf(was.Metadata), To: versionOf(f.Metadata)})
+		}
+	}
+	for _, f := range prev.Flags() {
+		if !seen[f.Key] {
+			events = append(events, watchEvent{Time: now, Kind: "removed", Flag: f.Key, From: versionOf(f.Metadata)})
+		}
+	}
+	if user != nil {
+		events = append(events, variantChanges(prev, next, user, now)...)
+	}
+	slices.SortStableFunc(events, func(a, b watchEvent) int {
+		if a.Flag < b.Flag {
+			return -1
+		}
+		if a.Flag > b.Flag {
+			return 1
+		}
+		return 0
+	})
+	return events
+}
+
+func variantChanges(prev, next *experiment.FlagSet, user *experiment.User, now time.Time) []watchEvent {
+	before, err1 := prev.EvaluateV2(user)
+	after, err2 := next.EvaluateV2(user)
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	var events []watchEvent
+	keys := map[string]bool{}
+	for k := range before {
+		keys[k] = true
+	}
+	for k := range after {
+		keys[k] = true
+	}
+	for k := range keys {
+		b, hadB := before[k]
+		a, hasA := after[k]
+		if hadB == hasA && b.Key == a.Key && b.Value == a.Value {
+			continue
+		}
+		e := watchEvent{Time: now, Kind: "variant", Flag: k, From: "(none)", To: "(none)"}
+		if hadB {
+			e.From = b.Key
+		}
+		if hasA {
+			e.To = a.Key
+		}
+		events = append(events, e)
+	}
+	return events
+}
+
+func versionOf(meta map[string]any) string {
+	if v, ok := meta["flagVersion"]; ok {
+		return fmt.Sprintf("v%v", v)
+	}
+	return ""
+}
+
+func printWatchEvents(opts *watchOptions, events []watchEvent) error {
+	for _, e := range events {
+		var err error
+		if opts.Output == "jsonl" {
+			err = writeJSON(opts.IO.Out, e, false)
+		} else {
+			change := e.To
+			if e.From != "" && e.To != "" {
+				change = e.From + " → " + e.To
+			} else if e.From != "" {
+				change = e.From
+			}
+			_, err = fmt.Fprintf(opts.IO.Out, "%s  %-8s %s  %s\n", e.Time.Format(time.RFC3339), e.Kind, e.Flag, change)
+		}
+		if err != nil {
+			return ioError(err)
+		}
+	}
+	return nil
+}
