@@ -93,8 +93,8 @@ func (s *serverFlags) localConfig(ios *IOStreams) (string, *experiment.LocalConf
 	}
 	cfg := &experiment.LocalConfig{
 		ServerZone: zone, ServerURL: s.value(ios, "server-url", s.serverURL, "EXPERIMENT_SERVER_URL"),
-		StreamServerURL:                s.value(ios, "stream-server-url", s.streamServerURL, "EXPERIMENT_STREAM_SERVER_URL"),
-		CacheDir:                       cacheDir, Offline: s.offline, FlagConfigPollerRequestTimeout: s.timeout,
+		StreamServerURL: s.value(ios, "stream-server-url", s.streamServerURL, "EXPERIMENT_STREAM_SERVER_URL"),
+		CacheDir:        cacheDir, Offline: s.offline, FlagConfigPollerRequestTimeout: s.timeout,
 		Logger: slog.New(slog.NewTextHandler(ios.ErrOut, &slog.HandlerOptions{Level: level})),
 	}
 	return key, cfg, nil
