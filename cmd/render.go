@@ -150,7 +150,7 @@ func (t *table) render(w io.Writer) error {
 }
 
 // columnWidths fits the columns to the terminal by shrinking the widest
-// ones, the last column first, never below 8 characters.
+// columns after the first, never below 8 characters.
 func (t *table) columnWidths() []int {
 	widths := make([]int, len(t.header))
 	for i, h := range t.header {
@@ -172,16 +172,20 @@ func (t *table) columnWidths() []int {
 		return n
 	}
 	for total() > t.width {
-		widest := len(widths) - 1
-		for i := range widths {
-			if widths[i] > widths[widest] {
-				widest = i
+		// The first column names the row: shrink it only when no other can.
+		shrink := -1
+		for i := 1; i < len(widths); i++ {
+			if widths[i] > 8 && (shrink < 0 || widths[i] > widths[shrink]) {
+				shrink = i
 			}
 		}
-		if widths[widest] <= 8 {
-			break
+		if shrink < 0 {
+			if widths[0] <= 8 {
+				break
+			}
+			shrink = 0
 		}
-		widths[widest]--
+		widths[shrink]--
 	}
 	return widths
 }
