@@ -59,6 +59,8 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newWatchCmd(f, nil),
 		newAssertCmd(f, nil),
 		newTestCmd(f, nil),
+		newFetchCmd(f, nil),
+		newCohortsCmd(f, nil),
 		newCookieCmd(f),
 		newVersionCmd(f),
 	)

@@ -1,0 +1,524 @@
+package cmd
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flagkit/experiment/pkg/experiment"
+)
+
+// Limits of `fetch --users`.
+const (
+	defaultFetchConcurrency = 8
+	maxFetchConcurrency     = 256
+	maxFetchUserLine        = 16 << 20 // one user object
+)
+
+type fetchOptions struct {
+	IO *IOStreams
+
+	User          userFlags
+	UsersFile     string
+	DeploymentKey string
+	ServerZone    string
+	ServerURL     string
+	Timeout       time.Duration
+	Retries       int
+	Concurrency   int
+	Output        string
+	SkipInvalid   bool
+	Debug         bool
+	Keys          []string
+	// TrackAssignment and TrackExposure are nil unless their flag was
+	// given: only then is the tracking header sent.
+	TrackAssignment *bool
+	TrackExposure   *bool
+
+	userGiven bool
+	cmd       *cobra.Command
+	// Resolved from flags and environment by validate.
+	key  string
+	zone experiment.ServerZone
+	url  string
+}
+
+func newFetchCmd(f *Factory, runF func(context.Context, *fetchOptions) error) *cobra.Command {
+	opts := &fetchOptions{IO: f.IO}
+	var trackAssignment, trackExposure bool
+	c := &cobra.Command{
+		Use:   "fetch [FLAG_KEY...]",
+		Short: "Ask Amplitude's evaluation API which variants a user gets (remote evaluation)",
+		Long: "Fetch a user's variants from Amplitude's remote evaluation API with a server deployment key.\n\n" +
+			"Every variant the server sends is shown, default (off) variants included; with FLAG_KEYs,\n" +
+			"only those flags are evaluated. One user comes from the user flags; many come from\n" +
+			"--users FILE (JSON Lines), fetched concurrently and written one line per user, in input order.\n\n" +
+			"The server tracks an assignment event per fetch unless --track-assignment=false; exposures\n" +
+			"are tracked only with --track-exposure. Without these flags no tracking header is sent.\n\n" +
+			"Environment: EXPERIMENT_DEPLOYMENT_KEY (or EXPERIMENT_KEY), EXPERIMENT_SERVER_ZONE,\n" +
+			"EXPERIMENT_SERVER_URL, EXPERIMENT_OUTPUT. Flags win over the environment.",
+		Example: `  export EXPERIMENT_DEPLOYMENT_KEY=server-...
+  experiment fetch --user-id user@company.com -p plan=pro
+  experiment fetch --device-id d-1 checkout-flow new-nav -o json
+  experiment fetch --server-zone eu --user @user.json --track-assignment=false
+  experiment fetch --users users.jsonl --retries 2 > variants.jsonl`,
+		RunE: func(c *cobra.Command, args []string) error {
+			fl := c.Flags()
+			opts.Keys = args
+			opts.cmd = c
+			opts.userGiven = opts.User.given(fl)
+			if fl.Changed("track-assignment") {
+				opts.TrackAssignment = &trackAssignment
+			}
+			if fl.Changed("track-exposure") {
+				opts.TrackExposure = &trackExposure
+			}
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(c.Context(), opts)
+			}
+			return runFetch(c.Context(), opts)
+		},
+	}
+	fl := c.Flags()
+	opts.User.register(fl)
+	fl.StringVar(&opts.UsersFile, "users", "", "fetch for many users: a JSON Lines file, or - for stdin")
+	fl.StringVar(&opts.DeploymentKey, "deployment-key", "", "server deployment key (env EXPERIMENT_DEPLOYMENT_KEY or EXPERIMENT_KEY)")
+	fl.StringVar(&opts.ServerZone, "server-zone", "", "us or eu: picks the default server URL (env EXPERIMENT_SERVER_ZONE; default us)")
+	fl.StringVar(&opts.ServerURL, "server-url", "", "evaluation server base URL; a path in it is kept (env EXPERIMENT_SERVER_URL)")
+	fl.DurationVar(&opts.Timeout, "timeout", experiment.DefaultFetchTimeout, "per request, including reading the answer")
+	fl.IntVar(&opts.Retries, "retries", experiment.DefaultFetchRetries, "retries of a failed request (timeouts, network errors, 429, 5xx), with backoff")
+	fl.IntVar(&opts.Concurrency, "concurrency", defaultFetchConcurrency, "with --users: requests in flight at once")
+	fl.BoolVar(&trackAssignment, "track-assignment", false, "tell the server to track (true) or not track (false) an assignment event; unset: the server's default (track)")
+	fl.BoolVar(&trackExposure, "track-exposure", false, "tell the server to track (true) or not track (false) an exposure event; unset: the server's default (no)")
+	fl.StringVarP(&opts.Output, "output", "o", "", "output format: table|json|jsonl|yaml (default: table on a terminal, json otherwise; jsonl with --users)")
+	fl.BoolVar(&opts.SkipInvalid, "skip-invalid", false, "with --users: report and skip lines that are not user objects instead of failing")
+	fl.BoolVar(&opts.Debug, "debug", false, "log requests and retries on stderr (keys redacted)")
+	_ = c.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "jsonl", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = c.RegisterFlagCompletionFunc("server-zone", cobra.FixedCompletions([]string{"us", "eu"}, cobra.ShellCompDirectiveNoFileComp))
+	return c
+}
+
+// setting is a flag's value when given, else the first non-empty
+// environment variable, else the flag's default: CLI.md's precedence.
+func (o *fetchOptions) setting(flag, value string, envs ...string) string {
+	if o.cmd != nil && o.cmd.Flags().Changed(flag) {
+		return value
+	}
+	for _, e := range envs {
+		if v := o.IO.env(e); v != "" {
+			return v
+		}
+	}
+	return value
+}
+
+func (o *fetchOptions) validate() error {
+	if o.Output == "" {
+		o.Output = o.IO.env("EXPERIMENT_OUTPUT")
+	}
+	if o.Output != "" && !slices.Contains([]string{"table", "json", "jsonl", "yaml"}, o.Output) {
+		return usageError("--output %q: want table, json, jsonl or yaml", o.Output)
+	}
+	if o.Timeout <= 0 {
+		return usageError("--timeout %v: want a positive duration, e.g. 5s", o.Timeout)
+	}
+	if o.Retries < 0 {
+		return usageError("--retries %d: want 0 or more", o.Retries)
+	}
+	if o.Concurrency < 1 || o.Concurrency > maxFetchConcurrency {
+		return usageError("--concurrency %d: want 1 to %d", o.Concurrency, maxFetchConcurrency)
+	}
+	if o.UsersFile != "" {
+		if o.userGiven {
+			return usageError("--users cannot be combined with a single user's flags (--user, --user-id, -p, ...)")
+		}
+		if o.Output == "table" || o.Output == "yaml" {
+			return usageError("--users writes jsonl or json, not %s", o.Output)
+		}
+		if o.UsersFile == "-" && o.User.user == "-" {
+			return usageError("only one of --users and --user can read stdin")
+		}
+	} else {
+		if o.SkipInvalid {
+			return usageError("--skip-invalid needs --users")
+		}
+		if !o.userGiven {
+			return withHint(usageError("no user: remote evaluation needs a user"),
+				"pass --user-id, --device-id or --user JSON, or --users FILE for many")
+		}
+	}
+
+	o.key = strings.TrimSpace(o.setting("deployment-key", o.DeploymentKey, "EXPERIMENT_DEPLOYMENT_KEY", "EXPERIMENT_KEY"))
+	if o.key == "" {
+		return withHint(usageError("no deployment key: pass --deployment-key or set EXPERIMENT_DEPLOYMENT_KEY"),
+			"use a server deployment key: in Amplitude, Experiment > Deployments (it starts with \"server-\")")
+	}
+	zone, err := experiment.ParseServerZone(o.setting("server-zone", o.ServerZone, "EXPERIMENT_SERVER_ZONE"))
+	if err != nil {
+		return usageError("--server-zone: %v", err)
+	}
+	o.zone = zone
+	o.url = o.setting("server-url", o.ServerURL, "EXPERIMENT_SERVER_URL")
+	return nil
+}
+
+// output is the format: -o, else jsonl for --users, table on a terminal,
+// json otherwise.
+func (o *fetchOptions) output() string {
+	switch {
+	case o.Output != "":
+		return o.Output
+	case o.UsersFile != "":
+		return "jsonl"
+	case o.IO.OutTTY:
+		return "table"
+	}
+	return "json"
+}
+
+// sdkOptions are the fetch options of the SDK call.
+func (o *fetchOptions) sdkOptions() *experiment.FetchOptions {
+	return &experiment.FetchOptions{FlagKeys: o.Keys, TracksAssignment: o.TrackAssignment, TracksExposure: o.TrackExposure}
+}
+
+func (o *fetchOptions) client() (*experiment.RemoteClient, error) {
+	logger := slog.New(slog.DiscardHandler) // failures are reported once, by Main
+	if o.Debug {
+		logger = slog.New(slog.NewTextHandler(o.IO.ErrOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	c, err := experiment.NewRemoteClient(o.key, &experiment.RemoteConfig{
+		ServerURL: o.url, ServerZone: o.zone, FetchTimeout: o.Timeout, FetchRetryTimeout: o.Timeout,
+		FetchRetries: o.Retries, Logger: logger, Library: "experiment-go-cli/" + currentVersion().Version,
+	})
+	if err != nil {
+		return nil, usageError("%v", err)
+	}
+	return c, nil
+}
+
+func runFetch(ctx context.Context, opts *fetchOptions) error {
+	client, err := opts.client()
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	if opts.UsersFile != "" {
+		return runFetchUsers(ctx, opts, client)
+	}
+	user, err := opts.User.build(opts.cmd.Flags(), opts.IO.In)
+	if err != nil {
+		return err
+	}
+	variants, err := client.FetchV2(ctx, user, opts.sdkOptions())
+	if err != nil {
+		return fetchFailure(err, opts.key)
+	}
+	for _, k := range opts.Keys {
+		if _, ok := variants[k]; !ok {
+			fmt.Fprintf(opts.IO.ErrOut, "experiment: warning: no variant for flag %q: not in this deployment, or no such flag\n", k)
+		}
+	}
+	return renderVariantMap(opts.IO, opts.output(), variants)
+}
+
+// fetchFailure maps a failed fetch to CLI.md's exit codes: a rejected key is
+// 4, naming the key by fingerprint; network, server and response failures
+// after the retries are 5; an interruption stays context.Canceled (130).
+func fetchFailure(err error, key string) error {
+	var fe *experiment.FetchError
+	switch {
+	case errors.Is(err, context.Canceled):
+		return err
+	case errors.Is(err, experiment.ErrUnauthorized):
+		return &exitError{code: ExitAuth, err: err, hint: fmt.Sprintf(
+			"the server rejected deployment key %v; fetch needs a server deployment key "+
+				"(Amplitude: Experiment > Deployments), not a client deployment key or the analytics API key", experiment.Secret(key))}
+	case errors.As(err, &fe):
+		return &exitError{code: ExitNetwork, err: err, hint: fetchHint(fe)}
+	}
+	return err
+}
+
+func fetchHint(fe *experiment.FetchError) string {
+	switch {
+	case errors.Is(fe, context.DeadlineExceeded):
+		return "the server did not answer in time: raise --timeout, or add --retries"
+	case errors.Is(fe, experiment.ErrMalformedResponse):
+		return "the server's answer is not remote evaluation's JSON: check --server-url"
+	case fe.StatusCode == http.StatusNotFound:
+		return "check --server-url: it is the base URL, /sdk/v2/vardata is added to it"
+	case fe.StatusCode == http.StatusBadRequest:
+		return "the server rejected the request; check the user object"
+	case fe.StatusCode == http.StatusTooManyRequests || fe.StatusCode >= 500:
+		return "the server is throttling or failing: try again later, or add --retries"
+	case fe.StatusCode == 0:
+		return "check the network, --server-url and --server-zone"
+	}
+	return ""
+}
+
+// renderVariantMap prints one user's variants: the JSON contract (flag key
+// to {key, value, payload, metadata}), YAML, or evaluate's table.
+func renderVariantMap(ios *IOStreams, format string, variants map[string]experiment.Variant) error {
+	var err error
+	switch format {
+	case "json":
+		err = writeJSON(ios.Out, variants, true)
+	case "jsonl":
+		err = writeJSON(ios.Out, variants, false)
+	case "yaml":
+		err = writeYAML(ios.Out, variants)
+	default:
+		err = variantMapTable(ios, variants).render(ios.Out)
+	}
+	if err != nil {
+		return ioError(fmt.Errorf("writing output: %w", err))
+	}
+	return nil
+}
+
+// variantMapTable has evaluate's columns, FLAG, VARIANT, VALUE, SEGMENT,
+// PAYLOAD, flags sorted by key and default variants dimmed.
+func variantMapTable(ios *IOStreams, variants map[string]experiment.Variant) *table {
+	t := newTable(ios, "FLAG", "VARIANT", "VALUE", "SEGMENT", "PAYLOAD")
+	for _, flag := range slices.Sorted(maps.Keys(variants)) {
+		v := variants[flag]
+		segment, _ := v.Metadata["segmentName"].(string)
+		style := styleHighlight
+		if v.IsDefault() {
+			style = styleDim
+		}
+		payload := ""
+		if v.Payload != nil {
+			var buf bytes.Buffer
+			_ = writeJSON(&buf, v.Payload, false)
+			payload = strings.TrimSuffix(buf.String(), "\n")
+		}
+		t.addRow(style, flag, v.Key, v.Value, segment, payload)
+	}
+	return t
+}
+
+// fetchJob is one line of --users on its way through the pipeline.
+type fetchJob struct {
+	line int
+	data []byte
+	out  []byte // the output line, newline included
+	err  error
+	done chan struct{} // closed when out or err is set
+}
+
+// runFetchUsers fetches for every user of a JSON Lines input with at most
+// --concurrency requests in flight, and writes one line per user in input
+// order. The reader queues jobs in order on a bounded channel, so memory
+// stays flat however long the input; workers complete them in any order;
+// the writer waits for each in turn. The first failure stops everything:
+// the lines before it are written whole, the rest are not.
+func runFetchUsers(parent context.Context, opts *fetchOptions, client *experiment.RemoteClient) error {
+	in, name, closeIn, err := openFetchUsers(opts)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+
+	n := opts.Concurrency
+	order := make(chan *fetchJob, 2*n) // bounds the jobs read but not yet written
+	jobs := make(chan *fetchJob, n)
+	go readFetchUsers(ctx, in, name, order, jobs)
+
+	fo := opts.sdkOptions()
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for j := range jobs {
+				j.out, j.err = fetchUserLine(ctx, client, fo, opts.key, name, j)
+				j.data = nil
+				close(j.done)
+			}
+		})
+	}
+
+	w := &jsonLinesWriter{w: opts.IO.Out, array: opts.output() == "json"}
+	var werr error
+	for j := range order {
+		<-j.done
+		if werr != nil {
+			continue // draining: the reader and workers stop at cancel
+		}
+		if j.err != nil {
+			var ie *invalidLine
+			if opts.SkipInvalid && errors.As(j.err, &ie) {
+				fmt.Fprintf(opts.IO.ErrOut, "experiment: skipped %v\n", ie)
+				continue
+			}
+			werr = j.err
+			cancel()
+			continue
+		}
+		if err := w.write(j.out); err != nil {
+			werr = ioError(fmt.Errorf("writing output: %w", err))
+			cancel()
+		}
+	}
+	wg.Wait()
+	if werr == nil && parent.Err() != nil {
+		werr = parent.Err()
+	}
+	if werr == nil {
+		if err := w.finish(); err != nil {
+			werr = ioError(fmt.Errorf("writing output: %w", err))
+		}
+	}
+	return werr
+}
+
+// invalidLine is a --users line that is not a user object: exit 3, or
+// skipped with --skip-invalid.
+type invalidLine struct {
+	name string
+	line int
+	err  error
+}
+
+func (e *invalidLine) Error() string { return fmt.Sprintf("%s:%d: %v", e.name, e.line, e.err) }
+func (e *invalidLine) Unwrap() error { return e.err }
+
+// readFetchUsers queues every non-blank line, in order, then closes both
+// channels. A read failure becomes a last job, so it is reported after the
+// lines before it.
+func readFetchUsers(ctx context.Context, in io.Reader, name string, order, jobs chan<- *fetchJob) {
+	defer close(jobs)
+	defer close(order)
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 0, 64<<10), maxFetchUserLine)
+	line := 0
+	for sc.Scan() {
+		line++
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
+		}
+		j := &fetchJob{line: line, data: bytes.Clone(sc.Bytes()), done: make(chan struct{})}
+		select {
+		case order <- j:
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case jobs <- j:
+		case <-ctx.Done():
+			j.err = ctx.Err()
+			close(j.done)
+			return
+		}
+	}
+	if err := sc.Err(); err != nil {
+		j := &fetchJob{line: line + 1, done: make(chan struct{})}
+		if errors.Is(err, bufio.ErrTooLong) {
+			j.err = inputError(fmt.Errorf("%s:%d: longer than %d MiB", name, line+1, maxFetchUserLine>>20))
+		} else {
+			j.err = ioError(fmt.Errorf("%s:%d: %w", name, line+1, err))
+		}
+		close(j.done)
+		select {
+		case order <- j:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// fetchUserLine decodes one user and fetches its variants as one JSON line.
+func fetchUserLine(ctx context.Context, client *experiment.RemoteClient, fo *experiment.FetchOptions, key, name string, j *fetchJob) ([]byte, error) {
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	user, err := experiment.DecodeUser(j.data)
+	if err != nil {
+		if errors.Is(err, experiment.ErrNotObject) {
+			err = errors.New("not a JSON object")
+		}
+		return nil, inputError(&invalidLine{name: name, line: j.line, err: err})
+	}
+	variants, err := client.FetchV2(ctx, user, fo)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return nil, err
+		}
+		return nil, fetchFailure(fmt.Errorf("%s:%d: %w", name, j.line, err), key)
+	}
+	var buf bytes.Buffer
+	if err := writeJSON(&buf, variants, false); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func openFetchUsers(opts *fetchOptions) (io.Reader, string, func(), error) {
+	if opts.UsersFile == "-" {
+		return opts.IO.In, "stdin", func() {}, nil
+	}
+	f, err := os.Open(opts.UsersFile)
+	if err != nil {
+		return nil, "", nil, fileError(err)
+	}
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		f.Close()
+		return nil, "", nil, inputError(fmt.Errorf("--users %s: is a directory", opts.UsersFile))
+	}
+	return f, opts.UsersFile, func() { f.Close() }, nil
+}
+
+// jsonLinesWriter writes user lines as JSON Lines, or as the elements of
+// one JSON array.
+type jsonLinesWriter struct {
+	w       io.Writer
+	array   bool
+	written int
+}
+
+func (w *jsonLinesWriter) write(line []byte) error {
+	if !w.array {
+		_, err := w.w.Write(line)
+		return err
+	}
+	sep := ",\n"
+	if w.written == 0 {
+		sep = "[\n"
+	}
+	w.written++
+	if _, err := io.WriteString(w.w, sep); err != nil {
+		return err
+	}
+	_, err := w.w.Write(bytes.TrimSuffix(line, []byte{'\n'}))
+	return err
+}
+
+// finish closes the array; JSON Lines need nothing.
+func (w *jsonLinesWriter) finish() error {
+	if !w.array {
+		return nil
+	}
+	tail := "\n]\n"
+	if w.written == 0 {
+		tail = "[]\n"
+	}
+	_, err := io.WriteString(w.w, tail)
+	return err
+}

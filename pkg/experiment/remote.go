@@ -1,0 +1,635 @@
+package experiment
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// RemoteClient asks Amplitude's remote evaluation API which variants a user
+// gets (PROTOCOL.md section 1), the Go form of the Python SDK's
+// RemoteEvaluationClient. Create one with NewRemoteClient; there is no
+// global registry, and two clients with different configs can coexist. A
+// RemoteClient is safe for concurrent use. Close it to release its
+// connections.
+type RemoteClient struct {
+	key Secret
+	s   *remoteSettings
+
+	// ctx is canceled by Close, aborting fetches in flight.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup // fetches in flight, sync and async
+}
+
+// Errors a fetch can wrap; test with errors.Is.
+var (
+	// ErrUnauthorized: the server rejected the deployment key (401 or 403).
+	ErrUnauthorized = errors.New("deployment key rejected")
+	// ErrMalformedResponse: the server answered 200 with a body that is not
+	// a JSON object of variants.
+	ErrMalformedResponse = errors.New("malformed response")
+	// ErrClientClosed: the client was closed before or during the fetch.
+	ErrClientClosed = errors.New("remote client closed")
+)
+
+// Limits on what a fetch reads.
+const (
+	maxResponseBytes = 64 << 20 // a response body; real ones are kilobytes
+	maxErrorSnippet  = 256      // of an error body, quoted in the error
+	maxDrainBytes    = 64 << 10 // read from an unused body so the connection is reused
+	// maxRetryAfter is the longest Retry-After the client waits for; a
+	// server asking for more ends the fetch with its error instead.
+	maxRetryAfter = time.Minute
+)
+
+// NewRemoteClient returns a client for the deployment key (a server
+// deployment key; surrounding white space is ignored). cfg may be nil for
+// the defaults. It fails, and never panics, on an empty key or an invalid
+// config.
+func NewRemoteClient(deploymentKey string, cfg *RemoteConfig) (*RemoteClient, error) {
+	key := strings.TrimSpace(deploymentKey)
+	if key == "" {
+		return nil, errors.New("experiment: deployment key is empty")
+	}
+	if strings.IndexFunc(key, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+		return nil, fmt.Errorf("experiment: deployment key %v contains white space or control characters", Secret(key))
+	}
+	s, err := cfg.resolve()
+	if err != nil {
+		return nil, fmt.Errorf("experiment: %w", err)
+	}
+	c := &RemoteClient{key: Secret(key), s: s}
+	c.ctx, c.cancel = context.WithCancelCause(context.Background())
+	return c, nil
+}
+
+// FetchV2 evaluates the user remotely and returns every variant the server
+// sent, default variants included, keyed by flag key. user and opts may be
+// nil; the user is not modified (its library field is filled on a copy).
+//
+// Failures are retried as RemoteConfig says, sleeping between attempts
+// until ctx is done. The error after the last attempt is a *FetchError that
+// says what failed; errors.Is(err, ErrUnauthorized) reports a rejected key,
+// and errors.Is(err, context.Canceled) a canceled ctx.
+func (c *RemoteClient) FetchV2(ctx context.Context, user *User, opts *FetchOptions) (map[string]Variant, error) {
+	r, err := c.prepare(user, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.begin(); err != nil {
+		return nil, err
+	}
+	defer c.wg.Done()
+	return c.fetch(ctx, r)
+}
+
+// Fetch is the legacy fetch: FetchV2 without default and undeployed
+// variants (FilterDefaults, PROTOCOL.md 1.6). Unlike the Python SDK's, it
+// returns errors instead of an empty map.
+//
+// Deprecated: use FetchV2, which also returns default variants.
+func (c *RemoteClient) Fetch(ctx context.Context, user *User, opts *FetchOptions) (map[string]Variant, error) {
+	v, err := c.FetchV2(ctx, user, opts)
+	if err != nil {
+		return nil, err
+	}
+	return FilterDefaults(v), nil
+}
+
+// FetchResult is the outcome of an asynchronous fetch: variants, or the
+// error FetchV2 would have returned.
+type FetchResult struct {
+	Variants map[string]Variant
+	Err      error
+}
+
+// FetchV2Async is FetchV2 in a goroutine, the counterpart of the Python
+// SDK's fetch_async_v2. The user and options are read before it returns, so
+// the caller may change them at once. The channel receives exactly one
+// FetchResult and is then closed; it is buffered, so the goroutine ends even
+// if nobody receives. Close waits for it.
+func (c *RemoteClient) FetchV2Async(ctx context.Context, user *User, opts *FetchOptions) <-chan FetchResult {
+	ch := make(chan FetchResult, 1)
+	r, err := c.prepare(user, opts)
+	if err == nil {
+		err = c.begin()
+	}
+	if err != nil {
+		ch <- FetchResult{Err: err}
+		close(ch)
+		return ch
+	}
+	go func() {
+		defer c.wg.Done()
+		defer close(ch)
+		v, err := c.fetch(ctx, r)
+		ch <- FetchResult{Variants: v, Err: err}
+	}()
+	return ch
+}
+
+// Close cancels fetches in flight, waits for them (asynchronous ones
+// included) to return, and releases idle connections of the client's own
+// HTTP client. Later fetches fail with ErrClientClosed. Close is safe to
+// call more than once.
+func (c *RemoteClient) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel(ErrClientClosed)
+	c.wg.Wait()
+	if c.s.ownsClient {
+		c.s.httpClient.CloseIdleConnections()
+	}
+	return nil
+}
+
+// begin registers a fetch in flight, unless the client is closed.
+func (c *RemoteClient) begin() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return fmt.Errorf("experiment: %w", ErrClientClosed)
+	}
+	c.wg.Add(1)
+	return nil
+}
+
+// request is one fetch, encoded once and sent on every attempt.
+type request struct {
+	body     []byte
+	flagKeys string
+	opts     FetchOptions
+	nKeys    int
+}
+
+// prepare encodes the user, with library filled on a copy, and the options.
+func (c *RemoteClient) prepare(user *User, opts *FetchOptions) (*request, error) {
+	var u User
+	if user != nil {
+		u = *user // shallow: only Library, a string, is written
+	}
+	if u.Library == "" {
+		u.Library = c.s.library
+	}
+	body, err := json.Marshal(&u)
+	if err != nil {
+		return nil, fmt.Errorf("experiment: encoding user: %w", err)
+	}
+	flagKeys, err := opts.encodedFlagKeys()
+	if err != nil {
+		return nil, fmt.Errorf("experiment: encoding flag keys: %w", err)
+	}
+	r := &request{body: body, flagKeys: flagKeys}
+	if opts != nil {
+		r.opts = FetchOptions{TracksAssignment: copyBool(opts.TracksAssignment), TracksExposure: copyBool(opts.TracksExposure)}
+		r.nKeys = len(opts.FlagKeys)
+	}
+	return r, nil
+}
+
+func copyBool(b *bool) *bool {
+	if b == nil {
+		return nil
+	}
+	v := *b
+	return &v
+}
+
+// fetch runs the attempts: the first with FetchTimeout, each retry with
+// FetchRetryTimeout after a full-jitter exponential backoff, or the
+// server's Retry-After when that is longer. Only retryable failures are
+// retried; the Python SDK checks that on the first failure only.
+func (c *RemoteClient) fetch(parent context.Context, r *request) (map[string]Variant, error) {
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	stop := context.AfterFunc(c.ctx, func() { cancel(ErrClientClosed) })
+	defer stop()
+
+	log := c.s.logger
+	for attempt := 1; ; attempt++ {
+		timeout := c.s.timeout
+		if attempt > 1 {
+			timeout = c.s.retryTimeout
+		}
+		v, f := c.attempt(ctx, r, attempt, timeout)
+		if f == nil {
+			return v, nil
+		}
+		if ctx.Err() != nil {
+			return nil, c.failure(f.withErr(context.Cause(ctx)), attempt)
+		}
+		if !f.retryable || attempt > c.s.retries {
+			return nil, c.failed(ctx, f, attempt)
+		}
+		if f.retryAfter > maxRetryAfter {
+			return nil, c.failed(ctx, f, attempt) // waiting that long is the caller's decision
+		}
+		delay := max(c.backoff(attempt-1), f.retryAfter)
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < delay {
+			return nil, c.failed(ctx, f.withNote(fmt.Sprintf("no time left for a retry in %v", delay.Round(time.Millisecond))), attempt)
+		}
+		if log.Enabled(ctx, slog.LevelDebug) {
+			log.LogAttrs(ctx, slog.LevelDebug, "experiment: fetch retry", slog.Int("attempt", attempt),
+				slog.Duration("delay", delay), slog.String("error", f.err.Error()))
+		}
+		if err := sleep(ctx, delay); err != nil {
+			return nil, c.failure(f.withErr(fmt.Errorf("%w while waiting to retry (%v)", err, f.err)), attempt)
+		}
+	}
+}
+
+// backoff is the delay before retry n (0-based): uniform in [0, bound] with
+// bound = min(RetryBackoffMin * RetryBackoffScalar^n, RetryBackoffMax).
+func (c *RemoteClient) backoff(n int) time.Duration {
+	bound := float64(c.s.backoffMin) * math.Pow(c.s.backoffScalar, float64(n))
+	bound = min(bound, float64(c.s.backoffMax))
+	if bound <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(bound) + 1))
+}
+
+// sleep waits for d or until ctx is done, with a timer that is stopped
+// either way.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return context.Cause(ctx)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-t.C:
+		return nil
+	}
+}
+
+// attemptFailure is why one attempt failed.
+type attemptFailure struct {
+	status     int
+	retryAfter time.Duration
+	retryable  bool
+	err        error
+}
+
+func (f *attemptFailure) withErr(err error) *attemptFailure {
+	g := *f
+	g.err = err
+	return &g
+}
+
+func (f *attemptFailure) withNote(note string) *attemptFailure {
+	return f.withErr(fmt.Errorf("%w; %s", f.err, note))
+}
+
+// failed is the error of a fetch that ran out of attempts, logged at WARN
+// as the Python SDK logs it. Cancellations are the caller's doing and are
+// not logged.
+func (c *RemoteClient) failed(ctx context.Context, f *attemptFailure, attempts int) *FetchError {
+	err := c.failure(f, attempts)
+	c.s.logger.LogAttrs(ctx, slog.LevelWarn, "experiment: fetch failed", slog.String("error", err.Error()))
+	return err
+}
+
+func (c *RemoteClient) failure(f *attemptFailure, attempts int) *FetchError {
+	return &FetchError{StatusCode: f.status, URL: c.s.redactedURL, Attempts: attempts, Err: f.err}
+}
+
+// attempt sends the request once and reads the whole response within
+// timeout. The body is always drained (boundedly) and closed.
+func (c *RemoteClient) attempt(ctx context.Context, r *request, n int, timeout time.Duration) (map[string]Variant, *attemptFailure) {
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, c.s.url, bytes.NewReader(r.body))
+	if err != nil {
+		return nil, &attemptFailure{err: err}
+	}
+	c.setHeaders(req.Header, r)
+
+	log := c.s.logger
+	debug := log.Enabled(ctx, slog.LevelDebug)
+	var start time.Time
+	if debug {
+		start = time.Now()
+		log.LogAttrs(ctx, slog.LevelDebug, "experiment: fetch", slog.String("url", c.s.redactedURL),
+			slog.Any("deployment_key", c.key), slog.Int("attempt", n), slog.Int("flag_keys", r.nKeys),
+			slog.Int("user_bytes", len(r.body)), slog.Duration("timeout", timeout))
+	}
+	timedOut := func(err error) *attemptFailure {
+		if ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
+			return &attemptFailure{retryable: true, err: timeoutError(timeout)}
+		}
+		return &attemptFailure{retryable: true, err: err}
+	}
+
+	resp, err := c.s.httpClient.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its message repeats the URL, which FetchError already names
+		}
+		return nil, timedOut(err)
+	}
+	defer func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
+		resp.Body.Close()
+	}()
+	if debug {
+		defer func() {
+			log.LogAttrs(ctx, slog.LevelDebug, "experiment: fetch response", slog.Int("status", resp.StatusCode),
+				slog.Duration("elapsed", time.Since(start)), slog.Int64("content_length", resp.ContentLength))
+		}()
+	}
+
+	if resp.StatusCode != http.StatusOK {
+		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorSnippet))
+		code := resp.StatusCode
+		f := &attemptFailure{
+			status:     code,
+			retryable:  code < 400 || code >= 500 || code == http.StatusTooManyRequests,
+			retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		}
+		f.err = &statusError{code: code, body: c.sanitize(snippet), retryAfter: f.retryAfter}
+		return nil, f
+	}
+	body, err := readBody(resp)
+	if err != nil {
+		f := timedOut(fmt.Errorf("reading response: %w", err))
+		f.status = resp.StatusCode
+		return nil, f
+	}
+	variants, err := DecodeVariants(body)
+	if err != nil {
+		return nil, &attemptFailure{status: resp.StatusCode, retryable: true, err: err}
+	}
+	return variants, nil
+}
+
+// setHeaders is the one place the key goes into a request.
+func (c *RemoteClient) setHeaders(h http.Header, r *request) {
+	h.Set("Authorization", "Api-Key "+string(c.key))
+	h.Set("Content-Type", "application/json;charset=utf-8")
+	h.Set("Accept", "application/json")
+	h.Set("User-Agent", c.s.library)
+	r.opts.setHeaders(h, r.flagKeys)
+}
+
+// readBody reads a success body, refusing one over maxResponseBytes.
+func readBody(resp *http.Response) ([]byte, error) {
+	var buf bytes.Buffer
+	if n := resp.ContentLength; n > 0 && n <= maxResponseBytes {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, maxResponseBytes+1)); err != nil {
+		return nil, err
+	}
+	if buf.Len() > maxResponseBytes {
+		return nil, fmt.Errorf("%w: larger than %d MiB", ErrMalformedResponse, maxResponseBytes>>20)
+	}
+	return buf.Bytes(), nil
+}
+
+// sanitize makes an error body fit an error line: one line, printable,
+// short, and never the key, should a server echo it.
+func (c *RemoteClient) sanitize(b []byte) string {
+	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	s = strings.ReplaceAll(s, string(c.key), c.key.String())
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	s = strings.Join(strings.Fields(s), " ")
+	if len(b) == maxErrorSnippet {
+		s += "…"
+	}
+	return s
+}
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an
+// HTTP-date. Missing, malformed or past values are 0.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		if secs > int64(math.MaxInt64/time.Second) {
+			return math.MaxInt64
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// timeoutError is an attempt that ran out of time; it is a
+// context.DeadlineExceeded.
+type timeoutError time.Duration
+
+func (e timeoutError) Error() string        { return fmt.Sprintf("no response within %v", time.Duration(e)) }
+func (e timeoutError) Timeout() bool        { return true }
+func (e timeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
+
+// statusError is a non-200 answer.
+type statusError struct {
+	code       int
+	body       string
+	retryAfter time.Duration
+}
+
+func (e *statusError) Error() string {
+	msg := strconv.Itoa(e.code)
+	if text := http.StatusText(e.code); text != "" {
+		msg += " " + text
+	}
+	if e.body != "" {
+		msg += ": " + e.body
+	}
+	if e.retryAfter > 0 {
+		msg += fmt.Sprintf(" (Retry-After %v)", e.retryAfter)
+	}
+	return msg
+}
+
+// FetchError is a remote fetch that failed after every attempt.
+type FetchError struct {
+	// StatusCode is the last HTTP status received, 0 when there was no
+	// response (a transport error or timeout).
+	StatusCode int
+	// URL is the endpoint, without credentials.
+	URL string
+	// Attempts is how many requests were sent.
+	Attempts int
+	// Err is the last failure: a status, a transport error, a timeout
+	// (wrapping context.DeadlineExceeded), a malformed response (wrapping
+	// ErrMalformedResponse), or the context's cancellation.
+	Err error
+}
+
+// Error says what failed, where and after how many attempts, e.g.
+// "POST https://api.lab.amplitude.com/sdk/v2/vardata?v=0: 503 Service
+// Unavailable (2 attempts)".
+func (e *FetchError) Error() string {
+	attempts := "1 attempt"
+	if e.Attempts != 1 {
+		attempts = strconv.Itoa(e.Attempts) + " attempts"
+	}
+	return fmt.Sprintf("POST %s: %v (%s)", e.URL, e.Err, attempts)
+}
+
+// Unwrap returns Err.
+func (e *FetchError) Unwrap() error { return e.Err }
+
+// Is reports ErrUnauthorized for a 401 or 403 answer.
+func (e *FetchError) Is(target error) bool {
+	return target == ErrUnauthorized && (e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden)
+}
+
+// wireVariant is a variant as the server sends it. Key and value are kept
+// raw: any JSON is accepted and rendered as text.
+type wireVariant struct {
+	Key      json.RawMessage `json:"key"`
+	Value    json.RawMessage `json:"value"`
+	Payload  any             `json:"payload"`
+	Metadata json.RawMessage `json:"metadata"`
+}
+
+// fastVariant is wireVariant for the common case: metadata an object.
+type fastVariant struct {
+	Key      json.RawMessage `json:"key"`
+	Value    json.RawMessage `json:"value"`
+	Payload  any             `json:"payload"`
+	Metadata map[string]any  `json:"metadata"`
+}
+
+// DecodeVariants decodes a remote evaluation response (PROTOCOL.md 1.4): a
+// JSON object from flag key to variant. A string value is kept as is, any
+// other non-null value becomes its compact JSON text, and null or a missing
+// value is "" (the Python SDK's rule; the Go SDK fails instead). Unknown
+// fields are ignored, a null variant is skipped, and metadata that is not an
+// object is dropped. Anything else wraps ErrMalformedResponse and names
+// what is wrong. It never panics.
+func DecodeVariants(data []byte) (map[string]Variant, error) {
+	data = trimJSONSpace(data)
+	if len(data) == 0 {
+		return nil, fmt.Errorf("%w: empty body, want a JSON object", ErrMalformedResponse)
+	}
+	if data[0] != '{' {
+		return nil, fmt.Errorf("%w: want a JSON object, got %s", ErrMalformedResponse, jsonKind(data))
+	}
+	// Fast path: one pass for a well-formed response. Anything unusual (a
+	// variant or metadata that is not an object, or a syntax error) goes
+	// through the careful path, which tolerates or explains it.
+	var fast map[string]*fastVariant
+	if json.Unmarshal(data, &fast) == nil {
+		out := make(map[string]Variant, len(fast))
+		for flag, w := range fast {
+			if w != nil {
+				out[flag] = Variant{Key: jsonText(w.Key), Value: jsonText(w.Value), Payload: w.Payload, Metadata: w.Metadata}
+			}
+		}
+		return out, nil
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformedResponse, describeJSONError(err))
+	}
+	out := make(map[string]Variant, len(raw))
+	for flag, rv := range raw {
+		switch kind := jsonKind(rv); kind {
+		case "null":
+			continue
+		case "object":
+		default:
+			return nil, fmt.Errorf("%w: flag %q: want a variant object, got %s", ErrMalformedResponse, flag, kind)
+		}
+		var w wireVariant
+		if err := json.Unmarshal(rv, &w); err != nil {
+			return nil, fmt.Errorf("%w: flag %q: %v", ErrMalformedResponse, flag, describeJSONError(err))
+		}
+		v := Variant{Key: jsonText(w.Key), Value: jsonText(w.Value), Payload: w.Payload}
+		if jsonKind(w.Metadata) == "object" {
+			_ = json.Unmarshal(w.Metadata, &v.Metadata) // valid: it was decoded once
+		}
+		out[flag] = v
+	}
+	return out, nil
+}
+
+// jsonText is a JSON value as variant text: a string's contents, compact
+// JSON for anything else, "" for null or absent.
+func jsonText(raw json.RawMessage) string {
+	raw = trimJSONSpace(raw)
+	switch jsonKind(raw) {
+	case "absent", "null":
+		return ""
+	case "string":
+		if len(raw) >= 2 && raw[len(raw)-1] == '"' {
+			if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && bytes.IndexByte(inner, '"') < 0 && utf8.Valid(inner) {
+				return string(inner) // no escapes: the bytes are the string
+			}
+		}
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s
+		}
+	}
+	var buf bytes.Buffer
+	if json.Compact(&buf, raw) != nil {
+		return string(raw)
+	}
+	return buf.String()
+}
+
+// jsonKind names the kind of a JSON value by its first byte.
+func jsonKind(raw []byte) string {
+	raw = trimJSONSpace(raw)
+	if len(raw) == 0 {
+		return "absent"
+	}
+	switch raw[0] {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return "number"
+	}
+	return "invalid JSON"
+}
+
+// trimJSONSpace trims the white space JSON allows, and only that.
+func trimJSONSpace(b []byte) []byte { return bytes.Trim(b, " \t\r\n") }

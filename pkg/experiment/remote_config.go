@@ -1,0 +1,187 @@
+package experiment
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// RemoteConfig configures a RemoteClient. It mirrors the Python SDK's
+// RemoteEvaluationConfig with Go types; every zero value means "use the
+// default", so &RemoteConfig{} and nil are the same configuration.
+type RemoteConfig struct {
+	// Debug sets the default logger's level to DEBUG instead of WARN. It is
+	// ignored when Logger is set.
+	Debug bool
+	// Logger receives the client's log records. When set it is used as is
+	// (its level is its own); otherwise a text handler on stderr at WARN, or
+	// DEBUG with Debug. Keys are always logged redacted.
+	Logger *slog.Logger
+
+	// ServerURL is the evaluation server's base URL; a path in it is kept
+	// ("https://proxy.example.com/amplitude" posts to
+	// ".../amplitude/sdk/v2/vardata"). Default: the ServerZone's URL.
+	ServerURL string
+	// ServerZone picks the default ServerURL. Default: ServerZoneUS. It
+	// never overrides a ServerURL set explicitly.
+	ServerZone ServerZone
+
+	// FetchTimeout bounds the first attempt: connecting, sending the user
+	// and reading the whole response. Default: 10s.
+	FetchTimeout time.Duration
+	// FetchRetries is how many times a retryable failure (a transport error,
+	// a timeout, a malformed response, 429 or 5xx) is retried. Default: 0.
+	FetchRetries int
+	// RetryBackoffMin bounds the delay before the first retry. Each retry's
+	// bound is the previous one times RetryBackoffScalar, capped at
+	// RetryBackoffMax, and the delay is drawn uniformly below it (full
+	// jitter). Defaults: 500ms, 10s, 1.5.
+	RetryBackoffMin    time.Duration
+	RetryBackoffMax    time.Duration
+	RetryBackoffScalar float64
+	// FetchRetryTimeout bounds each retry attempt. Default: 10s.
+	FetchRetryTimeout time.Duration
+
+	// HTTPClient sends the requests. Default: a client of the client's own
+	// (proxy settings from the environment) whose idle connections Close
+	// releases. A client given here is used as is and never closed.
+	HTTPClient *http.Client
+
+	// Library is sent as the user's "library" field when the user has none.
+	// Default: "experiment-go-cli/<module version>".
+	Library string
+}
+
+// Defaults of RemoteConfig: the Python SDK's (PROTOCOL.md 1.5, 6.1).
+const (
+	DefaultFetchTimeout       = 10 * time.Second
+	DefaultFetchRetries       = 0
+	DefaultRetryBackoffMin    = 500 * time.Millisecond
+	DefaultRetryBackoffMax    = 10 * time.Second
+	DefaultRetryBackoffScalar = 1.5
+	DefaultFetchRetryTimeout  = 10 * time.Second
+)
+
+// resolved is a validated RemoteConfig with every default filled in.
+type remoteSettings struct {
+	logger        *slog.Logger
+	url           string // endpoint URL, with query
+	redactedURL   string
+	timeout       time.Duration
+	retries       int
+	backoffMin    time.Duration
+	backoffMax    time.Duration
+	backoffScalar float64
+	retryTimeout  time.Duration
+	httpClient    *http.Client
+	ownsClient    bool
+	library       string
+}
+
+// resolve validates cfg and fills defaults. The caller's config is not
+// modified.
+func (cfg *RemoteConfig) resolve() (*remoteSettings, error) {
+	if cfg == nil {
+		cfg = &RemoteConfig{}
+	}
+	var errs []error
+	negative := func(name string, d time.Duration) {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%s is negative (%v)", name, d))
+		}
+	}
+	negative("FetchTimeout", cfg.FetchTimeout)
+	negative("RetryBackoffMin", cfg.RetryBackoffMin)
+	negative("RetryBackoffMax", cfg.RetryBackoffMax)
+	negative("FetchRetryTimeout", cfg.FetchRetryTimeout)
+	if cfg.FetchRetries < 0 {
+		errs = append(errs, fmt.Errorf("FetchRetries is negative (%d)", cfg.FetchRetries))
+	}
+	if cfg.RetryBackoffScalar < 0 || math.IsNaN(cfg.RetryBackoffScalar) || math.IsInf(cfg.RetryBackoffScalar, 0) {
+		errs = append(errs, fmt.Errorf("RetryBackoffScalar must be a positive number (%v)", cfg.RetryBackoffScalar))
+	}
+	if err := cfg.ServerZone.valid(); err != nil {
+		errs = append(errs, err)
+	}
+	s := &remoteSettings{
+		timeout:       orDefault(cfg.FetchTimeout, DefaultFetchTimeout),
+		retries:       cfg.FetchRetries,
+		backoffMin:    orDefault(cfg.RetryBackoffMin, DefaultRetryBackoffMin),
+		backoffMax:    orDefault(cfg.RetryBackoffMax, DefaultRetryBackoffMax),
+		backoffScalar: orDefault(cfg.RetryBackoffScalar, DefaultRetryBackoffScalar),
+		retryTimeout:  orDefault(cfg.FetchRetryTimeout, DefaultFetchRetryTimeout),
+		library:       orDefault(cfg.Library, defaultLibrary()),
+	}
+	if s.backoffMax < s.backoffMin {
+		errs = append(errs, fmt.Errorf("RetryBackoffMax (%v) is less than RetryBackoffMin (%v)", s.backoffMax, s.backoffMin))
+	}
+	base := cfg.ServerURL
+	if base == "" {
+		base = cfg.ServerZone.RemoteServerURL() // the zone switches only the default
+	}
+	u, err := endpointURL(base, "/sdk/v2/vardata", "v=0")
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		s.url, s.redactedURL = u.String(), redactURL(u)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("remote config: %w", errors.Join(errs...))
+	}
+
+	s.logger = cfg.Logger
+	if s.logger == nil {
+		level := slog.LevelWarn
+		if cfg.Debug {
+			level = slog.LevelDebug
+		}
+		s.logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	}
+	s.httpClient = cfg.HTTPClient
+	if s.httpClient == nil {
+		s.httpClient, s.ownsClient = newHTTPClient(), true
+	}
+	return s, nil
+}
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// newHTTPClient is a client with a transport of its own: the default
+// transport's settings (proxy from the environment, HTTP/2, dial and TLS
+// timeouts) with enough idle connections per host for concurrent fetches.
+// Timeouts are per attempt, through the request context.
+func newHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 32
+	return &http.Client{Transport: t}
+}
+
+// defaultLibrary is "experiment-go-cli/<version>", the version being this
+// module's as recorded in the binary's build info.
+var defaultLibrary = sync.OnceValue(func() string {
+	v := "dev"
+	if info, ok := debug.ReadBuildInfo(); ok {
+		const module = "github.com/flagkit/experiment"
+		if info.Main.Path == module && info.Main.Version != "" && info.Main.Version != "(devel)" {
+			v = info.Main.Version
+		}
+		for _, d := range info.Deps {
+			if d.Path == module && d.Version != "" {
+				v = d.Version
+			}
+		}
+	}
+	return "experiment-go-cli/" + v
+})

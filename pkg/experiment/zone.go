@@ -1,0 +1,102 @@
+package experiment
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// ServerZone is the Amplitude data center a project lives in. It picks the
+// default URL of every service; a URL configured explicitly always wins. The
+// zero value is ServerZoneUS.
+type ServerZone string
+
+// The data centers.
+const (
+	ServerZoneUS ServerZone = "US"
+	ServerZoneEU ServerZone = "EU"
+)
+
+// ParseServerZone accepts "us" or "eu" in any case; "" is US.
+func ParseServerZone(s string) (ServerZone, error) {
+	switch strings.ToUpper(strings.TrimSpace(s)) {
+	case "", "US":
+		return ServerZoneUS, nil
+	case "EU":
+		return ServerZoneEU, nil
+	}
+	return "", fmt.Errorf("server zone %q: want US or EU", s)
+}
+
+func (z ServerZone) valid() error {
+	switch z {
+	case "", ServerZoneUS, ServerZoneEU:
+		return nil
+	}
+	return fmt.Errorf("server zone %q: want %q or %q", string(z), ServerZoneUS, ServerZoneEU)
+}
+
+// zoneURLs are the default base URLs of each service (PROTOCOL.md 0.3).
+var zoneURLs = map[ServerZone]struct{ remote, flags, stream, cohort string }{
+	ServerZoneUS: {"https://api.lab.amplitude.com", "https://api.lab.amplitude.com", "https://stream.lab.amplitude.com", "https://cohort-v2.lab.amplitude.com"},
+	ServerZoneEU: {"https://api.lab.eu.amplitude.com", "https://flag.lab.eu.amplitude.com", "https://stream.lab.eu.amplitude.com", "https://cohort-v2.lab.eu.amplitude.com"},
+}
+
+func (z ServerZone) urls() struct{ remote, flags, stream, cohort string } {
+	if z == ServerZoneEU {
+		return zoneURLs[ServerZoneEU]
+	}
+	return zoneURLs[ServerZoneUS]
+}
+
+// RemoteServerURL is the zone's remote evaluation base URL.
+func (z ServerZone) RemoteServerURL() string { return z.urls().remote }
+
+// FlagsServerURL is the zone's flag config (local evaluation) base URL.
+func (z ServerZone) FlagsServerURL() string { return z.urls().flags }
+
+// StreamServerURL is the zone's flag streaming base URL.
+func (z ServerZone) StreamServerURL() string { return z.urls().stream }
+
+// CohortServerURL is the zone's cohort download base URL.
+func (z ServerZone) CohortServerURL() string { return z.urls().cohort }
+
+// errBadServerURL is wrapped by endpointURL for a URL that is not an
+// absolute http(s) URL with a host.
+var errBadServerURL = errors.New("want an absolute http or https URL with a host")
+
+// endpointURL joins a service base URL and an endpoint path the way
+// PROTOCOL.md 0.3 asks: the base URL's own path is kept and exactly one '/'
+// separates the parts, so "http://h/prefix/" + "/sdk/v2/vardata" is
+// "http://h/prefix/sdk/v2/vardata". The base URL's query and fragment are
+// dropped; query is the endpoint's.
+func endpointURL(base, endpoint, query string) (*url.URL, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error repeats the whole URL, credentials included
+		}
+		return nil, fmt.Errorf("server URL: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("server URL %s: %w", redactURL(u), errBadServerURL)
+	}
+	u.Path = strings.TrimRight(u.Path, "/") + "/" + strings.TrimLeft(endpoint, "/")
+	u.RawPath = ""
+	u.RawQuery = query
+	u.Fragment, u.RawFragment = "", ""
+	return u, nil
+}
+
+// redactURL is u without user info: a URL in an error or log line never
+// carries credentials.
+func redactURL(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	c := *u
+	c.User = nil
+	return c.String()
+}
