@@ -60,7 +60,6 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newAssertCmd(f, nil),
 		newTestCmd(f, nil),
 		newFetchCmd(f, nil),
-		newCohortsCmd(f, nil),
 		newCookieCmd(f),
 		newVersionCmd(f),
 	)
