@@ -3,6 +3,7 @@ package eval
 import (
 	"fmt"
 	"math"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -110,6 +111,14 @@ func (e *CycleError) Error() string {
 // (unknown operators, bad regexes, missing dependencies or variants, cycles)
 // compiles, and is listed by Problems.
 func Compile(flags []*Flag) (*Snapshot, error) {
+	for i, f := range flags {
+		if f == nil {
+			continue
+		}
+		if err := validateFlag(i, f); err != nil { // flags built in Go skip DecodeFlags
+			return nil, err
+		}
+	}
 	s := &Snapshot{index: make(map[string]int, len(flags))}
 	kept := dedupeFlags(flags, s)
 	for i, f := range kept {
@@ -378,6 +387,10 @@ func coerceValue(v any) string {
 		return formatNumber(t)
 	case map[string]any, []any:
 		return jsonText(t)
+	}
+	switch reflect.ValueOf(v).Kind() { // Go-typed values, as the reference's reflection sees them
+	case reflect.Map, reflect.Slice, reflect.Array:
+		return jsonText(v)
 	}
 	return fmt.Sprintf("%v", v)
 }

@@ -119,9 +119,6 @@ func cyclePath(s *Snapshot, comp []int32) *CycleError {
 			}
 		}
 		if next < 0 || seen[next] {
-			if next >= 0 {
-				path = append(path, s.flags[next].key)
-			}
 			break
 		}
 		seen[next] = true

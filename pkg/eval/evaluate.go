@@ -2,6 +2,7 @@ package eval
 
 import (
 	"encoding/json"
+	"reflect"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -33,9 +34,13 @@ type Result struct {
 // keys are ignored. It fails only with a *CycleError, when the requested
 // flags depend on a dependency cycle. ctx is not modified.
 func (s *Snapshot) Evaluate(ctx *Context, flagKeys []string, dst []Result) ([]Result, error) {
+	if ctx == nil {
+		ctx = &Context{}
+	}
 	e := s.pool.Get().(*evaluator)
 	defer s.pool.Put(e)
 	e.begin(ctx)
+	defer e.end()
 	order := s.order
 	if len(flagKeys) > 0 {
 		var err error
@@ -62,7 +67,6 @@ func (s *Snapshot) Evaluate(ctx *Context, flagKeys []string, dst []Result) ([]Re
 			Payload: variant.payload, Metadata: meta, Segment: seg, Outcome: f.segments[seg].outcome + int(v),
 		})
 	}
-	e.end()
 	return dst, nil
 }
 
@@ -363,6 +367,10 @@ func (e *evaluator) normalize(v *normValue, r rawValue) {
 			e.setScalar(v, jsonText(arr))
 			return
 		}
+		if list, ok := e.goTypedList(r.a); ok {
+			e.setList(v, list)
+			return
+		}
 		e.setScalar(v, e.scalarString(r.a))
 	}
 }
@@ -380,6 +388,28 @@ func (e *evaluator) setList(v *normValue, list []string) {
 		e.elems = append(e.elems, elem{s: s})
 	}
 	v.elems = e.elems[start:len(e.elems):len(e.elems)]
+}
+
+// goTypedList handles slices built in Go rather than decoded from JSON
+// ([]string, []int, ...), as the reference's reflection does: a []string is
+// a list even when empty; other slices are lists when some element is not
+// nil.
+func (e *evaluator) goTypedList(x any) ([]string, bool) {
+	if l, ok := x.([]string); ok {
+		return l, l != nil
+	}
+	rv := reflect.ValueOf(x)
+	if k := rv.Kind(); k != reflect.Slice && k != reflect.Array {
+		return nil, false
+	}
+	start := len(e.strs)
+	for i := range rv.Len() {
+		if el := rv.Index(i).Interface(); el != nil {
+			e.strs = append(e.strs, e.scalarString(el))
+		}
+	}
+	list := e.strs[start:len(e.strs):len(e.strs)]
+	return list, len(list) > 0
 }
 
 // stringList converts a JSON array's elements, dropping nulls.

@@ -104,11 +104,6 @@ var ErrNotFlagList = errors.New("want a JSON array of flag configs")
 func DecodeFlags(data []byte) ([]*Flag, error) {
 	flags, err := decodeFlags(data)
 	if err != nil {
-		var pe *ParseError
-		if errors.As(err, &pe) {
-			offset := pe.Line // decodeFlags stores the byte offset in Line
-			pe.Line, pe.Col = lineCol(data, offset)
-		}
 		return nil, err
 	}
 	for i, f := range flags {
@@ -119,66 +114,212 @@ func DecodeFlags(data []byte) ([]*Flag, error) {
 	return flags, nil
 }
 
+// decodeFlags reads the array element by element so that an error can name
+// the flag, and locates it in the whole document.
 func decodeFlags(data []byte) ([]*Flag, error) {
+	at := func(offset int64, path string, err error) error {
+		line, col := lineCol(data, int(offset))
+		return &ParseError{Line: line, Col: col, Path: path, Err: err}
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	tok, err := dec.Token()
+	if err == io.EOF {
+		return nil, &ParseError{Err: fmt.Errorf("empty document: %w", ErrNotFlagList)}
+	}
 	if err != nil {
-		if err == io.EOF {
-			return nil, &ParseError{Err: fmt.Errorf("empty document: %w", ErrNotFlagList)}
-		}
-		return nil, syntaxAt(err, "", dec.InputOffset())
+		return nil, syntaxError(data, err, "", dec.InputOffset())
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '[' {
-		return nil, &ParseError{Line: int(dec.InputOffset()), Err: ErrNotFlagList}
+		return nil, at(valueStart(data, 0), "", ErrNotFlagList)
 	}
 	flags := []*Flag{}
 	for i := 0; dec.More(); i++ {
-		start := dec.InputOffset()
-		var f *Flag
-		if err := dec.Decode(&f); err != nil {
-			return nil, syntaxAt(err, fmt.Sprintf("flags[%d]", i), start)
+		path := fmt.Sprintf("flags[%d]", i)
+		start := valueStart(data, dec.InputOffset())
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, syntaxError(data, err, path, start)
 		}
-		if f == nil {
-			return nil, &ParseError{Line: int(start), Path: fmt.Sprintf("flags[%d]", i), Err: errors.New("null flag")}
+		f, err := decodeFlag(raw)
+		if err != nil {
+			return nil, locate(data, raw, start, path, err)
 		}
 		flags = append(flags, f)
 	}
 	if _, err := dec.Token(); err != nil {
-		return nil, syntaxAt(err, "", dec.InputOffset())
+		return nil, syntaxError(data, err, "", dec.InputOffset())
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, &ParseError{Line: int(dec.InputOffset()), Err: errors.New("unexpected data after the flag array")}
+		return nil, at(valueStart(data, dec.InputOffset()), "", errors.New("unexpected data after the flag array"))
 	}
 	return flags, nil
 }
 
-// syntaxAt turns a json error into a ParseError carrying the byte offset in
-// Line (converted by the caller, which holds the document).
-func syntaxAt(err error, path string, fallback int64) error {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		return &ParseError{Line: int(se.Offset), Path: path, Err: errors.New(strings.TrimPrefix(se.Error(), "json: "))}
-	case errors.As(err, &te):
-		p := path
-		if te.Field != "" {
-			p += "." + te.Field
-		}
-		return &ParseError{Line: int(te.Offset), Path: p, Err: fmt.Errorf("want %s, got JSON %s", te.Type, te.Value)}
-	case err == io.ErrUnexpectedEOF || err == io.EOF:
-		return &ParseError{Line: int(fallback), Path: path, Err: errors.New("unexpected end of document")}
+var errNullFlag = errors.New("null flag, want an object")
+
+func decodeFlag(raw json.RawMessage) (*Flag, error) {
+	var f *Flag
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return nil, err
 	}
-	return &ParseError{Line: int(fallback), Path: path, Err: err}
+	if f == nil {
+		return nil, errNullFlag
+	}
+	return f, nil
+}
+
+// valueStart skips whitespace and the comma before a value.
+func valueStart(data []byte, offset int64) int64 {
+	for offset < int64(len(data)) {
+		switch data[offset] {
+		case ' ', '\t', '\r', '\n', ',':
+			offset++
+		default:
+			return offset
+		}
+	}
+	return offset
+}
+
+// syntaxError turns a decoder error into a ParseError at its place in the
+// document. The stream decoder's offsets are not reliably absolute, so the
+// whole document is checked once more to find the exact byte.
+func syntaxError(data []byte, err error, path string, fallback int64) error {
+	msg := err
+	offset := fallback
+	var probe any
+	var se *json.SyntaxError
+	if perr := json.Unmarshal(data, &probe); errors.As(perr, &se) {
+		offset = max(se.Offset-1, 0) // Offset is just past the bad byte
+		msg = errors.New(strings.TrimPrefix(se.Error(), "json: "))
+		if errors.As(err, &se) { // the stream decoder words some errors better
+			msg = errors.New(strings.TrimPrefix(se.Error(), "json: "))
+		}
+	} else if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || perr != nil {
+		offset, msg = int64(len(data)), errors.New("unexpected end of document")
+	}
+	line, col := lineCol(data, int(offset))
+	return &ParseError{Line: line, Col: col, Path: path, Err: msg}
+}
+
+// locate places a flag's decoding error: its line and column in the
+// document and the JSON path of the field, with indices, and the flag key.
+func locate(data, raw []byte, start int64, path string, err error) error {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		line, col := lineCol(data, int(start))
+		return &ParseError{Line: line, Col: col, Path: path, Err: err}
+	}
+	// The type error's offset is just past the offending value.
+	valueAt, fieldPath := pathAt(raw, te.Offset)
+	line, col := lineCol(data, int(start+valueAt))
+	msg := fmt.Sprintf("want %s, got JSON %s", typeName(te.Type.String()), te.Value)
+	if key := flagKey(raw); key != "" {
+		msg += fmt.Sprintf(" (flag %q)", key)
+	}
+	return &ParseError{Line: line, Col: col, Path: path + fieldPath, Err: errors.New(msg)}
+}
+
+func typeName(goType string) string {
+	switch goType {
+	case "string":
+		return "a string"
+	case "uint64":
+		return "a non-negative integer"
+	case "eval.Flag", "*eval.Flag":
+		return "a flag object"
+	}
+	if strings.HasPrefix(goType, "map[") || strings.HasPrefix(goType, "eval.") || strings.HasPrefix(goType, "*eval.") {
+		return "an object"
+	}
+	if strings.HasPrefix(goType, "[]") {
+		return "an array"
+	}
+	return goType
+}
+
+func flagKey(raw []byte) string {
+	var k struct {
+		Key any `json:"key"`
+	}
+	json.Unmarshal(raw, &k)
+	s, _ := k.Key.(string)
+	return s
+}
+
+// pathAt walks the tokens of doc and returns the start offset and the JSON
+// path (".segments[0].conditions[0][1].values[2]") of the value that ends
+// at end.
+func pathAt(doc []byte, end int64) (int64, string) {
+	type frame struct {
+		array bool
+		index int
+		key   string
+	}
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	var stack []frame
+	expectKey := false
+	render := func() string {
+		var b strings.Builder
+		for _, f := range stack {
+			if f.array {
+				fmt.Fprintf(&b, "[%d]", f.index-1)
+			} else if f.key != "" {
+				b.WriteString("." + f.key)
+			}
+		}
+		return b.String()
+	}
+	for {
+		before := valueStart(doc, dec.InputOffset())
+		if n := len(stack); n > 0 && !stack[n-1].array && !expectKey {
+			// after a key: skip the colon too
+			for before < int64(len(doc)) && (doc[before] == ':' || doc[before] == ' ' || doc[before] == '\n' || doc[before] == '\t' || doc[before] == '\r') {
+				before++
+			}
+		}
+		tok, err := dec.Token()
+		if err != nil {
+			return 0, ""
+		}
+		top := len(stack) - 1
+		if top >= 0 && !stack[top].array && expectKey {
+			if key, ok := tok.(string); ok {
+				stack[top].key = key
+				expectKey = false
+				continue
+			}
+		}
+		if top >= 0 && stack[top].array {
+			if d, ok := tok.(json.Delim); !ok || d != ']' {
+				stack[top].index++
+			}
+		}
+		here := render()
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, frame{})
+			expectKey = true
+		case json.Delim('['):
+			stack = append(stack, frame{array: true})
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			if dec.InputOffset() >= end {
+				return before, render()
+			}
+		default:
+			if dec.InputOffset() >= end {
+				return before, here
+			}
+		}
+		if len(stack) > 0 && !stack[len(stack)-1].array && tok != json.Delim('{') {
+			expectKey = true
+		}
+	}
 }
 
 func lineCol(data []byte, offset int) (int, int) {
-	if offset > len(data) {
-		offset = len(data)
-	}
-	if offset < 0 {
-		offset = 0
-	}
+	offset = max(0, min(offset, len(data)))
 	before := data[:offset]
 	line := bytes.Count(before, []byte{'\n'}) + 1
 	col := offset - bytes.LastIndexByte(before, '\n')

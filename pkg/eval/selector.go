@@ -3,6 +3,7 @@ package eval
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 )
 
@@ -175,13 +176,32 @@ func anyValue(v any) rawValue {
 // keys, so the walk ends in null, as in the reference selector.
 func walk(v any, path []string) any {
 	for _, key := range path {
-		m, ok := v.(map[string]any)
-		if !ok {
+		switch m := v.(type) {
+		case map[string]any:
+			v = m[key]
+		case nil:
 			return nil
+		default:
+			var ok bool
+			if v, ok = walkTyped(v, key); !ok {
+				return nil
+			}
 		}
-		v = m[key]
 	}
 	return v
+}
+
+// walkTyped indexes a map built in Go (map[string]string, ...) as the
+// reference's reflection does: a missing key leaves the walk where it is.
+func walkTyped(v any, key string) (any, bool) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Map || rv.Type().Key().Kind() != reflect.String {
+		return nil, false
+	}
+	if x := rv.MapIndex(reflect.ValueOf(key).Convert(rv.Type().Key())); x.IsValid() {
+		return x.Interface(), true
+	}
+	return v, true
 }
 
 // selectContext resolves a selector that does not depend on flag results.

@@ -89,6 +89,9 @@ type BucketTrace struct {
 
 // Explain evaluates like Evaluate and records why each flag got its result.
 func (s *Snapshot) Explain(ctx *Context, flagKeys []string) (*Trace, error) {
+	if ctx == nil {
+		ctx = &Context{}
+	}
 	e := s.pool.Get().(*evaluator)
 	defer s.pool.Put(e)
 	e.begin(ctx)
