@@ -113,13 +113,13 @@ func newAssertCmd(f *Factory, runF func(context.Context, *assertOptions) error) 
 			return runAssert(c.Context(), opts)
 		},
 	}
-	opts.Source.register(c.Flags())
+	opts.Source.register(f, c.Flags())
 	opts.User.register(c.Flags())
 	return c
 }
 
 func runAssert(ctx context.Context, opts *assertOptions) error {
-	fs, err := opts.Source.load(ctx, &Factory{IO: opts.IO})
+	fs, err := opts.Source.load(ctx)
 	if err != nil {
 		return err
 	}

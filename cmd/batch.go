@@ -35,6 +35,7 @@ type chunk struct {
 	bad       []lineError
 	counts    []int // per eval outcome
 	users     int
+	count     int // len(lines), kept after lines are freed
 }
 
 type lineError struct {
@@ -248,7 +249,7 @@ func (b *batch) write(done <-chan *chunk, tokens <-chan struct{}) error {
 
 func (b *batch) emit(c *chunk) error {
 	out := c.out.Bytes()
-	limit := len(c.lines)
+	limit := c.count
 	var stop error
 	for _, bad := range c.bad {
 		where := fmt.Sprintf("%s:%d", b.name, c.firstLine+bad.index)
@@ -261,7 +262,7 @@ func (b *batch) emit(c *chunk) error {
 		break
 	}
 	end := len(out)
-	if limit < len(c.lines) {
+	if limit < c.count {
 		end = 0
 		if limit > 0 {
 			end = c.ends[limit-1]
@@ -313,8 +314,10 @@ func (b *batch) writeUsers(out []byte) error {
 	return nil
 }
 
-func (b *batch) finishOutput(runErr error) error {
-	if !b.json || runErr != nil {
+// finishOutput closes the JSON array, even after a failure: what was
+// written stays valid JSON, and the exit code says the run failed.
+func (b *batch) finishOutput(_ error) error {
+	if !b.json {
 		return nil
 	}
 	tail := "]\n"
@@ -383,6 +386,7 @@ func (w *batchWorker) process(c *chunk) {
 		c.ends[i] = c.out.Len()
 	}
 	slices.SortFunc(c.bad, func(a, b lineError) int { return a.index - b.index })
+	c.count = len(c.lines)
 	c.lines = nil // the input is no longer needed; free it before the writer runs
 }
 

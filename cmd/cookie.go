@@ -50,7 +50,10 @@ func newCookieNameCmd(f *Factory) *cobra.Command {
 		Short: "Print the identity cookie's name for an analytics API key",
 		Args:  argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			key := firstNonEmpty(apiKey, f.IO.env("EXPERIMENT_API_KEY"), f.IO.env("AMPLITUDE_API_KEY"))
+			key, err := f.settingValue(c.Flags(), "api-key")
+			if err != nil {
+				return err
+			}
 			if key == "" {
 				return withHint(usageError("an API key is needed: --api-key or EXPERIMENT_API_KEY"),
 					"it is the analytics project's API key, under Settings > Projects in Amplitude")

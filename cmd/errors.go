@@ -72,7 +72,7 @@ func exitCode(ctx context.Context, err error) int {
 // not parse; it has no typed errors for them.
 func isCobraUsageError(err error) bool {
 	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "invalid argument", "flag needs an argument", "accepts ", "requires at least", "requires at most", "required flag"} {
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "invalid argument", "flag needs an argument", "accepts ", "requires at least", "requires at most", "required flag", "none of the others can be", "at least one of the flags"} {
 		if strings.HasPrefix(msg, p) || strings.Contains(msg, p) {
 			return true
 		}
@@ -83,11 +83,14 @@ func isCobraUsageError(err error) bool {
 // errorLines renders an error as CLI.md wants it: one line, then an
 // optional hint line.
 func errorLines(err error) string {
-	msg := strings.ReplaceAll(err.Error(), "\n", " ")
-	out := "experiment: " + msg + "\n"
+	msg, suggestions, _ := strings.Cut(err.Error(), "\n\nDid you mean this?")
+	out := "experiment: " + strings.Join(strings.Fields(msg), " ") + "\n"
 	var ee *exitError
-	if errors.As(err, &ee) && ee.hint != "" {
+	switch {
+	case errors.As(err, &ee) && ee.hint != "":
 		out += "hint: " + ee.hint + "\n"
+	case suggestions != "": // cobra's suggestion for a mistyped command
+		out += "hint: did you mean " + strings.Join(strings.Fields(suggestions), " or ") + "?\n"
 	}
 	return out
 }

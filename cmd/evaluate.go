@@ -43,6 +43,24 @@ func newEvaluateCmd(f *Factory, runF func(context.Context, *evaluateOptions) err
 			opts.Keys = args
 			opts.cmd = c
 			opts.userGiven = opts.User.given(c.Flags())
+			if opts.Output == "" {
+				configured, source, err := f.setting(nil, "output")
+				if err != nil {
+					return err
+				}
+				if configured != "" && !slices.Contains([]string{"table", "json", "jsonl", "yaml"}, configured) {
+					return usageError("output %q from %s: want table, json, jsonl or yaml", configured, source)
+				}
+				// A configured form this mode lacks is ignored: the setting
+				// is global, and a batch cannot print a table.
+				forms := []string{"table", "json", "jsonl", "yaml"}
+				if opts.UsersFile != "" {
+					forms = []string{"json", "jsonl"}
+				}
+				if slices.Contains(forms, configured) {
+					opts.Output = configured
+				}
+			}
 			if err := opts.validate(); err != nil {
 				return err
 			}
@@ -53,7 +71,7 @@ func newEvaluateCmd(f *Factory, runF func(context.Context, *evaluateOptions) err
 		},
 	}
 	fl := c.Flags()
-	opts.Source.register(fl)
+	opts.Source.register(f, fl)
 	opts.User.register(fl)
 	fl.StringVar(&opts.UsersFile, "users", "", "evaluate many users: a JSON Lines file, or - for stdin")
 	fl.StringVarP(&opts.Output, "output", "o", "", "output format: table|json|jsonl|yaml (default: table on a terminal, json otherwise; jsonl with --users)")
@@ -65,9 +83,6 @@ func newEvaluateCmd(f *Factory, runF func(context.Context, *evaluateOptions) err
 }
 
 func (o *evaluateOptions) validate() error {
-	if o.Output == "" && o.IO.Getenv != nil {
-		o.Output = o.IO.Getenv("EXPERIMENT_OUTPUT")
-	}
 	if o.Output != "" && !slices.Contains([]string{"table", "json", "jsonl", "yaml"}, o.Output) {
 		return usageError("--output %q: want table, json, jsonl or yaml", o.Output)
 	}
@@ -91,7 +106,7 @@ func (o *evaluateOptions) validate() error {
 }
 
 func runEvaluate(ctx context.Context, opts *evaluateOptions) error {
-	fs, err := opts.Source.load(ctx, &Factory{IO: opts.IO})
+	fs, err := opts.Source.load(ctx)
 	if err != nil {
 		return err
 	}

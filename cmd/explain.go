@@ -39,11 +39,8 @@ func newExplainCmd(f *Factory, runF func(context.Context, *explainOptions) error
 			if len(args) == 0 && !opts.All {
 				return withHint(usageError("name at least one flag, or --all"), "see 'experiment explain --help'")
 			}
-			if opts.Output == "" {
-				opts.Output = f.IO.env("EXPERIMENT_OUTPUT")
-			}
-			if opts.Output != "" && opts.Output != "table" && opts.Output != "json" {
-				return usageError("--output %q: want table or json", opts.Output)
+			if err := checkOutput(&opts.Output, f, "table", "json"); err != nil {
+				return err
 			}
 			if runF != nil {
 				return runF(c.Context(), opts)
@@ -51,7 +48,7 @@ func newExplainCmd(f *Factory, runF func(context.Context, *explainOptions) error
 			return runExplain(c.Context(), opts)
 		},
 	}
-	opts.Source.register(c.Flags())
+	opts.Source.register(f, c.Flags())
 	opts.User.register(c.Flags())
 	c.Flags().BoolVar(&opts.All, "all", false, "explain every flag")
 	c.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: table|json (default: table on a terminal, json otherwise)")
@@ -59,7 +56,7 @@ func newExplainCmd(f *Factory, runF func(context.Context, *explainOptions) error
 }
 
 func runExplain(ctx context.Context, opts *explainOptions) error {
-	fs, err := opts.Source.load(ctx, &Factory{IO: opts.IO})
+	fs, err := opts.Source.load(ctx)
 	if err != nil {
 		return err
 	}
@@ -81,14 +78,7 @@ func runExplain(ctx context.Context, opts *explainOptions) error {
 	if len(keys) > 0 {
 		trace.Flags = slices.DeleteFunc(trace.Flags, func(ft eval.FlagTrace) bool { return !slices.Contains(keys, ft.Key) })
 	}
-	output := opts.Output
-	if output == "" {
-		output = "json"
-		if opts.IO.OutTTY {
-			output = "table"
-		}
-	}
-	if output == "json" {
+	if opts.Output == "json" {
 		err = writeJSON(opts.IO.Out, trace, true)
 	} else {
 		err = newTracePrinter(opts.IO.ColorOut()).print(opts.IO.Out, trace)

@@ -48,8 +48,10 @@ type fetchOptions struct {
 	TrackAssignment *bool
 	TrackExposure   *bool
 
-	userGiven bool
-	cmd       *cobra.Command
+	userGiven  bool
+	cmd        *cobra.Command
+	f          *Factory
+	settingErr error // a config file that could not be read
 	// Resolved from flags and environment by validate.
 	key  string
 	zone experiment.ServerZone
@@ -57,7 +59,7 @@ type fetchOptions struct {
 }
 
 func newFetchCmd(f *Factory, runF func(context.Context, *fetchOptions) error) *cobra.Command {
-	opts := &fetchOptions{IO: f.IO}
+	opts := &fetchOptions{IO: f.IO, f: f}
 	var trackAssignment, trackExposure bool
 	c := &cobra.Command{
 		Use:   "fetch [FLAG_KEY...]",
@@ -116,21 +118,20 @@ func newFetchCmd(f *Factory, runF func(context.Context, *fetchOptions) error) *c
 
 // setting is a flag's value when given, else the first non-empty
 // environment variable, else the flag's default: CLI.md's precedence.
-func (o *fetchOptions) setting(flag, value string, envs ...string) string {
-	if o.cmd != nil && o.cmd.Flags().Changed(flag) {
+func (o *fetchOptions) setting(flag, value string, _ ...string) string {
+	if o.f == nil || o.cmd == nil {
 		return value
 	}
-	for _, e := range envs {
-		if v := o.IO.env(e); v != "" {
-			return v
-		}
+	v, err := o.f.settingValue(o.cmd.Flags(), flag)
+	if err != nil && o.settingErr == nil {
+		o.settingErr = err
 	}
-	return value
+	return v
 }
 
 func (o *fetchOptions) validate() error {
 	if o.Output == "" {
-		o.Output = o.IO.env("EXPERIMENT_OUTPUT")
+		o.Output = o.setting("output", "")
 	}
 	if o.Output != "" && !slices.Contains([]string{"table", "json", "jsonl", "yaml"}, o.Output) {
 		return usageError("--output %q: want table, json, jsonl or yaml", o.Output)
@@ -165,6 +166,9 @@ func (o *fetchOptions) validate() error {
 	}
 
 	o.key = strings.TrimSpace(o.setting("deployment-key", o.DeploymentKey, "EXPERIMENT_DEPLOYMENT_KEY", "EXPERIMENT_KEY"))
+	if o.settingErr != nil {
+		return o.settingErr
+	}
 	if o.key == "" {
 		return withHint(usageError("no deployment key: pass --deployment-key or set EXPERIMENT_DEPLOYMENT_KEY"),
 			"use a server deployment key: in Amplitude, Experiment > Deployments (it starts with \"server-\")")

@@ -47,7 +47,7 @@ func newFlagsPullCmd(f *Factory, runF func(context.Context, *flagsPullOptions) e
 			return runFlagsPull(c.Context(), opts)
 		},
 	}
-	opts.Server.register(c.Flags())
+	opts.Server.register(f, c.Flags())
 	c.Flags().StringVar(&opts.Out, "out", "", "write the flag configs (the JSON array) to FILE, or - for stdout, as well as to the cache")
 	return c
 }
@@ -104,7 +104,7 @@ func newFlagsListCmd(f *Factory, runF func(context.Context, *flagsListOptions) e
 		Short: "List flags: key, type, variants, segments, deployed",
 		Args:  argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := checkOutput(&opts.Output, f.IO, "table", "json"); err != nil {
+			if err := checkOutput(&opts.Output, f, "table", "json"); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -113,7 +113,7 @@ func newFlagsListCmd(f *Factory, runF func(context.Context, *flagsListOptions) e
 			return runFlagsList(c.Context(), opts)
 		},
 	}
-	opts.Source.register(c.Flags())
+	opts.Source.register(f, c.Flags())
 	c.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: table|json (default: table on a terminal, json otherwise)")
 	return c
 }
@@ -152,7 +152,7 @@ func summarize(f *eval.Flag) flagSummary {
 }
 
 func runFlagsList(ctx context.Context, opts *flagsListOptions) error {
-	fs, err := opts.Source.load(ctx, &Factory{IO: opts.IO})
+	fs, err := opts.Source.load(ctx)
 	if err != nil {
 		return err
 	}
@@ -193,7 +193,7 @@ func newFlagsShowCmd(f *Factory, runF func(context.Context, *flagsShowOptions) e
 		Args:  argsUsage(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.Key = args[0]
-			if err := checkOutput(&opts.Output, f.IO, "table", "json"); err != nil {
+			if err := checkOutput(&opts.Output, f, "table", "json"); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -202,13 +202,13 @@ func newFlagsShowCmd(f *Factory, runF func(context.Context, *flagsShowOptions) e
 			return runFlagsShow(c.Context(), opts)
 		},
 	}
-	opts.Source.register(c.Flags())
+	opts.Source.register(f, c.Flags())
 	c.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: table|json (default: table on a terminal, json otherwise)")
 	return c
 }
 
 func runFlagsShow(ctx context.Context, opts *flagsShowOptions) error {
-	fs, err := opts.Source.load(ctx, &Factory{IO: opts.IO})
+	fs, err := opts.Source.load(ctx)
 	if err != nil {
 		return err
 	}
@@ -297,13 +297,19 @@ func describeSegment(p *tracePrinter, i int, seg *eval.Segment) {
 
 // checkOutput fills the default output form (table on a terminal, json
 // otherwise, EXPERIMENT_OUTPUT first) and rejects forms not in allowed.
-func checkOutput(output *string, ios *IOStreams, allowed ...string) error {
-	if env := ios.env("EXPERIMENT_OUTPUT"); *output == "" && slices.Contains(allowed, env) {
-		*output = env // a form this command lacks is ignored: the variable is global
+func checkOutput(output *string, f *Factory, allowed ...string) error {
+	if *output == "" {
+		configured, err := f.settingValue(nil, "output")
+		if err != nil {
+			return err
+		}
+		if slices.Contains(allowed, configured) {
+			*output = configured // a form this command lacks is ignored: the setting is global
+		}
 	}
 	if *output == "" {
 		*output = "json"
-		if ios.OutTTY {
+		if f.IO.OutTTY {
 			*output = "table"
 		}
 	}

@@ -27,16 +27,17 @@ type flagSource struct {
 	server     serverFlags
 }
 
-func (s *flagSource) register(fs *pflag.FlagSet) {
+func (s *flagSource) register(f *Factory, fs *pflag.FlagSet) {
 	fs.StringVar(&s.flagsFile, "flags", "", "flag configs: a JSON file (the body of GET /sdk/v2/flags), or - for stdin")
 	fs.StringVar(&s.cohortsDir, "cohorts", "", "directory of cohort files <cohortId>.json (the body of GET /sdk/v1/cohort/<id>)")
 	fs.BoolVar(&s.strict, "strict", false, "fail on config problems the engine tolerates (unknown operators, bad regexes, missing dependencies)")
-	s.server.register(fs)
+	s.server.register(f, fs)
 }
 
 // load reads, compiles and checks the flag set, warning on stderr about
 // what the engine tolerates unless strict makes it an error.
-func (s *flagSource) load(ctx context.Context, f *Factory) (*experiment.FlagSet, error) {
+func (s *flagSource) load(ctx context.Context) (*experiment.FlagSet, error) {
+	f := s.server.f
 	if s.flagsFile == "" {
 		return s.loadFromServer(ctx, f)
 	}

@@ -89,7 +89,7 @@ func newTestCmd(f *Factory, runF func(context.Context, *testOptions) error) *cob
 			return runTest(c.Context(), opts)
 		},
 	}
-	opts.Source.register(c.Flags())
+	opts.Source.register(f, c.Flags())
 	c.Flags().StringVar(&opts.JUnit, "junit", "", "also write a JUnit XML report to this file")
 	return c
 }
@@ -138,7 +138,7 @@ func runTest(ctx context.Context, opts *testOptions) error {
 	if src.cohortsDir == "" && tf.Cohorts != "" {
 		src.cohortsDir = relativeTo(base, tf.Cohorts)
 	}
-	fs, err := src.load(ctx, &Factory{IO: opts.IO})
+	fs, err := src.load(ctx)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,8 @@ type IOStreams struct {
 	ErrOut io.Writer
 
 	InTTY, OutTTY, ErrTTY bool
+	// NoColor is --no-color: colour off whatever the environment says.
+	NoColor bool
 	Width                 int // columns of the terminal on Out; 0 when not one
 	Getenv                func(string) string
 	// InFile is In when it is a regular file or pipe of the process, for
@@ -57,7 +59,7 @@ func (s *IOStreams) colorOn(isTTY bool) bool {
 	if env == nil {
 		env = func(string) string { return "" }
 	}
-	if env("NO_COLOR") != "" || env("TERM") == "dumb" {
+	if s.NoColor || env("NO_COLOR") != "" || env("TERM") == "dumb" {
 		return false
 	}
 	if f := env("CLICOLOR_FORCE"); f != "" && f != "0" {

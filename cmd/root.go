@@ -15,6 +15,11 @@ import (
 type Factory struct {
 	IO  *IOStreams
 	Now func() time.Time
+	// ConfigPath and Profile are --config and --profile.
+	ConfigPath, Profile string
+
+	loadedConfig *configFile
+	configErr    error
 }
 
 // Main runs the command line and returns the process exit code. It is the
@@ -49,6 +54,9 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
+	root.PersistentFlags().StringVar(&f.ConfigPath, "config", "", "config file (env EXPERIMENT_CONFIG; default: the user config dir + /experiment/config.yaml)")
+	root.PersistentFlags().StringVar(&f.Profile, "profile", "", "config file profile to use (env EXPERIMENT_PROFILE)")
+	root.PersistentFlags().BoolVar(&f.IO.NoColor, "no-color", false, "no colour in output (also NO_COLOR, or when not a terminal)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: ExitUsage, err: err, hint: fmt.Sprintf("see '%s --help'", c.CommandPath())}
 	})
@@ -62,8 +70,27 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newFetchCmd(f, nil),
 		newCookieCmd(f),
 		newVersionCmd(f),
+		newConfigCmd(f),
 	)
+	for _, c := range root.Commands() {
+		if c.HasSubCommands() {
+			rejectUnknownSubcommands(c)
+		}
+	}
 	return root
+}
+
+// rejectUnknownSubcommands makes `experiment cookie bogus` a usage error:
+// cobra only checks subcommand names on the root.
+func rejectUnknownSubcommands(c *cobra.Command) {
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return &exitError{code: ExitUsage, err: fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath()),
+				hint: fmt.Sprintf("see '%s --help'", cmd.CommandPath())}
+		}
+		return nil
+	}
+	c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 }
 
 // exactArgs is cobra.ExactArgs with the usage exit code.

@@ -28,10 +28,12 @@ type serverFlags struct {
 	timeout         time.Duration
 	debug           bool
 	fs              *pflag.FlagSet
+	f               *Factory
+	err             error // a config file that could not be read
 }
 
-func (s *serverFlags) register(fs *pflag.FlagSet) {
-	s.fs = fs
+func (s *serverFlags) register(f *Factory, fs *pflag.FlagSet) {
+	s.f, s.fs = f, fs
 	fs.StringVar(&s.deploymentKey, "deployment-key", "", "server deployment key (env EXPERIMENT_DEPLOYMENT_KEY)")
 	fs.StringVar(&s.serverZone, "server-zone", "", "us or eu: picks every default URL (env EXPERIMENT_SERVER_ZONE)")
 	fs.StringVar(&s.serverURL, "server-url", "", "flag config server URL (env EXPERIMENT_SERVER_URL)")
@@ -42,18 +44,17 @@ func (s *serverFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&s.debug, "debug", false, "SDK debug log on stderr (keys redacted)")
 }
 
-// value resolves one setting: the flag when given, else the first
-// non-empty environment variable.
-func (s *serverFlags) value(ios *IOStreams, flagName, flagValue string, envs ...string) string {
-	if s.fs != nil && s.fs.Changed(flagName) {
+// value resolves one setting (flag > env > config > default); a config
+// file error is kept and reported by localConfig.
+func (s *serverFlags) value(_ *IOStreams, flagName, flagValue string, _ ...string) string {
+	if s.f == nil {
 		return flagValue
 	}
-	for _, e := range envs {
-		if v := ios.env(e); v != "" {
-			return v
-		}
+	v, err := s.f.settingValue(s.fs, flagName)
+	if err != nil && s.err == nil {
+		s.err = err
 	}
-	return flagValue
+	return v
 }
 
 func (s *serverFlags) key(ios *IOStreams) string {
@@ -75,6 +76,9 @@ func (s *serverFlags) cachePath(ios *IOStreams) (string, error) {
 // localConfig builds the SDK configuration these flags describe.
 func (s *serverFlags) localConfig(ios *IOStreams) (string, *experiment.LocalConfig, error) {
 	key := s.key(ios)
+	if s.err != nil {
+		return "", nil, s.err
+	}
 	if key == "" {
 		return "", nil, withHint(usageError("no flag configs: pass --flags FILE, or a deployment key with --deployment-key or EXPERIMENT_DEPLOYMENT_KEY"),
 			"a server deployment key is under Experiment > Deployments in Amplitude; or try: experiment evaluate --flags testdata/flags.json")

@@ -58,7 +58,10 @@ func (b *batch) summary() statsSummary {
 const fullDistribution = 42949673
 
 // configuredShare is the share of the users matching the flag's first
-// bucketed segment that its allocations give the variant.
+// bucketed segment that its bucketing gives the variant: for each of the
+// 100 allocation values, the distribution ranges are walked as the engine
+// walks them (allocations in order, falling through), and what no range
+// catches goes to the segment's own variant.
 func configuredShare(f *eval.Flag, variant string) (float64, bool) {
 	if f == nil {
 		return 0, false
@@ -67,18 +70,61 @@ func configuredShare(f *eval.Flag, variant string) (float64, bool) {
 		if seg.Bucket == nil || len(seg.Bucket.Allocations) == 0 {
 			continue
 		}
-		share := 0.0
-		for _, a := range seg.Bucket.Allocations {
-			for _, d := range a.Distributions {
-				if d.Variant == variant && d.Range[1] > d.Range[0] && a.Range[1] > a.Range[0] {
-					share += float64(min(a.Range[1], 100)-a.Range[0]) / 100 *
-						float64(min(d.Range[1], fullDistribution)-d.Range[0]) / fullDistribution
-				}
-			}
+		var caught uint64
+		for a := uint64(0); a < 100; a++ {
+			caught += caughtFor(seg, a, variant)
 		}
-		return share, true
+		return float64(caught) / (100 * fullDistribution), true
 	}
 	return 0, false
+}
+
+// caughtFor is how many of the distribution values of allocation value a
+// end in variant.
+func caughtFor(seg *eval.Segment, a uint64, variant string) uint64 {
+	free := []uint64{0, fullDistribution} // uncaught ranges, as start/end pairs
+	var caught uint64
+	for _, alloc := range seg.Bucket.Allocations {
+		if a < alloc.Range[0] || a >= alloc.Range[1] {
+			continue
+		}
+		for _, d := range alloc.Distributions {
+			var n uint64
+			free, n = takeRange(free, d.Range[0], min(d.Range[1], fullDistribution))
+			if d.Variant == variant {
+				caught += n
+			}
+		}
+	}
+	if seg.Variant == variant {
+		for i := 0; i < len(free); i += 2 {
+			caught += free[i+1] - free[i]
+		}
+	}
+	return caught
+}
+
+// takeRange removes [start, end) from the free ranges and says how much of
+// it was free.
+func takeRange(free []uint64, start, end uint64) ([]uint64, uint64) {
+	var out []uint64
+	var taken uint64
+	for i := 0; i < len(free); i += 2 {
+		s, e := free[i], free[i+1]
+		lo, hi := max(s, start), min(e, end)
+		if lo >= hi {
+			out = append(out, s, e)
+			continue
+		}
+		taken += hi - lo
+		if s < lo {
+			out = append(out, s, lo)
+		}
+		if hi < e {
+			out = append(out, hi, e)
+		}
+	}
+	return out, taken
 }
 
 func (b *batch) printStats() error {

@@ -129,6 +129,9 @@ func readFileLimited(path string, limit int64) ([]byte, error) {
 		return nil, fileError(err)
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return nil, inputError(fmt.Errorf("%s: is a directory, want a file", path))
+	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, ioError(fmt.Errorf("%s: %w", path, err))

@@ -41,7 +41,7 @@ func newWatchCmd(f *Factory, runF func(context.Context, *watchOptions) error) *c
 			if opts.Server.offline {
 				return usageError("--offline: watch needs the server")
 			}
-			if err := checkOutput(&opts.Output, f.IO, "table", "jsonl"); err != nil {
+			if err := checkOutput(&opts.Output, f, "table", "jsonl"); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -50,7 +50,7 @@ func newWatchCmd(f *Factory, runF func(context.Context, *watchOptions) error) *c
 			return runWatch(c.Context(), opts)
 		},
 	}
-	opts.Server.register(c.Flags())
+	opts.Server.register(f, c.Flags())
 	opts.User.register(c.Flags())
 	c.Flags().BoolVar(&opts.Stream, "stream", false, "receive updates over the flag stream (polling while it is down)")
 	c.Flags().DurationVar(&opts.PollInterval, "poll-interval", experiment.DefaultFlagConfigPollingInterval, "how often to poll")
