@@ -19,8 +19,8 @@ type IOStreams struct {
 	InTTY, OutTTY, ErrTTY bool
 	// NoColor is --no-color: colour off whatever the environment says.
 	NoColor bool
-	Width                 int // columns of the terminal on Out; 0 when not one
-	Getenv                func(string) string
+	Width   int // columns of the terminal on Out; 0 when not one
+	Getenv  func(string) string
 	// InFile is In when it is a regular file or pipe of the process, for
 	// progress reporting; nil in tests.
 	InFile *os.File
