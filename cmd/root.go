@@ -65,6 +65,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newExplainCmd(f, nil),
 		newFlagsCmd(f),
 		newWatchCmd(f, nil),
+		newCohortsCmd(f, nil),
 		newAssertCmd(f, nil),
 		newTestCmd(f, nil),
 		newFetchCmd(f, nil),

@@ -1,13 +1,25 @@
 // Package cohort holds behavioural cohort memberships for local evaluation:
-// the cohort document served by Amplitude's cohort download API, a store
-// with constant-time membership tests, and which cohorts a flag set targets.
+// the cohort document served by Amplitude's cohort download API (Decode), an
+// immutable store with constant-time, allocation-free membership tests
+// (Store), which cohorts a flag set targets (Referenced), the download
+// client (Client, PROTOCOL.md 3.1), a concurrent Sync that keeps the last
+// good copy of every cohort, and a directory cache of cohort files (SaveDir,
+// LoadDir) that `experiment evaluate --cohorts DIR` reads.
+//
+// Keys are taken as plain strings and never appear in errors or logs. The
+// package does no polling of its own and holds no global state; the
+// subpackage cohorttest is a fake download server for tests.
 package cohort
 
 import (
-	"encoding/json"
+	"bytes"
 	"errors"
 	"fmt"
+	"iter"
+	"maps"
 	"slices"
+	"strconv"
+	"unicode/utf8"
 
 	"github.com/flagkit/experiment/pkg/eval"
 )
@@ -15,69 +27,207 @@ import (
 // UserGroupType is the group type of cohorts whose members are user ids.
 const UserGroupType = "User"
 
-// Cohort is one downloaded cohort. Members are user ids for user cohorts,
-// group names for group cohorts.
+// Cohort is one downloaded cohort: the download API's document, with its
+// members indexed for constant-time membership tests. Members are user ids
+// for user cohorts, group names for group cohorts. A Cohort is immutable
+// once made and safe for concurrent use; its exported fields are
+// informational and must not be changed after it is stored.
 type Cohort struct {
 	ID           string
 	GroupType    string
 	GroupTypeID  int64
-	LastModified int64
-	Size         int
-	members      map[string]struct{}
-}
-
-type wireCohort struct {
-	CohortID     string   `json:"cohortId"`
-	GroupType    string   `json:"groupType"`
-	GroupTypeID  int64    `json:"groupTypeId"`
-	LastModified int64    `json:"lastModified"`
-	Size         int      `json:"size"`
-	MemberIDs    []string `json:"memberIds"`
+	LastModified int64 // milliseconds since the Unix epoch, as the server sent it
+	Size         int   // as the server sent it; Len counts the members
+	set          *memberSet
 }
 
 // Decode parses the body of GET /sdk/v1/cohort/<id>. A missing group type
-// means a user cohort, as in the reference SDK.
+// means a user cohort, as in the reference SDK. Errors wrap ErrMalformed.
+// data is not retained.
 func Decode(data []byte) (*Cohort, error) {
-	var w wireCohort
-	if err := json.Unmarshal(data, &w); err != nil {
-		return nil, fmt.Errorf("cohort: %w", err)
-	}
-	if w.CohortID == "" {
-		return nil, errors.New("cohort: missing cohortId")
-	}
-	if w.GroupType == "" {
-		w.GroupType = UserGroupType
-	}
-	c := &Cohort{ID: w.CohortID, GroupType: w.GroupType, GroupTypeID: w.GroupTypeID,
-		LastModified: w.LastModified, Size: w.Size, members: make(map[string]struct{}, len(w.MemberIDs))}
-	for _, m := range w.MemberIDs {
-		c.members[m] = struct{}{}
-	}
-	return c, nil
+	return decodeOwned(bytes.Clone(data))
 }
 
-// Has reports whether id is a member.
+// New makes a cohort from its parts, e.g. for tests and fakes. An empty
+// groupType means UserGroupType; Size is the number of members given.
+func New(id, groupType string, lastModified int64, members []string) (*Cohort, error) {
+	if id == "" {
+		return nil, errors.New("cohort: empty id")
+	}
+	if groupType == "" {
+		groupType = UserGroupType
+	}
+	total := 0
+	for _, m := range members {
+		total += uvarintLen(len(m)) + len(m)
+	}
+	if total > maxArena {
+		return nil, fmt.Errorf("cohort %s: members larger than 4 GiB", id)
+	}
+	arena := make([]byte, 0, total)
+	for _, m := range members {
+		arena = appendMember(arena, []byte(m))
+	}
+	return &Cohort{ID: id, GroupType: groupType, LastModified: lastModified, Size: len(members),
+		set: newMemberSet(arena, len(members))}, nil
+}
+
+// Has reports whether id is a member. It does not allocate.
 func (c *Cohort) Has(id string) bool {
-	_, ok := c.members[id]
-	return ok
+	return c != nil && c.set != nil && c.set.has(id)
 }
 
 // Len is the number of distinct members.
-func (c *Cohort) Len() int { return len(c.members) }
+func (c *Cohort) Len() int {
+	if c == nil || c.set == nil {
+		return 0
+	}
+	return c.set.distinct
+}
 
-// Store is an immutable set of cohorts keyed by id; build a new one to change
-// it, so readers never lock.
+// Members yields the member ids in the order the server sent them,
+// duplicates included.
+func (c *Cohort) Members() iter.Seq[string] {
+	return func(yield func(string) bool) {
+		if c == nil || c.set == nil {
+			return
+		}
+		for m := range c.set.members() {
+			if !yield(string(m)) {
+				return
+			}
+		}
+	}
+}
+
+// MarshalJSON encodes the cohort in the download API's format, so the
+// result can be read back with Decode.
+func (c *Cohort) MarshalJSON() ([]byte, error) {
+	return c.AppendJSON(nil), nil
+}
+
+// AppendJSON appends the download API body of c to dst:
+// {"cohortId","groupType","groupTypeId","lastModified","size","memberIds"},
+// compact, with no trailing newline.
+func (c *Cohort) AppendJSON(dst []byte) []byte {
+	if c.set != nil {
+		dst = slices.Grow(dst, len(c.set.arena)+2*c.set.n+len(c.ID)+len(c.GroupType)+128)
+	}
+	dst = append(dst, `{"cohortId":`...)
+	dst = appendString(dst, []byte(c.ID))
+	dst = append(dst, `,"groupType":`...)
+	dst = appendString(dst, []byte(c.GroupType))
+	dst = append(dst, `,"groupTypeId":`...)
+	dst = strconv.AppendInt(dst, c.GroupTypeID, 10)
+	dst = append(dst, `,"lastModified":`...)
+	dst = strconv.AppendInt(dst, c.LastModified, 10)
+	dst = append(dst, `,"size":`...)
+	dst = strconv.AppendInt(dst, int64(c.Size), 10)
+	dst = append(dst, `,"memberIds":[`...)
+	if c.set != nil {
+		first := true
+		for m := range c.set.members() {
+			if !first {
+				dst = append(dst, ',')
+			}
+			first = false
+			dst = appendString(dst, m)
+		}
+	}
+	return append(dst, "]}"...)
+}
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
+// encoding/json does.
+func appendString(dst []byte, s []byte) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRune(s[i:])
+			if r != utf8.RuneError || size != 1 {
+				i += size
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		i++
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// Store is an immutable set of cohorts keyed by id: With and Without return
+// a new Store and leave the receiver as it was, so readers never lock. A nil
+// *Store is an empty store.
 type Store struct {
 	byID map[string]*Cohort
 }
 
-// NewStore indexes cohorts by their ids; a later cohort with the same id wins.
+// NewStore indexes cohorts by their ids; a later cohort with the same id
+// wins. Nil cohorts are skipped.
 func NewStore(cohorts ...*Cohort) *Store {
-	s := &Store{byID: make(map[string]*Cohort, len(cohorts))}
-	for _, c := range cohorts {
-		s.byID[c.ID] = c
+	return (*Store)(nil).With(cohorts...)
+}
+
+// With returns a store holding s's cohorts and the given ones, which replace
+// any of the same id (a later one wins). s is not modified.
+func (s *Store) With(cohorts ...*Cohort) *Store {
+	n := &Store{byID: make(map[string]*Cohort, s.Len()+len(cohorts))}
+	if s != nil {
+		maps.Copy(n.byID, s.byID)
 	}
-	return s
+	for _, c := range cohorts {
+		if c != nil {
+			n.byID[c.ID] = c
+		}
+	}
+	return n
+}
+
+// Without returns a store holding s's cohorts except those with the given
+// ids. s is not modified.
+func (s *Store) Without(ids ...string) *Store {
+	n := &Store{byID: make(map[string]*Cohort, s.Len())}
+	if s != nil {
+		maps.Copy(n.byID, s.byID)
+	}
+	for _, id := range ids {
+		delete(n.byID, id)
+	}
+	return n
+}
+
+// Len is the number of cohorts.
+func (s *Store) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.byID)
 }
 
 // Get returns a cohort or nil.
@@ -99,6 +249,16 @@ func (s *Store) IDs() []string {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// Cohorts returns the stored cohorts sorted by id.
+func (s *Store) Cohorts() []*Cohort {
+	ids := s.IDs()
+	out := make([]*Cohort, len(ids))
+	for i, id := range ids {
+		out[i] = s.byID[id]
+	}
+	return out
 }
 
 // Memberships returns, in the order of ids, those of the given cohorts that

@@ -76,6 +76,7 @@ func (s *Snapshot) Evaluate(ctx *Context, flagKeys []string, dst []Result) ([]Re
 type evaluator struct {
 	snap    *Snapshot
 	ctx     *Context
+	ctxCopy Context // the caller's context, copied so it stays on the caller's stack
 	gen     uint32
 	values  []normValue
 	buckets []bucketValue
@@ -99,7 +100,8 @@ func newEvaluator(s *Snapshot) any {
 }
 
 func (e *evaluator) begin(ctx *Context) {
-	e.ctx = ctx
+	e.ctxCopy = *ctx
+	e.ctx = &e.ctxCopy
 	e.gen++
 	if e.gen == 0 { // wrapped: stale stamps could look current
 		clear(e.values)
@@ -114,7 +116,7 @@ func (e *evaluator) begin(ctx *Context) {
 // end drops references into the caller's context so the pool keeps nothing
 // of it alive.
 func (e *evaluator) end() {
-	e.ctx = nil
+	e.ctx, e.ctxCopy = nil, Context{}
 	clear(e.elems)
 	clear(e.strs)
 	e.scratch = normValue{}

@@ -298,6 +298,17 @@ func (c *LocalClient) EvaluateV2WithOptions(user *User, opts *EvaluateOptions) (
 	return fs.EvaluateV2(user, opts.FlagKeys...)
 }
 
+// EvaluateResults is EvaluateV2 for hot paths: results are appended to dst
+// and their Metadata is shared with the engine (read-only), so a warm call
+// allocates almost nothing.
+func (c *LocalClient) EvaluateResults(user *User, flagKeys []string, dst []eval.Result) ([]eval.Result, error) {
+	fs := c.flags.Load()
+	if fs == nil {
+		return dst, ErrNotStarted
+	}
+	return fs.EvaluateResults(user, flagKeys, dst)
+}
+
 // Evaluate is the deprecated form: default and undeployed variants are
 // dropped.
 func (c *LocalClient) Evaluate(user *User, flagKeys ...string) (map[string]Variant, error) {

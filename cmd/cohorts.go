@@ -1,0 +1,513 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/flagkit/experiment/pkg/cohort"
+	"github.com/flagkit/experiment/pkg/experiment"
+)
+
+// cohortsRunners replace the run functions of the cohorts subcommands in
+// tests, which then see the parsed options without anything running.
+type cohortsRunners struct {
+	sync func(context.Context, *cohortsSyncOptions) error
+	list func(context.Context, *cohortsListOptions) error
+}
+
+func newCohortsCmd(f *Factory, runF *cohortsRunners) *cobra.Command {
+	if runF == nil {
+		runF = &cohortsRunners{}
+	}
+	c := &cobra.Command{
+		Use:   "cohorts",
+		Short: "Download and list the behavioral cohorts flags target",
+		Long: "Flags can target behavioral cohorts. Local evaluation needs their members, which come from\n" +
+			"Amplitude's cohort download API with the analytics project's API key and secret key.",
+	}
+	c.AddCommand(newCohortsSyncCmd(f, runF.sync), newCohortsListCmd(f, runF.list))
+	return c
+}
+
+type cohortsSyncOptions struct {
+	IO     *IOStreams
+	F      *Factory
+	Source flagSource
+
+	APIKey          string
+	SecretKey       string
+	CohortServerURL string
+	MaxCohortSize   int
+	Out             string
+	Output          string
+
+	// Resolved from flags and environment by validate.
+	apiKey, secretKey, serverURL string
+}
+
+func newCohortsSyncCmd(f *Factory, runF func(context.Context, *cohortsSyncOptions) error) *cobra.Command {
+	opts := &cohortsSyncOptions{IO: f.IO, F: f}
+	c := &cobra.Command{
+		Use:   "sync [--out DIR]",
+		Short: "Download the cohorts the flags target into the cache or a directory",
+		Long: "Download every cohort the flags target (from --flags FILE, or the flags of a deployment key)\n" +
+			"with the analytics project's API key and secret key, into --out DIR or the cache. Each cohort\n" +
+			"is a file DIR/<cohortId>.json, the body of the download API, so the directory works with\n" +
+			"'experiment evaluate --cohorts DIR'. Cohorts already there are only downloaded again when they\n" +
+			"changed. A cohort whose download fails keeps its last good copy.\n\n" +
+			"Exit status: 0 when every cohort is current (a cohort the server does not know, or one over\n" +
+			"--max-cohort-size, is a warning: nobody is a member); 4 when the keys are rejected; 5 when\n" +
+			"downloads failed after retries.\n\n" +
+			"Environment: EXPERIMENT_API_KEY (or AMPLITUDE_API_KEY), EXPERIMENT_SECRET_KEY (or\n" +
+			"AMPLITUDE_SECRET_KEY), EXPERIMENT_COHORT_SERVER_URL, EXPERIMENT_SERVER_ZONE,\n" +
+			"EXPERIMENT_CACHE_DIR, EXPERIMENT_OUTPUT. Flags win over the environment, which wins over\n" +
+			"the config file.",
+		Example: `  export EXPERIMENT_API_KEY=... EXPERIMENT_SECRET_KEY=...
+  experiment cohorts sync --flags flags.json --out cohorts/
+  experiment evaluate --flags flags.json --cohorts cohorts/ --user-id user@company.com
+  experiment cohorts sync --deployment-key server-... --server-zone eu`,
+		Args: argsUsage(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := opts.validate(c.Flags()); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(c.Context(), opts)
+			}
+			return runCohortsSync(c.Context(), opts)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&opts.Source.flagsFile, "flags", "", "flag configs: a JSON file (the body of GET /sdk/v2/flags), or - for stdin; default: the flags of a deployment key")
+	fl.BoolVar(&opts.Source.strict, "strict", false, "fail on config problems the engine tolerates (unknown operators, bad regexes, missing dependencies)")
+	opts.Source.server.register(f, fl)
+	fl.StringVar(&opts.APIKey, "api-key", "", "analytics API key (env EXPERIMENT_API_KEY, AMPLITUDE_API_KEY)")
+	fl.StringVar(&opts.SecretKey, "secret-key", "", "analytics secret key (env EXPERIMENT_SECRET_KEY, AMPLITUDE_SECRET_KEY)")
+	fl.StringVar(&opts.CohortServerURL, "cohort-server-url", "", "cohort download server URL (env EXPERIMENT_COHORT_SERVER_URL; default by --server-zone)")
+	fl.IntVar(&opts.MaxCohortSize, "max-cohort-size", cohort.DefaultMaxCohortSize, "skip cohorts with more members than this")
+	fl.StringVar(&opts.Out, "out", "", "directory DIR to write <cohortId>.json files into (default: the cohort cache of the API key)")
+	fl.StringVarP(&opts.Output, "output", "o", "", "output format: table|json (default: table on a terminal, json otherwise)")
+	return c
+}
+
+// settings resolves each named setting of fl (flag > environment > config
+// file > default) into its string.
+func settings(f *Factory, fl *pflag.FlagSet, into map[string]*string) error {
+	for name, dst := range into {
+		v, err := f.settingValue(fl, name)
+		if err != nil {
+			return err
+		}
+		*dst = v
+	}
+	return nil
+}
+
+func (o *cohortsSyncOptions) validate(fl *pflag.FlagSet) error {
+	if err := checkOutput(&o.Output, o.F, "table", "json"); err != nil {
+		return err
+	}
+	if o.Source.server.offline {
+		return usageError("--offline: cohorts sync needs the cohort server")
+	}
+	var zoneName string
+	if err := settings(o.F, fl, map[string]*string{"api-key": &o.apiKey, "secret-key": &o.secretKey,
+		"cohort-server-url": &o.serverURL, "server-zone": &zoneName}); err != nil {
+		return err
+	}
+	if o.apiKey == "" || o.secretKey == "" {
+		missing := "an API key (--api-key or EXPERIMENT_API_KEY)"
+		if o.apiKey != "" {
+			missing = "a secret key (--secret-key or EXPERIMENT_SECRET_KEY)"
+		}
+		return withHint(usageError("cohort sync needs the analytics project's API key and secret key: %s is missing", missing),
+			"both are under Settings > Projects > (project) > General in Amplitude; they are not the deployment key")
+	}
+	zone, err := experiment.ParseServerZone(zoneName)
+	if err != nil {
+		return usageError("--server-zone: %v", err)
+	}
+	if o.serverURL == "" {
+		o.serverURL = zone.CohortServerURL()
+	}
+	if o.MaxCohortSize < 1 {
+		return usageError("--max-cohort-size %d: want a positive number", o.MaxCohortSize)
+	}
+	if o.Source.server.timeout <= 0 {
+		return usageError("--timeout %v: want a positive duration", o.Source.server.timeout)
+	}
+	return nil
+}
+
+// cohortRow is one cohort in the output of `cohorts sync` and `cohorts
+// list`. -o json prints an array of them; fields may be added, never
+// renamed.
+type cohortRow struct {
+	ID           string `json:"id"`
+	GroupType    string `json:"group_type"`
+	Size         int    `json:"size"`          // members held
+	LastModified int64  `json:"last_modified"` // ms since the epoch, as the server sent it; 0 when none is held
+	Status       string `json:"status,omitempty"`
+	Error        string `json:"error,omitempty"`
+}
+
+// Statuses of `cohorts sync`.
+const (
+	statusUpdated   = "updated"
+	statusUnchanged = "unchanged"
+	statusFailed    = "failed"
+	statusNotFound  = "not-found"
+	statusTooLarge  = "too-large"
+)
+
+func runCohortsSync(ctx context.Context, opts *cohortsSyncOptions) error {
+	ios := opts.IO
+	flagSet, err := opts.Source.load(ctx)
+	if err != nil {
+		return err
+	}
+	refs := flagSet.CohortReferences()
+	ids := refs.All()
+
+	if len(ids) == 0 {
+		fmt.Fprintf(ios.ErrOut, "no cohorts to sync: no flag in %s targets a cohort\n", opts.Source.name())
+		return renderCohortRows(ios, opts.Output, []cohortRow{}, "MEMBERS", true)
+	}
+	dir := opts.Out
+	if dir == "" {
+		cache, err := opts.Source.server.cachePath(ios)
+		if err != nil {
+			return err
+		}
+		dir = experiment.CohortCacheDir(cache, opts.apiKey)
+	}
+
+	current, loadErrs := cohort.LoadDir(dir, ids)
+	for _, err := range loadErrs {
+		if !errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(ios.ErrOut, "experiment: warning: %v; downloading it again\n", err)
+		}
+	}
+
+	client, err := cohort.NewClient(cohort.Config{
+		APIKey: opts.apiKey, SecretKey: opts.secretKey, ServerURL: opts.serverURL,
+		MaxCohortSize: opts.MaxCohortSize, RequestTimeout: opts.Source.server.timeout,
+		Logger: debugLogger(ios, opts.Source.server.debug),
+	})
+	if err != nil {
+		return usageError("%v", err)
+	}
+	defer client.Close()
+
+	bar := newCohortProgress(ios, len(ids))
+	results := map[string]cohort.Result{}
+	_, _ = cohort.Sync(ctx, client, current, ids, cohort.OnResult(func(r cohort.Result) {
+		results[r.ID] = r
+		bar.add()
+	}))
+	bar.finish()
+
+	// Save what arrived, even when interrupted: each file is whole or absent.
+	for _, id := range ids {
+		if r := results[id]; r.Outcome == cohort.Updated {
+			if err := cohort.SaveDir(dir, r.Cohort); err != nil {
+				return ioError(fmt.Errorf("saving cohort %s: %w", r.Cohort.ID, err))
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	rows := make([]cohortRow, 0, len(ids))
+	var failed []error
+	var unauthorized error
+	counts := map[string]int{}
+	for _, id := range ids {
+		r := results[id]
+		row := cohortRow{ID: id, GroupType: referencedType(refs, id), Status: syncStatus(r)}
+		if c := r.Cohort; c != nil {
+			row.GroupType, row.Size, row.LastModified = c.GroupType, c.Len(), c.LastModified
+		}
+		counts[row.Status]++
+		if r.Err != nil {
+			row.Error = r.Err.Error()
+		}
+		switch row.Status {
+		case statusNotFound:
+			fmt.Fprintf(ios.ErrOut, "experiment: warning: cohort %s: not found on the cohort server (404); nobody is a member%s\n", id, kept(r))
+		case statusTooLarge:
+			fmt.Fprintf(ios.ErrOut, "experiment: warning: cohort %s: skipped: more than %d members (--max-cohort-size)%s\n", id, opts.MaxCohortSize, kept(r))
+		case statusFailed:
+			if errors.Is(r.Err, cohort.ErrUnauthorized) {
+				if unauthorized == nil {
+					unauthorized = r.Err
+				}
+			} else {
+				failed = append(failed, r.Err)
+			}
+		}
+		rows = append(rows, row)
+	}
+	if err := renderCohortRows(ios, opts.Output, rows, "MEMBERS", true); err != nil {
+		return err
+	}
+	fmt.Fprintf(ios.ErrOut, "synced %d cohorts into %s: %s\n", len(ids), dir, countSummary(counts))
+
+	if unauthorized != nil {
+		return &exitError{code: ExitAuth,
+			err: fmt.Errorf("cohort download rejected API key %v with secret key (fp %s): %w",
+				experiment.Secret(opts.apiKey), experiment.Secret(opts.secretKey).Fingerprint(), unauthorized),
+			hint: "use the analytics project's API key and secret key (Settings > Projects > (project) > General in Amplitude), not a deployment key"}
+	}
+	if len(failed) > 0 {
+		for _, err := range failed[1:] {
+			fmt.Fprintf(ios.ErrOut, "experiment: warning: %v\n", err)
+		}
+		return &exitError{code: ExitNetwork,
+			err:  fmt.Errorf("%d of %d cohorts failed to download: %w", len(failed), len(ids), failed[0]),
+			hint: fmt.Sprintf("the last good copies in %s are kept; check --cohort-server-url / --server-zone and the network, then run again", dir)}
+	}
+	return nil
+}
+
+func syncStatus(r cohort.Result) string {
+	switch {
+	case r.Outcome == cohort.Updated:
+		return statusUpdated
+	case r.Outcome == cohort.Unchanged:
+		return statusUnchanged
+	case errors.Is(r.Err, cohort.ErrNotFound):
+		return statusNotFound
+	case errors.Is(r.Err, cohort.ErrTooLarge):
+		return statusTooLarge
+	}
+	return statusFailed
+}
+
+// kept says that a last good copy is still used.
+func kept(r cohort.Result) string {
+	if r.Cohort == nil {
+		return ""
+	}
+	return fmt.Sprintf("; keeping the copy last modified %s", formatMillis(r.Cohort.LastModified))
+}
+
+// referencedType is the group type the flags target a cohort as.
+func referencedType(refs cohort.References, id string) string {
+	for _, groupType := range slices.Sorted(maps.Keys(refs)) {
+		if slices.Contains(refs[groupType], id) {
+			return groupType
+		}
+	}
+	return ""
+}
+
+func countSummary(counts map[string]int) string {
+	var parts []string
+	for _, s := range []string{statusUpdated, statusUnchanged, statusNotFound, statusTooLarge, statusFailed} {
+		if counts[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// debugLogger is the SDK debug log on stderr with --debug, else nothing.
+func debugLogger(ios *IOStreams, debug bool) *slog.Logger {
+	if !debug {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(ios.ErrOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// cohortProgress is a one-line progress bar on stderr while cohorts
+// download, on a terminal only; a nil one does nothing.
+type cohortProgress struct {
+	w           io.Writer
+	done, total int
+}
+
+func newCohortProgress(ios *IOStreams, total int) *cohortProgress {
+	if !ios.ErrTTY {
+		return nil
+	}
+	p := &cohortProgress{w: ios.ErrOut, total: total}
+	p.draw()
+	return p
+}
+
+// add counts one finished cohort; calls never overlap (cohort.OnResult).
+func (p *cohortProgress) add() {
+	if p != nil {
+		p.done++
+		p.draw()
+	}
+}
+
+func (p *cohortProgress) draw() {
+	const width = 20
+	filled := width * p.done / max(p.total, 1)
+	fmt.Fprintf(p.w, "\r\033[Ksyncing cohorts %s%s %d/%d", strings.Repeat("█", filled), strings.Repeat("░", width-filled), p.done, p.total)
+}
+
+func (p *cohortProgress) finish() {
+	if p != nil {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}
+
+// renderCohortRows prints rows as a table (sizeHeader names the size
+// column) or a JSON array.
+func renderCohortRows(ios *IOStreams, format string, rows []cohortRow, sizeHeader string, withStatus bool) error {
+	if format == "json" {
+		return writeOutput(writeJSON(ios.Out, rows, true))
+	}
+	header := []string{"ID", "GROUP TYPE", sizeHeader, "LAST MODIFIED"}
+	if withStatus {
+		header = append(header, "STATUS")
+	}
+	t := newTable(ios, header...)
+	for _, r := range rows {
+		style := styleNone
+		switch r.Status {
+		case statusFailed:
+			style = styleBad
+		case statusNotFound, statusTooLarge:
+			style = styleDim
+		}
+		cells := []string{r.ID, r.GroupType, strconv.Itoa(r.Size), formatMillis(r.LastModified)}
+		if withStatus {
+			cells = append(cells, r.Status)
+		}
+		t.addRow(style, cells...)
+	}
+	return writeOutput(t.render(ios.Out))
+}
+
+// formatMillis is a lastModified in RFC 3339, UTC, or "-" for none.
+func formatMillis(ms int64) string {
+	if ms == 0 {
+		return "-"
+	}
+	return time.UnixMilli(ms).UTC().Format(time.RFC3339)
+}
+
+type cohortsListOptions struct {
+	IO       *IOStreams
+	F        *Factory
+	Dir      string
+	APIKey   string
+	CacheDir string
+	Output   string
+
+	dir        string // resolved
+	defaultDir bool   // dir is the cache's, not --dir
+}
+
+func newCohortsListCmd(f *Factory, runF func(context.Context, *cohortsListOptions) error) *cobra.Command {
+	opts := &cohortsListOptions{IO: f.IO, F: f}
+	c := &cobra.Command{
+		Use:   "list [--dir DIR]",
+		Short: "List cached cohorts: id, group type, size, last modified",
+		Long: "List the cohorts in a directory of <cohortId>.json files: --dir DIR, or the cohort cache of\n" +
+			"the API key (where 'experiment cohorts sync' writes by default).\n\n" +
+			"Environment: EXPERIMENT_API_KEY (or AMPLITUDE_API_KEY), EXPERIMENT_CACHE_DIR, EXPERIMENT_OUTPUT.",
+		Example: `  experiment cohorts list
+  experiment cohorts list --dir cohorts/ -o json`,
+		Args: argsUsage(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := opts.validate(c.Flags()); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(c.Context(), opts)
+			}
+			return runCohortsList(c.Context(), opts)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&opts.Dir, "dir", "", "directory DIR of <cohortId>.json files (default: the cohort cache of the API key)")
+	fl.StringVar(&opts.APIKey, "api-key", "", "analytics API key whose cached cohorts to list (env EXPERIMENT_API_KEY, AMPLITUDE_API_KEY)")
+	fl.StringVar(&opts.CacheDir, "cache-dir", "", "flag and cohort cache (env EXPERIMENT_CACHE_DIR; default: the user cache directory)")
+	fl.StringVarP(&opts.Output, "output", "o", "", "output format: table|json (default: table on a terminal, json otherwise)")
+	return c
+}
+
+func (o *cohortsListOptions) validate(fl *pflag.FlagSet) error {
+	if err := checkOutput(&o.Output, o.F, "table", "json"); err != nil {
+		return err
+	}
+	if o.Dir != "" {
+		if fl.Changed("api-key") || fl.Changed("cache-dir") {
+			return usageError("--dir names the directory: --api-key and --cache-dir only pick the default one")
+		}
+		o.dir = o.Dir
+		return nil
+	}
+	var key, cache string
+	if err := settings(o.F, fl, map[string]*string{"api-key": &key, "cache-dir": &cache}); err != nil {
+		return err
+	}
+	if key == "" {
+		return withHint(usageError("which cohorts? pass --dir DIR, or the API key whose cache to list (--api-key or EXPERIMENT_API_KEY)"),
+			"cohorts are cached per analytics API key by 'experiment cohorts sync'")
+	}
+	if cache == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return withHint(usageError("no cache directory: %v", err), "pass --dir, --cache-dir or set EXPERIMENT_CACHE_DIR")
+		}
+		cache = filepath.Join(base, "experiment")
+	}
+	o.dir, o.defaultDir = experiment.CohortCacheDir(cache, key), true
+	return nil
+}
+
+func runCohortsList(_ context.Context, opts *cohortsListOptions) error {
+	ios := opts.IO
+	if st, err := os.Stat(opts.dir); err != nil {
+		if errors.Is(err, fs.ErrNotExist) && opts.defaultDir {
+			fmt.Fprintf(ios.ErrOut, "no cohorts cached in %s\n", opts.dir)
+			return renderCohortRows(ios, opts.Output, []cohortRow{}, "SIZE", false)
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			return inputError(fmt.Errorf("--dir %s: no such directory", opts.dir))
+		}
+		return fileError(err)
+	} else if !st.IsDir() {
+		return inputError(fmt.Errorf("%s: not a directory", opts.dir))
+	}
+	store, errs := cohort.LoadDir(opts.dir, nil)
+	rows := make([]cohortRow, 0, store.Len())
+	for _, c := range store.Cohorts() {
+		rows = append(rows, cohortRow{ID: c.ID, GroupType: c.GroupType, Size: c.Len(), LastModified: c.LastModified})
+	}
+	if err := renderCohortRows(ios, opts.Output, rows, "SIZE", false); err != nil {
+		return err
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	for _, err := range errs[1:] {
+		fmt.Fprintf(ios.ErrOut, "experiment: warning: %v\n", err)
+	}
+	if errors.Is(errs[0], cohort.ErrMalformed) || errors.Is(errs[0], cohort.ErrBadID) {
+		return withHint(inputError(errs[0]), "run 'experiment cohorts sync' to download it again")
+	}
+	return ioError(errs[0])
+}

@@ -1,0 +1,5 @@
+//go:build race
+
+package cohort_test
+
+func init() { raceEnabled = true }
