@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/pflag"
 
@@ -32,6 +31,10 @@ func (s *flagSource) register(f *Factory, fs *pflag.FlagSet) {
 	fs.StringVar(&s.cohortsDir, "cohorts", "", "directory of cohort files <cohortId>.json (the body of GET /sdk/v1/cohort/<id>)")
 	fs.BoolVar(&s.strict, "strict", false, "fail on config problems the engine tolerates (unknown operators, bad regexes, missing dependencies)")
 	s.server.register(f, fs)
+	// With a deployment key, these turn on cohort sync for cohort targeting.
+	fs.String("api-key", "", "analytics API key, for cohort sync with a deployment key (env EXPERIMENT_API_KEY)")
+	fs.String("secret-key", "", "analytics secret key, for cohort sync with a deployment key (env EXPERIMENT_SECRET_KEY)")
+	fs.String("cohort-server-url", "", "cohort download server URL (env EXPERIMENT_COHORT_SERVER_URL)")
 }
 
 // load reads, compiles and checks the flag set, warning on stderr about
@@ -141,22 +144,17 @@ func (s *flagSource) loadCohorts(f *Factory, ids []string) (*cohort.Store, error
 	} else if !st.IsDir() {
 		return nil, inputError(fmt.Errorf("--cohorts %s: not a directory", s.cohortsDir))
 	}
-	var cohorts []*cohort.Cohort
-	for _, id := range ids {
-		path := filepath.Join(s.cohortsDir, id+".json")
-		data, err := readFileLimited(path, maxFlagsBytes)
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				fmt.Fprintf(f.IO.ErrOut, "experiment: warning: cohort %s is targeted but %s does not exist; nobody is a member\n", id, path)
-				continue
-			}
-			return nil, err
-		}
-		c, err := cohort.Decode(data)
-		if err != nil {
-			return nil, inputError(fmt.Errorf("%s: %w", path, err))
-		}
-		cohorts = append(cohorts, c)
+	if ids == nil {
+		ids = []string{} // nil would mean every file in the directory
 	}
-	return cohort.NewStore(cohorts...), nil
+	store, errs := cohort.LoadDir(s.cohortsDir, ids)
+	for _, err := range errs {
+		switch {
+		case errors.Is(err, os.ErrNotExist), errors.Is(err, cohort.ErrBadID):
+			fmt.Fprintf(f.IO.ErrOut, "experiment: warning: %v; nobody is a member of that cohort\n", err)
+		default:
+			return nil, inputError(err)
+		}
+	}
+	return store, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/flagkit/experiment/pkg/cohort/cohorttest"
 	"github.com/flagkit/experiment/pkg/experiment/experimenttest"
 )
 
@@ -156,4 +157,23 @@ func TestWatchUntilChange(t *testing.T) {
 	require.Len(t, lines, 2, out.String())
 	assert.Contains(t, lines[0], `"kind":"changed","flag":"new-editor","from":"v14","to":"v15"`)
 	assert.Contains(t, lines[1], `"kind":"variant","flag":"new-editor","from":"on","to":"off"`)
+}
+
+func TestEvaluateFromServerWithCohortSync(t *testing.T) {
+	srv := experimenttest.NewFlagServer(cmdKey, testdataFlags(t))
+	defer srv.Close()
+	cohorts := cohorttest.NewServer("api-key-for-cohorts", "secret-key-for-cohorts")
+	defer cohorts.Close()
+	require.NoError(t, cohorts.AddDir(filepath.Join("..", "testdata", "cohorts")))
+	env := map[string]string{"EXPERIMENT_DEPLOYMENT_KEY": cmdKey, "EXPERIMENT_CACHE_DIR": t.TempDir(), "EXPERIMENT_SERVER_URL": srv.URL,
+		"EXPERIMENT_API_KEY": "api-key-for-cohorts", "EXPERIMENT_SECRET_KEY": "secret-key-for-cohorts", "EXPERIMENT_COHORT_SERVER_URL": cohorts.URL}
+	code, out, errOut := run(t, env, "evaluate", "--user-id", "user-1", "power-user-perks", "-o", "jsonl")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, `"power-user-perks":{"key":"on"`)
+	assert.NotContains(t, out+errOut, "secret-key-for-cohorts")
+
+	cohorts.Close() // offline afterwards: the cached cohorts still count
+	code, out, errOut = run(t, env, "evaluate", "--offline", "--user-id", "user-1", "power-user-perks", "-o", "jsonl")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, `"power-user-perks":{"key":"on"`)
 }

@@ -95,11 +95,19 @@ func (s *serverFlags) localConfig(ios *IOStreams) (string, *experiment.LocalConf
 	if s.debug {
 		level = slog.LevelDebug
 	}
+	apiKey, secretKey := s.value(ios, "api-key", ""), s.value(ios, "secret-key", "")
 	cfg := &experiment.LocalConfig{
 		ServerZone: zone, ServerURL: s.value(ios, "server-url", s.serverURL, "EXPERIMENT_SERVER_URL"),
 		StreamServerURL: s.value(ios, "stream-server-url", s.streamServerURL, "EXPERIMENT_STREAM_SERVER_URL"),
 		CacheDir:        cacheDir, Offline: s.offline, FlagConfigPollerRequestTimeout: s.timeout,
 		Logger: slog.New(slog.NewTextHandler(ios.ErrOut, &slog.HandlerOptions{Level: level})),
+	}
+	if apiKey != "" && secretKey != "" {
+		cfg.CohortSyncConfig = &experiment.CohortSyncConfig{APIKey: apiKey, SecretKey: secretKey,
+			CohortServerURL: s.value(ios, "cohort-server-url", "")}
+	}
+	if s.err != nil {
+		return "", nil, s.err
 	}
 	return key, cfg, nil
 }

@@ -30,6 +30,9 @@ type LocalClient struct {
 	ready  chan struct{} // closed when flags are first applied
 	once   sync.Once
 
+	cohorts        *cohortSync   // nil without CohortSyncConfig
+	initialCohorts *cohort.Store // from the disk cache, before any sync
+
 	startOnce sync.Once
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -69,7 +72,13 @@ func NewLocalClient(deploymentKey string, cfg *LocalConfig) (*LocalClient, error
 	if err != nil {
 		return nil, err
 	}
-	return &LocalClient{key: Secret(deploymentKey), s: s, ready: make(chan struct{}), status: Status{State: "starting"}}, nil
+	cs, err := newCohortSync(s)
+	if err != nil {
+		return nil, fmt.Errorf("local config: cohorts: %w", err)
+	}
+	c := &LocalClient{key: Secret(deploymentKey), s: s, ready: make(chan struct{}), status: Status{State: "starting"}, cohorts: cs}
+	c.initialCohorts = cs.cached()
+	return c, nil
 }
 
 // Start fetches flag configs and keeps them fresh until Close. It returns
@@ -89,7 +98,7 @@ func (c *LocalClient) start(ctx context.Context) error {
 		if cacheErr != nil {
 			return fmt.Errorf("offline: %w", cacheErr)
 		}
-		return c.apply(cached, "cache")
+		return c.apply(ctx, cached, "cache")
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
@@ -98,13 +107,20 @@ func (c *LocalClient) start(ctx context.Context) error {
 		defer c.wg.Done()
 		c.run(bg)
 	}()
+	if c.cohorts != nil {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.pollCohorts(bg)
+		}()
+	}
 	select {
 	case <-c.ready:
 		return nil
 	case <-ctx.Done():
 	}
 	if cached != nil {
-		if err := c.apply(cached, "cache"); err == nil {
+		if err := c.apply(ctx, cached, "cache"); err == nil {
 			c.s.logger.Warn("flag config server unreachable; using cached flags",
 				"age", time.Since(cached.fetchedAt).Round(time.Second), "error", c.Status().LastError)
 			return nil
@@ -185,7 +201,7 @@ func (c *LocalClient) poll(ctx context.Context, until time.Time) bool {
 func (c *LocalClient) update(ctx context.Context, source string) error {
 	fc, err := c.fetchFlagConfigs(ctx)
 	if err == nil {
-		err = c.apply(fc, source)
+		err = c.apply(ctx, fc, source)
 	}
 	if err != nil && ctx.Err() == nil {
 		c.recordError(err)
@@ -194,9 +210,10 @@ func (c *LocalClient) update(ctx context.Context, source string) error {
 	return err
 }
 
-// apply compiles configs and swaps them in, unless they are what is in use.
-// Configs that do not compile never replace the ones in use.
-func (c *LocalClient) apply(fc *flagConfigs, source string) error {
+// apply compiles configs and swaps them in, unless they are what is in use,
+// after downloading the cohorts they newly target. Configs that do not
+// compile never replace the ones in use.
+func (c *LocalClient) apply(ctx context.Context, fc *flagConfigs, source string) error {
 	c.applyMu.Lock()
 	defer c.applyMu.Unlock()
 	prev := c.flags.Load()
@@ -207,7 +224,15 @@ func (c *LocalClient) apply(fc *flagConfigs, source string) error {
 		c.recordSuccess(fc, source, prev)
 		return nil
 	}
-	next, err := NewFlagSet(fc.flags, c.cohortStore(prev))
+	store := c.initialCohorts
+	if source == "cache" {
+		if prev != nil {
+			store = prev.cohorts
+		}
+	} else {
+		store = c.cohortsFor(ctx, fc.flags, prev)
+	}
+	next, err := NewFlagSet(fc.flags, store)
 	if err != nil {
 		return err
 	}
@@ -224,14 +249,6 @@ func (c *LocalClient) apply(fc *flagConfigs, source string) error {
 		c.s.onUpdate(prev, next)
 	}
 	return nil
-}
-
-// cohortStore carries cohort memberships over to a new flag set.
-func (c *LocalClient) cohortStore(prev *FlagSet) *cohort.Store {
-	if prev == nil {
-		return nil
-	}
-	return prev.cohorts
 }
 
 func (c *LocalClient) recordSuccess(fc *flagConfigs, source string, fs *FlagSet) {
@@ -345,6 +362,9 @@ func (c *LocalClient) Close() error {
 		c.cancel()
 	}
 	c.wg.Wait()
+	if c.cohorts != nil {
+		c.cohorts.client.Close()
+	}
 	c.mu.Lock()
 	c.status.State = "closed"
 	c.mu.Unlock()

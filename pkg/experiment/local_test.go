@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/flagkit/experiment/pkg/cohort/cohorttest"
 	"github.com/flagkit/experiment/pkg/experiment"
 	"github.com/flagkit/experiment/pkg/experiment/experimenttest"
 )
@@ -259,5 +260,80 @@ func TestLocalConformance(t *testing.T) {
 			}
 			c.Close()
 		})
+	}
+}
+
+// TestLocalCohortConformance runs the cohort conformance cases through the
+// client with cohort sync, flags from the fake flag server and cohorts from
+// the fake cohort server (404 for an id without a file), exactly as the
+// expected results were made.
+func TestLocalCohortConformance(t *testing.T) {
+	noLeaks(t)
+	root := conformanceDir(t)
+	dirs, _ := filepath.Glob(filepath.Join(root, "*cohorts*"))
+	require.NotEmpty(t, dirs)
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			body, err := os.ReadFile(filepath.Join(dir, "flags.json"))
+			require.NoError(t, err)
+			srv := experimenttest.NewFlagServer(localKey, body)
+			defer srv.Close()
+			cohorts := cohorttest.NewServer("api-key-123", "secret-key-456")
+			defer cohorts.Close()
+			require.NoError(t, cohorts.AddDir(filepath.Join(dir, "cohorts")))
+			c := newLocal(t, srv, experiment.LocalConfig{CacheDir: t.TempDir(), CohortSyncConfig: &experiment.CohortSyncConfig{
+				APIKey: "api-key-123", SecretKey: "secret-key-456", CohortServerURL: cohorts.URL}})
+			require.NoError(t, c.Start(t.Context()))
+			users := readLines(t, filepath.Join(dir, "users.jsonl"))
+			expected := readLines(t, filepath.Join(dir, "expected.jsonl"))
+			for i, line := range users {
+				user, err := experiment.DecodeUser(line)
+				require.NoError(t, err)
+				got, err := c.EvaluateV2(user)
+				require.NoError(t, err)
+				var want, have map[string]any
+				mustJSON(t, expected[i], &want)
+				mustJSON(t, mustMarshal(t, got), &have)
+				for _, d := range diffResults(want, have) {
+					t.Errorf("users.jsonl:%d: %s", i+1, d)
+				}
+			}
+			c.Close()
+		})
+	}
+}
+
+// TestLocalCohortsCachedForOffline: cohorts synced once are used offline.
+func TestLocalCohortsCachedForOffline(t *testing.T) {
+	noLeaks(t)
+	dir := filepath.Join(conformanceDir(t), "05-cohorts")
+	body, err := os.ReadFile(filepath.Join(dir, "flags.json"))
+	require.NoError(t, err)
+	srv := experimenttest.NewFlagServer(localKey, body)
+	defer srv.Close()
+	cohorts := cohorttest.NewServer("api-key-123", "secret-key-456")
+	defer cohorts.Close()
+	require.NoError(t, cohorts.AddDir(filepath.Join(dir, "cohorts")))
+	cache := t.TempDir()
+	sync := &experiment.CohortSyncConfig{APIKey: "api-key-123", SecretKey: "secret-key-456", CohortServerURL: cohorts.URL}
+	online := newLocal(t, srv, experiment.LocalConfig{CacheDir: cache, CohortSyncConfig: sync})
+	require.NoError(t, online.Start(t.Context()))
+	users := readLines(t, filepath.Join(dir, "users.jsonl"))
+	var want []map[string]experiment.Variant
+	for _, line := range users {
+		u, _ := experiment.DecodeUser(line)
+		v, err := online.EvaluateV2(u)
+		require.NoError(t, err)
+		want = append(want, v)
+	}
+	online.Close()
+	cohorts.Close()
+	offline := newLocal(t, srv, experiment.LocalConfig{CacheDir: cache, Offline: true, CohortSyncConfig: sync})
+	require.NoError(t, offline.Start(t.Context()))
+	for i, line := range users {
+		u, _ := experiment.DecodeUser(line)
+		got, err := offline.EvaluateV2(u)
+		require.NoError(t, err)
+		assert.Equal(t, want[i], got, "users.jsonl:%d", i+1)
 	}
 }

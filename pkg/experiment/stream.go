@@ -71,7 +71,7 @@ func (c *LocalClient) streamOnce(ctx context.Context) error {
 		}
 		fc, err := decodeFlagConfigs([]byte(ev.Data), time.Now())
 		if err == nil {
-			err = c.apply(fc, "stream")
+			err = c.apply(ctx, fc, "stream")
 		}
 		if err != nil {
 			c.recordError(err)
