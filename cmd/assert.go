@@ -115,6 +115,7 @@ func newAssertCmd(f *Factory, runF func(context.Context, *assertOptions) error) 
 	}
 	opts.Source.register(f, c.Flags())
 	opts.User.register(c.Flags())
+	c.ValidArgsFunction = completeAssertions
 	return c
 }
 

@@ -97,6 +97,7 @@ func newCookieParseCmd(f *Factory) *cobra.Command {
 	ff.register(c, true)
 	c.Flags().StringVar(&apiKey, "api-key", "", "with a Cookie header: pick the cookie named for this analytics API key")
 	c.Flags().StringVarP(&output, "output", "o", "", "output format: table|json (default: table on a terminal, json otherwise)")
+	c.ValidArgsFunction = cobra.NoFileCompletions
 	return c
 }
 

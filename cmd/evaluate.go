@@ -78,7 +78,7 @@ func newEvaluateCmd(f *Factory, runF func(context.Context, *evaluateOptions) err
 	fl.BoolVar(&opts.Stats, "stats", false, "with --users: print per flag and variant counts and shares on stderr")
 	fl.BoolVar(&opts.SkipInvalid, "skip-invalid", false, "with --users: report and skip lines that are not user objects instead of failing")
 	fl.BoolVar(&opts.Progress, "progress", true, "with --users: show a progress bar on stderr when it is a terminal")
-	_ = c.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "jsonl", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
+	c.ValidArgsFunction = completeFlagKeys
 	return c
 }
 

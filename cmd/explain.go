@@ -52,6 +52,7 @@ func newExplainCmd(f *Factory, runF func(context.Context, *explainOptions) error
 	opts.User.register(c.Flags())
 	c.Flags().BoolVar(&opts.All, "all", false, "explain every flag")
 	c.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: table|json (default: table on a terminal, json otherwise)")
+	c.ValidArgsFunction = completeFlagKeys
 	return c
 }
 

@@ -111,8 +111,7 @@ func newFetchCmd(f *Factory, runF func(context.Context, *fetchOptions) error) *c
 	fl.StringVarP(&opts.Output, "output", "o", "", "output format: table|json|jsonl|yaml (default: table on a terminal, json otherwise; jsonl with --users)")
 	fl.BoolVar(&opts.SkipInvalid, "skip-invalid", false, "with --users: report and skip lines that are not user objects instead of failing")
 	fl.BoolVar(&opts.Debug, "debug", false, "log requests and retries on stderr (keys redacted)")
-	_ = c.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "jsonl", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
-	_ = c.RegisterFlagCompletionFunc("server-zone", cobra.FixedCompletions([]string{"us", "eu"}, cobra.ShellCompDirectiveNoFileComp))
+	c.ValidArgsFunction = completeFlagKeys
 	return c
 }
 

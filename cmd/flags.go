@@ -204,6 +204,7 @@ func newFlagsShowCmd(f *Factory, runF func(context.Context, *flagsShowOptions) e
 	}
 	opts.Source.register(f, c.Flags())
 	c.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: table|json (default: table on a terminal, json otherwise)")
+	c.ValidArgsFunction = completeAtMost(1, completeFlagKeys)
 	return c
 }
 

@@ -73,6 +73,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newVersionCmd(f),
 		newConfigCmd(f),
 	)
+	registerCompletions(root)
 	for _, c := range root.Commands() {
 		if c.HasSubCommands() {
 			rejectUnknownSubcommands(c)

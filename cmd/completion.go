@@ -1,0 +1,404 @@
+package cmd
+
+// Shell completion. Cobra provides `experiment completion bash|zsh|fish|powershell`
+// and the hidden `__complete` command the scripts call back into; this file
+// adds what only experiment knows: flag keys and cohort ids read from local
+// files (never the network), and the values of enum-like flags.
+//
+// The scripts committed under completions/ (and shipped in release archives)
+// are exactly what `experiment completion SHELL` prints; TestCompletionScripts
+// fails when they are stale.
+
+//go:generate go run ../internal/gencompletions -dir ../completions
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/flagkit/experiment/pkg/experiment"
+)
+
+// registerCompletions walks the command tree and registers completions for
+// the flags each command has: --server-zone, -o/--output (the values listed
+// in the flag's own usage text), --flags, --users, --cohorts, --cache-dir,
+// --out, --junit, --config, and no file completion for keys and URLs. A flag
+// that already has a completion function keeps it, so calling this twice, or
+// after a command registered its own, is harmless. It also makes sure the
+// `completion` command stays available and visible.
+func registerCompletions(root *cobra.Command) {
+	root.CompletionOptions.DisableDefaultCmd = false
+	root.CompletionOptions.HiddenDefaultCmd = false
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		register := func(fl *pflag.Flag) {
+			if _, ok := c.GetFlagCompletionFunc(fl.Name); ok {
+				return
+			}
+			if fn := completeFlagValue(fl); fn != nil {
+				_ = c.RegisterFlagCompletionFunc(fl.Name, fn) // the flag exists and has no function: cannot fail
+			}
+		}
+		c.Flags().VisitAll(register)
+		c.PersistentFlags().VisitAll(register)
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+}
+
+// completionZones are the values of --server-zone.
+var completionZones = []string{"us\tAmplitude's US data center (the default)", "eu\tAmplitude's EU data center"}
+
+// completionOutputDescs describe the -o values commands list in their usage.
+var completionOutputDescs = map[string]string{
+	"table": "aligned columns (the default on a terminal)",
+	"json":  "one JSON document",
+	"jsonl": "JSON Lines: one object per line",
+	"yaml":  "YAML",
+}
+
+// completionNoFileFlags take a value that is never a file name: keys and URLs.
+var completionNoFileFlags = map[string]bool{
+	"deployment-key": true, "api-key": true, "secret-key": true,
+	"server-url": true, "stream-server-url": true, "cohort-server-url": true, "events-server-url": true,
+}
+
+// completeFlagValue is the static completion of one flag's value, or nil
+// when the shell's default (file names) is right or nothing is known.
+func completeFlagValue(fl *pflag.Flag) cobra.CompletionFunc {
+	switch name := fl.Name; {
+	case name == "server-zone":
+		return cobra.FixedCompletions(completionZones, cobra.ShellCompDirectiveNoFileComp)
+	case name == "output":
+		values := usageValues(fl.Usage)
+		if len(values) == 0 {
+			return nil
+		}
+		for i, v := range values {
+			if d := completionOutputDescs[v]; d != "" {
+				values[i] = v + "\t" + d
+			}
+		}
+		return cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp)
+	case name == "flags":
+		return completeFileExt("json")
+	case name == "users":
+		return completeFileExt("jsonl", "ndjson", "json")
+	case name == "junit":
+		return completeFileExt("xml")
+	case name == "config":
+		return completeFileExt("yaml", "yml")
+	case name == "cohorts" || name == "cache-dir":
+		return completeDirs
+	case name == "out":
+		if usageMentionsDir(fl.Usage) {
+			return completeDirs
+		}
+		return nil // a file, existing or not: the shell's default
+	case completionNoFileFlags[name]:
+		return cobra.NoFileCompletions
+	}
+	return nil
+}
+
+// usageValuesRe finds "table|json|jsonl" in a flag's usage text.
+var usageValuesRe = regexp.MustCompile(`[a-z][a-z0-9-]*(?:\|[a-z][a-z0-9-]*)+`)
+
+// usageValues are the values a --output flag's usage names, as in
+// "output format: table|json (default: …)", so completion follows the help.
+func usageValues(usage string) []string {
+	m := usageValuesRe.FindString(usage)
+	if m == "" {
+		return nil
+	}
+	return strings.Split(m, "|")
+}
+
+var usageDirRe = regexp.MustCompile(`\bDIR\b|(?i)\bdirector(y|ies)\b`)
+
+func usageMentionsDir(usage string) bool { return usageDirRe.MatchString(usage) }
+
+func completeFileExt(exts ...string) cobra.CompletionFunc {
+	return cobra.FixedCompletions(exts, cobra.ShellCompDirectiveFilterFileExt)
+}
+
+func completeDirs(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return nil, cobra.ShellCompDirectiveFilterDirs
+}
+
+// completeFlagKeys completes flag keys, for commands whose arguments are
+// FLAG_KEYs: from the --flags FILE on the command line, else from the cached
+// flag configs of the deployment key (--deployment-key, EXPERIMENT_DEPLOYMENT_KEY
+// or EXPERIMENT_KEY) in the cache directory. Keys already given are left out;
+// each has its flag type and version as description. It never contacts the
+// network and completes nothing when there is no file or cache to read.
+func completeFlagKeys(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	given := completionGiven(args)
+	var out []string
+	for _, f := range completionFlagConfigs(cmd) {
+		if given[f.Key] || !strings.HasPrefix(f.Key, toComplete) {
+			continue
+		}
+		out = append(out, f.Key+completionDesc(f.description()))
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeAssertions completes the FLAG=VARIANT arguments of assert: first
+// "FLAG=" (without a trailing space), then, after the "=", the flag's
+// variants, "absent" and "value:".
+func completeAssertions(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	flags := completionFlagConfigs(cmd)
+	key, want, hasEq := strings.Cut(toComplete, "=")
+	if !hasEq {
+		given := completionGiven(args)
+		var out []string
+		for _, f := range flags {
+			if !given[f.Key] && strings.HasPrefix(f.Key, toComplete) {
+				out = append(out, f.Key+"="+completionDesc(f.description()))
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
+	}
+	var out []string
+	for _, f := range flags {
+		if f.Key != key {
+			continue
+		}
+		for _, v := range append(f.variants(), "absent\tthe flag yields no variant", "value:\tcompare the variant's value") {
+			if strings.HasPrefix(v, want) {
+				out = append(out, key+"="+v)
+			}
+		}
+	}
+	if len(out) == 1 && strings.HasPrefix(out[0], key+"=value:") {
+		return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace // the value follows
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeCohortIDs completes cohort ids: the <cohortId>.json files in the
+// --cohorts DIR on the command line, else in the cohort cache of the
+// analytics API key (--api-key, EXPERIMENT_API_KEY or AMPLITUDE_API_KEY).
+// Ids already given are left out; each has its group type and size as
+// description, read from the head of its file.
+func completeCohortIDs(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	dir := completionFlagOrEnv(cmd, "cohorts")
+	if dir == "" {
+		key := completionFlagOrEnv(cmd, "api-key", "EXPERIMENT_API_KEY", "AMPLITUDE_API_KEY")
+		cacheDir := completionCacheDir(cmd)
+		if key == "" || cacheDir == "" {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		dir = experiment.CohortCacheDir(cacheDir, key)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	given := completionGiven(args)
+	var out []string
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || id == "" || e.IsDir() || given[id] || !strings.HasPrefix(id, toComplete) {
+			continue
+		}
+		out = append(out, id+completionDesc(completionCohortDesc(filepath.Join(dir, e.Name()))))
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeAtMost limits fn to the first n positional arguments, for commands
+// such as `flags show KEY` that take exactly one.
+func completeAtMost(n int, fn cobra.CompletionFunc) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		if len(args) >= n {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		return fn(cmd, args, toComplete)
+	}
+}
+
+// completionFlag is the part of a flag config completion shows.
+type completionFlag struct {
+	Key      string                     `json:"key"`
+	Variants map[string]json.RawMessage `json:"variants"`
+	Metadata struct {
+		FlagType    string          `json:"flagType"`
+		FlagVersion json.RawMessage `json:"flagVersion"`
+	} `json:"metadata"`
+}
+
+// description is "release v14": the flag type and version, when known.
+func (f completionFlag) description() string {
+	var parts []string
+	if f.Metadata.FlagType != "" {
+		parts = append(parts, f.Metadata.FlagType)
+	}
+	if v := strings.Trim(string(f.Metadata.FlagVersion), `" `); v != "" && v != "null" {
+		parts = append(parts, "v"+v)
+	}
+	return strings.Join(parts, " ")
+}
+
+func (f completionFlag) variants() []string {
+	vs := make([]string, 0, len(f.Variants))
+	for k := range f.Variants {
+		vs = append(vs, k)
+	}
+	sort.Strings(vs)
+	return vs
+}
+
+// completionFlagConfigs reads the flags completion offers, sorted by key:
+// from --flags FILE, else from the deployment key's cache. Anything missing
+// or unreadable gives none: completion never reports errors.
+func completionFlagConfigs(cmd *cobra.Command) []completionFlag {
+	var raw []byte
+	if file := completionFlagOrEnv(cmd, "flags"); file != "" {
+		if file == "-" {
+			return nil // stdin belongs to the shell during completion
+		}
+		data, err := readFileLimited(file, maxFlagsBytes)
+		if err != nil {
+			return nil
+		}
+		raw = data
+	} else {
+		key := completionFlagOrEnv(cmd, "deployment-key", "EXPERIMENT_DEPLOYMENT_KEY", "EXPERIMENT_KEY")
+		cacheDir := completionCacheDir(cmd)
+		if key == "" || cacheDir == "" {
+			return nil
+		}
+		data, err := readFileLimited(experiment.FlagCachePath(cacheDir, key), maxFlagsBytes)
+		if err != nil {
+			return nil
+		}
+		var env struct {
+			Version int             `json:"version"`
+			Flags   json.RawMessage `json:"flags"`
+		}
+		if json.Unmarshal(data, &env) != nil || env.Version != 1 {
+			return nil
+		}
+		raw = env.Flags
+	}
+	var items []json.RawMessage
+	if json.Unmarshal(raw, &items) != nil {
+		return nil
+	}
+	flags := make([]completionFlag, 0, len(items))
+	for _, item := range items {
+		var f completionFlag
+		if json.Unmarshal(item, &f) == nil && f.Key != "" {
+			flags = append(flags, f)
+		}
+	}
+	sort.SliceStable(flags, func(i, j int) bool { return flags[i].Key < flags[j].Key })
+	return flags
+}
+
+// completionCohortDesc is "User, 8 members", from the fields before memberIds
+// in the first 64 KiB of a cohort file, so a million-member cohort costs no
+// more than a small one.
+func completionCohortDesc(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	dec := json.NewDecoder(io.LimitReader(f, 64<<10))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return ""
+	}
+	groupType, size := "", -1
+	for dec.More() && (groupType == "" || size < 0) {
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		key, _ := tok.(string)
+		var err2 error
+		switch strings.ToLower(key) { // the cohort decoder matches names case-insensitively
+		case "grouptype":
+			err2 = dec.Decode(&groupType)
+		case "size":
+			err2 = dec.Decode(&size)
+		case "memberids":
+			err2 = io.EOF // the rest is members: stop here
+		default:
+			var skip json.RawMessage
+			err2 = dec.Decode(&skip)
+		}
+		if err2 != nil {
+			break
+		}
+	}
+	switch {
+	case size < 0:
+		return groupType
+	case groupType == "":
+		groupType = "User"
+	}
+	if size == 1 {
+		return groupType + ", 1 member"
+	}
+	return fmt.Sprintf("%s, %d members", groupType, size)
+}
+
+// completionFlagOrEnv is a string flag's value when it was given on the command line,
+// else the first non-empty environment variable. Completion functions run
+// without the Factory, so they read the process environment.
+func completionFlagOrEnv(cmd *cobra.Command, name string, envs ...string) string {
+	if fl := cmd.Flags().Lookup(name); fl != nil && fl.Changed {
+		return fl.Value.String()
+	}
+	for _, e := range envs {
+		if v := os.Getenv(e); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// completionCacheDir is --cache-dir, EXPERIMENT_CACHE_DIR, or the user cache
+// directory's experiment/, as serverFlags.cachePath resolves it.
+func completionCacheDir(cmd *cobra.Command) string {
+	if dir := completionFlagOrEnv(cmd, "cache-dir", "EXPERIMENT_CACHE_DIR"); dir != "" {
+		return dir
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(base, "experiment")
+}
+
+// completionGiven is the set of keys already on the command line (FLAG of
+// FLAG=VARIANT too).
+func completionGiven(args []string) map[string]bool {
+	given := make(map[string]bool, len(args))
+	for _, a := range args {
+		k, _, _ := strings.Cut(a, "=")
+		given[k] = true
+	}
+	return given
+}
+
+// completionDesc is cobra's tab-separated description suffix, or nothing.
+func completionDesc(d string) string {
+	if d == "" {
+		return ""
+	}
+	return "\t" + d
+}
