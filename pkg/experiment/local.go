@@ -31,6 +31,8 @@ type LocalClient struct {
 	once   sync.Once
 
 	cohorts        *cohortSync   // nil without CohortSyncConfig
+	exposure       *ExposureService
+	assignment     *AssignmentService
 	initialCohorts *cohort.Store // from the disk cache, before any sync
 
 	startOnce sync.Once
@@ -78,6 +80,12 @@ func NewLocalClient(deploymentKey string, cfg *LocalConfig) (*LocalClient, error
 	}
 	c := &LocalClient{key: Secret(deploymentKey), s: s, ready: make(chan struct{}), status: Status{State: "starting"}, cohorts: cs}
 	c.initialCohorts = cs.cached()
+	if err := c.startTracking(); err != nil {
+		if cs != nil {
+			cs.client.Close()
+		}
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -312,7 +320,49 @@ func (c *LocalClient) EvaluateV2WithOptions(user *User, opts *EvaluateOptions) (
 	if opts == nil {
 		opts = &EvaluateOptions{}
 	}
-	return fs.EvaluateV2(user, opts.FlagKeys...)
+	variants, err := fs.EvaluateV2(user, opts.FlagKeys...)
+	if err != nil {
+		return nil, err
+	}
+	// Tracking never blocks: the services only enqueue. Without an
+	// exposure service TracksExposure does nothing (the Go SDK crashes).
+	if opts.TracksExposure && c.exposure != nil {
+		c.exposure.TrackExposure(user, variants)
+	}
+	if c.assignment != nil {
+		c.assignment.TrackAssignment(user, variants)
+	}
+	return variants, nil
+}
+
+func (c *LocalClient) startTracking() error {
+	var err error
+	if e := c.s.exposure; e != nil {
+		if c.exposure, err = NewExposureService(*e); err != nil {
+			return fmt.Errorf("local config: exposure: %w", err)
+		}
+	}
+	if a := c.s.assignment; a != nil {
+		if c.assignment, err = NewAssignmentService(*a); err != nil {
+			if c.exposure != nil {
+				c.exposure.Close(context.Background())
+			}
+			return fmt.Errorf("local config: assignment: %w", err)
+		}
+	}
+	return nil
+}
+
+// Flush sends the tracking events queued so far, within ctx.
+func (c *LocalClient) Flush(ctx context.Context) error {
+	var errs []error
+	if c.exposure != nil {
+		errs = append(errs, c.exposure.Flush(ctx))
+	}
+	if c.assignment != nil {
+		errs = append(errs, c.assignment.Flush(ctx))
+	}
+	return errors.Join(errs...)
 }
 
 // EvaluateResults is EvaluateV2 for hot paths: results are appended to dst
@@ -353,10 +403,26 @@ func (c *LocalClient) FlagMetadata(flagKey string) map[string]any {
 	return out
 }
 
-// Close stops every background goroutine and waits for them.
+// Close stops every background goroutine and waits for them; queued
+// tracking events get up to 10 seconds to be sent (CloseContext bounds it
+// otherwise). The error reports events that could not be sent.
 func (c *LocalClient) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return c.CloseContext(ctx)
+}
+
+// CloseContext is Close with the flush of tracking events bounded by ctx.
+func (c *LocalClient) CloseContext(ctx context.Context) error {
 	if c.closed.Swap(true) {
 		return nil
+	}
+	var errs []error
+	if c.exposure != nil {
+		errs = append(errs, c.exposure.Close(ctx))
+	}
+	if c.assignment != nil {
+		errs = append(errs, c.assignment.Close(ctx))
 	}
 	if c.cancel != nil {
 		c.cancel()
@@ -371,7 +437,7 @@ func (c *LocalClient) Close() error {
 	if c.s.ownsClient {
 		c.s.httpClient.CloseIdleConnections()
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // FetchFlagConfigs fetches the deployment's flag configs once, without

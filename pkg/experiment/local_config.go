@@ -51,6 +51,12 @@ type LocalConfig struct {
 	Offline bool
 	// CohortSyncConfig enables cohort targeting.
 	CohortSyncConfig *CohortSyncConfig
+	// ExposureConfig enables exposure events for evaluations with
+	// EvaluateOptions.TracksExposure.
+	ExposureConfig *ExposureConfig
+	// AssignmentConfig (deprecated) sends an assignment event for every
+	// evaluation.
+	AssignmentConfig *AssignmentConfig
 	// OnUpdate is called, from the updater goroutine, after new flags are
 	// applied; prev is nil for the first set. It must not block for long.
 	OnUpdate func(prev, next *FlagSet)
@@ -89,6 +95,8 @@ type localSettings struct {
 	onUpdate                     func(prev, next *FlagSet)
 	cohorts                      *CohortSyncConfig
 	cohortURL                    string
+	exposure                     *ExposureConfig
+	assignment                   *AssignmentConfig
 }
 
 func newLocalSettings(cfg *LocalConfig) (*localSettings, error) {
@@ -113,6 +121,7 @@ func newLocalSettings(cfg *LocalConfig) (*localSettings, error) {
 		streamConnTimeout: orDefault(cfg.StreamFlagConnTimeout, DefaultStreamFlagConnTimeout),
 		stream:            cfg.StreamUpdates, offline: cfg.Offline, cacheDir: cfg.CacheDir,
 		library: orDefault(cfg.Library, defaultLibrary()), onUpdate: cfg.OnUpdate, cohorts: cfg.CohortSyncConfig,
+		exposure: cfg.ExposureConfig, assignment: cfg.AssignmentConfig,
 	}
 	if u, err := endpointURL(orDefault(cfg.ServerURL, cfg.ServerZone.FlagsServerURL()), "/sdk/v2/flags", "v=0"); err != nil {
 		errs = append(errs, err)

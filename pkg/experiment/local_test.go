@@ -337,3 +337,29 @@ func TestLocalCohortsCachedForOffline(t *testing.T) {
 		assert.Equal(t, want[i], got, "users.jsonl:%d", i+1)
 	}
 }
+
+// TestLocalExposureTracking: an evaluation with TracksExposure sends one
+// exposure per non-default variant, de-duplicated, and Close flushes them.
+func TestLocalExposureTracking(t *testing.T) {
+	noLeaks(t)
+	body, err := os.ReadFile(filepath.Join("..", "..", "testdata", "flags.json"))
+	require.NoError(t, err)
+	srv := experimenttest.NewFlagServer(localKey, body)
+	defer srv.Close()
+	analytics := experimenttest.NewAnalyticsServer()
+	defer analytics.Close()
+	c := newLocal(t, srv, experiment.LocalConfig{ExposureConfig: &experiment.ExposureConfig{
+		TrackerConfig: experiment.TrackerConfig{APIKey: "analytics-api-key", ServerURL: analytics.EventsURL(), Logger: quiet}}})
+	require.NoError(t, c.Start(t.Context()))
+	user := &experiment.User{UserID: "user-1", DeviceID: "device-1", Platform: "iOS"}
+	for range 3 { // the same evaluation three times: exposed once
+		_, err := c.EvaluateV2WithOptions(user, &experiment.EvaluateOptions{FlagKeys: []string{"dark-mode", "offline-mode"}, TracksExposure: true})
+		require.NoError(t, err)
+	}
+	_, err = c.EvaluateV2(user, "dark-mode") // no TracksExposure: nothing
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+	events := analytics.Events()
+	require.Len(t, events, 1, "offline-mode is a default variant and is never exposed")
+	assert.Contains(t, string(events[0]), `"[Experiment] Flag Key":"dark-mode"`)
+}

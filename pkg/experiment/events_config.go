@@ -1,0 +1,71 @@
+package experiment
+
+// ExposureConfig enables exposure tracking in the local client: the Go form
+// of the Python SDK's ExposureConfig (PROTOCOL.md 6.3). Like the Python
+// class, which extends the analytics client's Config, it carries the
+// analytics settings (TrackerConfig, whose zero values mean the defaults)
+// plus its own.
+type ExposureConfig struct {
+	TrackerConfig
+
+	// CacheCapacity bounds the de-duplication cache: how many distinct
+	// evaluations (user, flags and variants) are remembered for 24 hours.
+	// Default: 65536 (DefaultCacheCapacity).
+	CacheCapacity int
+
+	// Printer, when set, receives the events instead of a Tracker: each
+	// event that would be sent, and each one de-duplication held back, is
+	// written as a JSON line with the decision. Nothing is sent and APIKey
+	// is not needed. It backs the CLI's --print-events.
+	Printer *EventPrinter
+}
+
+// AssignmentConfig enables assignment tracking in the local client: the Go
+// form of the Python SDK's AssignmentConfig (PROTOCOL.md 6.3).
+//
+// Deprecated: use ExposureConfig; Amplitude keeps assignment events for old
+// analyses.
+type AssignmentConfig struct {
+	TrackerConfig
+
+	// CacheCapacity bounds the de-duplication cache, as in ExposureConfig.
+	// Default: 65536.
+	CacheCapacity int
+
+	// SendEvaluatedProps copies the user's device fields (country, region,
+	// city, dma, language, platform, version, os, device brand,
+	// manufacturer and model, carrier, library, IP address) onto each
+	// event and sends the user's user properties with the event's $set and
+	// $unset.
+	SendEvaluatedProps bool
+
+	// Printer, when set, receives the events instead of a Tracker, as in
+	// ExposureConfig.
+	Printer *EventPrinter
+}
+
+// DefaultCacheCapacity is the default size of a de-duplication cache, the
+// Python SDK's cache_capacity (PROTOCOL.md 4.4).
+const DefaultCacheCapacity = 65536
+
+// The analytics endpoints (PROTOCOL.md 0.3, 4.5).
+const (
+	eventsURLUS      = "https://api2.amplitude.com/2/httpapi"
+	eventsURLEU      = "https://api.eu.amplitude.com/2/httpapi"
+	eventsBatchURLUS = "https://api2.amplitude.com/batch"
+	eventsBatchURLEU = "https://api.eu.amplitude.com/batch"
+)
+
+// EventsURL is the analytics endpoint of a zone: Amplitude's HTTP V2 API,
+// or its batch API when useBatch is set. The zero zone is US.
+func EventsURL(zone ServerZone, useBatch bool) string {
+	switch {
+	case zone == ServerZoneEU && useBatch:
+		return eventsBatchURLEU
+	case zone == ServerZoneEU:
+		return eventsURLEU
+	case useBatch:
+		return eventsBatchURLUS
+	}
+	return eventsURLUS
+}

@@ -1,0 +1,356 @@
+package experiment
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The event types Amplitude Experiment analyses (PROTOCOL.md 4.1, 4.2).
+const (
+	ExposureEventType   = "[Experiment] Exposure"
+	AssignmentEventType = "[Experiment] Assignment"
+)
+
+const (
+	// dayMillis is the de-duplication TTL and the insert_id day bucket.
+	dayMillis = 24 * 60 * 60 * 1000
+	// flagTypeMutualExclusionGroup flags never set a user property.
+	flagTypeMutualExclusionGroup = "mutual-exclusion-group"
+	// userPropertyPrefix names the user property of a flag: "[Experiment] <flag>".
+	userPropertyPrefix = "[Experiment] "
+)
+
+// Event is one analytics event in the form Amplitude's HTTP V2 API takes
+// (PROTOCOL.md 4.5). Fields are encoded in this order, empty ones omitted;
+// the maps are encoded with sorted keys, so an Event always encodes to the
+// same bytes. The device fields between Groups and InsertID are only set
+// on assignment events with AssignmentConfig.SendEvaluatedProps.
+type Event struct {
+	EventType       string              `json:"event_type"`
+	UserID          string              `json:"user_id,omitempty"`
+	DeviceID        string              `json:"device_id,omitempty"`
+	EventProperties map[string]any      `json:"event_properties,omitempty"`
+	UserProperties  map[string]any      `json:"user_properties,omitempty"`
+	Groups          map[string][]string `json:"groups,omitempty"`
+
+	Country            string `json:"country,omitempty"`
+	Region             string `json:"region,omitempty"`
+	City               string `json:"city,omitempty"`
+	DMA                string `json:"dma,omitempty"`
+	Language           string `json:"language,omitempty"`
+	Platform           string `json:"platform,omitempty"`
+	AppVersion         string `json:"app_version,omitempty"`
+	OSName             string `json:"os_name,omitempty"`
+	DeviceBrand        string `json:"device_brand,omitempty"`
+	DeviceManufacturer string `json:"device_manufacturer,omitempty"`
+	DeviceModel        string `json:"device_model,omitempty"`
+	Carrier            string `json:"carrier,omitempty"`
+	IP                 string `json:"ip,omitempty"`
+
+	// InsertID lets Amplitude drop a duplicate of the event (per device,
+	// within 7 days).
+	InsertID string `json:"insert_id,omitempty"`
+	// Time is when the event happened, in Unix milliseconds.
+	Time int64 `json:"time,omitempty"`
+	// Library names the sender; a Tracker fills it in when empty.
+	Library string `json:"library,omitempty"`
+}
+
+// ExposureEvents builds the exposure events of one evaluation at now,
+// without de-duplication (PROTOCOL.md 4.1): one event per flag, in flag key
+// order, skipping flags whose metadata.trackExposure is false and default
+// variants. It returns nil for a nil user or one with neither a user ID nor
+// a device ID, since Amplitude rejects such events.
+func ExposureEvents(user *User, variants map[string]Variant, now time.Time) []Event {
+	if !trackable(user) || len(variants) == 0 {
+		return nil
+	}
+	rec := newExposureRecord(user, variants, now.UnixMilli())
+	if rec == nil {
+		return nil
+	}
+	events := make([]Event, len(rec.flags))
+	for i := range events {
+		events[i] = rec.event(i)
+	}
+	return events
+}
+
+// ExposureService sends the exposure events of evaluations, de-duplicated
+// (PROTOCOL.md 4.1, 4.4): the Go form of the Python SDK's exposure service,
+// enabled by LocalConfig.ExposureConfig. It is safe for concurrent use;
+// Close it to flush what is queued and stop its sender.
+type ExposureService struct {
+	svc *eventService
+}
+
+// NewExposureService validates cfg, fills its defaults and starts the
+// sender (none when cfg.Printer is set).
+func NewExposureService(cfg ExposureConfig) (*ExposureService, error) {
+	svc, err := newEventService("exposure", cfg.TrackerConfig, cfg.CacheCapacity, cfg.Printer)
+	if err != nil {
+		return nil, err
+	}
+	return &ExposureService{svc: svc}, nil
+}
+
+// TrackExposure records that user was exposed to variants, the result of
+// one evaluation: if the same user got the same variants of the same flags
+// within the last 24 hours, nothing is sent; otherwise one event per
+// exposed flag is queued. It never blocks on the network and keeps neither
+// variants nor user: it copies what the events need, except maps or slices
+// nested inside a variant's Metadata, which are shared until the events are
+// sent and must not be modified. A user with neither a user ID nor a device
+// ID is skipped. A duplicate costs one pass over variants and allocates
+// nothing; the events' maps are built later, on the sender's goroutine.
+func (s *ExposureService) TrackExposure(user *User, variants map[string]Variant) {
+	if !trackable(user) || len(variants) == 0 {
+		return
+	}
+	nowMs := s.svc.now().UnixMilli()
+	fresh := s.svc.cache.admit(s.svc.cache.keyOf(user, variants), nowMs)
+	if !fresh && s.svc.printer == nil {
+		return
+	}
+	if rec := newExposureRecord(user, variants, nowMs); rec != nil {
+		s.svc.emit(rec, len(rec.flags), !fresh)
+	}
+}
+
+// Flush sends what is queued and waits until it is sent or given up, or
+// until ctx is done.
+func (s *ExposureService) Flush(ctx context.Context) error { return s.svc.flush(ctx) }
+
+// Close flushes what is queued within ctx's deadline and stops the sender;
+// see Tracker.Close. Later TrackExposure calls do nothing.
+func (s *ExposureService) Close(ctx context.Context) error { return s.svc.close(ctx) }
+
+// Stats counts the events of the service's tracker; zero when printing.
+func (s *ExposureService) Stats() TrackerStats { return s.svc.stats() }
+
+// exposureRecord is one evaluation's exposures, captured by TrackExposure
+// in a few allocations and turned into Events only when they are encoded,
+// on the sender's goroutine: sorting, hashing and building the events' maps
+// happen there, not in the evaluation. A record is used by one goroutine at
+// a time.
+type exposureRecord struct {
+	userID, deviceID string
+	groups           map[string][]string
+	time             int64
+	results          []resultKey   // every result, for the canonical string
+	flags            []exposedFlag // the exposed ones
+	meta             []metaEntry   // their metadata, flags[i].meta[0]:[1]
+
+	prepared  bool   // results and flags sorted, code and pow set
+	code, pow uint32 // hashCode(canonical), 31^len(canonical)
+}
+
+// resultKey is one result as the canonical string spells it.
+type resultKey struct{ flag, variant string }
+
+type exposedFlag struct {
+	key, variant, value string
+	meta                [2]int32 // range in exposureRecord.meta
+	hasMeta             bool     // the variant's Metadata was not nil
+}
+
+type metaEntry struct {
+	k string
+	v any
+}
+
+// newExposureRecord captures an evaluation, or returns nil when no flag is
+// exposed: a flag is, unless its variant is a default one or its
+// metadata.trackExposure is false.
+func newExposureRecord(user *User, variants map[string]Variant, nowMs int64) *exposureRecord {
+	m := 0
+	for _, v := range variants {
+		m += len(v.Metadata)
+	}
+	rec := &exposureRecord{
+		userID: user.UserID, deviceID: user.DeviceID, time: nowMs,
+		results: make([]resultKey, 0, len(variants)),
+		flags:   make([]exposedFlag, 0, len(variants)),
+		meta:    make([]metaEntry, 0, m),
+	}
+	for k, v := range variants {
+		rec.results = append(rec.results, resultKey{k, v.Key})
+		// One pass over the metadata copies it and reads the two keys
+		// that decide exposure.
+		lo, track, isDefault := len(rec.meta), true, false
+		for mk, mv := range v.Metadata {
+			switch mk {
+			case "trackExposure":
+				if b, ok := mv.(bool); ok && !b {
+					track = false
+				}
+			case "default":
+				isDefault, _ = mv.(bool)
+			}
+			rec.meta = append(rec.meta, metaEntry{mk, mv})
+		}
+		if !track || isDefault {
+			rec.meta = rec.meta[:lo]
+			continue
+		}
+		rec.flags = append(rec.flags, exposedFlag{
+			key: k, variant: v.Key, value: v.Value,
+			meta: [2]int32{int32(lo), int32(len(rec.meta))}, hasMeta: v.Metadata != nil,
+		})
+	}
+	if len(rec.flags) == 0 {
+		return nil
+	}
+	rec.groups = copyGroups(user.Groups)
+	return rec
+}
+
+// prepare sorts the record and hashes its canonical string, once.
+func (r *exposureRecord) prepare() {
+	if r.prepared {
+		return
+	}
+	r.prepared = true
+	r.code, r.pow = digestCanonical(r.userID, r.deviceID, r.results)
+	r.results = nil
+	slices.SortFunc(r.flags, func(a, b exposedFlag) int { return strings.Compare(a.key, b.key) })
+}
+
+// event builds the i-th exposure event, in flag key order (PROTOCOL.md 4.1).
+func (r *exposureRecord) event(i int) Event {
+	r.prepare()
+	f := &r.flags[i]
+	var meta map[string]any
+	if f.hasMeta {
+		entries := r.meta[f.meta[0]:f.meta[1]]
+		meta = make(map[string]any, len(entries))
+		for _, e := range entries {
+			meta[e.k] = e.v
+		}
+	}
+	label := f.variant
+	if label == "" {
+		label = f.value
+	}
+	props := make(map[string]any, 4)
+	props["[Experiment] Flag Key"] = f.key
+	if label != "" {
+		props["[Experiment] Variant"] = label
+	}
+	if ek, ok := meta["experimentKey"].(string); ok && ek != "" {
+		props["[Experiment] Experiment Key"] = ek
+	}
+	if meta != nil {
+		props["metadata"] = meta
+	}
+	set := make(map[string]any, 1)
+	if ft, _ := meta["flagType"].(string); ft != flagTypeMutualExclusionGroup && label != "" {
+		set[userPropertyPrefix+f.key] = label
+	}
+	// hashCode(flagKey + " " + canonical), from the canonical's own hash.
+	code := hashCodeAdd(hashCodeAdd(0, f.key), " ")*r.pow + r.code
+	return Event{
+		EventType:       ExposureEventType,
+		UserID:          r.userID,
+		DeviceID:        r.deviceID,
+		EventProperties: props,
+		UserProperties:  map[string]any{"$set": set, "$unset": map[string]any{}},
+		Groups:          r.groups,
+		InsertID:        insertID(r.userID, r.deviceID, code, r.time),
+		Time:            r.time,
+	}
+}
+
+// trackable reports whether events can be sent for user: Amplitude needs a
+// user ID or a device ID.
+func trackable(user *User) bool {
+	return user != nil && (user.UserID != "" || user.DeviceID != "")
+}
+
+// insertID is "<user_id> <device_id> <code> <day>" (PROTOCOL.md 4.1, 4.3):
+// missing IDs are empty strings, code is unsigned.
+func insertID(userID, deviceID string, code uint32, nowMs int64) string {
+	var buf [96]byte
+	b := append(buf[:0], userID...)
+	b = append(b, ' ')
+	b = append(b, deviceID...)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, uint64(code), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, floorDiv(nowMs, dayMillis), 10)
+	return string(b)
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// copyGroups copies the user's groups so a caller that reuses its User
+// cannot change events that are still queued.
+func copyGroups(g map[string][]string) map[string][]string {
+	if len(g) == 0 {
+		return nil
+	}
+	out := make(map[string][]string, len(g))
+	for k, v := range g {
+		out[k] = slices.Clone(v)
+	}
+	return out
+}
+
+// digestCanonical sorts results by flag key and digests the canonical
+// string (PROTOCOL.md 4.3) without building it: user_id + " " + device_id
+// + " " and, for each result, flagKey + " " + variant.key + " ", over UTF-8
+// bytes (the Go SDK's form). It returns Amplitude's hashCode of the string
+// and 31 to the power of its length, so that hashCode(prefix + canonical)
+// can be derived from hashCode(prefix).
+func digestCanonical(userID, deviceID string, results []resultKey) (code, pow uint32) {
+	slices.SortFunc(results, func(a, b resultKey) int { return strings.Compare(a.flag, b.flag) })
+	n := 0
+	add := func(s string) {
+		code = hashCodeAdd(code, s)
+		n += len(s)
+	}
+	add(userID)
+	add(" ")
+	add(deviceID)
+	add(" ")
+	for _, r := range results {
+		add(r.flag)
+		add(" ")
+		add(r.variant)
+		add(" ")
+	}
+	return code, pow31(n)
+}
+
+// hashCode is Amplitude's string hash as the Go SDK computes it: h*31 + c
+// over the UTF-8 bytes, modulo 2^32, unsigned (PROTOCOL.md 4.3).
+func hashCode(s string) uint32 { return hashCodeAdd(0, s) }
+
+// hashCodeAdd continues hashCode(prefix) = h over s: hashCodeAdd(hashCode(a), b) == hashCode(a+b).
+func hashCodeAdd(h uint32, s string) uint32 {
+	for i := 0; i < len(s); i++ {
+		h = h*31 + uint32(s[i])
+	}
+	return h
+}
+
+// pow31 is 31^n modulo 2^32.
+func pow31(n int) uint32 {
+	r, b := uint32(1), uint32(31)
+	for ; n > 0; n >>= 1 {
+		if n&1 == 1 {
+			r *= b
+		}
+		b *= b
+	}
+	return r
+}

@@ -1,0 +1,1136 @@
+package experiment
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+)
+
+// TrackerConfig configures a Tracker, the analytics client that sends
+// events to Amplitude's HTTP V2 API (PROTOCOL.md 4.5). It mirrors the
+// settings of Amplitude's Python analytics client (amplitude.Config,
+// PROTOCOL.md 6.3) with Go types; every zero value means the default.
+type TrackerConfig struct {
+	// APIKey is the analytics project's API key (not a deployment key). It
+	// is sent in each request body and never logged in full. Required.
+	APIKey string
+
+	// ServerURL is the full events URL, e.g.
+	// "https://api2.amplitude.com/2/httpapi". Default: EventsURL(ServerZone,
+	// UseBatch).
+	ServerURL string
+	// ServerZone picks the default ServerURL. Default: ServerZoneUS.
+	ServerZone ServerZone
+	// UseBatch picks Amplitude's batch endpoint for the default ServerURL.
+	UseBatch bool
+
+	// FlushQueueSize is how many events one request carries at most; a
+	// request is sent as soon as that many are queued. At most 2000, the
+	// API's limit. Default: 200.
+	FlushQueueSize int
+	// FlushInterval is how often queued events are sent even when fewer
+	// than FlushQueueSize are waiting. Default: 10s.
+	FlushInterval time.Duration
+	// FlushMaxRetries is how many times a request that failed with 408, 429,
+	// a 5xx status or a transport error is retried before its events are
+	// given up. Default: 12; a negative value means no retries.
+	FlushMaxRetries int
+	// QueueCapacity bounds the events waiting to be sent. When it is full,
+	// Track drops the oldest events, counts them (TrackerStats.Dropped) and
+	// logs a warning. Default: 20000.
+	QueueCapacity int
+	// MinIDLength, when set, is sent as options.min_id_length: Amplitude
+	// ignores user and device IDs shorter than it (5 by default).
+	MinIDLength *int
+
+	// RequestTimeout bounds each request. Default: 10s.
+	RequestTimeout time.Duration
+	// RetryBackoffMin and RetryBackoffMax bound the delay before a retry:
+	// the bound doubles from RetryBackoffMin with each retry up to
+	// RetryBackoffMax, and the delay is drawn uniformly between half the
+	// bound and the bound. A 429's Retry-After (at most a minute) is waited
+	// for when longer. Defaults: 100ms and 3.2s, the delays of Amplitude's
+	// Python analytics client.
+	RetryBackoffMin time.Duration
+	RetryBackoffMax time.Duration
+
+	// HTTPClient sends the requests. Default: a client of the tracker's own
+	// whose idle connections Close releases. A client given here is used as
+	// is and never closed.
+	HTTPClient *http.Client
+	// Logger receives warnings about events that were dropped or could not
+	// be sent. Default: a text handler on stderr at WARN.
+	Logger *slog.Logger
+	// Now is the clock for event times, de-duplication and day buckets.
+	// Default: time.Now.
+	Now func() time.Time
+	// Library is sent as each event's "library" when the event has none.
+	// Default: "experiment-go-cli/<module version>".
+	Library string
+}
+
+// Defaults of TrackerConfig: those of Amplitude's analytics clients
+// (PROTOCOL.md 4.5, 6.3).
+const (
+	DefaultFlushQueueSize         = 200
+	DefaultFlushInterval          = 10 * time.Second
+	DefaultFlushMaxRetries        = 12
+	DefaultQueueCapacity          = 20000
+	DefaultTrackerRequestTimeout  = 10 * time.Second
+	DefaultTrackerRetryBackoffMin = 100 * time.Millisecond
+	DefaultTrackerRetryBackoffMax = 3200 * time.Millisecond
+)
+
+const (
+	// maxEventsPerRequest is the HTTP V2 API's limit.
+	maxEventsPerRequest = 2000
+	// maxEventsRetryAfter caps how long a 429's Retry-After is honoured.
+	maxEventsRetryAfter = time.Minute
+	// maxEventsReplyBytes is how much of a reply body is read.
+	maxEventsReplyBytes = 64 << 10
+	// maxServerTextLen bounds server-supplied text in a log record.
+	maxServerTextLen = 200
+)
+
+// trackerSettings is a validated TrackerConfig with its defaults filled in.
+type trackerSettings struct {
+	key         Secret
+	url         string
+	redactedURL string
+	batch       int
+	interval    time.Duration
+	retries     int
+	capacity    int
+	minIDLength *int
+	timeout     time.Duration
+	backoffMin  time.Duration
+	backoffMax  time.Duration
+	client      *http.Client
+	ownsClient  bool
+	log         *slog.Logger
+	now         func() time.Time
+	library     string
+}
+
+// resolveCommon fills the settings a printing service needs too.
+func (cfg *TrackerConfig) resolveCommon() (log *slog.Logger, now func() time.Time, library string) {
+	log = cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	now = cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	library = cfg.Library
+	if library == "" {
+		library = eventsLibrary()
+	}
+	return log, now, library
+}
+
+func (cfg *TrackerConfig) resolve() (*trackerSettings, error) {
+	var errs []error
+	key := strings.TrimSpace(cfg.APIKey)
+	if key == "" {
+		errs = append(errs, errors.New("analytics API key is empty"))
+	} else if strings.IndexFunc(key, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+		errs = append(errs, fmt.Errorf("analytics API key %v contains white space or control characters", Secret(key)))
+	}
+	if err := cfg.ServerZone.valid(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"FlushInterval", cfg.FlushInterval}, {"RequestTimeout", cfg.RequestTimeout},
+		{"RetryBackoffMin", cfg.RetryBackoffMin}, {"RetryBackoffMax", cfg.RetryBackoffMax},
+	} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s is negative (%v)", d.name, d.v))
+		}
+	}
+	if cfg.FlushQueueSize < 0 || cfg.FlushQueueSize > maxEventsPerRequest {
+		errs = append(errs, fmt.Errorf("FlushQueueSize %d: want 1 to %d", cfg.FlushQueueSize, maxEventsPerRequest))
+	}
+	if cfg.QueueCapacity < 0 {
+		errs = append(errs, fmt.Errorf("QueueCapacity is negative (%d)", cfg.QueueCapacity))
+	}
+	if cfg.MinIDLength != nil && *cfg.MinIDLength < 1 {
+		errs = append(errs, fmt.Errorf("MinIDLength %d: want at least 1", *cfg.MinIDLength))
+	}
+	s := &trackerSettings{
+		key:        Secret(key),
+		batch:      cmp.Or(cfg.FlushQueueSize, DefaultFlushQueueSize),
+		interval:   cmp.Or(cfg.FlushInterval, DefaultFlushInterval),
+		retries:    cmp.Or(cfg.FlushMaxRetries, DefaultFlushMaxRetries),
+		capacity:   cmp.Or(cfg.QueueCapacity, DefaultQueueCapacity),
+		timeout:    cmp.Or(cfg.RequestTimeout, DefaultTrackerRequestTimeout),
+		backoffMin: cmp.Or(cfg.RetryBackoffMin, DefaultTrackerRetryBackoffMin),
+		backoffMax: cmp.Or(cfg.RetryBackoffMax, DefaultTrackerRetryBackoffMax),
+	}
+	if s.retries < 0 {
+		s.retries = 0
+	}
+	if s.backoffMax < s.backoffMin {
+		errs = append(errs, fmt.Errorf("RetryBackoffMax (%v) is less than RetryBackoffMin (%v)", s.backoffMax, s.backoffMin))
+	}
+	if cfg.MinIDLength != nil {
+		n := *cfg.MinIDLength
+		s.minIDLength = &n
+	}
+	raw := cfg.ServerURL
+	if raw == "" {
+		raw = EventsURL(cfg.ServerZone, cfg.UseBatch)
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error repeats the URL, credentials included
+		}
+		errs = append(errs, fmt.Errorf("events server URL: %w", err))
+	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		errs = append(errs, fmt.Errorf("events server URL %s: %w", redactURL(u), errBadServerURL))
+	default:
+		s.url, s.redactedURL = u.String(), redactURL(u)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("tracker config: %w", errors.Join(errs...))
+	}
+	s.log, s.now, s.library = cfg.resolveCommon()
+	s.client = cfg.HTTPClient
+	if s.client == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		s.client, s.ownsClient = &http.Client{Transport: t}, true
+	}
+	return s, nil
+}
+
+// eventsLibrary is "experiment-go-cli/<version>", the version being this
+// module's as recorded in the binary's build info.
+var eventsLibrary = sync.OnceValue(func() string {
+	v := "dev"
+	if info, ok := debug.ReadBuildInfo(); ok {
+		const module = "github.com/flagkit/experiment"
+		if info.Main.Path == module && info.Main.Version != "" && info.Main.Version != "(devel)" {
+			v = info.Main.Version
+		}
+		for _, d := range info.Deps {
+			if d.Path == module && d.Version != "" {
+				v = d.Version
+			}
+		}
+	}
+	return "experiment-go-cli/" + v
+})
+
+// TrackerStats counts a Tracker's events.
+type TrackerStats struct {
+	// Sent events were accepted by the server.
+	Sent int
+	// Dropped events were discarded, oldest first, because the queue was
+	// full.
+	Dropped int
+	// Failed events were given up: rejected by the server (400, 413 for a
+	// single event, another 4xx), still failing after FlushMaxRetries, not
+	// sent before Close's deadline, or passed to Track without a user ID
+	// and a device ID.
+	Failed int
+	// Queued events are waiting or being sent.
+	Queued int
+}
+
+// Lost is how many events will never reach the server: Dropped + Failed.
+func (s TrackerStats) Lost() int { return s.Dropped + s.Failed }
+
+// LostEventsError is what Close returns when events were lost during the
+// tracker's life. Err is the context's error when Close's deadline cut the
+// final flush short.
+type LostEventsError struct {
+	Dropped, Failed int
+	Err             error
+}
+
+func (e *LostEventsError) Error() string {
+	msg := fmt.Sprintf("analytics: %d events lost (%d dropped from a full queue, %d not delivered)",
+		e.Dropped+e.Failed, e.Dropped, e.Failed)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *LostEventsError) Unwrap() error { return e.Err }
+
+// Tracker queues analytics events and sends them to Amplitude's HTTP V2 API
+// from one background goroutine: in batches of FlushQueueSize, and every
+// FlushInterval. Failed requests are retried with capped exponential
+// backoff and jitter; a 413 splits the batch in halves; a 400 drops only
+// the events the server names as invalid and resends the rest. Track never
+// blocks: the queue is bounded and drops its oldest events when full.
+//
+// A Tracker is safe for concurrent use. Close it: Close flushes what is
+// queued within its context's deadline and stops the goroutine.
+type Tracker struct {
+	s *trackerSettings
+
+	mu         sync.Mutex
+	queue      eventRing
+	closed     bool
+	inFlight   int
+	sent       int
+	dropped    int
+	failed     int
+	unreported int // drops not yet logged
+
+	kick    chan struct{}      // the queue holds a full batch
+	flushes chan chan struct{} // Flush requests
+	closing chan struct{}      // closed by Close
+	done    chan struct{}      // closed when run returns
+
+	// ctx aborts requests and backoff; canceled when Close's context is done.
+	ctx        context.Context
+	cancel     context.CancelFunc
+	closeOnce  sync.Once
+	stopAfter  func() bool // unregisters the first Close's deadline
+	finishOnce sync.Once
+	closeErr   error
+}
+
+// NewTracker validates cfg, fills its defaults and starts the sender. It
+// fails, and never panics, on an empty API key or an invalid config.
+func NewTracker(cfg TrackerConfig) (*Tracker, error) {
+	s, err := cfg.resolve()
+	if err != nil {
+		return nil, fmt.Errorf("experiment: %w", err)
+	}
+	t := &Tracker{
+		s:       s,
+		queue:   eventRing{max: s.capacity},
+		kick:    make(chan struct{}, 1),
+		flushes: make(chan chan struct{}),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	s.log.Debug("analytics tracker started", "url", s.redactedURL, "api_key", s.key,
+		"flush_queue_size", s.batch, "flush_interval", s.interval)
+	go t.run()
+	return t, nil
+}
+
+// Track queues events. An event without a time gets the current one, one
+// without an insert ID a random one. An event with neither a user ID nor a
+// device ID, or no event type, is not queued but counted as failed, since
+// the server would reject it. Track keeps the events' maps until they are
+// sent: do not modify them afterwards. After Close, Track does nothing.
+func (t *Tracker) Track(events ...Event) {
+	if len(events) == 0 {
+		return
+	}
+	nowMs := t.s.now().UnixMilli()
+	valid := make(plainEvents, 0, len(events))
+	for _, e := range events {
+		if e.EventType == "" || (e.UserID == "" && e.DeviceID == "") {
+			continue
+		}
+		if e.Time == 0 {
+			e.Time = nowMs
+		}
+		if e.InsertID == "" {
+			e.InsertID = randomInsertID()
+		}
+		valid = append(valid, e)
+	}
+	if invalid := len(events) - len(valid); invalid > 0 {
+		t.mu.Lock()
+		closed := t.closed
+		if !closed {
+			t.failed += invalid
+		}
+		t.mu.Unlock()
+		if !closed {
+			t.s.log.Warn("analytics: events without an event type, a user ID or a device ID are not sent", "events", invalid)
+		}
+	}
+	if len(valid) > 0 {
+		t.enqueue(&valid, len(valid))
+	}
+}
+
+// enqueue adds the n events of src to the queue, dropping the oldest when
+// it is full.
+func (t *Tracker) enqueue(src eventSource, n int) {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
+	drops := 0
+	for i := range n {
+		if t.queue.push(queueItem{src: src, i: i}) {
+			drops++
+		}
+	}
+	firstDrop := drops > 0 && t.unreported == 0
+	t.dropped += drops
+	t.unreported += drops
+	full := t.queue.n >= t.s.batch
+	t.mu.Unlock()
+	if full {
+		select {
+		case t.kick <- struct{}{}:
+		default:
+		}
+	}
+	if firstDrop {
+		t.s.log.Warn("analytics: queue full, dropping the oldest events", "capacity", t.s.capacity)
+	}
+}
+
+// Flush sends what is queued now and waits until it is sent or given up,
+// or until ctx is done (then sending goes on in the background). After
+// Close it returns nil at once.
+func (t *Tracker) Flush(ctx context.Context) error {
+	reply := make(chan struct{})
+	select {
+	case t.flushes <- reply:
+	case <-t.closing:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-reply:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops the tracker: Track does nothing from now on, what is queued
+// is sent within ctx's deadline (a request still failing then is given
+// up, and the events still queued are counted as failed), and the sender
+// goroutine stops before Close returns. Close returns promptly once ctx is
+// done. When events were lost during the tracker's life (see TrackerStats)
+// it logs a warning and returns a *LostEventsError; otherwise nil. Calling
+// Close again waits for the sender to stop (or for its own ctx) and
+// returns the same result.
+func (t *Tracker) Close(ctx context.Context) error {
+	t.closeOnce.Do(func() {
+		t.mu.Lock()
+		t.closed = true
+		t.mu.Unlock()
+		t.stopAfter = context.AfterFunc(ctx, t.cancel) // the deadline aborts sending
+		close(t.closing)
+	})
+	select {
+	case <-t.done:
+	case <-ctx.Done():
+		t.cancel()
+		<-t.done
+	}
+	t.finishOnce.Do(func() {
+		t.stopAfter()
+		t.cancel()
+		if t.s.ownsClient {
+			t.s.client.CloseIdleConnections()
+		}
+		if st := t.Stats(); st.Lost() > 0 {
+			t.closeErr = &LostEventsError{Dropped: st.Dropped, Failed: st.Failed, Err: ctx.Err()}
+			t.s.log.Warn("analytics: events lost", "lost", st.Lost(), "dropped", st.Dropped, "failed", st.Failed, "sent", st.Sent)
+		}
+	})
+	return t.closeErr
+}
+
+// Stats returns the tracker's counts so far.
+func (t *Tracker) Stats() TrackerStats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return TrackerStats{Sent: t.sent, Dropped: t.dropped, Failed: t.failed, Queued: t.queue.n + t.inFlight}
+}
+
+// run is the sender goroutine.
+func (t *Tracker) run() {
+	defer close(t.done)
+	ticker := time.NewTicker(t.s.interval)
+	defer ticker.Stop()
+	for {
+		select { // closing comes first: a queue being closed is sent in close mode
+		case <-t.closing:
+			t.closeQueue()
+			return
+		default:
+		}
+		select {
+		case <-t.kick:
+			t.sendQueued(false, false)
+		case <-ticker.C:
+			t.sendQueued(true, false)
+		case reply := <-t.flushes:
+			t.sendQueued(true, false)
+			close(reply)
+		case <-t.closing:
+			t.closeQueue()
+			return
+		}
+		t.reportDrops()
+	}
+}
+
+// closeQueue sends what is queued in close mode and gives up the rest.
+func (t *Tracker) closeQueue() {
+	t.sendQueued(true, true)
+	t.abandonQueued()
+	t.reportDrops()
+}
+
+// sendQueued sends the events queued now, in batches: all of them, or only
+// full batches. When closing, a batch the server keeps refusing ends the
+// flush: the rest is given up instead of waiting out its retries too.
+func (t *Tracker) sendQueued(all, closing bool) {
+	t.mu.Lock()
+	limit := t.queue.n
+	t.mu.Unlock()
+	var items []queueItem
+	for limit > 0 {
+		t.mu.Lock()
+		k := min(limit, t.queue.n, t.s.batch)
+		if k == 0 || (!all && k < t.s.batch) {
+			t.mu.Unlock()
+			return
+		}
+		items = t.queue.pop(items[:0], k)
+		t.inFlight += k
+		t.mu.Unlock()
+		limit -= k
+
+		events := make([]Event, k)
+		for i, it := range items {
+			events[i] = it.src.event(it.i)
+			if events[i].Library == "" {
+				events[i].Library = t.s.library
+			}
+		}
+		clear(items) // drop references to sent records
+		if gaveUp := t.deliver(events); gaveUp && closing {
+			return
+		}
+	}
+}
+
+// abandonQueued counts what is left in the queue at close as failed.
+func (t *Tracker) abandonQueued() {
+	t.mu.Lock()
+	n := t.queue.n
+	t.queue.reset()
+	t.failed += n
+	t.mu.Unlock()
+	if n > 0 {
+		t.s.log.Warn("analytics: events not sent before close", "events", n)
+	}
+}
+
+func (t *Tracker) reportDrops() {
+	t.mu.Lock()
+	n, total := t.unreported, t.dropped
+	t.unreported = 0
+	t.mu.Unlock()
+	if n > 0 {
+		t.s.log.Warn("analytics: queue was full, dropped the oldest events", "dropped", n, "dropped_total", total)
+	}
+}
+
+// settle moves n in-flight events to sent or failed.
+func (t *Tracker) settle(sent, failed int) {
+	t.mu.Lock()
+	t.sent += sent
+	t.failed += failed
+	t.inFlight -= sent + failed
+	t.mu.Unlock()
+}
+
+// giveUp counts events as failed and says why.
+func (t *Tracker) giveUp(n int, msg string, attrs ...any) {
+	t.settle(0, n)
+	t.s.log.Warn("analytics: "+msg, append([]any{"events", n}, attrs...)...)
+}
+
+// deliver sends events until the server accepts them or they are given up,
+// retrying, splitting on 413 and dropping the invalid ones on 400. It
+// reports whether it gave up on events the server might have accepted
+// later (retries exhausted, or Close's deadline).
+func (t *Tracker) deliver(events []Event) (gaveUp bool) {
+	var body []byte
+	for attempt := 0; ; attempt++ {
+		if body == nil {
+			var err error
+			if body, err = t.encode(events); err != nil {
+				t.giveUp(len(events), "events cannot be encoded", "error", err)
+				return false
+			}
+		}
+		r := t.post(body)
+		switch {
+		case r.err == nil && r.status/100 == 2:
+			t.settle(len(events), 0)
+			return false
+
+		case r.status == http.StatusRequestEntityTooLarge:
+			if len(events) == 1 {
+				t.giveUp(1, "event too large for the server", "status", r.status, "error", t.serverText(r.reply.Error))
+				return false
+			}
+			half := len(events) / 2
+			g1 := t.deliver(events[:half])
+			g2 := t.deliver(events[half:])
+			return g1 || g2
+
+		case r.status == http.StatusBadRequest:
+			bad, fields := r.reply.invalidEvents(len(events))
+			if len(bad) == 0 {
+				t.giveUp(len(events), "request rejected", "status", r.status,
+					"error", t.serverText(r.reply.Error), "missing_field", r.reply.MissingField)
+				return false
+			}
+			t.giveUp(len(bad), "dropped invalid events", "status", r.status, "fields", fields,
+				"error", t.serverText(r.reply.Error))
+			events = removeIndices(events, bad)
+			if len(events) == 0 {
+				return false
+			}
+			body = nil // resend the rest at once
+
+		case r.retryable():
+			if r.status == http.StatusTooManyRequests {
+				if over := r.reply.overQuota(events); len(over) > 0 {
+					t.giveUp(len(over), "dropped events of users or devices over their daily quota", "status", r.status)
+					if events, body = removeIndices(events, over), nil; len(events) == 0 {
+						return false
+					}
+				}
+			}
+			why := []any{"attempts", attempt + 1}
+			if r.err != nil {
+				why = append(why, "error", r.err.Error())
+			} else {
+				why = append(why, "status", r.status, "error", t.serverText(r.reply.Error))
+			}
+			if t.ctx.Err() != nil {
+				t.giveUp(len(events), "events not sent before close's deadline", why...)
+				return true
+			}
+			if attempt >= t.s.retries {
+				t.giveUp(len(events), "giving up on events after retries", why...)
+				return true
+			}
+			t.s.log.Debug("analytics: retrying", why...)
+			if !t.wait(t.backoff(attempt+1, r.retryAfter)) {
+				t.giveUp(len(events), "events not sent before close's deadline", why...)
+				return true
+			}
+
+		default:
+			t.giveUp(len(events), "request refused", "status", r.status, "error", t.serverText(r.reply.Error))
+			return false
+		}
+	}
+}
+
+// backoff is the delay before retry n (1-based): the bound doubles from
+// backoffMin up to backoffMax, the delay is drawn in [bound/2, bound], and
+// a longer Retry-After wins.
+func (t *Tracker) backoff(n int, retryAfter time.Duration) time.Duration {
+	bound := t.s.backoffMax
+	if n-1 < 32 {
+		bound = min(t.s.backoffMin<<(n-1), t.s.backoffMax)
+	}
+	if bound < t.s.backoffMin { // overflow
+		bound = t.s.backoffMax
+	}
+	d := bound/2 + time.Duration(rand.Int64N(int64(bound/2)+1))
+	return max(d, min(retryAfter, maxEventsRetryAfter))
+}
+
+// wait sleeps for d unless the tracker's context ends first.
+func (t *Tracker) wait(d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-t.ctx.Done():
+		return false
+	}
+}
+
+// eventsPayload is the HTTP V2 API's request body.
+type eventsPayload struct {
+	APIKey  string         `json:"api_key"`
+	Events  []Event        `json:"events"`
+	Options *eventsOptions `json:"options,omitempty"`
+}
+
+type eventsOptions struct {
+	MinIDLength int `json:"min_id_length"`
+}
+
+func (t *Tracker) encode(events []Event) ([]byte, error) {
+	p := eventsPayload{APIKey: string(t.s.key), Events: events}
+	if t.s.minIDLength != nil {
+		p.Options = &eventsOptions{MinIDLength: *t.s.minIDLength}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(p); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// postResult is one request's outcome: a transport error, or a status and
+// the decoded reply.
+type postResult struct {
+	err        error
+	status     int
+	reply      eventsReply
+	retryAfter time.Duration
+}
+
+func (r *postResult) retryable() bool {
+	return r.err != nil || r.status == http.StatusRequestTimeout || r.status == http.StatusTooManyRequests || r.status >= 500
+}
+
+func (t *Tracker) post(body []byte) postResult {
+	ctx, cancel := context.WithTimeout(t.ctx, t.s.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.s.url, bytes.NewReader(body))
+	if err != nil {
+		return postResult{err: err}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "*/*")
+	resp, err := t.s.client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // no URL in the log
+		}
+		return postResult{err: err}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxEventsReplyBytes))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxEventsReplyBytes)) // keep the connection
+	r := postResult{status: resp.StatusCode}
+	if err != nil && resp.StatusCode/100 == 2 {
+		r.err = err // the server may not have answered in full
+	}
+	_ = json.Unmarshal(data, &r.reply) // error bodies are best effort
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		r.retryAfter = eventsRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	}
+	return r
+}
+
+// eventsRetryAfter parses a Retry-After header: seconds or an HTTP date.
+func eventsRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil {
+		return time.Duration(max(secs, 0)) * time.Second
+	}
+	if at, err := http.ParseTime(v); err == nil {
+		return max(at.Sub(now), 0)
+	}
+	return 0
+}
+
+// eventsReply is the part of the HTTP V2 API's reply the tracker reads.
+type eventsReply struct {
+	Code                       int              `json:"code"`
+	Error                      string           `json:"error"`
+	MissingField               string           `json:"missing_field"`
+	EventsWithInvalidFields    map[string][]int `json:"events_with_invalid_fields"`
+	EventsWithMissingFields    map[string][]int `json:"events_with_missing_fields"`
+	EventsWithInvalidIDLengths map[string][]int `json:"events_with_invalid_id_lengths"`
+	SilencedEvents             []int            `json:"silenced_events"`
+	ExceededDailyQuotaUsers    map[string]int   `json:"exceeded_daily_quota_users"`
+	ExceededDailyQuotaDevices  map[string]int   `json:"exceeded_daily_quota_devices"`
+}
+
+// invalidEvents lists, sorted, the indices of a 400's invalid events below
+// n, and the fields the server complained about.
+func (r *eventsReply) invalidEvents(n int) (idx []int, fields []string) {
+	seen := make(map[int]bool)
+	add := func(is []int) {
+		for _, i := range is {
+			if i >= 0 && i < n && !seen[i] {
+				seen[i] = true
+				idx = append(idx, i)
+			}
+		}
+	}
+	for _, m := range []map[string][]int{r.EventsWithInvalidFields, r.EventsWithMissingFields, r.EventsWithInvalidIDLengths} {
+		for field, is := range m {
+			fields = append(fields, field)
+			add(is)
+		}
+	}
+	if len(r.SilencedEvents) > 0 {
+		fields = append(fields, "silenced")
+		add(r.SilencedEvents)
+	}
+	slices.Sort(idx)
+	slices.Sort(fields)
+	return idx, slices.Compact(fields)
+}
+
+// overQuota lists the events of users or devices a 429 says have used up
+// their daily quota: retrying them today is pointless.
+func (r *eventsReply) overQuota(events []Event) []int {
+	var idx []int
+	for i, e := range events {
+		_, u := r.ExceededDailyQuotaUsers[e.UserID]
+		_, d := r.ExceededDailyQuotaDevices[e.DeviceID]
+		if (u && e.UserID != "") || (d && e.DeviceID != "") {
+			idx = append(idx, i)
+		}
+	}
+	return idx
+}
+
+// removeIndices returns events without the sorted indices idx, in a new
+// slice (the old one may still be read by a caller).
+func removeIndices(events []Event, idx []int) []Event {
+	out := make([]Event, 0, len(events)-len(idx))
+	j := 0
+	for i, e := range events {
+		if j < len(idx) && idx[j] == i {
+			j++
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// serverText makes server-supplied text safe to log: the API key redacted
+// (Amplitude quotes it in "Invalid API key" errors), control characters
+// dropped, the length bounded.
+func (t *Tracker) serverText(s string) string {
+	if s == "" {
+		return ""
+	}
+	if key := string(t.s.key); key != "" {
+		s = strings.ReplaceAll(s, key, t.s.key.String())
+	}
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+	if utf8.RuneCountInString(s) > maxServerTextLen {
+		s = string([]rune(s)[:maxServerTextLen]) + "…"
+	}
+	return s
+}
+
+// randomInsertID is a random UUID (version 4), what Amplitude's analytics
+// clients put in an event that has no insert ID.
+func randomInsertID() string {
+	var b [16]byte
+	_, _ = crand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:])
+	return string(out[:])
+}
+
+// eventSource produces queued events on demand: the sender builds an event
+// from what TrackExposure captured only when it encodes it.
+type eventSource interface {
+	event(i int) Event
+}
+
+// plainEvents are events given to Track.
+type plainEvents []Event
+
+func (p *plainEvents) event(i int) Event { return (*p)[i] }
+
+type queueItem struct {
+	src eventSource
+	i   int
+}
+
+// eventRing is the bounded FIFO of queued events; it grows up to max and
+// then drops its oldest item for each new one.
+type eventRing struct {
+	buf     []queueItem
+	head, n int
+	max     int
+}
+
+// push appends it and reports whether the oldest item was dropped for it.
+func (r *eventRing) push(it queueItem) (dropped bool) {
+	if r.n == r.max {
+		r.buf[r.head] = queueItem{}
+		r.head = (r.head + 1) % len(r.buf)
+		r.n--
+		dropped = true
+	}
+	if r.n == len(r.buf) {
+		r.grow()
+	}
+	r.buf[(r.head+r.n)%len(r.buf)] = it
+	r.n++
+	return dropped
+}
+
+func (r *eventRing) grow() {
+	buf := make([]queueItem, min(max(2*len(r.buf), 64), r.max))
+	for i := range r.n {
+		buf[i] = r.buf[(r.head+i)%len(r.buf)]
+	}
+	r.buf, r.head = buf, 0
+}
+
+// pop moves the k oldest items to dst.
+func (r *eventRing) pop(dst []queueItem, k int) []queueItem {
+	for range k {
+		dst = append(dst, r.buf[r.head])
+		r.buf[r.head] = queueItem{}
+		r.head = (r.head + 1) % len(r.buf)
+		r.n--
+	}
+	return dst
+}
+
+func (r *eventRing) reset() {
+	r.buf, r.head, r.n = nil, 0, 0
+}
+
+// dedupKey identifies an evaluation: who, and which variant of which flag
+// (what the canonical string of PROTOCOL.md 4.3 spells out), as seeded
+// 64-bit hashes. Two different evaluations share a key with a probability
+// of about 2^-64; an entry takes 24 bytes instead of the canonical string,
+// which is kilobytes long for a hundred flags. The set hash is a sum, so
+// the key needs no sorting: a duplicate evaluation is recognised in one
+// pass over its results, without allocating.
+type dedupKey struct {
+	ids, set uint64
+	n        int
+}
+
+// dedupCache remembers evaluations for 24 hours from their first sight
+// (PROTOCOL.md 4.4): an LRU of bounded size, whose entries expire by the
+// injected clock. It starts no goroutine; expired entries are replaced
+// when seen again or evicted as least recently used.
+type dedupCache struct {
+	seed maphash.Seed
+	ttl  int64 // ms
+
+	mu  sync.Mutex
+	lru *simplelru.LRU[dedupKey, int64] // key -> expiry, Unix ms
+}
+
+func newDedupCache(capacity int) (*dedupCache, error) {
+	lru, err := simplelru.NewLRU[dedupKey, int64](capacity, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &dedupCache{seed: maphash.MakeSeed(), ttl: dayMillis, lru: lru}, nil
+}
+
+// keyOf is the key of an evaluation.
+func (c *dedupCache) keyOf(user *User, variants map[string]Variant) dedupKey {
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	_, _ = h.WriteString(user.UserID)
+	_ = h.WriteByte(0)
+	_, _ = h.WriteString(user.DeviceID)
+	k := dedupKey{ids: h.Sum64(), n: len(variants)}
+	for flag, v := range variants {
+		h.Reset()
+		_, _ = h.WriteString(flag)
+		_ = h.WriteByte(0)
+		_, _ = h.WriteString(v.Key)
+		k.set += h.Sum64()
+	}
+	return k
+}
+
+// admit reports whether k is new (or its entry expired) and, if so,
+// remembers it until nowMs + 24h.
+func (c *dedupCache) admit(k dedupKey, nowMs int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if expiry, ok := c.lru.Get(k); ok && nowMs < expiry {
+		return false
+	}
+	c.lru.Add(k, nowMs+c.ttl)
+	return true
+}
+
+// eventService is what ExposureService and AssignmentService share: the
+// de-duplication cache and where events go, a Tracker or a printer.
+type eventService struct {
+	cache   *dedupCache
+	tracker *Tracker
+	printer *EventPrinter
+	now     func() time.Time
+	library string
+	closed  atomic.Bool // printer mode
+}
+
+func newEventService(kind string, cfg TrackerConfig, capacity int, printer *EventPrinter) (*eventService, error) {
+	if capacity < 0 {
+		return nil, fmt.Errorf("experiment: %s config: CacheCapacity is negative (%d)", kind, capacity)
+	}
+	cache, err := newDedupCache(cmp.Or(capacity, DefaultCacheCapacity))
+	if err != nil {
+		return nil, fmt.Errorf("experiment: %s config: %w", kind, err)
+	}
+	s := &eventService{cache: cache, printer: printer}
+	if printer != nil {
+		_, s.now, s.library = cfg.resolveCommon()
+		return s, nil
+	}
+	if s.tracker, err = NewTracker(cfg); err != nil {
+		return nil, fmt.Errorf("experiment: %s config: %w", kind, errors.Unwrap(err))
+	}
+	s.now, s.library = s.tracker.s.now, s.tracker.s.library
+	return s, nil
+}
+
+// emit hands the n events of src to the tracker, or prints them with the
+// de-duplication decision.
+func (s *eventService) emit(src eventSource, n int, deduplicated bool) {
+	if s.printer == nil {
+		if !deduplicated {
+			s.tracker.enqueue(src, n)
+		}
+		return
+	}
+	if s.closed.Load() {
+		return
+	}
+	for i := range n {
+		ev := src.event(i)
+		if ev.Library == "" {
+			ev.Library = s.library
+		}
+		_ = s.printer.Print(ev, deduplicated) // the error is kept by the printer
+	}
+}
+
+func (s *eventService) flush(ctx context.Context) error {
+	if s.tracker == nil {
+		return s.printer.Err()
+	}
+	return s.tracker.Flush(ctx)
+}
+
+func (s *eventService) close(ctx context.Context) error {
+	if s.tracker == nil {
+		s.closed.Store(true)
+		return s.printer.Err()
+	}
+	return s.tracker.Close(ctx)
+}
+
+func (s *eventService) stats() TrackerStats {
+	if s.tracker == nil {
+		return TrackerStats{}
+	}
+	return s.tracker.Stats()
+}
+
+// EventPrinter writes events as JSON Lines instead of sending them, with
+// the de-duplication decision:
+//
+//	{"event":{"event_type":"[Experiment] Exposure",...},"deduplicated":false}
+//
+// An event with "deduplicated":true would not have been sent. It is safe
+// for concurrent use, so the exposure and assignment services can share
+// one; each line is one Write. After a write error it writes nothing more
+// and Err reports the error.
+type EventPrinter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	err error
+}
+
+// NewEventPrinter returns a printer writing to w.
+func NewEventPrinter(w io.Writer) *EventPrinter { return &EventPrinter{w: w} }
+
+// printedEvent is one line of EventPrinter output.
+type printedEvent struct {
+	Event        Event `json:"event"`
+	Deduplicated bool  `json:"deduplicated"`
+}
+
+// Print writes one event.
+func (p *EventPrinter) Print(ev Event, deduplicated bool) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(printedEvent{Event: ev, Deduplicated: deduplicated}); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err != nil {
+		return p.err
+	}
+	if _, err := p.w.Write(buf.Bytes()); err != nil {
+		p.err = fmt.Errorf("printing events: %w", err)
+	}
+	return p.err
+}
+
+// Err is the first write error, if any.
+func (p *EventPrinter) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
