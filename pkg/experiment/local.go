@@ -30,7 +30,7 @@ type LocalClient struct {
 	ready  chan struct{} // closed when flags are first applied
 	once   sync.Once
 
-	cohorts        *cohortSync   // nil without CohortSyncConfig
+	cohorts        *cohortSync // nil without CohortSyncConfig
 	exposure       *ExposureService
 	assignment     *AssignmentService
 	initialCohorts *cohort.Store // from the disk cache, before any sync
