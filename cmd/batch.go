@@ -74,6 +74,7 @@ func runBatch(parent context.Context, opts *evaluateOptions, fs *experiment.Flag
 		go func() {
 			defer wg.Done()
 			w := newBatchWorker(fs, opts.Keys)
+			w.exposures = opts.exposures
 			for c := range jobs {
 				w.process(c)
 				done <- c
@@ -335,12 +336,13 @@ func (b *batch) finishOutput(_ error) error {
 // Output keys are sorted by placing each result in its flag's slot, by the
 // flag's rank in key order, rather than sorting every user's results.
 type batchWorker struct {
-	fs       *experiment.FlagSet
-	keys     []string
-	results  []eval.Result
-	rendered [][]byte
-	rankOf   []int32  // per outcome: rank of its flag key
-	slots    [][]byte // per rank: this user's rendered result, or nil
+	fs        *experiment.FlagSet
+	keys      []string
+	results   []eval.Result
+	rendered  [][]byte
+	rankOf    []int32  // per outcome: rank of its flag key
+	slots     [][]byte // per rank: this user's rendered result, or nil
+	exposures *exposureSink
 }
 
 func newBatchWorker(fs *experiment.FlagSet, keys []string) *batchWorker {
@@ -402,7 +404,9 @@ func (w *batchWorker) user(c *chunk, line []byte) error {
 	if err != nil {
 		return err
 	}
-	for _, r := range onlyRequested(w.results, w.keys) {
+	results := onlyRequested(w.results, w.keys)
+	w.exposures.track(user, results)
+	for _, r := range results {
 		w.slots[w.rankOf[r.Outcome]] = w.render(r)
 		c.counts[r.Outcome]++
 	}

@@ -23,6 +23,8 @@ type evaluateOptions struct {
 	SkipInvalid bool
 	Progress    bool
 	Keys        []string
+	Tracking    trackingFlags
+	exposures   *exposureSink
 	userGiven   bool
 	cmd         *cobra.Command
 }
@@ -73,6 +75,7 @@ func newEvaluateCmd(f *Factory, runF func(context.Context, *evaluateOptions) err
 	fl := c.Flags()
 	opts.Source.register(f, fl)
 	opts.User.register(fl)
+	opts.Tracking.register(fl)
 	fl.StringVar(&opts.UsersFile, "users", "", "evaluate many users: a JSON Lines file, or - for stdin")
 	fl.StringVarP(&opts.Output, "output", "o", "", "output format: table|json|jsonl|yaml (default: table on a terminal, json otherwise; jsonl with --users)")
 	fl.BoolVar(&opts.Stats, "stats", false, "with --users: print per flag and variant counts and shares on stderr")
@@ -113,6 +116,10 @@ func runEvaluate(ctx context.Context, opts *evaluateOptions) error {
 	if err := checkKeys(fs, opts.Keys, opts.Source.name()); err != nil {
 		return err
 	}
+	if opts.exposures, err = opts.Tracking.open(opts.Source.server.f); err != nil {
+		return err
+	}
+	defer opts.exposures.close()
 	if opts.UsersFile != "" {
 		return runBatch(ctx, opts, fs)
 	}
@@ -124,6 +131,7 @@ func runEvaluate(ctx context.Context, opts *evaluateOptions) error {
 	if err != nil {
 		return evalError(opts.Source.name(), err)
 	}
+	opts.exposures.track(user, onlyRequested(slices.Clone(results), opts.Keys))
 	return renderVariants(opts.IO, opts.output(), onlyRequested(results, opts.Keys))
 }
 

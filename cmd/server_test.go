@@ -177,3 +177,20 @@ func TestEvaluateFromServerWithCohortSync(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, `"power-user-perks":{"key":"on"`)
 }
+
+func TestEvaluateTrackExposure(t *testing.T) {
+	analytics := experimenttest.NewAnalyticsServer()
+	defer analytics.Close()
+	env := map[string]string{"EXPERIMENT_API_KEY": "analytics-key-1234", "EXPERIMENT_EVENTS_SERVER_URL": analytics.EventsURL()}
+	users := filepath.Join("..", "testdata", "users.jsonl")
+	code, out, errOut := run(t, env, "evaluate", "--flags", filepath.Join("..", "testdata", "flags.json"), "--users", users, "--track-exposure", "dark-mode", "-o", "jsonl")
+	require.Equal(t, 0, code, errOut)
+	assert.Equal(t, 37, strings.Count(out, "\n"))
+	on := strings.Count(out, `"dark-mode":{"key":"on"`)
+	require.Positive(t, on)
+	assert.Len(t, analytics.Events(), on, "one exposure per user who got dark-mode on, flushed before exit")
+	assert.NotContains(t, errOut, "analytics-key-1234")
+
+	code, _, errOut = run(t, map[string]string{}, "evaluate", "--flags", filepath.Join("..", "testdata", "flags.json"), "--user-id", "u", "--track-exposure")
+	assert.Equal(t, ExitUsage, code, errOut)
+}
