@@ -19,8 +19,7 @@ awk -v n="$n" 'BEGIN {
   }
 }' > "$tmp/users.jsonl"
 start=$(date +%s.%N)
-"$tmp/experiment" evaluate --flags "$flags" --users "$tmp/users.jsonl" -o jsonl > "$tmp/out.jsonl"
+lines=$("$tmp/experiment" evaluate --flags "$flags" --users "$tmp/users.jsonl" -o jsonl 2>/dev/null | wc -l)
 end=$(date +%s.%N)
-lines=$(wc -l < "$tmp/out.jsonl")
 awk -v n="$lines" -v s="$start" -v e="$end" -v f="$flags" 'BEGIN {
   t = e - s; printf("%d users x %s in %.2f s: %.0f users/s\n", n, f, t, n / t) }'
