@@ -3,9 +3,7 @@ package cohort
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,13 +11,13 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/flagkit/experiment/internal/redact"
 )
 
 // Config configures a Client: the Python SDK's CohortSyncConfig
@@ -196,7 +194,7 @@ func NewClient(cfg Config) (*Client, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	if c.library == "" {
-		c.library = defaultLibrary()
+		c.library = redact.Library()
 	}
 	return c, nil
 }
@@ -332,7 +330,7 @@ func (c *Client) attempt(ctx context.Context, u *url.URL, id string, stored *Coh
 	start := time.Now()
 	if debug {
 		c.log.LogAttrs(ctx, slog.LevelDebug, "cohort: download", slog.String("cohort_id", id),
-			slog.String("url", u.String()), slog.String("api_key", redact(c.apiKey)), slog.Int("attempt", n))
+			slog.String("url", u.String()), slog.String("api_key", redact.Key(c.apiKey)), slog.Int("attempt", n))
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -427,7 +425,7 @@ func (c *Client) sanitize(b []byte) string {
 	s := strings.ToValidUTF8(string(b), "\uFFFD")
 	for _, secret := range c.secrets {
 		if secret != "" {
-			s = strings.ReplaceAll(s, secret, redact(secret))
+			s = strings.ReplaceAll(s, secret, redact.Key(secret))
 		}
 	}
 	s = strings.Map(func(r rune) rune {
@@ -447,36 +445,10 @@ func (c *Client) sanitize(b []byte) string {
 	return s
 }
 
-// redact is a key as the rest of the project prints one (the form of
-// experiment.Secret, which this package cannot import): at most its first
-// six characters, never more than a third of it, and the first 8 hex digits
-// of its SHA-256.
-func redact(key string) string {
-	if key == "" {
-		return "(empty)"
-	}
-	n := min(6, utf8.RuneCountInString(key)/3)
-	prefix := key
-	for i := range key {
-		if n == 0 {
-			prefix = key[:i]
-			break
-		}
-		n--
-	}
-	return prefix + "…(fp " + Fingerprint(key) + ")"
-}
-
 // Fingerprint identifies a key without revealing it: the first 8 hex digits
 // of its SHA-256, as experiment.Secret.Fingerprint. Cache directories are
 // named by it.
-func Fingerprint(key string) string {
-	if key == "" {
-		return ""
-	}
-	sum := sha256.Sum256([]byte(key))
-	return hex.EncodeToString(sum[:4])
-}
+func Fingerprint(key string) string { return redact.Fingerprint(key) }
 
 // sleep waits for d or until ctx is done.
 func sleep(ctx context.Context, d time.Duration) error {
@@ -489,21 +461,3 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
-
-// defaultLibrary is "experiment-go-cli/<version>", the version being this
-// module's as recorded in the binary's build info.
-var defaultLibrary = sync.OnceValue(func() string {
-	v := "dev"
-	if info, ok := debug.ReadBuildInfo(); ok {
-		const module = "github.com/flagkit/experiment"
-		if info.Main.Path == module && info.Main.Version != "" && info.Main.Version != "(devel)" {
-			v = info.Main.Version
-		}
-		for _, d := range info.Deps {
-			if d.Path == module && d.Version != "" {
-				v = d.Version
-			}
-		}
-	}
-	return "experiment-go-cli/" + v
-})

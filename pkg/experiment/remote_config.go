@@ -7,9 +7,9 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"runtime/debug"
-	"sync"
 	"time"
+
+	"github.com/flagkit/experiment/internal/redact"
 )
 
 // RemoteConfig configures a RemoteClient. It mirrors the Python SDK's
@@ -168,20 +168,4 @@ func newHTTPClient() *http.Client {
 	return &http.Client{Transport: t}
 }
 
-// defaultLibrary is "experiment-go-cli/<version>", the version being this
-// module's as recorded in the binary's build info.
-var defaultLibrary = sync.OnceValue(func() string {
-	v := "dev"
-	if info, ok := debug.ReadBuildInfo(); ok {
-		const module = "github.com/flagkit/experiment"
-		if info.Main.Path == module && info.Main.Version != "" && info.Main.Version != "(devel)" {
-			v = info.Main.Version
-		}
-		for _, d := range info.Deps {
-			if d.Path == module && d.Version != "" {
-				v = d.Version
-			}
-		}
-	}
-	return "experiment-go-cli/" + v
-})
+var defaultLibrary = redact.Library

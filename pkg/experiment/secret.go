@@ -1,13 +1,12 @@
 package experiment
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/flagkit/experiment/internal/redact"
 )
 
 // Secret is a credential: a deployment key, an analytics API key or a
@@ -25,32 +24,12 @@ const secretPrefix = 6
 // Fingerprint identifies the secret without revealing it: the first 8 hex
 // digits of its SHA-256. It is stable, so it can name cache files and be
 // compared with what another tool prints. An empty Secret has none.
-func (s Secret) Fingerprint() string {
-	if s == "" {
-		return ""
-	}
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:4])
-}
+func (s Secret) Fingerprint() string { return redact.Fingerprint(string(s)) }
 
 // String returns the redacted form: a prefix of at most six characters (and
 // never more than a third of the secret, so short secrets stay hidden) and
 // the fingerprint.
-func (s Secret) String() string {
-	if s == "" {
-		return "(empty)"
-	}
-	n := min(secretPrefix, utf8.RuneCountInString(string(s))/3)
-	prefix := string(s)
-	for i := range prefix {
-		if n == 0 {
-			prefix = prefix[:i]
-			break
-		}
-		n--
-	}
-	return prefix + "…(fp " + s.Fingerprint() + ")"
-}
+func (s Secret) String() string { return redact.Key(string(s)) }
 
 // GoString keeps %#v redacted.
 func (s Secret) GoString() string { return "experiment.Secret(" + strconv.Quote(s.String()) + ")" }

@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -147,7 +146,7 @@ func (cfg *TrackerConfig) resolveCommon() (log *slog.Logger, now func() time.Tim
 	}
 	library = cfg.Library
 	if library == "" {
-		library = eventsLibrary()
+		library = defaultLibrary()
 	}
 	return log, now, library
 }
@@ -231,24 +230,6 @@ func (cfg *TrackerConfig) resolve() (*trackerSettings, error) {
 	}
 	return s, nil
 }
-
-// eventsLibrary is "experiment-go-cli/<version>", the version being this
-// module's as recorded in the binary's build info.
-var eventsLibrary = sync.OnceValue(func() string {
-	v := "dev"
-	if info, ok := debug.ReadBuildInfo(); ok {
-		const module = "github.com/flagkit/experiment"
-		if info.Main.Path == module && info.Main.Version != "" && info.Main.Version != "(devel)" {
-			v = info.Main.Version
-		}
-		for _, d := range info.Deps {
-			if d.Path == module && d.Version != "" {
-				v = d.Version
-			}
-		}
-	}
-	return "experiment-go-cli/" + v
-})
 
 // TrackerStats counts a Tracker's events.
 type TrackerStats struct {
