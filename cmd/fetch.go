@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -274,48 +273,6 @@ func fetchHint(fe *experiment.FetchError) string {
 		return "check the network, --server-url and --server-zone"
 	}
 	return ""
-}
-
-// renderVariantMap prints one user's variants: the JSON contract (flag key
-// to {key, value, payload, metadata}), YAML, or evaluate's table.
-func renderVariantMap(ios *IOStreams, format string, variants map[string]experiment.Variant) error {
-	var err error
-	switch format {
-	case "json":
-		err = writeJSON(ios.Out, variants, true)
-	case "jsonl":
-		err = writeJSON(ios.Out, variants, false)
-	case "yaml":
-		err = writeYAML(ios.Out, variants)
-	default:
-		err = variantMapTable(ios, variants).render(ios.Out)
-	}
-	if err != nil {
-		return ioError(fmt.Errorf("writing output: %w", err))
-	}
-	return nil
-}
-
-// variantMapTable has evaluate's columns, FLAG, VARIANT, VALUE, SEGMENT,
-// PAYLOAD, flags sorted by key and default variants dimmed.
-func variantMapTable(ios *IOStreams, variants map[string]experiment.Variant) *table {
-	t := newTable(ios, "FLAG", "VARIANT", "VALUE", "SEGMENT", "PAYLOAD")
-	for _, flag := range slices.Sorted(maps.Keys(variants)) {
-		v := variants[flag]
-		segment, _ := v.Metadata["segmentName"].(string)
-		style := styleHighlight
-		if v.IsDefault() {
-			style = styleDim
-		}
-		payload := ""
-		if v.Payload != nil {
-			var buf bytes.Buffer
-			_ = writeJSON(&buf, v.Payload, false)
-			payload = strings.TrimSuffix(buf.String(), "\n")
-		}
-		t.addRow(style, flag, v.Key, v.Value, segment, payload)
-	}
-	return t
 }
 
 // fetchJob is one line of --users on its way through the pipeline.

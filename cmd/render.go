@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 
@@ -16,13 +17,22 @@ import (
 	"github.com/flagkit/experiment/pkg/experiment"
 )
 
-// renderVariants prints one user's results in the chosen form. JSON is the
-// contract for scripts: identical bytes on a terminal and in a pipe.
+// renderVariants prints one user's results in the chosen form (see
+// renderVariantMap).
 func renderVariants(ios *IOStreams, format string, results []eval.Result) error {
 	variants := make(map[string]experiment.Variant, len(results))
 	for _, r := range results {
 		variants[r.FlagKey] = experiment.VariantOf(r)
 	}
+	return renderVariantMap(ios, format, variants)
+}
+
+// renderVariantMap prints one user's variants: the JSON contract (flag key
+// to {key, value, payload, metadata}; identical bytes on a terminal and in
+// a pipe), YAML, or the table with columns FLAG, VARIANT, VALUE, SEGMENT,
+// PAYLOAD, flags sorted by key and default variants dimmed. evaluate and
+// fetch share it.
+func renderVariantMap(ios *IOStreams, format string, variants map[string]experiment.Variant) error {
 	var err error
 	switch format {
 	case "json":
@@ -32,7 +42,7 @@ func renderVariants(ios *IOStreams, format string, results []eval.Result) error 
 	case "yaml":
 		err = writeYAML(ios.Out, variants)
 	default:
-		err = variantTable(ios, results).render(ios.Out)
+		err = variantTable(ios, variants).render(ios.Out)
 	}
 	if err != nil {
 		return ioError(fmt.Errorf("writing output: %w", err))
@@ -69,25 +79,20 @@ func writeYAML(w io.Writer, v any) error {
 	return enc.Close()
 }
 
-func variantTable(ios *IOStreams, results []eval.Result) *table {
-	sorted := slices.Clone(results)
-	slices.SortFunc(sorted, func(a, b eval.Result) int { return strings.Compare(a.FlagKey, b.FlagKey) })
+func variantTable(ios *IOStreams, variants map[string]experiment.Variant) *table {
 	t := newTable(ios, "FLAG", "VARIANT", "VALUE", "SEGMENT", "PAYLOAD")
-	for _, r := range sorted {
-		v := experiment.VariantOf(r)
-		segment, _ := r.Metadata["segmentName"].(string)
-		style := styleNone
+	for _, flag := range slices.Sorted(maps.Keys(variants)) {
+		v := variants[flag]
+		segment, _ := v.Metadata["segmentName"].(string)
+		style := styleHighlight
 		if v.IsDefault() {
 			style = styleDim
-		} else {
-			style = styleHighlight
 		}
 		payload := ""
-		if r.Payload != nil {
-			b, _ := json.Marshal(r.Payload)
-			payload = string(b)
+		if v.Payload != nil {
+			payload = jsonText(v.Payload)
 		}
-		t.addRow(style, r.FlagKey, v.Key, v.Value, segment, payload)
+		t.addRow(style, flag, v.Key, v.Value, segment, payload)
 	}
 	return t
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"time"
 )
 
@@ -142,17 +141,7 @@ func newLocalSettings(cfg *LocalConfig) (*localSettings, error) {
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("local config: %w", errors.Join(errs...))
 	}
-	s.logger = cfg.Logger
-	if s.logger == nil {
-		level := slog.LevelWarn
-		if cfg.Debug {
-			level = slog.LevelDebug
-		}
-		s.logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	}
-	s.httpClient = cfg.HTTPClient
-	if s.httpClient == nil {
-		s.httpClient, s.ownsClient = newHTTPClient(), true
-	}
+	s.logger = sdkLogger(cfg.Logger, cfg.Debug)
+	s.httpClient, s.ownsClient = httpClientOr(cfg.HTTPClient)
 	return s, nil
 }

@@ -135,19 +135,31 @@ func (cfg *RemoteConfig) resolve() (*remoteSettings, error) {
 		return nil, fmt.Errorf("remote config: %w", errors.Join(errs...))
 	}
 
-	s.logger = cfg.Logger
-	if s.logger == nil {
-		level := slog.LevelWarn
-		if cfg.Debug {
-			level = slog.LevelDebug
-		}
-		s.logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	}
-	s.httpClient = cfg.HTTPClient
-	if s.httpClient == nil {
-		s.httpClient, s.ownsClient = newHTTPClient(), true
-	}
+	s.logger = sdkLogger(cfg.Logger, cfg.Debug)
+	s.httpClient, s.ownsClient = httpClientOr(cfg.HTTPClient)
 	return s, nil
+}
+
+// sdkLogger is the Python SDK's logger rule: a caller's logger is used as
+// is; otherwise stderr at DEBUG with debug, else WARN.
+func sdkLogger(logger *slog.Logger, debug bool) *slog.Logger {
+	if logger != nil {
+		return logger
+	}
+	level := slog.LevelWarn
+	if debug {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// httpClientOr is the caller's client, or one of our own (owned: its idle
+// connections are closed with the SDK client).
+func httpClientOr(c *http.Client) (*http.Client, bool) {
+	if c != nil {
+		return c, false
+	}
+	return newHTTPClient(), true
 }
 
 func orDefault[T comparable](v, def T) T {
