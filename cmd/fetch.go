@@ -116,9 +116,9 @@ func newFetchCmd(f *Factory, runF func(context.Context, *fetchOptions) error) *c
 
 // setting is a flag's value when given, else the first non-empty
 // environment variable, else the flag's default: CLI.md's precedence.
-func (o *fetchOptions) setting(flag, value string, _ ...string) string {
+func (o *fetchOptions) setting(flag string) string {
 	if o.f == nil || o.cmd == nil {
-		return value
+		return ""
 	}
 	v, err := o.f.settingValue(o.cmd.Flags(), flag)
 	if err != nil && o.settingErr == nil {
@@ -129,7 +129,7 @@ func (o *fetchOptions) setting(flag, value string, _ ...string) string {
 
 func (o *fetchOptions) validate() error {
 	if o.Output == "" {
-		o.Output = o.setting("output", "")
+		o.Output = o.setting("output")
 	}
 	if o.Output != "" && !slices.Contains([]string{"table", "json", "jsonl", "yaml"}, o.Output) {
 		return usageError("--output %q: want table, json, jsonl or yaml", o.Output)
@@ -163,7 +163,7 @@ func (o *fetchOptions) validate() error {
 		}
 	}
 
-	o.key = strings.TrimSpace(o.setting("deployment-key", o.DeploymentKey, "EXPERIMENT_DEPLOYMENT_KEY", "EXPERIMENT_KEY"))
+	o.key = strings.TrimSpace(o.setting("deployment-key"))
 	if o.settingErr != nil {
 		return o.settingErr
 	}
@@ -171,12 +171,12 @@ func (o *fetchOptions) validate() error {
 		return withHint(usageError("no deployment key: pass --deployment-key or set EXPERIMENT_DEPLOYMENT_KEY"),
 			"use a server deployment key: in Amplitude, Experiment > Deployments (it starts with \"server-\")")
 	}
-	zone, err := experiment.ParseServerZone(o.setting("server-zone", o.ServerZone, "EXPERIMENT_SERVER_ZONE"))
+	zone, err := experiment.ParseServerZone(o.setting("server-zone"))
 	if err != nil {
 		return usageError("--server-zone: %v", err)
 	}
 	o.zone = zone
-	o.url = o.setting("server-url", o.ServerURL, "EXPERIMENT_SERVER_URL")
+	o.url = o.setting("server-url")
 	return nil
 }
 

@@ -46,11 +46,11 @@ func (s *serverFlags) register(f *Factory, fs *pflag.FlagSet) {
 
 // value resolves one setting (flag > env > config > default); a config
 // file error is kept and reported by localConfig.
-func (s *serverFlags) value(_ *IOStreams, flagName, flagValue string, _ ...string) string {
+func (s *serverFlags) value(name string) string {
 	if s.f == nil {
-		return flagValue
+		return ""
 	}
-	v, err := s.f.settingValue(s.fs, flagName)
+	v, err := s.f.settingValue(s.fs, name)
 	if err != nil && s.err == nil {
 		s.err = err
 	}
@@ -58,12 +58,12 @@ func (s *serverFlags) value(_ *IOStreams, flagName, flagValue string, _ ...strin
 }
 
 func (s *serverFlags) key(ios *IOStreams) string {
-	return s.value(ios, "deployment-key", s.deploymentKey, "EXPERIMENT_DEPLOYMENT_KEY", "EXPERIMENT_KEY")
+	return s.value("deployment-key")
 }
 
 // cachePath is --cache-dir, EXPERIMENT_CACHE_DIR, or the user cache dir.
 func (s *serverFlags) cachePath(ios *IOStreams) (string, error) {
-	if dir := s.value(ios, "cache-dir", s.cacheDir, "EXPERIMENT_CACHE_DIR"); dir != "" {
+	if dir := s.value("cache-dir"); dir != "" {
 		return dir, nil
 	}
 	base, err := os.UserCacheDir()
@@ -83,7 +83,7 @@ func (s *serverFlags) localConfig(ios *IOStreams) (string, *experiment.LocalConf
 		return "", nil, withHint(usageError("no flag configs: pass --flags FILE, or a deployment key with --deployment-key or EXPERIMENT_DEPLOYMENT_KEY"),
 			"a server deployment key is under Experiment > Deployments in Amplitude; or try: experiment evaluate --flags testdata/flags.json")
 	}
-	zone, err := experiment.ParseServerZone(s.value(ios, "server-zone", s.serverZone, "EXPERIMENT_SERVER_ZONE"))
+	zone, err := experiment.ParseServerZone(s.value("server-zone"))
 	if err != nil {
 		return "", nil, usageError("--server-zone: %v", err)
 	}
@@ -95,16 +95,16 @@ func (s *serverFlags) localConfig(ios *IOStreams) (string, *experiment.LocalConf
 	if s.debug {
 		level = slog.LevelDebug
 	}
-	apiKey, secretKey := s.value(ios, "api-key", ""), s.value(ios, "secret-key", "")
+	apiKey, secretKey := s.value("api-key"), s.value("secret-key")
 	cfg := &experiment.LocalConfig{
-		ServerZone: zone, ServerURL: s.value(ios, "server-url", s.serverURL, "EXPERIMENT_SERVER_URL"),
-		StreamServerURL: s.value(ios, "stream-server-url", s.streamServerURL, "EXPERIMENT_STREAM_SERVER_URL"),
+		ServerZone: zone, ServerURL: s.value("server-url"),
+		StreamServerURL: s.value("stream-server-url"),
 		CacheDir:        cacheDir, Offline: s.offline, FlagConfigPollerRequestTimeout: s.timeout,
 		Logger: slog.New(slog.NewTextHandler(ios.ErrOut, &slog.HandlerOptions{Level: level})),
 	}
 	if apiKey != "" && secretKey != "" {
 		cfg.CohortSyncConfig = &experiment.CohortSyncConfig{APIKey: apiKey, SecretKey: secretKey,
-			CohortServerURL: s.value(ios, "cohort-server-url", "")}
+			CohortServerURL: s.value("cohort-server-url")}
 	}
 	if s.err != nil {
 		return "", nil, s.err
