@@ -195,6 +195,10 @@ func runCohortsSync(ctx context.Context, opts *cohortsSyncOptions) error {
 		}
 		dir = experiment.CohortCacheDir(cache, opts.apiKey)
 	}
+	// Fail before downloading anything that could not be saved.
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		return ioError(fmt.Errorf("cohort directory %s: not a directory", dir))
+	}
 
 	current, loadErrs := cohort.LoadDir(dir, ids)
 	for _, err := range loadErrs {
@@ -266,8 +270,6 @@ func runCohortsSync(ctx context.Context, opts *cohortsSyncOptions) error {
 	if err := renderCohortRows(ios, opts.Output, rows, "MEMBERS", true); err != nil {
 		return err
 	}
-	fmt.Fprintf(ios.ErrOut, "synced %d cohorts into %s: %s\n", len(ids), dir, countSummary(counts))
-
 	if unauthorized != nil {
 		return &exitError{code: ExitAuth,
 			err: fmt.Errorf("cohort download rejected API key %v with secret key (fp %s): %w",
@@ -282,6 +284,9 @@ func runCohortsSync(ctx context.Context, opts *cohortsSyncOptions) error {
 			err:  fmt.Errorf("%d of %d cohorts failed to download: %w", len(failed), len(ids), failed[0]),
 			hint: fmt.Sprintf("the last good copies in %s are kept; check --cohort-server-url / --server-zone and the network, then run again", dir)}
 	}
+	// Only on success: after a failure stderr holds just the error (CLI.md),
+	// and the table on stdout has each cohort's status.
+	fmt.Fprintf(ios.ErrOut, "synced %d cohorts into %s: %s\n", len(ids), dir, countSummary(counts))
 	return nil
 }
 

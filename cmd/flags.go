@@ -309,15 +309,30 @@ func checkOutput(output *string, f *Factory, allowed ...string) error {
 		}
 	}
 	if *output == "" {
-		*output = "json"
-		if f.IO.OutTTY {
-			*output = "table"
+		*output = "table"
+		if !f.IO.OutTTY {
+			*output = machineOutput(allowed)
 		}
 	}
 	if !slices.Contains(allowed, *output) {
 		return usageError("--output %q: want %s", *output, strings.Join(allowed, " or "))
 	}
 	return nil
+}
+
+// machineOutput is the form for scripts among allowed: json where the
+// command has it (CLI.md's default off a terminal), else its first form
+// that is not a table (watch's jsonl).
+func machineOutput(allowed []string) string {
+	if slices.Contains(allowed, "json") {
+		return "json"
+	}
+	for _, form := range allowed {
+		if form != "table" {
+			return form
+		}
+	}
+	return "table"
 }
 
 func writeOutput(err error) error {

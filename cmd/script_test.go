@@ -30,6 +30,11 @@ package cmd_test
 //	seqcheck FILE N                FILE has N JSON lines; line i spells i in the
 //	                               variant keys of flags d3 d2 d1 d0
 //
+// Fake Amplitude services (flagserver, remoteserver, cohortserver,
+// eventserver) are described in script_fakes_test.go. A command's exit code
+// is also written to $EXIT_CODE_FILE when the script sets it, for commands
+// run in the background.
+//
 // The condition [tty] holds where testscript's ttyin works (a pseudo-terminal).
 // `experiment-tty` is experiment with its standard output on the controlling
 // terminal that ttyin gives the next exec: scripts see what a terminal user
@@ -84,6 +89,7 @@ func experimentMain() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cmd.Main(ctx, os.Args[1:], cmd.System())
 	stop()
+	writeExitCode(code)
 	os.Exit(code)
 }
 
@@ -141,6 +147,11 @@ func TestScripts(t *testing.T) {
 			"jsonlen":  cmdJSONLen,
 			"genusers": cmdGenUsers,
 			"seqcheck": cmdSeqCheck,
+
+			"flagserver":   cmdFlagServer,
+			"remoteserver": cmdRemoteServer,
+			"cohortserver": cmdCohortServer,
+			"eventserver":  cmdEventServer,
 		},
 	})
 }

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -101,11 +102,13 @@ func runWatch(ctx context.Context, opts *watchOptions) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case u := <-updates:
-			if u[0] == nil || u[1] == fs {
+			// Each update is diffed against the set it replaced, not the
+			// set read above: one that lands between the client getting
+			// ready and that read must still be printed.
+			if u[0] == nil {
 				continue // the initial set, already reported
 			}
-			events := diffFlagSets(fs, u[1], user, opts.Now())
-			fs = u[1]
+			events := diffFlagSets(u[0], u[1], user, opts.Now())
 			if err := printWatchEvents(opts, events); err != nil {
 				return err
 			}
@@ -194,7 +197,8 @@ func variantChanges(prev, next *experiment.FlagSet, user *experiment.User, now t
 		if hadB == hasA && b.Key == a.Key && b.Value == a.Value {
 			continue
 		}
-		e := watchEvent{Time: now, Kind: "variant", Flag: k, From: "(none)", To: "(none)"}
+		// No variant is an absent field in JSON and "(none)" in the table.
+		e := watchEvent{Time: now, Kind: "variant", Flag: k}
 		if hadB {
 			e.From = b.Key
 		}
@@ -219,11 +223,15 @@ func printWatchEvents(opts *watchOptions, events []watchEvent) error {
 		if opts.Output == "jsonl" {
 			err = writeJSON(opts.IO.Out, e, false)
 		} else {
-			change := e.To
-			if e.From != "" && e.To != "" {
-				change = e.From + " → " + e.To
-			} else if e.From != "" {
-				change = e.From
+			from, to := e.From, e.To
+			if e.Kind == "variant" {
+				from, to = cmp.Or(from, "(none)"), cmp.Or(to, "(none)")
+			}
+			change := to
+			if from != "" && to != "" {
+				change = from + " → " + to
+			} else if from != "" {
+				change = from
 			}
 			_, err = fmt.Fprintf(opts.IO.Out, "%s  %-8s %s  %s\n", e.Time.Format(time.RFC3339), e.Kind, e.Flag, change)
 		}

@@ -10,16 +10,17 @@ import (
 )
 
 // Write replaces path with data, atomically, with mode perm. A symbolic
-// link is followed, so the file it points to is replaced and the link kept.
-// A path that is not a regular file (/dev/stdout, /dev/null, a FIFO) is
-// written in place: renaming over it would replace the device or pipe with
-// a file.
+// link to a regular file is followed, so that file is replaced and the
+// link kept. Anything else that is not a regular file (/dev/stdout,
+// /dev/null, a FIFO, a link into /proc/self/fd) is written in place:
+// renaming over it would replace the device, pipe or link with a file.
 func Write(path string, data []byte, perm os.FileMode) (err error) {
-	if target, err := filepath.EvalSymlinks(path); err == nil {
-		path = target
-		if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
-			return writeInPlace(path, data)
+	if st, err := os.Lstat(path); err == nil && !st.Mode().IsRegular() {
+		target, ok := regularTarget(path, st)
+		if !ok {
+			return writeInPlace(path, data, perm)
 		}
+		path = target
 	}
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
@@ -55,8 +56,21 @@ func Write(path string, data []byte, perm os.FileMode) (err error) {
 	return nil
 }
 
-func writeInPlace(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+// regularTarget is the regular file a symbolic link leads to.
+func regularTarget(path string, st os.FileInfo) (string, bool) {
+	if st.Mode()&os.ModeSymlink == 0 {
+		return "", false
+	}
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", false
+	}
+	tst, err := os.Stat(target)
+	return target, err == nil && tst.Mode().IsRegular()
+}
+
+func writeInPlace(path string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
 	if err != nil {
 		return err
 	}

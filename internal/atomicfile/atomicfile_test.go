@@ -76,3 +76,22 @@ func TestWriteKeepsDevicesAndLinks(t *testing.T) {
 		t.Fatalf("target holds %q", got)
 	}
 }
+
+// A link that does not lead to a regular file (like /dev/stdout's link to
+// a pipe in /proc/self/fd) is written through, never replaced.
+func TestWriteThroughLinkToNonRegular(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(dir, "stdout")
+	if err := os.Symlink(os.DevNull, link); err != nil {
+		t.Skip("no symlinks here:", err)
+	}
+	if err := Write(link, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the link was replaced: %v %v", st, err)
+	}
+	if err := Write(dir, []byte("x"), 0o600); err == nil {
+		t.Fatal("writing over a directory: want an error")
+	}
+}

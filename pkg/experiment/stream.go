@@ -71,13 +71,16 @@ func (c *LocalClient) streamOnce(ctx context.Context) error {
 		}
 		fc, err := decodeFlagConfigs([]byte(ev.Data), time.Now())
 		if err == nil {
+			// Streaming before apply: apply makes the client ready, and
+			// its first Status must already say how updates arrive. A
+			// failure here ends the stream, and the caller clears it.
+			c.setStreaming(true)
 			err = c.apply(ctx, fc, "stream")
 		}
 		if err != nil {
 			c.recordError(err)
 			return fail(resp.StatusCode, fmt.Errorf("%w: %v", ErrMalformedResponse, err))
 		}
-		c.setStreaming(true)
 	}
 	return fail(resp.StatusCode, streamCause(ctx, errors.New("stream closed by the server")))
 }

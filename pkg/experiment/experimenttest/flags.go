@@ -1,6 +1,7 @@
 package experimenttest
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ type FlagServer struct {
 	body     []byte
 	script   []Reply // answers of the next flag requests, in order
 	stall    time.Duration
+	down     int // status of every unscripted answer; 0: serve the flags
 	requests int
 	streamOK bool
 	streams  map[chan []byte]struct{}
@@ -60,6 +62,14 @@ func (s *FlagServer) SetFlags(flags []byte) {
 func (s *FlagServer) Script(replies ...Reply) {
 	s.mu.Lock()
 	s.script = append(s.script, replies...)
+	s.mu.Unlock()
+}
+
+// SetDown makes every flag request without a scripted answer get status
+// (e.g. 503) until SetDown(0).
+func (s *FlagServer) SetDown(status int) {
+	s.mu.Lock()
+	s.down = status
 	s.mu.Unlock()
 }
 
@@ -126,6 +136,8 @@ func (s *FlagServer) serveFlags(w http.ResponseWriter, r *http.Request) {
 	if len(s.script) > 0 {
 		reply = &s.script[0]
 		s.script = s.script[1:]
+	} else if s.down != 0 {
+		reply = &Reply{Status: s.down}
 	}
 	s.mu.Unlock()
 	s.wait(r)
@@ -178,7 +190,12 @@ func (s *FlagServer) serveStream(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				return // dropped
 			}
-			fmt.Fprintf(w, "data: %s\n\n", body)
+			// A body with line breaks goes out as one data: line per
+			// line, which SSE readers join back with "\n".
+			for line := range bytes.Lines(body) {
+				fmt.Fprintf(w, "data: %s\n", bytes.TrimRight(line, "\r\n"))
+			}
+			fmt.Fprint(w, "\n")
 		case <-keepAlive.C:
 			fmt.Fprint(w, "data:  \n\n")
 		case <-r.Context().Done():
