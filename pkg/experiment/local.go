@@ -29,6 +29,9 @@ type LocalClient struct {
 	status Status
 	ready  chan struct{} // closed when flags are first applied
 	once   sync.Once
+	failed chan struct{} // closed when an update first fails
+	failMu sync.Once
+	done   chan struct{} // closed when the updater gives up (key rejected) or is closed
 
 	cohorts        *cohortSync // nil without CohortSyncConfig
 	exposure       *ExposureService
@@ -78,7 +81,7 @@ func NewLocalClient(deploymentKey string, cfg *LocalConfig) (*LocalClient, error
 	if err != nil {
 		return nil, fmt.Errorf("local config: cohorts: %w", err)
 	}
-	c := &LocalClient{key: Secret(deploymentKey), s: s, ready: make(chan struct{}), status: Status{State: "starting"}, cohorts: cs}
+	c := &LocalClient{key: Secret(deploymentKey), s: s, ready: make(chan struct{}), failed: make(chan struct{}), done: make(chan struct{}), status: Status{State: "starting"}, cohorts: cs}
 	c.initialCohorts = cs.cached()
 	if err := c.startTracking(); err != nil {
 		if cs != nil {
@@ -90,10 +93,12 @@ func NewLocalClient(deploymentKey string, cfg *LocalConfig) (*LocalClient, error
 }
 
 // Start fetches flag configs and keeps them fresh until Close. It returns
-// once flags are in use, or when ctx ends: then, if a cached snapshot
-// exists, it is used (Status says so, with its age) and Start returns nil;
-// otherwise the error of the last attempt. Either way the client keeps
-// trying in the background until Close, unless the key was rejected.
+// once flags are in use. When the first attempt fails and a cached snapshot
+// exists, the cache is used at once (Status says so, with its age) and
+// Start returns nil; without a cache it goes on retrying until ctx ends and
+// returns the error of the last attempt. A rejected key (ErrUnauthorized)
+// is returned at once, cache or not. Either way the client keeps trying in
+// the background until Close, unless the key was rejected.
 func (c *LocalClient) Start(ctx context.Context) error {
 	var err error
 	c.startOnce.Do(func() { err = c.start(ctx) })
@@ -113,6 +118,7 @@ func (c *LocalClient) start(ctx context.Context) error {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
+		defer close(c.done)
 		c.run(bg)
 	}()
 	if c.cohorts != nil {
@@ -122,22 +128,46 @@ func (c *LocalClient) start(ctx context.Context) error {
 			c.pollCohorts(bg)
 		}()
 	}
-	select {
-	case <-c.ready:
+	if c.awaitFirstFlags(ctx, cached != nil) {
 		return nil
-	case <-ctx.Done():
 	}
-	if cached != nil {
+	lastErr := c.Status().LastError
+	if cached != nil && !errors.Is(lastErr, ErrUnauthorized) {
 		if err := c.apply(ctx, cached, "cache"); err == nil {
 			c.s.logger.Warn("flag config server unreachable; using cached flags",
-				"age", time.Since(cached.fetchedAt).Round(time.Second), "error", c.Status().LastError)
+				"age", time.Since(cached.fetchedAt).Round(time.Second), "error", lastErr)
 			return nil
 		}
 	}
-	if err := c.Status().LastError; err != nil {
-		return err
+	if lastErr != nil {
+		return lastErr
 	}
 	return ctx.Err()
+}
+
+// awaitFirstFlags reports whether the server's flags arrived. It stops
+// waiting when ctx ends, when the updater gives up, or, if a cache can stand
+// in, at the first failure: a user with a cache should not wait out every
+// retry of a server that is down.
+func (c *LocalClient) awaitFirstFlags(ctx context.Context, haveCache bool) bool {
+	failed := c.failed
+	if !haveCache {
+		failed = nil // never ready: keep retrying until ctx ends
+	}
+	select {
+	case <-c.ready:
+		return true
+	case <-failed:
+	case <-c.done:
+	case <-ctx.Done():
+	}
+	// Flags may have arrived together with the signal that stopped the wait.
+	select {
+	case <-c.ready:
+		return true
+	default:
+		return false
+	}
 }
 
 func (c *LocalClient) loadCache() (*flagConfigs, error) {
@@ -271,11 +301,12 @@ func (c *LocalClient) recordSuccess(fc *flagConfigs, source string, fs *FlagSet)
 
 func (c *LocalClient) recordError(err error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.status.LastError, c.status.LastErrorAt = err, time.Now()
 	if c.status.State == "ready" {
 		c.status.State = "interrupted"
 	}
+	c.mu.Unlock()
+	c.failMu.Do(func() { close(c.failed) })
 }
 
 func (c *LocalClient) setStreaming(on bool) {
