@@ -28,9 +28,6 @@ func Main(ctx context.Context, args []string, io *IOStreams) int {
 	f := &Factory{IO: io, Now: time.Now}
 	root := NewRootCmd(f)
 	root.SetArgs(args)
-	root.SetIn(io.In)
-	root.SetOut(io.Out)
-	root.SetErr(io.ErrOut)
 	err := root.ExecuteContext(ctx)
 	code := exitCode(ctx, err)
 	var se *silentError
@@ -74,6 +71,14 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newConfigCmd(f),
 	)
 	registerCompletions(root)
+	// The streams first: cobra's completion command keeps the writer it
+	// sees when it is made.
+	root.SetIn(f.IO.In)
+	root.SetOut(f.IO.Out)
+	root.SetErr(f.IO.ErrOut)
+	// Cobra adds `completion` only when it executes; adding it now puts it
+	// under the same unknown-subcommand rule (`completion tcsh` is exit 2).
+	root.InitDefaultCompletionCmd()
 	for _, c := range root.Commands() {
 		if c.HasSubCommands() {
 			rejectUnknownSubcommands(c)
