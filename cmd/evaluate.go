@@ -108,7 +108,7 @@ func (o *evaluateOptions) validate() error {
 	return nil
 }
 
-func runEvaluate(ctx context.Context, opts *evaluateOptions) error {
+func runEvaluate(ctx context.Context, opts *evaluateOptions) (err error) {
 	fs, err := opts.Source.load(ctx)
 	if err != nil {
 		return err
@@ -119,7 +119,11 @@ func runEvaluate(ctx context.Context, opts *evaluateOptions) error {
 	if opts.exposures, err = opts.Tracking.open(opts.Source.server.f); err != nil {
 		return err
 	}
-	defer opts.exposures.close()
+	defer func() {
+		if cerr := opts.exposures.close(err != nil); err == nil {
+			err = cerr
+		}
+	}()
 	if opts.UsersFile != "" {
 		return runBatch(ctx, opts, fs)
 	}

@@ -38,6 +38,7 @@ type exposureSink struct {
 	out   io.Closer
 	print *experiment.EventPrinter
 	errw  io.Writer
+	key   experiment.Secret // the analytics API key, when sending
 }
 
 func (t *trackingFlags) open(f *Factory) (*exposureSink, error) {
@@ -73,6 +74,7 @@ func (t *trackingFlags) open(f *Factory) (*exposureSink, error) {
 		}
 		url, _ := f.settingValue(t.fs, "events-server-url")
 		cfg.TrackerConfig = experiment.TrackerConfig{APIKey: key, ServerZone: zone, ServerURL: url, Logger: discardLogger()}
+		sink.key = experiment.Secret(key)
 	}
 	svc, err := experiment.NewExposureService(cfg)
 	if err != nil {
@@ -95,26 +97,45 @@ func (s *exposureSink) track(user *experiment.User, results []eval.Result) {
 }
 
 // close flushes what is queued, within 10 s even after Ctrl-C (events of
-// users already evaluated are not lost on an interrupt), and reports loss.
-func (s *exposureSink) close() error {
+// users already evaluated are not lost on an interrupt). Lost events are
+// the command's failure: its output stands, but a script that asked for
+// --track-exposure learns from the exit code that Amplitude did not get
+// them (4 for a rejected API key, 5 for the network or server, 6 for a
+// --print-events file that could not be written). When the command
+// already failed (failed), the loss is only a warning beside its error.
+func (s *exposureSink) close(failed bool) error {
 	if s == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := s.svc.Close(ctx)
+	err := s.lossError(s.svc.Close(ctx))
 	if s.print != nil && s.print.Err() != nil {
-		err = errors.Join(err, s.print.Err())
+		err = ioError(fmt.Errorf("--print-events: %w", s.print.Err()))
 	}
 	if s.out != nil {
-		if cerr := s.out.Close(); cerr != nil {
-			err = errors.Join(err, cerr)
+		if cerr := s.out.Close(); cerr != nil && err == nil {
+			err = ioError(fmt.Errorf("--print-events: %w", cerr))
 		}
 	}
-	if err != nil {
-		fmt.Fprintf(s.errw, "experiment: warning: exposure events: %v\n", err)
+	if err != nil && failed {
+		fmt.Fprintf(s.errw, "experiment: warning: %v\n", err)
+		return nil
 	}
-	return nil
+	return err
+}
+
+func (s *exposureSink) lossError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, experiment.ErrAPIKeyRejected):
+		return &exitError{code: ExitAuth, err: fmt.Errorf("exposure events: API key %v rejected: %w", s.key, err),
+			hint: "use the analytics API key of the project (Amplitude > Settings > Projects), not a deployment key"}
+	default:
+		return &exitError{code: ExitNetwork, err: fmt.Errorf("exposure events: %w", err),
+			hint: "check --events-server-url / --server-zone and the network; the variants above were evaluated all the same"}
+	}
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -253,9 +253,14 @@ func (s TrackerStats) Lost() int { return s.Dropped + s.Failed }
 // LostEventsError is what Close returns when events were lost during the
 // tracker's life. Err is the context's error when Close's deadline cut the
 // final flush short.
+//
+// Last is why the most recent events were given up, when the server or the
+// network was the reason; errors.Is(err, ErrAPIKeyRejected) tells a wrong
+// API key from an outage.
 type LostEventsError struct {
 	Dropped, Failed int
 	Err             error
+	Last            error
 }
 
 func (e *LostEventsError) Error() string {
@@ -264,10 +269,25 @@ func (e *LostEventsError) Error() string {
 	if e.Err != nil {
 		msg += ": " + e.Err.Error()
 	}
+	if e.Last != nil {
+		msg += "; last: " + e.Last.Error()
+	}
 	return msg
 }
 
-func (e *LostEventsError) Unwrap() error { return e.Err }
+func (e *LostEventsError) Unwrap() []error {
+	var errs []error
+	for _, err := range []error{e.Err, e.Last} {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// ErrAPIKeyRejected: the analytics API refused the API key (Amplitude
+// answers 400 "Invalid API key"; a proxy in front of it may say 401 or 403).
+var ErrAPIKeyRejected = errors.New("API key rejected")
 
 // Tracker queues analytics events and sends them to Amplitude's HTTP V2 API
 // from one background goroutine: in batches of FlushQueueSize, and every
@@ -288,7 +308,8 @@ type Tracker struct {
 	sent       int
 	dropped    int
 	failed     int
-	unreported int // drops not yet logged
+	unreported int   // drops not yet logged
+	lastLoss   error // why events were last given up
 
 	kick    chan struct{}      // the queue holds a full batch
 	flushes chan chan struct{} // Flush requests
@@ -444,7 +465,10 @@ func (t *Tracker) Close(ctx context.Context) error {
 			t.s.client.CloseIdleConnections()
 		}
 		if st := t.Stats(); st.Lost() > 0 {
-			t.closeErr = &LostEventsError{Dropped: st.Dropped, Failed: st.Failed, Err: ctx.Err()}
+			t.mu.Lock()
+			last := t.lastLoss
+			t.mu.Unlock()
+			t.closeErr = &LostEventsError{Dropped: st.Dropped, Failed: st.Failed, Err: ctx.Err(), Last: last}
 			t.s.log.Warn("analytics: events lost", "lost", st.Lost(), "dropped", st.Dropped, "failed", st.Failed, "sent", st.Sent)
 		}
 	})
@@ -558,10 +582,43 @@ func (t *Tracker) settle(sent, failed int) {
 	t.mu.Unlock()
 }
 
-// giveUp counts events as failed and says why.
+// giveUp counts events as failed and says why, in the log and in what
+// Close returns.
 func (t *Tracker) giveUp(n int, msg string, attrs ...any) {
+	t.giveUpBecause(nil, n, msg, attrs...)
+}
+
+// giveUpBecause is giveUp for a reason callers may test for (cause).
+func (t *Tracker) giveUpBecause(cause error, n int, msg string, attrs ...any) {
 	t.settle(0, n)
 	t.s.log.Warn("analytics: "+msg, append([]any{"events", n}, attrs...)...)
+	err := errors.New(msg + lossDetails(attrs))
+	if cause != nil {
+		err = fmt.Errorf("%w: %s", cause, err)
+	}
+	t.mu.Lock()
+	t.lastLoss = err
+	t.mu.Unlock()
+}
+
+// lossDetails spells the log attributes of a loss for an error message.
+func lossDetails(attrs []any) string {
+	var b strings.Builder
+	for i := 0; i+1 < len(attrs); i += 2 {
+		if v := fmt.Sprint(attrs[i+1]); v != "" && v != "[]" {
+			fmt.Fprintf(&b, " %v=%s", attrs[i], v)
+		}
+	}
+	if b.Len() == 0 {
+		return ""
+	}
+	return " (" + strings.TrimPrefix(b.String(), " ") + ")"
+}
+
+// rejectsKey reports whether a refusal is about the API key.
+func (r *postResult) rejectsKey() bool {
+	return r.status == http.StatusUnauthorized || r.status == http.StatusForbidden ||
+		(r.status == http.StatusBadRequest && strings.Contains(strings.ToLower(r.reply.Error), "invalid api key"))
 }
 
 // deliver sends events until the server accepts them or they are given up,
@@ -597,7 +654,11 @@ func (t *Tracker) deliver(events []Event) (gaveUp bool) {
 		case r.status == http.StatusBadRequest:
 			bad, fields := r.reply.invalidEvents(len(events))
 			if len(bad) == 0 {
-				t.giveUp(len(events), "request rejected", "status", r.status,
+				var cause error
+				if r.rejectsKey() {
+					cause = ErrAPIKeyRejected
+				}
+				t.giveUpBecause(cause, len(events), "request rejected", "status", r.status,
 					"error", t.serverText(r.reply.Error), "missing_field", r.reply.MissingField)
 				return false
 			}
@@ -639,7 +700,11 @@ func (t *Tracker) deliver(events []Event) (gaveUp bool) {
 			}
 
 		default:
-			t.giveUp(len(events), "request refused", "status", r.status, "error", t.serverText(r.reply.Error))
+			var cause error
+			if r.rejectsKey() {
+				cause = ErrAPIKeyRejected
+			}
+			t.giveUpBecause(cause, len(events), "request refused", "status", r.status, "error", t.serverText(r.reply.Error))
 			return false
 		}
 	}

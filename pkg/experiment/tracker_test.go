@@ -476,6 +476,32 @@ func TestTracker400WithoutIndicesDropsTheBatch(t *testing.T) {
 	assert.Equal(t, experiment.TrackerStats{Failed: 2}, tr.Stats())
 	// The server quotes the key; the log shows it redacted.
 	assert.Contains(t, log.String(), "Invalid API key: "+experiment.Secret(evtAPIKey).String())
+
+	// Close says the key was the reason, without the key.
+	err := tr.Close(t.Context())
+	var lost *experiment.LostEventsError
+	require.ErrorAs(t, err, &lost)
+	assert.Equal(t, 2, lost.Failed)
+	assert.ErrorIs(t, err, experiment.ErrAPIKeyRejected)
+	assert.NotContains(t, err.Error(), evtAPIKey)
+	assert.Contains(t, err.Error(), "status=400")
+}
+
+func TestTrackerOutageIsNotAKeyRejection(t *testing.T) {
+	evtLeakCheck(t)
+	srv := newEvtServer(t)
+	srv.SetDown(http.StatusServiceUnavailable)
+	log := &evtLog{}
+	tr := newEvtTracker(t, evtTrackerConfig(srv, log), log)
+	tr.Track(evtEvents(0, 2)...)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	err := tr.Close(ctx)
+	var lost *experiment.LostEventsError
+	require.ErrorAs(t, err, &lost)
+	assert.NotErrorIs(t, err, experiment.ErrAPIKeyRejected)
+	require.Error(t, lost.Last)
+	assert.Contains(t, lost.Last.Error(), "status=503")
 }
 
 func TestTrackerOtherClientErrorsAreNotRetried(t *testing.T) {
@@ -745,6 +771,10 @@ func TestLostEventsError(t *testing.T) {
 	assert.Equal(t, "analytics: 5 events lost (2 dropped from a full queue, 3 not delivered): context deadline exceeded", err.Error())
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Equal(t, 5, experiment.TrackerStats{Dropped: 2, Failed: 3, Sent: 9}.Lost())
+
+	err = &experiment.LostEventsError{Failed: 1, Last: fmt.Errorf("%w: request rejected", experiment.ErrAPIKeyRejected)}
+	assert.Equal(t, "analytics: 1 events lost (0 dropped from a full queue, 1 not delivered); last: API key rejected: request rejected", err.Error())
+	assert.ErrorIs(t, err, experiment.ErrAPIKeyRejected)
 }
 
 func TestFakeAnalyticsServer(t *testing.T) {
