@@ -19,6 +19,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/flagkit/experiment/pkg/eval"
@@ -186,6 +187,17 @@ func appendString(dst []byte, s []byte) []byte {
 // *Store is an empty store.
 type Store struct {
 	byID map[string]*Cohort
+
+	// filters caches, per group type, the union filter of the latest set
+	// of cohorts an Index asked for (see filterFor). One per type bounds
+	// the memory when flag updates keep changing the targeted set.
+	mu      sync.Mutex
+	filters map[string]cachedFilter
+}
+
+type cachedFilter struct {
+	key    string
+	filter *filter
 }
 
 // NewStore indexes cohorts by their ids; a later cohort with the same id

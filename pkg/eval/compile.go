@@ -312,6 +312,7 @@ func (c *compiler) condition(flagKey string, cond *Condition, path string) *comp
 		cc.op = opUnknown
 	}
 	cc.prepare()
+	cc.cohortAny = canDecideByValues(cc, c.snap.selectors[cc.selector].kind)
 	for i, v := range cond.Values {
 		if (op == opRegexMatch || op == opRegexDoesNotMatch) && cc.regexes[i] == nil {
 			c.problem(flagKey, fmt.Sprintf("%s.values[%d]", path, i), ProblemInvalidRegex, "regex %q does not compile and never matches", v)
@@ -361,6 +362,25 @@ func (cc *compiledCondition) prepare() {
 			cc.regexes[i], _ = regexp.Compile(v)
 		}
 	}
+}
+
+// canDecideByValues reports whether "set contains any" on a lazily enriched
+// cohort list can test only the condition's values. Under the boolean rule
+// a value "true" would match a listed "TRUE", so such values need the list.
+// A user's list is null when empty, and "(none)" tells null from a list
+// without a hit; a group's enriched list is never null, so "(none)" is then
+// just an id.
+func canDecideByValues(cc *compiledCondition, kind selKind) bool {
+	if cc.op != opSetContainsAny && cc.op != opSetDoesNotContainAny || cc.hasBool {
+		return false
+	}
+	switch kind {
+	case selUserCohorts:
+		return !cc.valueSet["(none)"]
+	case selGroupCohorts:
+		return true
+	}
+	return false
 }
 
 func boolKindOf(lower string) uint8 {

@@ -10,6 +10,19 @@ package eval
 // maps group type -> group name -> memberships, and a name present with an
 // empty list is different from an absent name (the former reads as an empty
 // list, the latter as null).
+//
+// Cohorts, when set, stands for the cohort enrichment of PROTOCOL.md 3.4
+// without doing it up front: memberships are looked up only when a condition
+// reads cohort_ids, and often only for the condition's own values. The
+// context then reads exactly as if enriched eagerly:
+//
+//   - context.user.cohort_ids is, when UserID is non-empty and
+//     Cohorts.Referenced(UserCohorts) is non-empty, those referenced ids that
+//     UserID is a member of (null when none); otherwise CohortIDs;
+//   - context.groups.<type>.cohort_ids is, when the type's first group name is
+//     non-empty and Cohorts.Referenced(type) reports the type, those
+//     referenced ids of the type that the name is a member of (an empty list
+//     when none); otherwise GroupCohortIDs.
 type Context struct {
 	UserID             string
 	DeviceID           string
@@ -32,6 +45,70 @@ type Context struct {
 	GroupProperties map[string]map[string]any
 	CohortIDs       []string
 	GroupCohortIDs  map[string]map[string][]string
+	Cohorts         Cohorts
+}
+
+// UserCohorts is the group type under which Cohorts answers for user
+// cohorts (context.user.cohort_ids), whose members are user ids.
+const UserCohorts = "User"
+
+// Cohorts answers cohort membership for a Context on demand. It must be
+// safe for concurrent use and give the same answers for the life of the
+// contexts that hold it; the engine calls it during evaluation only.
+type Cohorts interface {
+	// Referenced returns the cohort ids of groupType that enrichment
+	// covers, in the order they are to be listed, and whether enrichment
+	// covers groupType at all (it may with no ids). The engine does not
+	// modify the slice.
+	Referenced(groupType string) (ids []string, ok bool)
+	// Member reports whether member (a user id for UserCohorts, otherwise a
+	// group name) is in cohort id of groupType. It is false for an id that
+	// Referenced(groupType) does not return.
+	Member(groupType, member, id string) bool
+	// MemberOfAny reports whether Member is true for some of ids; it lets
+	// the implementation do once per call what is common to the ids.
+	MemberOfAny(groupType, member string, ids []string) bool
+}
+
+// lazyUserCohorts returns the user id and referenced user cohorts when
+// context.user.cohort_ids comes from c.Cohorts.
+func (c *Context) lazyUserCohorts() (string, []string, bool) {
+	if c.Cohorts == nil || c.UserID == "" {
+		return "", nil, false
+	}
+	ids, _ := c.Cohorts.Referenced(UserCohorts)
+	return c.UserID, ids, len(ids) > 0
+}
+
+// lazyGroupCohorts returns the group name and referenced cohorts of the
+// type when context.groups.<type>.cohort_ids comes from c.Cohorts.
+func (c *Context) lazyGroupCohorts(groupType string) (string, []string, bool) {
+	name, ok := c.group(groupType)
+	if !ok || name == "" || c.Cohorts == nil {
+		return "", nil, false
+	}
+	ids, ok := c.Cohorts.Referenced(groupType)
+	return name, ids, ok
+}
+
+// memberships lists the ids that member is in, never nil, as eager
+// enrichment stored them.
+func (c *Context) memberships(groupType, member string, ids []string) []string {
+	out := []string{}
+	for _, id := range ids {
+		if c.Cohorts.Member(groupType, member, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// userCohorts returns context.user.cohort_ids, materialized; empty is null.
+func (c *Context) userCohorts() []string {
+	if member, ids, ok := c.lazyUserCohorts(); ok {
+		return c.memberships(UserCohorts, member, ids)
+	}
+	return c.CohortIDs
 }
 
 // userFieldNames are the keys of context.user that hold plain strings, in
@@ -109,6 +186,9 @@ func (c *Context) groupProperties(groupType string) (any, bool) {
 
 // groupCohorts returns context.groups.<type>.cohort_ids.
 func (c *Context) groupCohorts(groupType string) ([]string, bool) {
+	if member, ids, ok := c.lazyGroupCohorts(groupType); ok {
+		return c.memberships(groupType, member, ids), true
+	}
 	name, ok := c.group(groupType)
 	if !ok {
 		return nil, false
@@ -137,8 +217,8 @@ func (c *Context) asMap() map[string]any {
 	if len(c.Groups) > 0 {
 		user["groups"] = c.Groups
 	}
-	if len(c.CohortIDs) > 0 {
-		user["cohort_ids"] = c.CohortIDs
+	if ids := c.userCohorts(); len(ids) > 0 {
+		user["cohort_ids"] = ids
 	}
 	ctx := map[string]any{"user": user}
 	groups := map[string]any{}

@@ -179,11 +179,43 @@ func (e *evaluator) segmentMatches(seg *compiledSegment) bool {
 
 func (e *evaluator) groupMatches(group []*compiledCondition) bool {
 	for _, c := range group {
-		if !c.match(e.value(c.selector)) {
+		if !e.matches(c) {
 			return false
 		}
 	}
 	return true
+}
+
+func (e *evaluator) matches(c *compiledCondition) bool {
+	if c.cohortAny {
+		if hit, ok := e.cohortHit(c); ok {
+			return hit == (c.op == opSetContainsAny)
+		}
+	}
+	return c.match(e.value(c.selector))
+}
+
+// cohortHit decides "set (does not) contain any" on a lazily enriched
+// cohort list by looking up only the condition's values, stopping at the
+// first membership: with a list of thousands of members per cohort, each
+// lookup is a likely cache miss, and the full list is not needed. ok is
+// false when the list is not lazy or is already materialized.
+func (e *evaluator) cohortHit(c *compiledCondition) (hit, ok bool) {
+	if e.values[c.selector].gen == e.gen {
+		return false, false
+	}
+	sel := &e.snap.selectors[c.selector]
+	groupType, member := UserCohorts, ""
+	if sel.kind == selUserCohorts {
+		member, _, ok = e.ctx.lazyUserCohorts()
+	} else {
+		groupType = sel.groupType
+		member, _, ok = e.ctx.lazyGroupCohorts(groupType)
+	}
+	if !ok {
+		return false, false
+	}
+	return e.ctx.Cohorts.MemberOfAny(groupType, member, c.values), true
 }
 
 // bucket picks the variant of a matched segment: by hash when it has a

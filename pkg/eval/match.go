@@ -69,6 +69,9 @@ type compiledCondition struct {
 	numbers    []float64
 	versions   []version
 	regexes    []*regexp.Regexp
+	// cohortAny: the condition can be decided from the memberships of its
+	// own values alone when the context's cohorts are looked up lazily.
+	cohortAny bool
 }
 
 // nullMatches is the outcome for an absent value: only "(none)" among the

@@ -219,8 +219,8 @@ func (s *selector) selectContext(c *Context) rawValue {
 	case selUserGroups:
 		return selectUserGroups(c.Groups, s.path)
 	case selUserCohorts:
-		if len(c.CohortIDs) > 0 {
-			return rawValue{kind: rawList, list: c.CohortIDs}
+		if ids := c.userCohorts(); len(ids) > 0 {
+			return rawValue{kind: rawList, list: ids}
 		}
 	case selGroupName:
 		if name, ok := c.group(s.groupType); ok {

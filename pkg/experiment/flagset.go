@@ -13,6 +13,7 @@ type FlagSet struct {
 	flags   []*eval.Flag
 	cohorts *cohort.Store
 	refs    cohort.References
+	index   *cohort.Index
 }
 
 // NewFlagSet compiles flags. cohorts may be nil: then nobody is a member of
@@ -22,7 +23,11 @@ func NewFlagSet(flags []*eval.Flag, cohorts *cohort.Store) (*FlagSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &FlagSet{snap: snap, flags: flags, cohorts: cohorts, refs: cohort.Referenced(flags)}, nil
+	return newFlagSet(snap, flags, cohorts, cohort.Referenced(flags)), nil
+}
+
+func newFlagSet(snap *eval.Snapshot, flags []*eval.Flag, cohorts *cohort.Store, refs cohort.References) *FlagSet {
+	return &FlagSet{snap: snap, flags: flags, cohorts: cohorts, refs: refs, index: cohort.NewIndex(cohorts, refs)}
 }
 
 // Snapshot is the compiled engine input.
@@ -73,8 +78,11 @@ func VariantOf(r eval.Result) Variant {
 }
 
 // Context builds the engine's view of user, enriched with the memberships
-// of the cohorts the flags target: user cohorts by user id, group cohorts by
-// the first group name of each type.
+// of the cohorts the flags target (user cohorts by user id, group cohorts by
+// the first group name of each type, PROTOCOL.md 3.4). Enrichment is lazy:
+// a membership is looked up only when a condition reads it, which spares
+// users the cache misses of cohorts of millions of members that their flags
+// never reach.
 func (fs *FlagSet) Context(user *User) eval.Context {
 	if user == nil {
 		user = &User{}
@@ -87,49 +95,8 @@ func (fs *FlagSet) Context(user *User) eval.Context {
 		Library: user.Library, UserProperties: user.UserProperties, Groups: user.Groups,
 		GroupProperties: user.GroupProperties, CohortIDs: user.CohortIDs, GroupCohortIDs: user.GroupCohortIDs,
 	}
-	if ids := fs.refs[cohort.UserGroupType]; len(ids) > 0 && user.UserID != "" {
-		ctx.CohortIDs = fs.cohorts.Memberships(cohort.UserGroupType, user.UserID, ids)
+	if len(fs.refs) > 0 {
+		ctx.Cohorts = fs.index
 	}
-	fs.enrichGroups(&ctx, user)
 	return ctx
-}
-
-func (fs *FlagSet) enrichGroups(ctx *eval.Context, user *User) {
-	var enriched map[string]map[string][]string
-	for groupType, names := range user.Groups {
-		ids, targeted := fs.refs[groupType]
-		if !targeted || len(names) == 0 || names[0] == "" {
-			continue
-		}
-		if enriched == nil {
-			enriched = copyGroupCohorts(user.GroupCohortIDs)
-		}
-		if enriched[groupType] == nil {
-			enriched[groupType] = map[string][]string{}
-		} else {
-			enriched[groupType] = copyNames(enriched[groupType])
-		}
-		enriched[groupType][names[0]] = fs.cohorts.Memberships(groupType, names[0], ids)
-	}
-	if enriched != nil {
-		ctx.GroupCohortIDs = enriched
-	}
-}
-
-// copyGroupCohorts copies the outer map only; inner maps are copied before
-// they are written, so the caller's user is never modified.
-func copyGroupCohorts(m map[string]map[string][]string) map[string]map[string][]string {
-	out := make(map[string]map[string][]string, len(m)+1)
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
-func copyNames(m map[string][]string) map[string][]string {
-	out := make(map[string][]string, len(m)+1)
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }

@@ -148,12 +148,17 @@ func (c *LocalClient) pollCohorts(ctx context.Context) {
 // swapCohorts installs new memberships with the flags in use, unless the
 // flags changed meanwhile (their update brought its own memberships).
 func (c *LocalClient) swapCohorts(fs *FlagSet, store *cohort.Store) {
-	c.applyMu.Lock()
-	defer c.applyMu.Unlock()
-	if c.flags.Load() != fs || store == fs.cohorts {
+	if store == fs.cohorts {
 		return
 	}
-	next := &FlagSet{snap: fs.snap, flags: fs.flags, cohorts: store, refs: fs.refs} // same flags: no recompile
+	// Same flags: no recompile. Indexing millions of members takes a while,
+	// so it happens before flag updates are held off.
+	next := newFlagSet(fs.snap, fs.flags, store, fs.refs)
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
+	if c.flags.Load() != fs {
+		return
+	}
 	c.flags.Store(next)
 	if c.s.onUpdate != nil {
 		c.s.onUpdate(fs, next)
