@@ -116,14 +116,22 @@ func TestLocalUnauthorizedStopsAtOnce(t *testing.T) {
 	assert.Equal(t, 1, srv.Requests(), "a rejected key was retried")
 }
 
-func TestLocalServerDownUsesCache(t *testing.T) {
-	noLeaks(t)
+// cachedServer serves v1 flags and returns a cache directory that a first
+// client filled from it.
+func cachedServer(t *testing.T) (*experimenttest.FlagServer, string) {
+	t.Helper()
 	cacheDir := t.TempDir()
 	srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	first := newLocal(t, srv, experiment.LocalConfig{CacheDir: cacheDir})
 	require.NoError(t, first.Start(t.Context()))
-	first.Close()
+	require.NoError(t, first.Close())
+	return srv, cacheDir
+}
+
+func TestLocalServerDownUsesCache(t *testing.T) {
+	noLeaks(t)
+	srv, cacheDir := cachedServer(t)
 	path := experiment.FlagCachePath(cacheDir, localKey)
 	require.FileExists(t, path)
 	assert.NotContains(t, path, localKey, "the cache is named by the key")
@@ -146,13 +154,7 @@ func TestLocalServerDownUsesCache(t *testing.T) {
 
 func TestLocalRejectedKeyIgnoresCache(t *testing.T) {
 	noLeaks(t)
-	cacheDir := t.TempDir()
-	srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
-	defer srv.Close()
-	first := newLocal(t, srv, experiment.LocalConfig{CacheDir: cacheDir})
-	require.NoError(t, first.Start(t.Context()))
-	first.Close()
-
+	srv, cacheDir := cachedServer(t)
 	c := newLocal(t, srv, experiment.LocalConfig{CacheDir: cacheDir})
 	srv.Key = "a-rotated-key" // a revoked key must say so, not serve stale flags
 	require.ErrorIs(t, c.Start(t.Context()), experiment.ErrUnauthorized)
