@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,10 +26,18 @@ type Factory struct {
 // Main runs the command line and returns the process exit code. It is the
 // only place that turns errors into exit codes and error lines.
 func Main(ctx context.Context, args []string, io *IOStreams) int {
-	f := &Factory{IO: io, Now: time.Now}
+	streams := *io
+	out := &outputWriter{w: io.Out}
+	streams.Out = out
+	f := &Factory{IO: &streams, Now: time.Now}
 	root := NewRootCmd(f)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
+	if out.err != nil && (err == nil || exitCode(ctx, err) == ExitCheckFailed) {
+		// Output that did not arrive is a failure whatever the command
+		// thought of its work: a check's verdict that was never seen too.
+		err = ioError(fmt.Errorf("writing output: %w", out.err))
+	}
 	code := exitCode(ctx, err)
 	var se *silentError
 	if err != nil && !errors.As(err, &se) {
@@ -108,4 +117,20 @@ func argsUsage(check cobra.PositionalArgs) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// outputWriter remembers the first error writing stdout, so that commands
+// that print and forget (help, version, completion scripts, a test's
+// summary) still end with exit 6 when stdout is a full disk or closed pipe.
+type outputWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (o *outputWriter) Write(p []byte) (int, error) {
+	n, err := o.w.Write(p)
+	if err != nil && o.err == nil {
+		o.err = err
+	}
+	return n, err
 }
