@@ -58,7 +58,7 @@ func runBatch(parent context.Context, opts *evaluateOptions, fs *experiment.Flag
 
 	b := &batch{opts: opts, fs: fs, name: name, json: opts.output() == "json",
 		counts: make([]int, fs.Snapshot().Outcomes())}
-	if opts.Progress && opts.IO.ErrTTY {
+	if opts.Progress && opts.IO.ProgressErr() {
 		b.progress = newProgress(opts.IO.ErrOut, size, opts.IO.ColorErr())
 	}
 	workers := runtime.GOMAXPROCS(0)

@@ -348,7 +348,7 @@ type cohortProgress struct {
 }
 
 func newCohortProgress(ios *IOStreams, total int) *cohortProgress {
-	if !ios.ErrTTY {
+	if !ios.ProgressErr() {
 		return nil
 	}
 	p := &cohortProgress{w: ios.ErrOut, total: total}

@@ -54,6 +54,13 @@ func (s *IOStreams) ColorOut() bool { return s.colorOn(s.OutTTY) }
 // ColorErr is ColorOut for stderr.
 func (s *IOStreams) ColorErr() bool { return s.colorOn(s.ErrTTY) }
 
+// ProgressErr reports whether progress bars may be drawn on stderr: a
+// terminal that can move the cursor (not TERM=dumb, which shows escape
+// codes and carriage returns as they are).
+func (s *IOStreams) ProgressErr() bool {
+	return s.ErrTTY && s.env("TERM") != "dumb"
+}
+
 func (s *IOStreams) colorOn(isTTY bool) bool {
 	env := s.Getenv
 	if env == nil {
