@@ -29,6 +29,8 @@ package cmd_test
 //	                               K's line is a JSON array
 //	seqcheck FILE N                FILE has N JSON lines; line i spells i in the
 //	                               variant keys of flags d3 d2 d1 d0
+//	waitfile FILE REGEXP           wait until FILE (written by a command in the
+//	                               background) matches REGEXP
 //
 // Fake Amplitude services (flagserver, remoteserver, cohortserver,
 // eventserver) are described in script_fakes_test.go. A command's exit code
@@ -147,6 +149,7 @@ func TestScripts(t *testing.T) {
 			"jsonlen":  cmdJSONLen,
 			"genusers": cmdGenUsers,
 			"seqcheck": cmdSeqCheck,
+			"waitfile": cmdWaitFile,
 
 			"flagserver":   cmdFlagServer,
 			"remoteserver": cmdRemoteServer,
@@ -592,4 +595,17 @@ func cmdSeqCheck(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("%s:%d is the result of user %s, want %s: order not kept", args[0], i+1, got.String(), want)
 		}
 	}
+}
+
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: waitfile FILE REGEXP")
+	}
+	re, err := regexp.Compile(args[1])
+	ts.Check(err)
+	path := ts.MkAbs(args[0])
+	waitFor(ts, fmt.Sprintf("%s to match %q", args[0], args[1]), func() bool {
+		data, err := os.ReadFile(path)
+		return err == nil && re.Match(data)
+	})
 }

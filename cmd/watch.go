@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 
 type watchOptions struct {
 	IO           *IOStreams
-	Server       serverFlags
+	Source       flagSource
 	User         userFlags
 	Stream       bool
 	PollInterval time.Duration
@@ -33,14 +34,27 @@ func newWatchCmd(f *Factory, runF func(context.Context, *watchOptions) error) *c
 		Short: "Keep flag configs fresh and print each change",
 		Long: "Stream (or poll) the deployment's flag configs and print every change: flags added,\n" +
 			"removed or changed. With user flags, also print when that user's variants change.\n" +
-			"--until-change exits 0 after the first change, for scripts. Ctrl-C stops.",
+			"With --flags FILE, watch that file instead (checked every second unless --poll-interval\n" +
+			"says otherwise), for editing flag configs by hand. With an API key and secret key,\n" +
+			"cohorts are synced too. --until-change exits 0 after the first change, for scripts.\n" +
+			"Ctrl-C stops.",
 		Example: `  experiment watch --stream
-  experiment watch --user-id user-1 -p plan=pro --until-change -o jsonl`,
+  experiment watch --user-id user-1 -p plan=pro --until-change -o jsonl
+  experiment watch --flags flags.json --cohorts cohorts --user @user.json`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
 			opts.cmd = c
-			if opts.Server.offline {
+			if opts.Source.server.offline {
 				return usageError("--offline: watch needs the server")
+			}
+			if opts.Source.flagsFile == "-" {
+				return usageError("--flags -: watch needs a file it can read again")
+			}
+			if opts.Source.flagsFile != "" && !c.Flags().Changed("poll-interval") {
+				opts.PollInterval = time.Second
+			}
+			if opts.PollInterval <= 0 {
+				return usageError("--poll-interval %v: want a positive duration", opts.PollInterval)
 			}
 			if err := checkOutput(&opts.Output, f, "table", "jsonl"); err != nil {
 				return err
@@ -51,7 +65,7 @@ func newWatchCmd(f *Factory, runF func(context.Context, *watchOptions) error) *c
 			return runWatch(c.Context(), opts)
 		},
 	}
-	opts.Server.register(f, c.Flags())
+	opts.Source.register(f, c.Flags())
 	opts.User.register(c.Flags())
 	c.Flags().BoolVar(&opts.Stream, "stream", false, "receive updates over the flag stream (polling while it is down)")
 	c.Flags().DurationVar(&opts.PollInterval, "poll-interval", experiment.DefaultFlagConfigPollingInterval, "how often to poll")
@@ -78,8 +92,25 @@ func runWatch(ctx context.Context, opts *watchOptions) error {
 		}
 		user = u
 	}
+	if opts.Source.flagsFile != "" {
+		return watchFile(ctx, opts, user)
+	}
+	return watchServer(ctx, opts, user)
+}
+
+// report prints the changes from prev to next and says whether watching
+// is over (--until-change and something changed).
+func (opts *watchOptions) report(prev, next *experiment.FlagSet, user *experiment.User) (bool, error) {
+	events := diffFlagSets(prev, next, user, opts.Now())
+	if err := printWatchEvents(opts, events); err != nil {
+		return false, err
+	}
+	return opts.UntilChange && len(events) > 0, nil
+}
+
+func watchServer(ctx context.Context, opts *watchOptions, user *experiment.User) error {
 	updates := make(chan [2]*experiment.FlagSet, 16)
-	client, err := opts.Server.startClient(ctx, opts.IO, func(cfg *experiment.LocalConfig) {
+	client, err := opts.Source.server.startClient(ctx, opts.IO, func(cfg *experiment.LocalConfig) {
 		cfg.StreamUpdates, cfg.FlagConfigPollingInterval = opts.Stream, opts.PollInterval
 		cfg.OnUpdate = func(prev, next *experiment.FlagSet) {
 			select {
@@ -108,12 +139,8 @@ func runWatch(ctx context.Context, opts *watchOptions) error {
 			if u[0] == nil {
 				continue // the initial set, already reported
 			}
-			events := diffFlagSets(u[0], u[1], user, opts.Now())
-			if err := printWatchEvents(opts, events); err != nil {
+			if done, err := opts.report(u[0], u[1], user); done || err != nil {
 				return err
-			}
-			if opts.UntilChange && len(events) > 0 {
-				return nil
 			}
 		case <-status.C:
 			if st := client.Status(); st.State != last.State || st.Streaming != last.Streaming {
@@ -124,7 +151,58 @@ func runWatch(ctx context.Context, opts *watchOptions) error {
 	}
 }
 
+// watchFile rereads --flags every poll interval and reports what changed.
+// A file caught half-written, or broken by an edit, is a warning: the last
+// good flags stay in use until the file is fixed.
+func watchFile(ctx context.Context, opts *watchOptions, user *experiment.User) error {
+	name := opts.Source.flagsFile
+	last, _ := os.ReadFile(name) // before load: a change in between is seen as one
+	fs, err := opts.Source.load(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "watching %d flags in %s; Ctrl-C to stop\n", fs.Snapshot().Len(), name)
+	tick := time.NewTicker(opts.PollInterval)
+	defer tick.Stop()
+	broken := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		data, err := os.ReadFile(name)
+		if err == nil && bytes.Equal(data, last) {
+			continue
+		}
+		next := fs
+		if err == nil {
+			next, err = opts.Source.load(ctx)
+		}
+		if err != nil {
+			if msg := err.Error(); msg != broken { // once per distinct problem
+				fmt.Fprintf(opts.IO.ErrOut, "experiment: warning: %v; keeping the last good flags\n", err)
+				broken = msg
+			}
+			continue
+		}
+		last, broken = data, ""
+		done, err := opts.report(fs, next, user)
+		if done || err != nil {
+			return err
+		}
+		fs = next
+	}
+}
+
 func describeStatus(st experiment.Status) string {
+	if st.Source == "cache" {
+		s := "cached flags; retrying the server"
+		if st.LastError != nil {
+			s += ": " + st.LastError.Error()
+		}
+		return s
+	}
 	s := st.State + " from " + st.Source
 	if st.Streaming {
 		s += ", streaming"
