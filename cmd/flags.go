@@ -69,7 +69,7 @@ func runFlagsPull(ctx context.Context, opts *flagsPullOptions) error {
 		if body != nil { // fetched, but the cache could not be written
 			return ioError(err)
 		}
-		return serverError(err, key)
+		return pullError(err, key)
 	}
 	cachePath := experiment.FlagCachePath(cfg.CacheDir, key)
 	switch opts.Out {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/spf13/pflag"
 
@@ -112,8 +113,13 @@ func (s *flagSource) readFlags(stdin io.Reader) ([]byte, string, error) {
 }
 
 // reportProblems prints the first few problems as warnings; with --strict,
-// any problem other than a missing variant or a duplicate is an error.
+// any problem other than a missing variant or a duplicate is an error. A
+// dependency cycle is no warning: an evaluation that reaches it fails and
+// says so itself, and one that does not is not concerned.
 func (s *flagSource) reportProblems(f *Factory, name string, problems []eval.Problem) error {
+	if !s.strict {
+		problems = slices.DeleteFunc(slices.Clone(problems), func(p eval.Problem) bool { return p.Kind == eval.ProblemCycle })
+	}
 	if len(problems) == 0 {
 		return nil
 	}

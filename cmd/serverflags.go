@@ -160,3 +160,13 @@ func serverError(err error, key string) error {
 	}
 	return &exitError{code: ExitNetwork, err: err, hint: "check --server-url / --server-zone and the network; cached flags are used when there are some"}
 }
+
+// pullError is serverError for flags pull, which never falls back on the
+// cache: its hint must not promise that it does.
+func pullError(err error, key string) error {
+	var ee *exitError
+	if err = serverError(err, key); errors.As(err, &ee) && ee.code == ExitNetwork {
+		ee.hint = "check --server-url / --server-zone and the network; the cache and --out are left as they were"
+	}
+	return err
+}

@@ -25,7 +25,12 @@ func Write(path string, data []byte, perm os.FileMode) (err error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return err
+		// Name the file asked for, not the temporary one nobody knows of:
+		// "writing x.json: ... no such file or directory".
+		if pe, ok := err.(*os.PathError); ok {
+			return fmt.Errorf("writing %s: %w", path, pe.Err)
+		}
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	defer func() {
 		if err != nil {
@@ -46,6 +51,9 @@ func Write(path string, data []byte, perm os.FileMode) (err error) {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err = os.Rename(tmp.Name(), path); err != nil {
+		if le, ok := err.(*os.LinkError); ok {
+			return fmt.Errorf("writing %s: %w", path, le.Err)
+		}
 		return err
 	}
 	// Sync the directory so the rename itself survives a crash.

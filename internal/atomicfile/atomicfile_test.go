@@ -32,8 +32,13 @@ func TestWriteReplacesWholeFile(t *testing.T) {
 func TestWriteFailureLeavesTargetAlone(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "missing-dir", "f.json")
-	if err := Write(path, []byte("x"), 0o600); err == nil {
+	err := Write(path, []byte("x"), 0o600)
+	if err == nil {
 		t.Fatal("want an error for a missing directory")
+	}
+	// The error names the file asked for, never the temporary file.
+	if want := "writing " + path + ": no such file or directory"; err.Error() != want {
+		t.Fatalf("error %q, want %q", err, want)
 	}
 	target := filepath.Join(dir, "f.json")
 	os.WriteFile(target, []byte("keep"), 0o644)
