@@ -100,7 +100,7 @@ func newCohortsSyncCmd(f *Factory, runF func(context.Context, *cohortsSyncOption
 	fl.StringVar(&opts.CohortServerURL, "cohort-server-url", "", "cohort download server URL (env EXPERIMENT_COHORT_SERVER_URL; default by --server-zone)")
 	fl.IntVar(&opts.MaxCohortSize, "max-cohort-size", cohort.DefaultMaxCohortSize, "skip cohorts with more members than this")
 	fl.StringVar(&opts.Out, "out", "", "directory DIR to write <cohortId>.json files into (default: the cohort cache of the API key)")
-	fl.StringVarP(&opts.Output, "output", "o", "", "output format: table|json (default: table on a terminal, json otherwise)")
+	fl.StringVarP(&opts.Output, "output", "o", "", "output format: table|json|jsonl|yaml (default: table on a terminal, json otherwise)")
 	return c
 }
 
@@ -118,7 +118,7 @@ func settings(f *Factory, fl *pflag.FlagSet, into map[string]*string) error {
 }
 
 func (o *cohortsSyncOptions) validate(fl *pflag.FlagSet) error {
-	if err := checkOutput(&o.Output, o.F, "table", "json"); err != nil {
+	if err := checkOutput(&o.Output, o.F, "table", "json", "jsonl", "yaml"); err != nil {
 		return err
 	}
 	if o.Source.server.offline {
@@ -377,10 +377,10 @@ func (p *cohortProgress) finish() {
 }
 
 // renderCohortRows prints rows as a table (sizeHeader names the size
-// column) or a JSON array.
+// column) or data (writeData).
 func renderCohortRows(ios *IOStreams, format string, rows []cohortRow, sizeHeader string, withStatus bool) error {
-	if format == "json" {
-		return writeOutput(writeJSON(ios.Out, rows, true))
+	if format != "table" {
+		return writeOutput(writeData(ios.Out, format, rows))
 	}
 	header := []string{"ID", "GROUP TYPE", sizeHeader, "LAST MODIFIED"}
 	if withStatus {
@@ -449,12 +449,12 @@ func newCohortsListCmd(f *Factory, runF func(context.Context, *cohortsListOption
 	fl.StringVar(&opts.Dir, "dir", "", "directory DIR of <cohortId>.json files (default: the cohort cache of the API key)")
 	fl.StringVar(&opts.APIKey, "api-key", "", "analytics API key whose cached cohorts to list (env EXPERIMENT_API_KEY, AMPLITUDE_API_KEY)")
 	fl.StringVar(&opts.CacheDir, "cache-dir", "", "flag and cohort cache (env EXPERIMENT_CACHE_DIR; default: the user cache directory)")
-	fl.StringVarP(&opts.Output, "output", "o", "", "output format: table|json (default: table on a terminal, json otherwise)")
+	fl.StringVarP(&opts.Output, "output", "o", "", "output format: table|json|jsonl|yaml (default: table on a terminal, json otherwise)")
 	return c
 }
 
 func (o *cohortsListOptions) validate(fl *pflag.FlagSet) error {
-	if err := checkOutput(&o.Output, o.F, "table", "json"); err != nil {
+	if err := checkOutput(&o.Output, o.F, "table", "json", "jsonl", "yaml"); err != nil {
 		return err
 	}
 	if o.Dir != "" {

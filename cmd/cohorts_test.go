@@ -145,7 +145,7 @@ func TestNewCohortsSyncCmd(t *testing.T) {
 		{name: "bad zone", env: base, args: "--server-zone mars", wantErr: "--server-zone"},
 		{name: "bad size", env: base, args: "--max-cohort-size 0", wantErr: "--max-cohort-size 0: want a positive number"},
 		{name: "bad timeout", env: base, args: "--timeout 0s", wantErr: "--timeout 0s: want a positive duration"},
-		{name: "bad output", env: base, args: "-o yaml", wantErr: `--output "yaml": want table or json`},
+		{name: "bad output", env: base, args: "-o xml", wantErr: `--output "xml": want table, json, jsonl or yaml`},
 		{name: "offline", env: base, args: "--offline", wantErr: "--offline: cohorts sync needs the cohort server"},
 		{name: "args", env: base, args: "extra", wantErr: "unknown command"},
 	} {

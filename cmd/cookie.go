@@ -83,6 +83,9 @@ func newCookieParseCmd(f *Factory) *cobra.Command {
 			"  experiment cookie parse \"$C\" -o json | experiment evaluate --flags flags.json --user -",
 		Args: argsUsage(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error {
+			if err := checkOutput(&output, f, "table", "json", "yaml"); err != nil {
+				return err
+			}
 			value, err := cookieArg(args[0], f.IO.In)
 			if err != nil {
 				return err
@@ -96,7 +99,7 @@ func newCookieParseCmd(f *Factory) *cobra.Command {
 	}
 	ff.register(c, true)
 	c.Flags().StringVar(&apiKey, "api-key", "", "with a Cookie header: pick the cookie named for this analytics API key")
-	c.Flags().StringVarP(&output, "output", "o", "", "output format: table|json (default: table on a terminal, json otherwise)")
+	c.Flags().StringVarP(&output, "output", "o", "", "output format: table|json|yaml (default: table on a terminal, json otherwise)")
 	c.ValidArgsFunction = cobra.NoFileCompletions
 	return c
 }
@@ -142,24 +145,17 @@ func cookieError(err error) error {
 	return inputError(err)
 }
 
+// renderIdentity prints a parsed cookie: a table for people, or the user
+// object that evaluate --user reads.
 func renderIdentity(ios *IOStreams, output string, id cookie.Identity, format cookie.Format) error {
-	if output == "" {
-		output = "json"
-		if ios.OutTTY {
-			output = "table"
-		}
+	if output != "table" {
+		return writeOutput(writeData(ios.Out, output, experiment.User{DeviceID: id.DeviceID, UserID: id.UserID}))
 	}
-	switch output {
-	case "json":
-		return writeJSON(ios.Out, experiment.User{DeviceID: id.DeviceID, UserID: id.UserID}, true)
-	case "table":
-		t := newTable(ios, "FIELD", "VALUE")
-		t.addRow(styleNone, "format", format.String())
-		t.addRow(styleNone, "device_id", id.DeviceID)
-		t.addRow(styleNone, "user_id", id.UserID)
-		return t.render(ios.Out)
-	}
-	return usageError("--output %q: want table or json", output)
+	t := newTable(ios, "FIELD", "VALUE")
+	t.addRow(styleNone, "format", format.String())
+	t.addRow(styleNone, "device_id", id.DeviceID)
+	t.addRow(styleNone, "user_id", id.UserID)
+	return writeOutput(t.render(ios.Out))
 }
 
 func newCookieGenerateCmd(f *Factory) *cobra.Command {

@@ -39,7 +39,7 @@ func newExplainCmd(f *Factory, runF func(context.Context, *explainOptions) error
 			if len(args) == 0 && !opts.All {
 				return withHint(usageError("name at least one flag, or --all"), "see 'experiment explain --help'")
 			}
-			if err := checkOutput(&opts.Output, f, "table", "json"); err != nil {
+			if err := checkOutput(&opts.Output, f, "table", "json", "yaml"); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -51,7 +51,7 @@ func newExplainCmd(f *Factory, runF func(context.Context, *explainOptions) error
 	opts.Source.register(f, c.Flags())
 	opts.User.register(c.Flags())
 	c.Flags().BoolVar(&opts.All, "all", false, "explain every flag")
-	c.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: table|json (default: table on a terminal, json otherwise)")
+	c.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: table|json|yaml (default: table on a terminal, json otherwise)")
 	c.ValidArgsFunction = completeFlagKeys
 	return c
 }
@@ -79,8 +79,8 @@ func runExplain(ctx context.Context, opts *explainOptions) error {
 	if len(keys) > 0 {
 		trace.Flags = slices.DeleteFunc(trace.Flags, func(ft eval.FlagTrace) bool { return !slices.Contains(keys, ft.Key) })
 	}
-	if opts.Output == "json" {
-		err = writeJSON(opts.IO.Out, trace, true)
+	if opts.Output != "table" {
+		err = writeData(opts.IO.Out, opts.Output, trace)
 	} else {
 		err = newTracePrinter(opts.IO.ColorOut()).print(opts.IO.Out, trace)
 	}

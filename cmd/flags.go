@@ -104,7 +104,7 @@ func newFlagsListCmd(f *Factory, runF func(context.Context, *flagsListOptions) e
 		Short: "List flags: key, type, variants, segments, deployed",
 		Args:  argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := checkOutput(&opts.Output, f, "table", "json"); err != nil {
+			if err := checkOutput(&opts.Output, f, "table", "json", "jsonl", "yaml"); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -114,7 +114,7 @@ func newFlagsListCmd(f *Factory, runF func(context.Context, *flagsListOptions) e
 		},
 	}
 	opts.Source.register(f, c.Flags())
-	c.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: table|json (default: table on a terminal, json otherwise)")
+	c.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: table|json|jsonl|yaml (default: table on a terminal, json otherwise)")
 	return c
 }
 
@@ -161,11 +161,11 @@ func runFlagsList(ctx context.Context, opts *flagsListOptions) error {
 		list = append(list, summarize(f))
 	}
 	slices.SortFunc(list, func(a, b flagSummary) int { return strings.Compare(a.Key, b.Key) })
-	if opts.Output == "json" {
+	if opts.Output != "table" {
 		if list == nil {
 			list = []flagSummary{}
 		}
-		return writeOutput(writeJSON(opts.IO.Out, list, true))
+		return writeOutput(writeData(opts.IO.Out, opts.Output, list))
 	}
 	t := newTable(opts.IO, "KEY", "TYPE", "VARIANTS", "SEGMENTS", "DEPLOYED", "DEPENDS ON")
 	for _, s := range list {
@@ -193,7 +193,7 @@ func newFlagsShowCmd(f *Factory, runF func(context.Context, *flagsShowOptions) e
 		Args:  argsUsage(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.Key = args[0]
-			if err := checkOutput(&opts.Output, f, "table", "json"); err != nil {
+			if err := checkOutput(&opts.Output, f, "table", "json", "yaml"); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -203,7 +203,7 @@ func newFlagsShowCmd(f *Factory, runF func(context.Context, *flagsShowOptions) e
 		},
 	}
 	opts.Source.register(f, c.Flags())
-	c.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: table|json (default: table on a terminal, json otherwise)")
+	c.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: table|json|yaml (default: table on a terminal, json otherwise)")
 	c.ValidArgsFunction = completeAtMost(1, completeFlagKeys)
 	return c
 }
@@ -217,8 +217,8 @@ func runFlagsShow(ctx context.Context, opts *flagsShowOptions) error {
 		return err
 	}
 	flag := fs.Snapshot().Flag(opts.Key)
-	if opts.Output == "json" {
-		return writeOutput(writeJSON(opts.IO.Out, flag, true))
+	if opts.Output != "table" {
+		return writeOutput(writeData(opts.IO.Out, opts.Output, flag))
 	}
 	return writeOutput(describeFlag(opts.IO, flag))
 }
@@ -315,9 +315,17 @@ func checkOutput(output *string, f *Factory, allowed ...string) error {
 		}
 	}
 	if !slices.Contains(allowed, *output) {
-		return usageError("--output %q: want %s", *output, strings.Join(allowed, " or "))
+		return usageError("--output %q: want %s", *output, orList(allowed))
 	}
 	return nil
+}
+
+// orList spells a list of choices: "a", "a or b", "a, b or c".
+func orList(choices []string) string {
+	if len(choices) < 2 {
+		return strings.Join(choices, "")
+	}
+	return strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
 }
 
 // machineOutput is the form for scripts among allowed: json where the

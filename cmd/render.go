@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -48,6 +49,29 @@ func renderVariantMap(ios *IOStreams, format string, variants map[string]experim
 		return ioError(fmt.Errorf("writing output: %w", err))
 	}
 	return nil
+}
+
+// writeData prints v in a form for scripts: indented JSON, JSON Lines (a
+// list one element a line, anything else on one line), or YAML with the
+// JSON field names. Every command's machine output goes through here, so
+// each has the same forms and the same bytes on a terminal and in a pipe.
+func writeData(w io.Writer, format string, v any) error {
+	switch format {
+	case "jsonl":
+		rv := reflect.ValueOf(v)
+		if rv.Kind() != reflect.Slice {
+			return writeJSON(w, v, false)
+		}
+		for i := range rv.Len() {
+			if err := writeJSON(w, rv.Index(i).Interface(), false); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "yaml":
+		return writeYAML(w, v)
+	}
+	return writeJSON(w, v, true)
 }
 
 // writeJSON encodes v with sorted keys, no HTML escaping and a trailing

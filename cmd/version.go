@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -49,20 +48,21 @@ func newVersionCmd(f *Factory) *cobra.Command {
 		Short: "Print the version, commit, build date and Go version",
 		Args:  argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			v := currentVersion()
-			switch output {
-			case "json":
-				enc := json.NewEncoder(f.IO.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(v)
-			case "", "table":
-				_, err := fmt.Fprintf(f.IO.Out, "experiment %s\ncommit: %s\nbuilt: %s\n%s %s\n", v.Version, orUnknown(v.Commit), orUnknown(v.Date), v.GoVersion, v.Platform)
+			if output == "" {
+				output = "table" // the version is for people first, also in a pipe
+			}
+			if err := checkOutput(&output, f, "table", "json", "yaml"); err != nil {
 				return err
 			}
-			return usageError("unknown output %q: want table or json", output)
+			v := currentVersion()
+			if output != "table" {
+				return writeOutput(writeData(f.IO.Out, output, v))
+			}
+			_, err := fmt.Fprintf(f.IO.Out, "experiment %s\ncommit: %s\nbuilt: %s\n%s %s\n", v.Version, orUnknown(v.Commit), orUnknown(v.Date), v.GoVersion, v.Platform)
+			return writeOutput(err)
 		},
 	}
-	c.Flags().StringVarP(&output, "output", "o", "", "output format: table|json")
+	c.Flags().StringVarP(&output, "output", "o", "", "output format: table|json|yaml")
 	return c
 }
 
