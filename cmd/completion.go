@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"unicode"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -344,6 +345,13 @@ func completionCohortDesc(path string) string {
 			break
 		}
 	}
+	// A tab or newline would split the completion line: spaces instead.
+	groupType = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, groupType)
 	switch {
 	case size < 0:
 		return groupType

@@ -104,10 +104,13 @@ func readConfig(path string) (*configFile, error) {
 		return nil, ioError(fmt.Errorf("config %s: %w", path, err))
 	}
 	if err := yaml.Unmarshal(data, cfg); err != nil {
-		return nil, inputError(fmt.Errorf("config %s: %w", path, err))
+		return nil, inputError(fmt.Errorf("config %s: %w", path, yamlError(err)))
 	}
 	if cfg.Settings == nil {
 		cfg.Settings = map[string]string{}
+	}
+	if cfg.Profiles == nil { // "profiles: ~"; config set --profile adds to it
+		cfg.Profiles = map[string]map[string]string{}
 	}
 	for key := range cfg.Settings {
 		if _, ok := lookupSetting(key); !ok {

@@ -101,7 +101,7 @@ func loadTestFile(path string) (*testFile, error) {
 	}
 	var generic any
 	if err := yaml.Unmarshal(data, &generic); err != nil { // YAML is a superset of JSON
-		return nil, inputError(fmt.Errorf("%s: %w", path, err))
+		return nil, inputError(fmt.Errorf("%s: %w", path, yamlError(err)))
 	}
 	asJSON, err := json.Marshal(generic)
 	if err != nil {

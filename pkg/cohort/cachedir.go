@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode"
 
 	"github.com/flagkit/experiment/internal/atomicfile"
 )
@@ -16,7 +17,8 @@ import (
 // passed to `experiment evaluate --cohorts DIR` or served by a fake server.
 
 // ErrBadID is wrapped by errors about a cohort id that cannot name a file
-// (empty, a path, or starting with '.').
+// (empty, a path, starting with '.', or with a control character, which
+// would break the one-line error naming the file).
 var ErrBadID = errors.New("cohort id cannot name a file")
 
 // SaveDir writes c to <dir>/<c.ID>.json in the download API's format,
@@ -102,7 +104,8 @@ func loadFile(dir, id string) (*Cohort, error) {
 
 // cohortPath is <dir>/<id>.json for an id that is a plain file name.
 func cohortPath(dir, id string) (string, error) {
-	if id == "" || id[0] == '.' || strings.ContainsAny(id, `/\:`+"\x00") || !filepath.IsLocal(id+".json") {
+	if id == "" || id[0] == '.' || strings.ContainsAny(id, `/\:`+"\x00") || !filepath.IsLocal(id+".json") ||
+		strings.IndexFunc(id, unicode.IsControl) >= 0 {
 		return "", fmt.Errorf("%w: %q", ErrBadID, id)
 	}
 	return filepath.Join(dir, id+".json"), nil

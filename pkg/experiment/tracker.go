@@ -813,7 +813,8 @@ func eventsRetryAfter(v string, now time.Time) time.Duration {
 		return 0
 	}
 	if secs, err := strconv.Atoi(v); err == nil {
-		return time.Duration(max(secs, 0)) * time.Second
+		// Clamped before multiplying: 1e10 seconds would overflow.
+		return time.Duration(min(max(secs, 0), int((1<<63-1)/time.Second))) * time.Second
 	}
 	if at, err := http.ParseTime(v); err == nil {
 		return max(at.Sub(now), 0)
@@ -897,15 +898,17 @@ func (t *Tracker) serverText(s string) string {
 	if s == "" {
 		return ""
 	}
-	if key := string(t.s.key); key != "" {
-		s = strings.ReplaceAll(s, key, t.s.key.String())
-	}
+	// Control characters go first: dropped after redaction, they could
+	// join the pieces of a key the redaction did not see.
 	s = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {
 			return -1
 		}
 		return r
 	}, s)
+	if key := string(t.s.key); key != "" {
+		s = strings.ReplaceAll(s, key, t.s.key.String())
+	}
 	if utf8.RuneCountInString(s) > maxServerTextLen {
 		s = string([]rune(s)[:maxServerTextLen]) + "…"
 	}

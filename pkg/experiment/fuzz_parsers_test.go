@@ -1,0 +1,220 @@
+package experiment
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Fuzzers for what this package reads from users, disks and servers, beyond
+// the remote evaluation body (FuzzDecodeVariants): the user JSON form, the
+// flag cache file, Retry-After headers and server text that reaches logs.
+
+func checkOneLine(t *testing.T, what string, err error) {
+	t.Helper()
+	msg := err.Error()
+	if strings.TrimSpace(msg) == "" {
+		t.Fatalf("%s: empty error", what)
+	}
+	if strings.ContainsAny(msg, "\r\n") {
+		t.Fatalf("%s: error spans lines: %q", what, msg)
+	}
+}
+
+func FuzzDecodeUser(f *testing.F) {
+	for _, file := range []string{"../../testdata/user.json", "../../testdata/users.jsonl"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for line := range bytes.SplitSeq(data, []byte("\n")) {
+			f.Add(line)
+		}
+		f.Add(data)
+	}
+	for _, s := range []string{
+		``, ` `, `null`, `[]`, `"x"`, `{}`, ` {"user_id":"u"} `, `{"user_id":1}`, `{"groups":{"t":"n"}}`,
+		`{"groups":{"t":[1]}}`, `{"groups":{},"user_properties":{}}`, `{"group_properties":{"t":{"n":1}}}`,
+		`{"cohort_ids":["a",null],"group_cohort_ids":{"t":{"n":["c"]}}}`, `{"user_properties":{"n":1e400}}`,
+		`{"user_properties":{"n":1000000,"x":[1,{"y":null}]}}`, "{\"user_id\":\"\xff\"}", `{"user_id":"u"}{`,
+		`{"USER_ID":"u","User_Id":"v"}`, `{"a\nb":1}`, `{"user_id":"u"` + "\n" + `,}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		u, err := DecodeUser(data)
+		if err != nil {
+			checkOneLine(t, "DecodeUser", err)
+			if u != nil {
+				t.Fatalf("user with an error: %+v", u)
+			}
+			if !errors.Is(err, ErrNotObject) && bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) == false {
+				t.Fatalf("non-object %q: error %v does not wrap ErrNotObject", data, err)
+			}
+			return
+		}
+		// The JSON form round-trips: what a user encodes to decodes to the
+		// same user (compared by encoding, so an empty map equals none).
+		first, err := json.Marshal(u)
+		if err != nil {
+			t.Fatalf("decoded user does not encode: %v", err)
+		}
+		again, err := DecodeUser(first)
+		if err != nil {
+			t.Fatalf("encoded user %s does not decode: %v", first, err)
+		}
+		second, err := json.Marshal(again)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(first, second) {
+			t.Fatalf("round trip changed the user:\n%s\n%s", first, second)
+		}
+	})
+}
+
+func FuzzReadFlagCache(f *testing.F) {
+	flags, err := os.ReadFile("../../testdata/flags.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, err := json.Marshal(cacheEnvelope{Version: 1, FetchedAt: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC), ServerURL: "https://api.lab.amplitude.com", Flags: flags})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	for _, s := range []string{
+		``, `{}`, `null`, `[]`, `{"version":1}`, `{"version":1,"flags":[]}`, `{"version":1,"flags":null}`,
+		`{"version":2,"flags":[]}`, `{"version":1,"fetched_at":"yesterday","flags":[]}`,
+		`{"version":1,"fetched_at":"2024-05-01T12:00:00Z","server_url":"x","flags":[{"key":"a","variants":{}}]}`,
+		`{"version":1,"flags":{"key":"a"}}`, `{"version":1,"flags":[{"key":1}]}`, `{"version":1,"flags":"[]"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(dir, "flags.json")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		fc, err := readFlagCache(path)
+		if err != nil {
+			checkOneLine(t, "readFlagCache", err)
+			if fc != nil {
+				t.Fatal("snapshot with an error")
+			}
+			return
+		}
+		// What was read writes back and reads again the same. (The bytes
+		// may change once: json.Marshal compacts the flags and escapes
+		// '&', '<' and '>'; after that they are stable.)
+		if err := writeFlagCache(path, fc, "https://example.com"); err != nil {
+			t.Fatalf("cached snapshot does not write back: %v", err)
+		}
+		again, err := readFlagCache(path)
+		if err != nil {
+			t.Fatalf("rewritten snapshot does not read: %v", err)
+		}
+		if len(again.flags) != len(fc.flags) || !again.fetchedAt.Equal(fc.fetchedAt) {
+			t.Fatalf("rewritten snapshot differs: %d flags at %v, was %d at %v", len(again.flags), again.fetchedAt, len(fc.flags), fc.fetchedAt)
+		}
+		if err := writeFlagCache(path, again, "https://example.com"); err != nil {
+			t.Fatal(err)
+		}
+		third, err := readFlagCache(path)
+		if err != nil || third.digest != again.digest {
+			t.Fatalf("snapshot bytes not stable on a second rewrite: %v", err)
+		}
+	})
+}
+
+func FuzzRetryAfter(f *testing.F) {
+	for _, s := range []string{
+		"", "0", "1", "120", " 30 ", "-5", "+5", "1.5", "9223372036854775807", "9223372036854775808",
+		"99999999999", "18446744073709551616", "Wed, 21 Oct 2015 07:28:00 GMT", "Sun, 06 Nov 1994 08:49:37 GMT",
+		"Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994", "Fri, 01 Jan 2100 00:00:00 GMT", "soon",
+	} {
+		f.Add(s)
+	}
+	now := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, v string) {
+		// Whatever the header says, a wait is never negative: both the
+		// remote client's and the tracker's readings.
+		if d := parseRetryAfter(v, now); d < 0 {
+			t.Fatalf("parseRetryAfter(%q) = %v", v, d)
+		}
+		if d := eventsRetryAfter(v, now); d < 0 {
+			t.Fatalf("eventsRetryAfter(%q) = %v", v, d)
+		}
+	})
+}
+
+func FuzzServerText(f *testing.F) {
+	const key = "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"
+	for _, s := range []string{
+		"", "ok", "Invalid API key: " + key, "line one\nline two\r\n\ttab", strings.Repeat("é", 300),
+		"key a1b2c3d4e5f6a7b8c9d0\x00e1f2a3b4c5d6 split", "\x1b[31mred\x1b[0m", "\xff\xfe invalid utf-8",
+	} {
+		f.Add(s, key)
+	}
+	f.Add("Invalid API key: server-Zq8xK2mN4pL7wR9t", "server-Zq8xK2mN4pL7wR9t")
+	f.Fuzz(func(t *testing.T, s, key string) {
+		tr := &Tracker{s: &trackerSettings{key: Secret(key)}}
+		got := tr.serverText(s)
+		if len(key) >= 8 && strings.Contains(got, key) {
+			t.Fatalf("serverText(%q) = %q shows the key", s, got)
+		}
+		for _, r := range got {
+			if unicode.IsControl(r) {
+				t.Fatalf("serverText(%q) = %q has control character %U", s, got, r)
+			}
+		}
+		if n := utf8.RuneCountInString(got); n > maxServerTextLen+1 {
+			t.Fatalf("serverText: %d runes, want at most %d", n, maxServerTextLen+1)
+		}
+	})
+}
+
+func FuzzEventsReply(f *testing.F) {
+	for _, s := range []string{
+		``, `{}`, `null`, `{"code":400,"error":"Request missing required field","missing_field":"api_key"}`,
+		`{"code":400,"events_with_invalid_fields":{"time":[0,2,2,-1,99]},"events_with_missing_fields":{"event_type":[1]},"silenced_events":[3]}`,
+		`{"code":429,"exceeded_daily_quota_users":{"u1":1},"exceeded_daily_quota_devices":{"d1":2}}`,
+		`{"code":400,"events_with_invalid_id_lengths":{"user_id":[0]}}`, `{"events_with_invalid_fields":{"time":["x"]}}`,
+	} {
+		f.Add([]byte(s), uint8(4))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, n uint8) {
+		var r eventsReply
+		_ = json.Unmarshal(data, &r) // best effort, as post does
+		events := make([]Event, n)
+		for i := range events {
+			events[i] = Event{UserID: []string{"", "u1", "u2"}[i%3], DeviceID: []string{"d1", "", "d2"}[i%3]}
+		}
+		idx, fields := r.invalidEvents(int(n))
+		for i, x := range idx {
+			if x < 0 || x >= int(n) || (i > 0 && idx[i-1] >= x) {
+				t.Fatalf("invalidEvents(%d) = %v: out of range or not sorted and unique", n, idx)
+			}
+		}
+		if len(idx) > 0 && len(fields) == 0 {
+			t.Fatalf("invalid events %v without a field", idx)
+		}
+		over := r.overQuota(events)
+		for _, x := range over {
+			if x < 0 || x >= len(events) {
+				t.Fatalf("overQuota = %v: out of range", over)
+			}
+		}
+		if left := removeIndices(events, idx); len(left) != len(events)-len(idx) {
+			t.Fatalf("removeIndices left %d of %d, removed %v", len(left), len(events), idx)
+		}
+	})
+}
