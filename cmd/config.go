@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -25,20 +27,61 @@ type settingDef struct {
 	envs   []string
 	secret bool
 	help   string
+	// check rejects a value that could never work, wherever it comes from,
+	// so that the error names that place and not a failure much later.
+	check func(string) error
 }
 
 var settingDefs = []settingDef{
-	{"deployment-key", []string{"EXPERIMENT_DEPLOYMENT_KEY", "EXPERIMENT_KEY"}, true, "server deployment key"},
-	{"api-key", []string{"EXPERIMENT_API_KEY", "AMPLITUDE_API_KEY"}, true, "analytics API key"},
-	{"secret-key", []string{"EXPERIMENT_SECRET_KEY", "AMPLITUDE_SECRET_KEY"}, true, "analytics secret key"},
-	{"server-zone", []string{"EXPERIMENT_SERVER_ZONE"}, false, "us or eu"},
-	{"server-url", []string{"EXPERIMENT_SERVER_URL"}, false, "evaluation and flag config server"},
-	{"stream-server-url", []string{"EXPERIMENT_STREAM_SERVER_URL"}, false, "flag stream server"},
-	{"cohort-server-url", []string{"EXPERIMENT_COHORT_SERVER_URL"}, false, "cohort download server"},
-	{"events-server-url", []string{"EXPERIMENT_EVENTS_SERVER_URL"}, false, "analytics events server"},
-	{"cache-dir", []string{"EXPERIMENT_CACHE_DIR"}, false, "flag and cohort cache"},
-	{"output", []string{"EXPERIMENT_OUTPUT"}, false, "default output form"},
+	{"deployment-key", []string{"EXPERIMENT_DEPLOYMENT_KEY", "EXPERIMENT_KEY"}, true, "server deployment key", nil},
+	{"api-key", []string{"EXPERIMENT_API_KEY", "AMPLITUDE_API_KEY"}, true, "analytics API key", nil},
+	{"secret-key", []string{"EXPERIMENT_SECRET_KEY", "AMPLITUDE_SECRET_KEY"}, true, "analytics secret key", nil},
+	{"server-zone", []string{"EXPERIMENT_SERVER_ZONE"}, false, "us or eu", checkZone},
+	{"server-url", []string{"EXPERIMENT_SERVER_URL"}, false, "evaluation and flag config server", checkServerURL},
+	{"stream-server-url", []string{"EXPERIMENT_STREAM_SERVER_URL"}, false, "flag stream server", checkServerURL},
+	{"cohort-server-url", []string{"EXPERIMENT_COHORT_SERVER_URL"}, false, "cohort download server", checkServerURL},
+	{"events-server-url", []string{"EXPERIMENT_EVENTS_SERVER_URL"}, false, "analytics events server", checkServerURL},
+	{"cache-dir", []string{"EXPERIMENT_CACHE_DIR"}, false, "flag and cohort cache", nil},
+	{"output", []string{"EXPERIMENT_OUTPUT"}, false, "default output form", checkOutputForm},
 }
+
+func checkZone(v string) error {
+	if _, err := experiment.ParseServerZone(v); err != nil {
+		return errors.New("want us or eu")
+	}
+	return nil
+}
+
+// checkServerURL wants what every client accepts: an absolute http(s) URL
+// with a host and no credentials (keys travel in headers, never in URLs).
+func checkServerURL(v string) error {
+	u, err := url.Parse(v)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return errors.New("want an absolute http or https URL, such as https://api.lab.amplitude.com")
+	case u.User != nil:
+		return errors.New("a URL must not carry credentials")
+	}
+	return nil
+}
+
+// redactURLCredentials hides the password of a URL-shaped value.
+func redactURLCredentials(v string) string {
+	if u, err := url.Parse(v); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return v
+}
+
+func checkOutputForm(v string) error {
+	if !slices.Contains(outputForms, v) {
+		return fmt.Errorf("want one of %s", strings.Join(outputForms, ", "))
+	}
+	return nil
+}
+
+// outputForms are every -o form some command has.
+var outputForms = []string{"table", "json", "jsonl", "yaml"}
 
 func lookupSetting(name string) (settingDef, bool) {
 	i := slices.IndexFunc(settingDefs, func(d settingDef) bool { return d.name == name })
@@ -83,6 +126,11 @@ func (f *Factory) config() (*configFile, error) {
 		return f.loadedConfig, f.configErr
 	}
 	f.loadedConfig, f.configErr = readConfig(f.configPath())
+	if f.configErr == nil {
+		if unknown := f.loadedConfig.unknownKeys(); len(unknown) > 0 {
+			fmt.Fprintf(f.IO.ErrOut, "experiment: warning: config %s: ignoring unknown settings %s\n", f.configPath(), strings.Join(unknown, ", "))
+		}
+	}
 	if f.configErr == nil && f.profile() != "" {
 		if _, ok := f.loadedConfig.Profiles[f.profile()]; !ok {
 			f.configErr = usageError("--profile %q: no such profile in %s", f.profile(), f.configPath())
@@ -112,39 +160,95 @@ func readConfig(path string) (*configFile, error) {
 	if cfg.Profiles == nil { // "profiles: ~"; config set --profile adds to it
 		cfg.Profiles = map[string]map[string]string{}
 	}
-	for key := range cfg.Settings {
-		if _, ok := lookupSetting(key); !ok {
-			return nil, inputError(fmt.Errorf("config %s: unknown setting %q", path, key))
+	return cfg, nil
+}
+
+// unknownKeys lists the keys of cfg that are no setting of this version, as
+// "key" or "profile.key": a newer version's file is read, not refused. A
+// key that does not look like a setting's name (a key pasted on the wrong
+// side of the colon, say) is counted, never shown.
+func (cfg *configFile) unknownKeys() []string {
+	var unknown []string
+	hidden := 0
+	add := func(prefix, key string) {
+		switch _, known := lookupSetting(key); {
+		case known:
+		case settingNameShape.MatchString(key):
+			unknown = append(unknown, prefix+key)
+		default:
+			hidden++
 		}
 	}
-	return cfg, nil
+	for key := range cfg.Settings {
+		add("", key)
+	}
+	for p, settings := range cfg.Profiles {
+		for key := range settings {
+			add("profiles."+redactedProfile(p)+".", key)
+		}
+	}
+	slices.Sort(unknown)
+	if hidden > 0 {
+		unknown = append(unknown, fmt.Sprintf("%d key(s) not shown", hidden))
+	}
+	return unknown
+}
+
+// settingNameShape is how the names of settings look: lower-case words
+// joined by hyphens. Keys and secrets have digits or capitals.
+var settingNameShape = regexp.MustCompile(`^[a-z]+(-[a-z]+)*$`)
+
+func redactedProfile(p string) string {
+	if settingNameShape.MatchString(p) || len(p) <= 16 && !strings.ContainsAny(p, "0123456789") {
+		return p
+	}
+	return "…"
 }
 
 // setting resolves one setting for a command whose flags are fs (which may
 // lack the flag): the value and where it came from.
 func (f *Factory) setting(fs *pflag.FlagSet, name string) (value, source string, err error) {
 	def, _ := lookupSetting(name)
+	// fail says where a rejected value came from; the value is shown with
+	// any credentials of a URL redacted.
+	checked := func(v, source string, fail func(shown string, err error) error) (string, string, error) {
+		if def.check != nil && v != "" {
+			if err := def.check(v); err != nil {
+				return "", "", fail(redactURLCredentials(v), err)
+			}
+		}
+		return v, source, nil
+	}
 	if fs != nil {
 		if fl := fs.Lookup(name); fl != nil && fl.Changed {
-			return fl.Value.String(), "flag --" + name, nil
+			return checked(fl.Value.String(), "flag --"+name, func(shown string, err error) error {
+				return usageError("--%s %q: %v", name, shown, err)
+			})
 		}
 	}
 	for _, e := range def.envs {
 		if v := f.IO.env(e); v != "" {
-			return v, "env " + e, nil
+			return checked(v, "env "+e, func(shown string, err error) error {
+				return usageError("%s=%q: %v", e, shown, err)
+			})
 		}
 	}
 	cfg, err := f.config()
 	if err != nil {
 		return "", "", err
 	}
+	fromFile := func(v, source string) (string, string, error) {
+		return checked(v, source, func(shown string, err error) error {
+			return inputError(fmt.Errorf("%s: %s %q: %v", source, name, shown, err))
+		})
+	}
 	if p := f.profile(); p != "" {
 		if v, ok := cfg.Profiles[p][name]; ok {
-			return v, fmt.Sprintf("config %s (profile %s)", f.configPath(), p), nil
+			return fromFile(v, fmt.Sprintf("config %s (profile %s)", f.configPath(), p))
 		}
 	}
 	if v, ok := cfg.Settings[name]; ok {
-		return v, "config " + f.configPath(), nil
+		return fromFile(v, "config "+f.configPath())
 	}
 	if fs != nil {
 		if fl := fs.Lookup(name); fl != nil {
@@ -169,7 +273,7 @@ func newConfigCmd(f *Factory) *cobra.Command {
 			"section over the top level), then defaults. The file is YAML:\n\n" +
 			"  server-zone: eu\n  deployment-key: server-...\n  profiles:\n    staging:\n      deployment-key: server-...",
 	}
-	c.AddCommand(newConfigListCmd(f), newConfigSetCmd(f))
+	c.AddCommand(newConfigListCmd(f), newConfigSetCmd(f), newConfigUnsetCmd(f))
 	return c
 }
 
@@ -186,7 +290,7 @@ func newConfigListCmd(f *Factory) *cobra.Command {
 		Short: "Each effective setting and where it came from (keys redacted)",
 		Args:  argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := checkOutput(&output, f, "table", "json"); err != nil {
+			if err := checkOutput(&output, f, "table", "json", "yaml"); err != nil {
 				return err
 			}
 			var rows []settingRow
@@ -198,10 +302,13 @@ func newConfigListCmd(f *Factory) *cobra.Command {
 				if d.secret && v != "" {
 					v = experiment.Secret(v).String()
 				}
+				if v == "" && src == "default" {
+					v = f.defaultSetting(d.name)
+				}
 				rows = append(rows, settingRow{d.name, v, src})
 			}
-			if output == "json" {
-				return writeOutput(writeJSON(f.IO.Out, map[string]any{"config": f.configPath(), "profile": f.profile(), "settings": rows}, true))
+			if output != "table" {
+				return writeOutput(writeData(f.IO.Out, output, map[string]any{"config": f.configPath(), "profile": f.profile(), "settings": rows}))
 			}
 			t := newTable(f.IO, "KEY", "VALUE", "SOURCE")
 			for _, r := range rows {
@@ -210,31 +317,83 @@ func newConfigListCmd(f *Factory) *cobra.Command {
 			return writeOutput(t.render(f.IO.Out))
 		},
 	}
-	c.Flags().StringVarP(&output, "output", "o", "", "output format: table|json")
+	c.Flags().StringVarP(&output, "output", "o", "", "output format: table|json|yaml (default: table on a terminal, json otherwise)")
 	return c
 }
 
 func newConfigSetCmd(f *Factory) *cobra.Command {
 	c := &cobra.Command{
-		Use:   "set KEY VALUE",
-		Short: "Write one setting to the config file (mode 0600)",
-		Long:  "Write a setting to the config file, in the --profile section when one is given.\nKeys: " + settingNamesList(),
-		Args:  argsUsage(cobra.ExactArgs(2)),
-		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-			if len(args) > 0 {
-				return nil, cobra.ShellCompDirectiveNoFileComp
-			}
-			var names []string
-			for _, d := range settingDefs {
-				names = append(names, d.name+"\t"+d.help)
-			}
-			return names, cobra.ShellCompDirectiveNoFileComp
-		},
+		Use:               "set KEY VALUE",
+		Short:             "Write one setting to the config file (mode 0600)",
+		Long:              "Write a setting to the config file, in the --profile section when one is given.\nKeys: " + settingNamesList(),
+		Args:              argsUsage(cobra.ExactArgs(2)),
+		ValidArgsFunction: completeSettingNames,
 		RunE: func(c *cobra.Command, args []string) error {
 			return runConfigSet(c.Context(), f, args[0], args[1])
 		},
 	}
 	return c
+}
+
+func newConfigUnsetCmd(f *Factory) *cobra.Command {
+	return &cobra.Command{
+		Use:               "unset KEY",
+		Short:             "Remove one setting from the config file",
+		Long:              "Remove a setting from the config file, from the --profile section when one is given.\nKeys: " + settingNamesList(),
+		Args:              argsUsage(cobra.ExactArgs(1)),
+		ValidArgsFunction: completeSettingNames,
+		RunE: func(c *cobra.Command, args []string) error {
+			return runConfigUnset(f, args[0])
+		},
+	}
+}
+
+// defaultSetting is what a setting left unset amounts to, for config list:
+// the URLs of the effective server zone, the cache directory, the output
+// form for this stdout. Keys have no default.
+func (f *Factory) defaultSetting(name string) string {
+	zoneName, _ := f.settingValue(nil, "server-zone")
+	zone, err := experiment.ParseServerZone(zoneName)
+	if err != nil {
+		return ""
+	}
+	switch name {
+	case "server-zone":
+		return strings.ToLower(string(zone))
+	case "server-url":
+		if zone.RemoteServerURL() == zone.FlagsServerURL() {
+			return zone.RemoteServerURL()
+		}
+		return zone.RemoteServerURL() + " (fetch), " + zone.FlagsServerURL() + " (flags)"
+	case "stream-server-url":
+		return zone.StreamServerURL()
+	case "cohort-server-url":
+		return zone.CohortServerURL()
+	case "events-server-url":
+		return experiment.EventsURL(zone, false)
+	case "cache-dir":
+		if base, err := os.UserCacheDir(); err == nil {
+			return filepath.Join(base, "experiment")
+		}
+	case "output":
+		if f.IO.OutTTY {
+			return "table"
+		}
+		return "json"
+	}
+	return ""
+}
+
+// completeSettingNames completes the KEY of config set and unset.
+func completeSettingNames(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var names []string
+	for _, d := range settingDefs {
+		names = append(names, d.name+"\t"+d.help)
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
 }
 
 func settingNamesList() string {
@@ -246,9 +405,31 @@ func settingNamesList() string {
 }
 
 func runConfigSet(_ context.Context, f *Factory, key, value string) error {
+	def, ok := lookupSetting(key)
+	if !ok {
+		return usageError("unknown setting %q: want one of %s", key, settingNamesList())
+	}
+	if value == "" {
+		return withHint(usageError("%s: empty value", key), "to remove a setting: experiment config unset "+key)
+	}
+	if def.check != nil {
+		if err := def.check(value); err != nil {
+			return usageError("%s %q: %v", key, redactURLCredentials(value), err)
+		}
+	}
+	return updateConfig(f, key, func(settings map[string]string) { settings[key] = value }, "wrote")
+}
+
+func runConfigUnset(f *Factory, key string) error {
 	if _, ok := lookupSetting(key); !ok {
 		return usageError("unknown setting %q: want one of %s", key, settingNamesList())
 	}
+	return updateConfig(f, key, func(settings map[string]string) { delete(settings, key) }, "removed")
+}
+
+// updateConfig applies change to the config file's top level, or to the
+// --profile section, and writes the file atomically with mode 0600.
+func updateConfig(f *Factory, key string, change func(map[string]string), did string) error {
 	path := f.configPath()
 	if path == "" {
 		return usageError("no config directory: pass --config FILE")
@@ -261,9 +442,9 @@ func runConfigSet(_ context.Context, f *Factory, key, value string) error {
 		if cfg.Profiles[p] == nil {
 			cfg.Profiles[p] = map[string]string{}
 		}
-		cfg.Profiles[p][key] = value
+		change(cfg.Profiles[p])
 	} else {
-		cfg.Settings[key] = value
+		change(cfg.Settings)
 	}
 	data, err := yaml.Marshal(cfg)
 	if err != nil {
@@ -275,6 +456,6 @@ func runConfigSet(_ context.Context, f *Factory, key, value string) error {
 	if err := atomicfile.Write(path, data, 0o600); err != nil {
 		return ioError(err)
 	}
-	fmt.Fprintf(f.IO.ErrOut, "wrote %s to %s\n", key, path)
+	fmt.Fprintf(f.IO.ErrOut, "%s %s in %s\n", did, key, path)
 	return nil
 }

@@ -177,7 +177,7 @@ func (o *fetchOptions) validate() error {
 	}
 	o.zone = zone
 	o.url = o.setting("server-url")
-	return nil
+	return o.settingErr
 }
 
 // output is the format: -o, else jsonl for --users, table on a terminal,

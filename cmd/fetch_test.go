@@ -189,7 +189,7 @@ func TestFetchUsageErrors(t *testing.T) {
 	}{
 		"no key":            {map[string]string{"EXPERIMENT_SERVER_URL": s.URL}, []string{"--user-id", "u"}, "no deployment key"},
 		"no user":           {nil, nil, "no user"},
-		"bad zone":          {nil, []string{"--user-id", "u", "--server-zone", "apac"}, `--server-zone: server zone "apac"`},
+		"bad zone":          {nil, []string{"--user-id", "u", "--server-zone", "apac"}, `--server-zone "apac": want us or eu`},
 		"bad zone env":      {map[string]string{"EXPERIMENT_DEPLOYMENT_KEY": fetchKey, "EXPERIMENT_SERVER_ZONE": "mars"}, []string{"--user-id", "u"}, `"mars"`},
 		"bad url":           {nil, []string{"--user-id", "u", "--server-url", "ftp://x"}, "want an absolute http or https URL"},
 		"bad output":        {nil, []string{"--user-id", "u", "-o", "xml"}, `--output "xml"`},
