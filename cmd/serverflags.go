@@ -138,9 +138,13 @@ func (s *serverFlags) startClient(ctx context.Context, ios *IOStreams, mutate fu
 		}
 		return nil, serverError(err, key)
 	}
-	if st := client.Status(); st.Source == "cache" && !s.offline {
+	st := client.Status()
+	if st.Source == "cache" && !s.offline {
 		fmt.Fprintf(ios.ErrOut, "experiment: warning: flag config server unreachable (%v); using cached flags from %s ago\n",
 			st.LastError, st.ConfigAge(time.Now()).Round(time.Second))
+	}
+	if st.CacheError != nil {
+		fmt.Fprintf(ios.ErrOut, "experiment: warning: flag cache not written (%v); --offline will not have these flags\n", st.CacheError)
 	}
 	return client, nil
 }

@@ -57,6 +57,10 @@ type Status struct {
 	LastError   error
 	LastErrorAt time.Time
 	Streaming   bool
+	// CacheError is why the flags in use could not be written to the
+	// cache directory, if they could not: the next offline start will
+	// not have them.
+	CacheError error
 }
 
 // ConfigAge is how old the flags in use are; 0 when there are none.
@@ -278,9 +282,13 @@ func (c *LocalClient) apply(ctx context.Context, fc *flagConfigs, source string)
 	c.digest = fc.digest
 	c.recordSuccess(fc, source, next)
 	if source != "cache" && c.s.cacheDir != "" {
-		if err := writeFlagCache(FlagCachePath(c.s.cacheDir, string(c.key)), fc, c.s.redactedFlagsURL); err != nil {
+		err := writeFlagCache(FlagCachePath(c.s.cacheDir, string(c.key)), fc, c.s.redactedFlagsURL)
+		if err != nil {
 			c.s.logger.Warn("could not write the flag cache", "error", err)
 		}
+		c.mu.Lock()
+		c.status.CacheError = err
+		c.mu.Unlock()
 	}
 	c.once.Do(func() { close(c.ready) })
 	if c.s.onUpdate != nil {
