@@ -27,7 +27,7 @@ type trackingFlags struct {
 func (t *trackingFlags) register(fs *pflag.FlagSet) {
 	t.fs = fs
 	fs.BoolVar(&t.track, "track-exposure", false, "send exposure events of the evaluated users to Amplitude (needs --api-key), flushed before exit")
-	fs.StringVar(&t.printEvents, "print-events", "", "print the events that would be sent, with the de-dup decision, as JSON Lines to FILE (- for stderr); nothing is sent")
+	fs.StringVar(&t.printEvents, "print-events", "", "print the events that would be sent, with the de-dup decision, as JSON Lines on stderr, or to FILE with --print-events=FILE; nothing is sent")
 	fs.Lookup("print-events").NoOptDefVal = "-"
 	fs.String("events-server-url", "", "analytics events URL (env EXPERIMENT_EVENTS_SERVER_URL; default by --server-zone)")
 }
