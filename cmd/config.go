@@ -417,19 +417,24 @@ func runConfigSet(_ context.Context, f *Factory, key, value string) error {
 			return usageError("%s %q: %v", key, redactURLCredentials(value), err)
 		}
 	}
-	return updateConfig(f, key, func(settings map[string]string) { settings[key] = value }, "wrote")
+	return updateConfig(f, key, func(settings map[string]string) bool { settings[key] = value; return true }, "wrote")
 }
 
 func runConfigUnset(f *Factory, key string) error {
 	if _, ok := lookupSetting(key); !ok {
 		return usageError("unknown setting %q: want one of %s", key, settingNamesList())
 	}
-	return updateConfig(f, key, func(settings map[string]string) { delete(settings, key) }, "removed")
+	return updateConfig(f, key, func(settings map[string]string) bool {
+		_, had := settings[key]
+		delete(settings, key)
+		return had
+	}, "removed")
 }
 
 // updateConfig applies change to the config file's top level, or to the
-// --profile section, and writes the file atomically with mode 0600.
-func updateConfig(f *Factory, key string, change func(map[string]string), did string) error {
+// --profile section, and writes the file atomically with mode 0600 when
+// change reports that it changed something.
+func updateConfig(f *Factory, key string, change func(map[string]string) bool, did string) error {
 	path := f.configPath()
 	if path == "" {
 		return usageError("no config directory: pass --config FILE")
@@ -438,13 +443,16 @@ func updateConfig(f *Factory, key string, change func(map[string]string), did st
 	if err != nil {
 		return err
 	}
+	settings := cfg.Settings
 	if p := f.profile(); p != "" {
 		if cfg.Profiles[p] == nil {
 			cfg.Profiles[p] = map[string]string{}
 		}
-		change(cfg.Profiles[p])
-	} else {
-		change(cfg.Settings)
+		settings = cfg.Profiles[p]
+	}
+	if !change(settings) {
+		fmt.Fprintf(f.IO.ErrOut, "%s was not set in %s\n", key, path)
+		return nil
 	}
 	data, err := yaml.Marshal(cfg)
 	if err != nil {

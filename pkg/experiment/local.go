@@ -146,7 +146,11 @@ func (c *LocalClient) start(ctx context.Context) error {
 	if lastErr != nil {
 		return lastErr
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Never nil without flags in use: a caller would evaluate nothing.
+	return errors.New("flag config updater stopped before any flags arrived")
 }
 
 // awaitFirstFlags reports whether the server's flags arrived. It stops
@@ -194,7 +198,12 @@ func (c *LocalClient) run(ctx context.Context) {
 	}
 	for ctx.Err() == nil {
 		err := c.runStream(ctx)
-		if ctx.Err() != nil || errors.Is(err, ErrUnauthorized) {
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, ErrUnauthorized) {
+			c.recordError(err) // Start reports it, and Status says why updates stopped
+			c.s.logger.Error("flag stream rejected the deployment key; not retrying", "key", c.key, "error", err)
 			return
 		}
 		c.s.logger.Warn("flag stream down; polling until it is retried", "error", err)

@@ -3,6 +3,7 @@ package experiment_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -150,6 +151,26 @@ func TestLocalServerDownUsesCache(t *testing.T) {
 
 	srv.Stall(0)
 	srv.SetFlags(flagsV("2"))
+}
+
+func TestLocalStreamRejectedKey(t *testing.T) {
+	for _, cached := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cache=%v", cached), func(t *testing.T) {
+			noLeaks(t)
+			srv, cacheDir := cachedServer(t)
+			if !cached {
+				cacheDir = t.TempDir()
+			}
+			srv.EnableStream(true)
+			c := newLocal(t, srv, experiment.LocalConfig{CacheDir: cacheDir, StreamUpdates: true})
+			srv.Key = "a-rotated-key"
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			defer cancel()
+			require.ErrorIs(t, c.Start(ctx), experiment.ErrUnauthorized)
+			require.NoError(t, ctx.Err(), "Start waited for its context instead of returning the rejection")
+			require.Nil(t, c.FlagSet(), "a rejected key must not serve cached flags")
+		})
+	}
 }
 
 func TestLocalRejectedKeyIgnoresCache(t *testing.T) {

@@ -592,7 +592,7 @@ func (t *Tracker) giveUp(n int, msg string, attrs ...any) {
 func (t *Tracker) giveUpBecause(cause error, n int, msg string, attrs ...any) {
 	t.settle(0, n)
 	t.s.log.Warn("analytics: "+msg, append([]any{"events", n}, attrs...)...)
-	err := errors.New(msg + lossDetails(attrs))
+	err := errors.New(msg + t.lossDetails(attrs))
 	if cause != nil {
 		err = fmt.Errorf("%w: %s", cause, err)
 	}
@@ -602,10 +602,13 @@ func (t *Tracker) giveUpBecause(cause error, n int, msg string, attrs ...any) {
 }
 
 // lossDetails spells the log attributes of a loss for an error message.
-func lossDetails(attrs []any) string {
+// Every value goes through serverText: some come from the server's reply
+// (missing_field, error), which may quote the API key or hold newlines,
+// and this message becomes a command's one error line.
+func (t *Tracker) lossDetails(attrs []any) string {
 	var b strings.Builder
 	for i := 0; i+1 < len(attrs); i += 2 {
-		if v := fmt.Sprint(attrs[i+1]); v != "" && v != "[]" {
+		if v := t.serverText(fmt.Sprint(attrs[i+1])); v != "" && v != "[]" {
 			fmt.Fprintf(&b, " %v=%s", attrs[i], v)
 		}
 	}
@@ -659,7 +662,7 @@ func (t *Tracker) deliver(events []Event) (gaveUp bool) {
 					cause = ErrAPIKeyRejected
 				}
 				t.giveUpBecause(cause, len(events), "request rejected", "status", r.status,
-					"error", t.serverText(r.reply.Error), "missing_field", r.reply.MissingField)
+					"error", t.serverText(r.reply.Error), "missing_field", t.serverText(r.reply.MissingField))
 				return false
 			}
 			t.giveUp(len(bad), "dropped invalid events", "status", r.status, "fields", fields,

@@ -487,6 +487,21 @@ func TestTracker400WithoutIndicesDropsTheBatch(t *testing.T) {
 	assert.Contains(t, err.Error(), "status=400")
 }
 
+func TestTrackerLossErrorIsOneRedactedLine(t *testing.T) {
+	evtLeakCheck(t)
+	srv := newEvtServer(t)
+	srv.Script(experimenttest.AnalyticsReply{Status: http.StatusBadRequest,
+		Body: `{"code":400,"error":"Request missing required field","missing_field":"api_key ` + evtAPIKey + `\nINJECTED"}`})
+	log := &evtLog{}
+	tr := newEvtTracker(t, evtTrackerConfig(srv, log), log)
+	tr.Track(evtEvents(0, 1)...)
+	err := tr.Close(t.Context())
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), evtAPIKey)
+	assert.NotContains(t, err.Error(), "\n")
+	assert.NotContains(t, log.String(), evtAPIKey)
+}
+
 func TestTrackerOutageIsNotAKeyRejection(t *testing.T) {
 	evtLeakCheck(t)
 	srv := newEvtServer(t)
