@@ -110,19 +110,24 @@ func (opts *watchOptions) report(prev, next *experiment.FlagSet, user *experimen
 
 func watchServer(ctx context.Context, opts *watchOptions, user *experiment.User) error {
 	updates := make(chan [2]*experiment.FlagSet, 16)
+	// stopped ends with this function, before Close: an update the loop
+	// will never read must not block the updater that Close waits for.
+	stopped, stop := context.WithCancel(ctx)
 	client, err := opts.Source.server.startClient(ctx, opts.IO, func(cfg *experiment.LocalConfig) {
 		cfg.StreamUpdates, cfg.FlagConfigPollingInterval = opts.Stream, opts.PollInterval
 		cfg.OnUpdate = func(prev, next *experiment.FlagSet) {
 			select {
 			case updates <- [2]*experiment.FlagSet{prev, next}:
-			case <-ctx.Done():
+			case <-stopped.Done():
 			}
 		}
 	})
 	if err != nil {
+		stop()
 		return err
 	}
 	defer client.Close()
+	defer stop()
 	fs := client.FlagSet()
 	fmt.Fprintf(opts.IO.ErrOut, "watching %d flags (%s); Ctrl-C to stop\n", fs.Snapshot().Len(), describeStatus(client.Status()))
 	status := time.NewTicker(time.Second)
@@ -180,6 +185,7 @@ func watchFile(ctx context.Context, opts *watchOptions, user *experiment.User) e
 			next, err = opts.Source.load(ctx)
 		}
 		if err != nil {
+			last = data // a file that stays broken is not reread every tick
 			if msg := err.Error(); msg != broken { // once per distinct problem
 				fmt.Fprintf(opts.IO.ErrOut, "experiment: warning: %v; keeping the last good flags\n", err)
 				broken = msg
