@@ -185,7 +185,7 @@ func watchFile(ctx context.Context, opts *watchOptions, user *experiment.User) e
 			next, err = opts.Source.load(ctx)
 		}
 		if err != nil {
-			last = data // a file that stays broken is not reread every tick
+			last = data                            // a file that stays broken is not reread every tick
 			if msg := err.Error(); msg != broken { // once per distinct problem
 				fmt.Fprintf(opts.IO.ErrOut, "experiment: warning: %v; keeping the last good flags\n", err)
 				broken = msg
