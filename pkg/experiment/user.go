@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 )
 
 // User is who flags are evaluated for. Its JSON form is Amplitude's
@@ -56,10 +57,32 @@ func DecodeUser(data []byte) (*User, error) {
 	return &u, nil
 }
 
+// jsonTypeName names a Go type the way a JSON user knows it.
+func jsonTypeName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Map, reflect.Struct:
+		return "JSON object"
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.String {
+			return "JSON array of strings"
+		}
+		return "JSON array"
+	case reflect.String:
+		return "JSON string"
+	case reflect.Bool:
+		return "JSON boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return "JSON number"
+	}
+	return "JSON " + t.String()
+}
+
 func describeJSONError(err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) && te.Field != "" {
-		return fmt.Errorf("%s: want %s, got JSON %s", te.Field, te.Type, te.Value)
+		return fmt.Errorf("%s: want %s, got JSON %s", te.Field, jsonTypeName(te.Type), te.Value)
 	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
