@@ -16,16 +16,12 @@ import (
 // eagerContext is cohort enrichment as PROTOCOL.md 3.4 states it and as
 // FlagSet.Context did it before enrichment became lazy: every membership
 // looked up before evaluation. Lazy enrichment must be indistinguishable
-// from it.
-func eagerContext(user *experiment.User, store *cohort.Store, refs cohort.References) eval.Context {
-	ctx := eval.Context{
-		UserID: user.UserID, DeviceID: user.DeviceID, Country: user.Country, Region: user.Region,
-		DMA: user.DMA, City: user.City, Language: user.Language, Platform: user.Platform,
-		Version: user.Version, OS: user.OS, DeviceManufacturer: user.DeviceManufacturer,
-		DeviceBrand: user.DeviceBrand, DeviceModel: user.DeviceModel, Carrier: user.Carrier,
-		Library: user.Library, UserProperties: user.UserProperties, Groups: user.Groups,
-		GroupProperties: user.GroupProperties, CohortIDs: user.CohortIDs, GroupCohortIDs: user.GroupCohortIDs,
-	}
+// from it. The user's fields come from FlagSet.Context without its lazy
+// oracle; only the enrichment is done again here, the old way.
+func eagerContext(fs *experiment.FlagSet, user *experiment.User) eval.Context {
+	store, refs := fs.Cohorts(), fs.CohortReferences()
+	ctx := fs.Context(user)
+	ctx.Cohorts = nil
 	if ids := refs[cohort.UserGroupType]; len(ids) > 0 && user.UserID != "" {
 		ctx.CohortIDs = store.Memberships(cohort.UserGroupType, user.UserID, ids)
 	}
@@ -61,7 +57,7 @@ func eagerContext(user *experiment.User, store *cohort.Store, refs cohort.Refere
 // which would hide the conditions decided from their values alone.
 func checkLazyEqualsEager(t *testing.T, fs *experiment.FlagSet, user *experiment.User, what string) {
 	t.Helper()
-	eager := eagerContext(user, fs.Cohorts(), fs.CohortReferences())
+	eager := eagerContext(fs, user)
 	for _, keys := range append([][]string{nil}, chunk(fs.Snapshot().Keys())...) {
 		lazy, err := fs.EvaluateResults(user, keys, nil)
 		if err != nil {
