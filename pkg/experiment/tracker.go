@@ -618,10 +618,14 @@ func (t *Tracker) lossDetails(attrs []any) string {
 	return " (" + strings.TrimPrefix(b.String(), " ") + ")"
 }
 
-// rejectsKey reports whether a refusal is about the API key.
-func (r *postResult) rejectsKey() bool {
-	return r.status == http.StatusUnauthorized || r.status == http.StatusForbidden ||
-		(r.status == http.StatusBadRequest && strings.Contains(strings.ToLower(r.reply.Error), "invalid api key"))
+// refusalCause is ErrAPIKeyRejected when a refusal is about the API key,
+// nil otherwise.
+func (r *postResult) refusalCause() error {
+	if r.status == http.StatusUnauthorized || r.status == http.StatusForbidden ||
+		(r.status == http.StatusBadRequest && strings.Contains(strings.ToLower(r.reply.Error), "invalid api key")) {
+		return ErrAPIKeyRejected
+	}
+	return nil
 }
 
 // deliver sends events until the server accepts them or they are given up,
@@ -657,11 +661,7 @@ func (t *Tracker) deliver(events []Event) (gaveUp bool) {
 		case r.status == http.StatusBadRequest:
 			bad, fields := r.reply.invalidEvents(len(events))
 			if len(bad) == 0 {
-				var cause error
-				if r.rejectsKey() {
-					cause = ErrAPIKeyRejected
-				}
-				t.giveUpBecause(cause, len(events), "request rejected", "status", r.status,
+				t.giveUpBecause(r.refusalCause(), len(events), "request rejected", "status", r.status,
 					"error", t.serverText(r.reply.Error), "missing_field", t.serverText(r.reply.MissingField))
 				return false
 			}
@@ -703,11 +703,7 @@ func (t *Tracker) deliver(events []Event) (gaveUp bool) {
 			}
 
 		default:
-			var cause error
-			if r.rejectsKey() {
-				cause = ErrAPIKeyRejected
-			}
-			t.giveUpBecause(cause, len(events), "request refused", "status", r.status, "error", t.serverText(r.reply.Error))
+			t.giveUpBecause(r.refusalCause(), len(events), "request refused", "status", r.status, "error", t.serverText(r.reply.Error))
 			return false
 		}
 	}
