@@ -14,6 +14,8 @@ import (
 // link kept. Anything else that is not a regular file (/dev/stdout,
 // /dev/null, a FIFO, a link into /proc/self/fd) is written in place:
 // renaming over it would replace the device, pipe or link with a file.
+// After a successful write, temporary files of path left by killed writes
+// are removed (see removeStale).
 func Write(path string, data []byte, perm os.FileMode) (err error) {
 	if st, err := os.Lstat(path); err == nil && !st.Mode().IsRegular() {
 		target, ok := regularTarget(path, st)
@@ -23,7 +25,7 @@ func Write(path string, data []byte, perm os.FileMode) (err error) {
 		path = target
 	}
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmp, err := os.CreateTemp(dir, tempPattern(filepath.Base(path)))
 	if err != nil {
 		// Name the file asked for, not the temporary one nobody knows of:
 		// "writing x.json: ... no such file or directory".
@@ -61,6 +63,7 @@ func Write(path string, data []byte, perm os.FileMode) (err error) {
 		d.Sync()
 		d.Close()
 	}
+	removeStale(dir, filepath.Base(path))
 	return nil
 }
 
