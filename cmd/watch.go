@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -147,6 +148,14 @@ func watchServer(ctx context.Context, opts *watchOptions, user *experiment.User)
 			if done, err := opts.report(u[0], u[1], user); done || err != nil {
 				return err
 			}
+		case <-client.Done():
+			// Updates stopped for good (the key was rejected): the flags
+			// shown can no longer change, so watching them would be a lie.
+			err := client.Status().LastError
+			if err == nil {
+				err = errors.New("flag updates stopped")
+			}
+			return serverError(err, opts.Source.server.key(opts.IO))
 		case <-status.C:
 			if st := client.Status(); st.State != last.State || st.Streaming != last.Streaming {
 				fmt.Fprintf(opts.IO.ErrOut, "%s %s\n", opts.Now().Format(time.RFC3339), describeStatus(st))

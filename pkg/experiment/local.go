@@ -25,13 +25,14 @@ type LocalClient struct {
 	applyMu sync.Mutex // serialises apply: Start may apply the cache while the updater runs
 	digest  [32]byte   // of the configs in use, under applyMu
 
-	mu     sync.Mutex
-	status Status
-	ready  chan struct{} // closed when flags are first applied
-	once   sync.Once
-	failed chan struct{} // closed when an update first fails
-	failMu sync.Once
-	done   chan struct{} // closed when the updater gives up (key rejected) or is closed
+	mu       sync.Mutex
+	status   Status
+	ready    chan struct{} // closed when flags are first applied
+	once     sync.Once
+	failed   chan struct{} // closed when an update first fails
+	failMu   sync.Once
+	done     chan struct{} // closed when the updater gives up (key rejected) or the client is closed
+	doneOnce sync.Once
 
 	cohorts        *cohortSync // nil without CohortSyncConfig
 	exposure       *ExposureService
@@ -122,7 +123,7 @@ func (c *LocalClient) start(ctx context.Context) error {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		defer close(c.done)
+		defer c.stopUpdates()
 		c.run(bg)
 	}()
 	if c.cohorts != nil {
@@ -332,6 +333,15 @@ func (c *LocalClient) setStreaming(on bool) {
 	c.mu.Unlock()
 }
 
+// Done is closed when the flags in use will never be refreshed again: the
+// server rejected the deployment key (Status().LastError says so, and
+// errors.Is(err, ErrUnauthorized) holds), or the client was closed. A
+// long-running caller selects on it: going on would serve flags that only
+// look current.
+func (c *LocalClient) Done() <-chan struct{} { return c.done }
+
+func (c *LocalClient) stopUpdates() { c.doneOnce.Do(func() { close(c.done) }) }
+
 // Status reports the freshness of the flags in use.
 func (c *LocalClient) Status() Status {
 	c.mu.Lock()
@@ -476,6 +486,7 @@ func (c *LocalClient) CloseContext(ctx context.Context) error {
 		c.cancel()
 	}
 	c.wg.Wait()
+	c.stopUpdates() // offline, or never started: there was no updater to do it
 	if c.cohorts != nil {
 		c.cohorts.client.Close()
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,6 +116,57 @@ func TestLocalUnauthorizedStopsAtOnce(t *testing.T) {
 	assert.NotContains(t, err.Error(), localKey)
 	time.Sleep(100 * time.Millisecond)
 	assert.Equal(t, 1, srv.Requests(), "a rejected key was retried")
+}
+
+// A key rejected after start ends updates for good: Done says so at once,
+// polling or streaming, so that a caller stops trusting the flags in use.
+func TestLocalDoneWhenKeyRejectedMidRun(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
+			noLeaks(t)
+			srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
+			defer srv.Close()
+			srv.EnableStream(stream)
+			c := newLocal(t, srv, experiment.LocalConfig{StreamUpdates: stream, FlagConfigPollingInterval: 10 * time.Millisecond})
+			require.NoError(t, c.Start(t.Context()))
+			select {
+			case <-c.Done():
+				t.Fatal("Done closed while updates are arriving")
+			case <-time.After(50 * time.Millisecond):
+			}
+			srv.SetDown(http.StatusUnauthorized)
+			if stream {
+				srv.EnableStream(false) // the stream drops; the fallback poll is rejected
+			}
+			select {
+			case <-c.Done():
+			case <-time.After(10 * time.Second):
+				t.Fatal("Done not closed after the key was rejected")
+			}
+			require.ErrorIs(t, c.Status().LastError, experiment.ErrUnauthorized)
+			assert.Equal(t, "v1", value(t, c), "the last good flags stay usable")
+		})
+	}
+}
+
+// Done is closed by Close even when no updater ran (offline).
+func TestLocalDoneAfterCloseOffline(t *testing.T) {
+	noLeaks(t)
+	_, cacheDir := cachedServer(t)
+	c, err := experiment.NewLocalClient(localKey, &experiment.LocalConfig{CacheDir: cacheDir, Offline: true, Logger: quiet})
+	require.NoError(t, err)
+	require.NoError(t, c.Start(t.Context()))
+	select {
+	case <-c.Done():
+		t.Fatal("Done closed before Close")
+	default:
+	}
+	require.NoError(t, c.Close())
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done not closed by Close")
+	}
 }
 
 // cachedServer serves v1 flags and returns a cache directory that a first
