@@ -68,7 +68,8 @@ func newCohortsSyncCmd(f *Factory, runF func(context.Context, *cohortsSyncOption
 			"with the analytics project's API key and secret key, into --out DIR or the cache. Each cohort\n" +
 			"is a file DIR/<cohortId>.json, the body of the download API, so the directory works with\n" +
 			"'experiment evaluate --cohorts DIR'. Cohorts already there are only downloaded again when they\n" +
-			"changed. A cohort whose download fails keeps its last good copy.\n\n" +
+			"changed. A cohort whose download fails keeps its last good copy. --timeout bounds each\n" +
+			"cohort's whole download, retries included: raise it for very large cohorts.\n\n" +
 			"Exit status: 0 when every cohort is current (a cohort the server does not know, or one over\n" +
 			"--max-cohort-size, is a warning: nobody is a member); 4 when the keys are rejected; 5 when\n" +
 			"downloads failed after retries.\n\n" +
@@ -209,7 +210,9 @@ func runCohortsSync(ctx context.Context, opts *cohortsSyncOptions) error {
 
 	client, err := cohort.NewClient(cohort.Config{
 		APIKey: opts.apiKey, SecretKey: opts.secretKey, ServerURL: opts.serverURL,
-		MaxCohortSize: opts.MaxCohortSize, RequestTimeout: opts.Source.server.timeout,
+		// --timeout bounds each cohort's whole download, retries included,
+		// and also any silence within it.
+		MaxCohortSize: opts.MaxCohortSize, RequestTimeout: opts.Source.server.timeout, Timeout: opts.Source.server.timeout,
 		Logger: debugLogger(ios, opts.Source.server.debug),
 	})
 	if err != nil {

@@ -43,6 +43,11 @@ type Config struct {
 	// attempt while a large cohort that keeps arriving is not cut off.
 	// Default: DefaultRequestTimeout.
 	RequestTimeout time.Duration
+	// Timeout bounds a whole Download: every attempt, the waits between
+	// them, and the reading of every body however steadily it arrives. A
+	// server that trickles a byte at a time resets RequestTimeout forever;
+	// this deadline it cannot move. Default: DefaultTimeout.
+	Timeout time.Duration
 	// HTTPClient sends the requests. Default: a client of the Client's own,
 	// whose idle connections Close releases. A client given here is used as
 	// is and never closed.
@@ -59,6 +64,9 @@ type Config struct {
 const (
 	DefaultMaxCohortSize  = math.MaxInt32
 	DefaultRequestTimeout = 10 * time.Second
+	// DefaultTimeout leaves the largest cohorts (about a gigabyte of ids)
+	// time to arrive at a few megabytes a second.
+	DefaultTimeout = 5 * time.Minute
 )
 
 // The project's retry policy (PROTOCOL.md 3.1): at most three attempts,
@@ -93,8 +101,9 @@ var (
 	// retries, other 4xx at once).
 	ErrStatus = errors.New("unexpected status")
 	// ErrTimeout: no response, or no progress reading the body, within
-	// Config.RequestTimeout. It wraps context.DeadlineExceeded (and is not
-	// a cancellation).
+	// Config.RequestTimeout, or no complete download within
+	// Config.Timeout. It wraps context.DeadlineExceeded (and is not a
+	// cancellation).
 	ErrTimeout error = timeoutError{}
 )
 
@@ -151,7 +160,8 @@ type Client struct {
 	secrets   []string // what must never reach an error or log
 	apiKey    string
 	maxSize   int
-	timeout   time.Duration
+	timeout   time.Duration // of each wait (stall detection)
+	total     time.Duration // of a whole Download
 	http      *http.Client
 	ownClient bool
 	log       *slog.Logger
@@ -173,6 +183,9 @@ func NewClient(cfg Config) (*Client, error) {
 	if cfg.RequestTimeout < 0 {
 		return nil, fmt.Errorf("cohort client: RequestTimeout %v: want a positive duration", cfg.RequestTimeout)
 	}
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("cohort client: Timeout %v: want a positive duration", cfg.Timeout)
+	}
 	token := base64.StdEncoding.EncodeToString([]byte(cfg.APIKey + ":" + cfg.SecretKey))
 	c := &Client{
 		base:    base,
@@ -181,6 +194,7 @@ func NewClient(cfg Config) (*Client, error) {
 		apiKey:  cfg.APIKey,
 		maxSize: orDefault(cfg.MaxCohortSize, DefaultMaxCohortSize),
 		timeout: orDefault(cfg.RequestTimeout, DefaultRequestTimeout),
+		total:   orDefault(cfg.Timeout, DefaultTimeout),
 		http:    cfg.HTTPClient,
 		log:     cfg.Logger,
 		library: cfg.Library,
@@ -261,11 +275,15 @@ func (c *Client) endpoint(id string, stored *Cohort) *url.URL {
 // 204 (not modified). Otherwise the result is the downloaded cohort, stored
 // under the cohortId of the body. Failures are *DownloadError; transport
 // errors, timeouts, malformed bodies, 202, 429 and 5xx are retried (three
-// attempts, 100 ms apart); a cancelled ctx stops at once.
+// attempts, 100 ms apart), all within Config.Timeout; a cancelled ctx stops
+// at once, and the error is then its cause (context.Cause).
 func (c *Client) Download(ctx context.Context, id string, stored *Cohort) (*Cohort, error) {
 	if id == "" {
 		return nil, errors.New("cohort: empty cohort id")
 	}
+	ctx, cancel := context.WithTimeoutCause(ctx, c.total,
+		fmt.Errorf("%w: download not complete within %v", ErrTimeout, c.total))
+	defer cancel()
 	u := c.endpoint(id, stored)
 	for attempt := 1; ; attempt++ {
 		co, f := c.attempt(ctx, u, id, stored, attempt)
@@ -273,7 +291,7 @@ func (c *Client) Download(ctx context.Context, id string, stored *Cohort) (*Coho
 			return co, nil
 		}
 		if ctx.Err() != nil {
-			f.err, f.retryable = ctx.Err(), false
+			f.err, f.retryable = context.Cause(ctx), false
 		}
 		if !f.retryable || attempt == maxAttempts {
 			return nil, &DownloadError{CohortID: id, URL: u.String(), StatusCode: f.status,
@@ -283,7 +301,7 @@ func (c *Client) Download(ctx context.Context, id string, stored *Cohort) (*Coho
 			slog.Int("attempt", attempt), slog.String("error", f.err.Error()))
 		if sleep(ctx, retryDelay) != nil {
 			return nil, &DownloadError{CohortID: id, URL: u.String(), StatusCode: f.status,
-				Attempts: attempt, Err: ctx.Err()}
+				Attempts: attempt, Err: context.Cause(ctx)}
 		}
 	}
 }

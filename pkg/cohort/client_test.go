@@ -451,3 +451,34 @@ func statuses(reqs []cohorttest.Request) []int {
 	}
 	return out
 }
+
+// TestDownloadTrickleBounded: a server that sends a byte at a time never
+// trips the stall timer, which each byte resets; Timeout still ends the
+// whole download, and no retry starts after it.
+func TestDownloadTrickleBounded(t *testing.T) {
+	fake := newFake(t)
+	client := newClient(t, cohort.Config{ServerURL: fake.URL, RequestTimeout: time.Second, Timeout: 1500 * time.Millisecond})
+	fake.Script("9r64kh", cohorttest.Trickle, cohorttest.Trickle, cohorttest.Trickle)
+	// The test's own bound: without the fix the download would never end.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := client.Download(ctx, "9r64kh", nil)
+	elapsed := time.Since(start)
+	require.ErrorIs(t, err, cohort.ErrTimeout)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.NoError(t, ctx.Err(), "ended by the test's bound, not Timeout")
+	assert.ErrorContains(t, err, "cohort 9r64kh: GET "+fake.URL+"/sdk/v1/cohort/9r64kh?maxCohortSize=2147483647: 200 OK: timed out: download not complete within 1.5s")
+	assert.GreaterOrEqual(t, elapsed, 1500*time.Millisecond)
+	assert.Less(t, elapsed, 3*time.Second)
+	assert.Equal(t, 1, fake.Count("9r64kh"))
+
+	// Retries share the deadline: three slow failures cannot triple it.
+	client = newClient(t, cohort.Config{ServerURL: fake.URL, RequestTimeout: 400 * time.Millisecond, Timeout: 600 * time.Millisecond})
+	fake.Script("n2hgsp", cohorttest.Stall, cohorttest.Stall, cohorttest.Stall)
+	start = time.Now()
+	_, err = client.Download(t.Context(), "n2hgsp", nil)
+	require.ErrorIs(t, err, cohort.ErrTimeout)
+	assert.ErrorContains(t, err, "download not complete within 600ms (2 attempts)")
+	assert.Less(t, time.Since(start), 2*time.Second)
+}

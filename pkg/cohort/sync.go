@@ -131,8 +131,8 @@ func Sync(ctx context.Context, d Downloader, current *Store, ids []string, opts 
 
 func download(ctx context.Context, d Downloader, current *Store, id string) Result {
 	stored := current.Get(id)
-	if err := ctx.Err(); err != nil {
-		return Result{ID: id, Outcome: Failed, Cohort: stored, Err: &DownloadError{CohortID: id, Err: err}}
+	if ctx.Err() != nil {
+		return Result{ID: id, Outcome: Failed, Cohort: stored, Err: &DownloadError{CohortID: id, Err: context.Cause(ctx)}}
 	}
 	c, err := d.Download(ctx, id, stored)
 	switch {

@@ -2,7 +2,8 @@
 // (PROTOCOL.md 3.5) on an httptest server at 127.0.0.1, for tests of cohort
 // sync: it checks the Basic credentials, answers 204 to a matching
 // lastModified and 413 over maxCohortSize, 404 for unknown ids, and can be
-// scripted to answer statuses or to stall. It records every request.
+// scripted to answer statuses, to stall, or to trickle. It records every
+// request.
 package cohorttest
 
 import (
@@ -16,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/flagkit/experiment/pkg/cohort"
 )
@@ -28,7 +30,15 @@ const (
 	// StallBody answers 200 with the cohort's headers and the first half
 	// of its body, then holds the rest until the client gives up.
 	StallBody = -2
+	// Trickle answers 200, then sends a space (which JSON allows before
+	// a document) every TrickleInterval until the client gives up: data
+	// keeps arriving, so only a deadline on the whole download ends it.
+	Trickle = -3
 )
+
+// TrickleInterval is how often Trickle sends a byte: well inside any stall
+// timeout a test would use.
+const TrickleInterval = 100 * time.Millisecond
 
 // Server serves GET <any prefix>/sdk/v1/cohort/<id>. The embedded
 // httptest.Server's URL is the base URL to configure.
@@ -56,7 +66,7 @@ type Request struct {
 	Path     string // as sent, escaped
 	Query    url.Values
 	Header   http.Header
-	Status   int // what the server answered (Stall, StallBody for those)
+	Status   int // what the server answered (Stall, StallBody, Trickle for those)
 }
 
 // NewServer starts a server that accepts apiKey:secretKey and serves no
@@ -173,6 +183,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			f.Flush()
 		}
 		s.hold(r)
+	case Trickle:
+		s.trickle(w, r)
 	case http.StatusOK:
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", strconv.Itoa(len(c.body)))
@@ -215,6 +227,31 @@ func (s *Server) answer(id string, r *http.Request) (int, served) {
 		return http.StatusNoContent, c
 	}
 	return http.StatusOK, c
+}
+
+// trickle sends a byte every TrickleInterval until the client gives up or
+// the server closes.
+func (s *Server) trickle(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	f, _ := w.(http.Flusher)
+	t := time.NewTicker(TrickleInterval)
+	defer t.Stop()
+	for {
+		if _, err := w.Write([]byte{' '}); err != nil {
+			return
+		}
+		if f != nil {
+			f.Flush()
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // hold waits until the client gives up or the server closes.
