@@ -1,13 +1,11 @@
 package cmd
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -48,13 +46,13 @@ func runBatch(parent context.Context, opts *evaluateOptions, fs *experiment.Flag
 	if _, err := fs.EvaluateResults(&experiment.User{}, opts.Keys, nil); err != nil {
 		return evalError(opts.Source.name(), err)
 	}
-	in, name, size, closeIn, err := openUsers(opts)
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	in, name, size, closeIn, err := openUsers(ctx, opts)
 	if err != nil {
 		return err
 	}
 	defer closeIn()
-	ctx, cancel := context.WithCancel(parent)
-	defer cancel()
 
 	b := &batch{opts: opts, fs: fs, name: name, json: opts.output() == "json",
 		counts: make([]int, fs.Snapshot().Outcomes())}
@@ -104,12 +102,17 @@ func runBatch(parent context.Context, opts *evaluateOptions, fs *experiment.Flag
 	return werr
 }
 
-func openUsers(opts *evaluateOptions) (r io.Reader, name string, size int64, closeFn func(), err error) {
+// openUsers opens --users for reading under ctx: a read blocked on a
+// stalled pipe or terminal ends with the batch.
+func openUsers(ctx context.Context, opts *evaluateOptions) (r io.Reader, name string, size int64, closeFn func(), err error) {
 	if opts.UsersFile == "-" {
-		return opts.IO.In, "stdin", 0, func() {}, nil
+		return newCancelReader(ctx, opts.IO.In), "stdin", 0, func() {}, nil
 	}
-	f, err := os.Open(opts.UsersFile)
+	f, err := openInput(ctx, opts.UsersFile)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, "", 0, nil, err
+		}
 		return nil, "", 0, nil, fileError(err)
 	}
 	if st, err := f.Stat(); err == nil {
@@ -119,7 +122,7 @@ func openUsers(opts *evaluateOptions) (r io.Reader, name string, size int64, clo
 		}
 		size = st.Size()
 	}
-	return f, opts.UsersFile, size, func() { f.Close() }, nil
+	return newCancelReader(ctx, f), opts.UsersFile, size, func() { f.Close() }, nil
 }
 
 type batch struct {
@@ -133,12 +136,16 @@ type batch struct {
 	progress *progress
 }
 
-// read splits the input into chunks. A line longer than maxLineBytes is an
-// error, or skipped with --skip-invalid, but is never held in memory whole.
+// read splits the input into chunks. A line longer than maxLineBytes is
+// reported as soon as it passes the limit: without --skip-invalid it is the
+// last line read, and with it the rest of the line is read but not kept.
 func (b *batch) read(ctx context.Context, in io.Reader, jobs chan<- *chunk, tokens chan struct{}) error {
 	defer close(jobs)
-	r := bufio.NewReaderSize(in, 256<<10)
-	line, seq := 0, 0
+	if b.progress != nil {
+		in = progressReader{in, b.progress}
+	}
+	lines := newLineReader(in)
+	seq := 0
 	c := &chunk{firstLine: 1}
 	size := 0
 	send := func() bool {
@@ -154,24 +161,31 @@ func (b *batch) read(ctx context.Context, in io.Reader, jobs chan<- *chunk, toke
 		case <-ctx.Done():
 			return false
 		}
-		c = &chunk{firstLine: line + 1}
+		c = &chunk{firstLine: lines.line + 1}
 		size = 0
 		return true
 	}
 	for {
-		data, tooLong, err := readLine(r)
-		if err != nil && err != io.EOF {
-			return ioError(fmt.Errorf("%s: line %d: %w", b.name, line+1, err))
-		}
-		if data == nil && !tooLong && err == io.EOF {
-			break
-		}
-		line++
-		b.progress.add(len(data) + 1)
+		data, err := lines.next()
 		switch {
-		case tooLong:
-			c.bad = append(c.bad, lineError{len(c.lines), fmt.Errorf("longer than %d MiB", maxLineBytes>>20)})
+		case err == io.EOF:
+			if len(c.lines) > 0 && !send() {
+				return ctx.Err()
+			}
+			return nil
+		case errors.Is(err, errLineTooLong):
+			c.bad = append(c.bad, lineError{len(c.lines), err})
 			c.lines = append(c.lines, nil)
+			if !b.opts.SkipInvalid {
+				// The run ends at this line: what came before it is
+				// written, then the error; nothing after it is read.
+				if !send() {
+					return ctx.Err()
+				}
+				return nil
+			}
+		case err != nil:
+			return ioError(fmt.Errorf("%s: line %d: %w", b.name, lines.line+1, err))
 		case len(bytes.TrimSpace(data)) == 0:
 			c.lines = append(c.lines, nil)
 		default:
@@ -181,40 +195,19 @@ func (b *batch) read(ctx context.Context, in io.Reader, jobs chan<- *chunk, toke
 		if (len(c.lines) >= chunkLines || size >= chunkBytes) && !send() {
 			return ctx.Err()
 		}
-		if err == io.EOF {
-			break
-		}
 	}
-	if len(c.lines) > 0 && !send() {
-		return ctx.Err()
-	}
-	return nil
 }
 
-// readLine returns one line without its newline (a copy, since chunks
-// outlive the reader's buffer), or tooLong after discarding an over-long one.
-func readLine(r *bufio.Reader) (line []byte, tooLong bool, err error) {
-	var buf []byte
-	for {
-		frag, err := r.ReadSlice('\n')
-		if len(buf)+len(frag) > maxLineBytes {
-			tooLong, buf = true, nil
-		}
-		if !tooLong {
-			buf = append(buf, frag...)
-		}
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err == io.EOF && len(buf) == 0 && !tooLong && len(frag) == 0 {
-			return nil, false, io.EOF
-		}
-		buf = bytes.TrimRight(buf, "\r\n")
-		if buf == nil && !tooLong {
-			buf = []byte{}
-		}
-		return buf, tooLong, err
-	}
+// progressReader counts the bytes read for the progress bar.
+type progressReader struct {
+	r io.Reader
+	p *progress
+}
+
+func (r progressReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.p.add(n)
+	return n, err
 }
 
 // write emits chunks in sequence. The first invalid line, unless skipped,

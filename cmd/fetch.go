@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -24,7 +22,6 @@ import (
 const (
 	defaultFetchConcurrency = 8
 	maxFetchConcurrency     = 256
-	maxFetchUserLine        = 16 << 20 // one user object
 )
 
 type fetchOptions struct {
@@ -291,18 +288,18 @@ type fetchJob struct {
 // the writer waits for each in turn. The first failure stops everything:
 // the lines before it are written whole, the rest are not.
 func runFetchUsers(parent context.Context, opts *fetchOptions, client *experiment.RemoteClient) error {
-	in, name, closeIn, err := openFetchUsers(opts)
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	in, name, closeIn, err := openFetchUsers(ctx, opts)
 	if err != nil {
 		return err
 	}
 	defer closeIn()
-	ctx, cancel := context.WithCancel(parent)
-	defer cancel()
 
 	n := opts.Concurrency
 	order := make(chan *fetchJob, 2*n) // bounds the jobs read but not yet written
 	jobs := make(chan *fetchJob, n)
-	go readFetchUsers(ctx, in, name, order, jobs)
+	go readFetchUsers(ctx, in, name, opts.SkipInvalid, order, jobs)
 
 	fo := opts.sdkOptions()
 	var wg sync.WaitGroup
@@ -363,19 +360,40 @@ func (e *invalidLine) Unwrap() error { return e.err }
 
 // readFetchUsers queues every non-blank line, in order, then closes both
 // channels. A read failure becomes a last job, so it is reported after the
-// lines before it.
-func readFetchUsers(ctx context.Context, in io.Reader, name string, order, jobs chan<- *fetchJob) {
+// lines before it; so does a line over the limit unless skipInvalid, when
+// it is an invalid line like any other and reading goes on after it.
+func readFetchUsers(ctx context.Context, in io.Reader, name string, skipInvalid bool, order, jobs chan<- *fetchJob) {
 	defer close(jobs)
 	defer close(order)
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 0, 64<<10), maxFetchUserLine)
-	line := 0
-	for sc.Scan() {
-		line++
-		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+	lines := newLineReader(in)
+	for {
+		data, err := lines.next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			j := &fetchJob{line: lines.line + 1, done: make(chan struct{})}
+			if errors.Is(err, errLineTooLong) {
+				j.line = lines.line
+				j.err = inputError(&invalidLine{name: name, line: lines.line, err: err})
+			} else {
+				j.err = ioError(fmt.Errorf("%s:%d: %w", name, lines.line+1, err))
+			}
+			close(j.done)
+			select {
+			case order <- j:
+			case <-ctx.Done():
+				return
+			}
+			if !skipInvalid || !errors.Is(err, errLineTooLong) {
+				return
+			}
 			continue
 		}
-		j := &fetchJob{line: line, data: bytes.Clone(sc.Bytes()), done: make(chan struct{})}
+		if len(bytes.TrimSpace(data)) == 0 {
+			continue
+		}
+		j := &fetchJob{line: lines.line, data: data, done: make(chan struct{})}
 		select {
 		case order <- j:
 		case <-ctx.Done():
@@ -387,19 +405,6 @@ func readFetchUsers(ctx context.Context, in io.Reader, name string, order, jobs 
 			j.err = ctx.Err()
 			close(j.done)
 			return
-		}
-	}
-	if err := sc.Err(); err != nil {
-		j := &fetchJob{line: line + 1, done: make(chan struct{})}
-		if errors.Is(err, bufio.ErrTooLong) {
-			j.err = inputError(fmt.Errorf("%s:%d: longer than %d MiB", name, line+1, maxFetchUserLine>>20))
-		} else {
-			j.err = ioError(fmt.Errorf("%s:%d: %w", name, line+1, err))
-		}
-		close(j.done)
-		select {
-		case order <- j:
-		case <-ctx.Done():
 		}
 	}
 }
@@ -430,19 +435,23 @@ func fetchUserLine(ctx context.Context, client *experiment.RemoteClient, fo *exp
 	return buf.Bytes(), nil
 }
 
-func openFetchUsers(opts *fetchOptions) (io.Reader, string, func(), error) {
+// openFetchUsers opens --users for reading under ctx, as evaluate does.
+func openFetchUsers(ctx context.Context, opts *fetchOptions) (io.Reader, string, func(), error) {
 	if opts.UsersFile == "-" {
-		return opts.IO.In, "stdin", func() {}, nil
+		return newCancelReader(ctx, opts.IO.In), "stdin", func() {}, nil
 	}
-	f, err := os.Open(opts.UsersFile)
+	f, err := openInput(ctx, opts.UsersFile)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, "", nil, err
+		}
 		return nil, "", nil, fileError(err)
 	}
 	if st, err := f.Stat(); err == nil && st.IsDir() {
 		f.Close()
 		return nil, "", nil, inputError(fmt.Errorf("--users %s: is a directory", opts.UsersFile))
 	}
-	return f, opts.UsersFile, func() { f.Close() }, nil
+	return newCancelReader(ctx, f), opts.UsersFile, func() { f.Close() }, nil
 }
 
 // jsonLinesWriter writes user lines as JSON Lines, or as the elements of

@@ -45,7 +45,7 @@ func (s *flagSource) load(ctx context.Context) (*experiment.FlagSet, error) {
 	if s.flagsFile == "" {
 		return s.loadFromServer(ctx, f)
 	}
-	data, name, err := s.readFlags(f.IO.In)
+	data, name, err := s.readFlags(ctx, f.IO.In)
 	if err != nil {
 		return nil, err
 	}
@@ -97,9 +97,11 @@ func (s *flagSource) name() string {
 	return s.flagsFile
 }
 
-func (s *flagSource) readFlags(stdin io.Reader) ([]byte, string, error) {
+// readFlags reads --flags; a read blocked on a stalled pipe or terminal
+// ends with ctx.
+func (s *flagSource) readFlags(ctx context.Context, stdin io.Reader) ([]byte, string, error) {
 	if s.flagsFile == "-" {
-		data, err := io.ReadAll(io.LimitReader(stdin, maxFlagsBytes+1))
+		data, err := io.ReadAll(io.LimitReader(newCancelReader(ctx, stdin), maxFlagsBytes+1))
 		if err != nil {
 			return nil, "", ioError(fmt.Errorf("stdin: %w", err))
 		}
@@ -108,7 +110,7 @@ func (s *flagSource) readFlags(stdin io.Reader) ([]byte, string, error) {
 		}
 		return data, "stdin", nil
 	}
-	data, err := readFileLimited(s.flagsFile, maxFlagsBytes)
+	data, err := readInput(ctx, s.flagsFile, maxFlagsBytes)
 	return data, s.flagsFile, err
 }
 

@@ -29,6 +29,11 @@ func Main(ctx context.Context, args []string, io *IOStreams) int {
 	streams := *io
 	out := &outputWriter{w: io.Out}
 	streams.Out = out
+	if io.In != nil {
+		// Every read of stdin ends with ctx: a command waiting for input
+		// from a stalled pipe or a terminal still stops at Ctrl-C.
+		streams.In = newCancelReader(ctx, io.In)
+	}
 	f := &Factory{IO: &streams, Now: time.Now}
 	root := NewRootCmd(f)
 	root.SetArgs(args)

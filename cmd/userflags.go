@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -105,7 +106,7 @@ func readUserArg(arg string, stdin io.Reader) (*experiment.User, error) {
 		data, err = io.ReadAll(io.LimitReader(stdin, maxUserBytes+1))
 	case strings.HasPrefix(arg, "@"):
 		source = arg[1:]
-		data, err = readFileLimited(arg[1:], maxUserBytes)
+		data, err = readInput(inputContext(stdin), arg[1:], maxUserBytes)
 	default:
 		data = []byte(arg)
 	}
@@ -122,24 +123,10 @@ func readUserArg(arg string, stdin io.Reader) (*experiment.User, error) {
 	return u, nil
 }
 
-// readFileLimited reads a whole file, refusing one larger than limit.
+// readFileLimited reads a whole file, refusing one larger than limit, for
+// callers that run without a command's context (shell completion).
 func readFileLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fileError(err)
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.IsDir() {
-		return nil, inputError(fmt.Errorf("%s: is a directory, want a file", path))
-	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, ioError(fmt.Errorf("%s: %w", path, err))
-	}
-	if int64(len(data)) > limit {
-		return nil, inputError(fmt.Errorf("%s: larger than %d MiB", path, limit>>20))
-	}
-	return data, nil
+	return readInput(context.Background(), path, limit)
 }
 
 // fileError classifies a failure to open a file the user named: a missing
