@@ -3,7 +3,9 @@ package cmd
 import (
 	"io"
 	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
 
 	"golang.org/x/term"
 )
@@ -28,6 +30,13 @@ type IOStreams struct {
 
 // System returns the streams of this process.
 func System() *IOStreams {
+	// A write to a stdout or stderr whose reader has gone (`| head -c 1`)
+	// must fail with EPIPE, which Main turns into exit 6 like a full disk:
+	// unless SIGPIPE is asked for, Go's runtime kills the process with it
+	// instead (exit 141 in a shell, outside the exit codes). Notify rather
+	// than Ignore: an ignored signal would stay ignored in child processes.
+	// Nobody reads the channel; the runtime drops what does not fit.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	s := &IOStreams{
 		In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, InFile: os.Stdin,
 		InTTY:  term.IsTerminal(int(os.Stdin.Fd())),

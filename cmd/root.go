@@ -126,7 +126,8 @@ func argsUsage(check cobra.PositionalArgs) cobra.PositionalArgs {
 
 // outputWriter remembers the first error writing stdout, so that commands
 // that print and forget (help, version, completion scripts, a test's
-// summary) still end with exit 6 when stdout is a full disk or closed pipe.
+// summary) still end with exit 6 when stdout is a full disk or a pipe
+// whose reader has gone (EPIPE: System keeps SIGPIPE from killing us).
 type outputWriter struct {
 	w   io.Writer
 	err error
