@@ -50,19 +50,29 @@ func decodeFlagConfigs(body []byte, at time.Time) (*flagConfigs, error) {
 // fetchFlagConfigs makes one GET /sdk/v2/flags request.
 func (c *LocalClient) fetchFlagConfigs(ctx context.Context) (*flagConfigs, error) {
 	s := c.s
-	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout)
-	defer cancel()
 	fail := func(status int, err error) error {
 		return &FlagsError{StatusCode: status, URL: s.redactedFlagsURL, Err: err}
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fail(0, err)
+	}
+	// The timeout is the request's own, or what is left of the caller's
+	// when that is shorter: either way the one an error names.
+	timeout := s.requestTimeout
+	if deadline, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(deadline))
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.flagsURL, nil)
 	if err != nil {
 		return nil, fail(0, err)
 	}
 	c.setHeaders(req)
+	c.inflight.Store(s.redactedFlagsURL)
 	resp, err := s.httpClient.Do(req)
 	if err != nil {
-		return nil, fail(0, transportError(ctx, err))
+		return nil, fail(0, transportError(ctx, err, timeout))
 	}
 	defer drainClose(resp.Body)
 	if resp.StatusCode != http.StatusOK {
@@ -70,7 +80,7 @@ func (c *LocalClient) fetchFlagConfigs(ctx context.Context) (*flagConfigs, error
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxFlagConfigBytes+1))
 	if err != nil {
-		return nil, fail(resp.StatusCode, transportError(ctx, err))
+		return nil, fail(resp.StatusCode, transportError(ctx, err, timeout))
 	}
 	if len(body) > maxFlagConfigBytes {
 		return nil, fail(resp.StatusCode, fmt.Errorf("%w: flag configs larger than %d MiB", ErrMalformedResponse, maxFlagConfigBytes>>20))
@@ -88,10 +98,14 @@ func (c *LocalClient) setHeaders(req *http.Request) {
 	req.Header.Set("Content-Type", "application/json; charset=UTF-8")
 }
 
-// transportError names a timeout as one: the client's deadline, not the
-// caller's cancellation.
-func transportError(ctx context.Context, err error) error {
+// transportError names a timeout as one, with the time that ran out (0:
+// unknown), rather than the caller's cancellation or a bare "context
+// deadline exceeded".
+func transportError(ctx context.Context, err error, timeout time.Duration) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if timeout > 0 {
+			return timeoutError(roundWait(timeout))
+		}
 		return fmt.Errorf("timed out: %w", context.DeadlineExceeded)
 	}
 	var ue interface{ Unwrap() error }
@@ -101,6 +115,18 @@ func transportError(ctx context.Context, err error) error {
 		}
 	}
 	return err
+}
+
+// roundWait makes a measured wait readable in a message: a 500ms deadline
+// measured a few microseconds after it was set is "500ms", not "499.98ms".
+func roundWait(d time.Duration) time.Duration {
+	switch {
+	case d >= 10*time.Second:
+		return d.Round(time.Second)
+	case d >= 100*time.Millisecond:
+		return d.Round(10 * time.Millisecond)
+	}
+	return d.Round(time.Millisecond)
 }
 
 // drainClose lets the connection be reused: the rest of the body is read,

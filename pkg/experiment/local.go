@@ -33,6 +33,7 @@ type LocalClient struct {
 	failMu   sync.Once
 	done     chan struct{} // closed when the updater gives up (key rejected) or the client is closed
 	doneOnce sync.Once
+	inflight atomic.Value // string: the URL (redacted) of the latest request, for a Start that times out
 
 	cohorts        *cohortSync // nil without CohortSyncConfig
 	exposure       *ExposureService
@@ -62,6 +63,10 @@ type Status struct {
 	// cache directory, if they could not: the next offline start will
 	// not have them.
 	CacheError error
+	// Cohorts is the state of each cohort the flags in use target, by id:
+	// where its copy came from and how old it is, or that there is none,
+	// and why. nil without CohortSyncConfig.
+	Cohorts []CohortStatus
 }
 
 // ConfigAge is how old the flags in use are; 0 when there are none.
@@ -106,11 +111,12 @@ func NewLocalClient(deploymentKey string, cfg *LocalConfig) (*LocalClient, error
 // the background until Close, unless the key was rejected.
 func (c *LocalClient) Start(ctx context.Context) error {
 	var err error
-	c.startOnce.Do(func() { err = c.start(ctx) })
+	begin := time.Now()
+	c.startOnce.Do(func() { err = c.start(ctx, begin) })
 	return err
 }
 
-func (c *LocalClient) start(ctx context.Context) error {
+func (c *LocalClient) start(ctx context.Context, begin time.Time) error {
 	cached, cacheErr := c.loadCache()
 	if c.s.offline {
 		if cacheErr != nil {
@@ -118,6 +124,8 @@ func (c *LocalClient) start(ctx context.Context) error {
 		}
 		return c.apply(ctx, cached, "cache")
 	}
+	c.cohorts.startWait(ctx) // the first flags wait for their cohorts no longer than Start does
+	defer c.cohorts.startWait(nil)
 	bg, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	c.wg.Add(1)
@@ -137,6 +145,12 @@ func (c *LocalClient) start(ctx context.Context) error {
 		return nil
 	}
 	lastErr := c.Status().LastError
+	if lastErr == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// The server has not answered yet: say where and for how long,
+		// here and in Status, rather than a bare deadline or nothing.
+		lastErr = c.noAnswer(ctx, begin)
+		c.recordError(lastErr)
+	}
 	if cached != nil && !errors.Is(lastErr, ErrUnauthorized) {
 		if err := c.apply(ctx, cached, "cache"); err == nil {
 			c.s.logger.Warn("flag config server unreachable; using cached flags",
@@ -154,6 +168,17 @@ func (c *LocalClient) start(ctx context.Context) error {
 	return errors.New("flag config updater stopped before any flags arrived")
 }
 
+// noAnswer is the error of a Start whose ctx ran out while the first
+// request was still in flight: its URL and the time Start was given.
+func (c *LocalClient) noAnswer(ctx context.Context, begin time.Time) error {
+	url, _ := c.inflight.Load().(string)
+	if url == "" {
+		url = c.s.redactedFlagsURL
+	}
+	deadline, _ := ctx.Deadline()
+	return &FlagsError{URL: url, Err: timeoutError(roundWait(deadline.Sub(begin)))}
+}
+
 // awaitFirstFlags reports whether the server's flags arrived. It stops
 // waiting when ctx ends, when the updater gives up, or, if a cache can stand
 // in, at the first failure: a user with a cache should not wait out every
@@ -169,6 +194,13 @@ func (c *LocalClient) awaitFirstFlags(ctx context.Context, haveCache bool) bool 
 	case <-failed:
 	case <-c.done:
 	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && c.cohorts.fetchedInStart() {
+			// Flags arrived and wait for their cohorts, a wait that ctx's
+			// end cuts short: they are in use once that update, which
+			// holds applyMu, is done.
+			c.applyMu.Lock()
+			c.applyMu.Unlock()
+		}
 	}
 	// Flags may have arrived together with the signal that stopped the wait.
 	select {
@@ -345,8 +377,10 @@ func (c *LocalClient) stopUpdates() { c.doneOnce.Do(func() { close(c.done) }) }
 // Status reports the freshness of the flags in use.
 func (c *LocalClient) Status() Status {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.status
+	st := c.status
+	c.mu.Unlock()
+	st.Cohorts = c.cohortStatus()
+	return st
 }
 
 // FlagSet is the flag set in use, nil before Start succeeds.

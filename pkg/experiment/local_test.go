@@ -200,9 +200,36 @@ func TestLocalServerDownUsesCache(t *testing.T) {
 	assert.Equal(t, "cache", st.Source)
 	assert.Equal(t, "interrupted", st.State)
 	assert.False(t, st.LastSuccess.IsZero())
+	require.ErrorIs(t, st.LastError, context.DeadlineExceeded)
+	assert.Contains(t, st.LastError.Error(), "/sdk/v2/flags?v=0: no response within 50ms")
 
 	srv.Stall(0)
 	srv.SetFlags(flagsV("2"))
+}
+
+// A server that never answers: Start's error, and with a cache the Status
+// that explains the fallback, name the URL and the time that ran out.
+func TestLocalStartTimeoutNamesURLAndTimeout(t *testing.T) {
+	noLeaks(t)
+	srv, cacheDir := cachedServer(t)
+	srv.Stall(time.Hour)
+	for _, dir := range []string{t.TempDir(), cacheDir} {
+		c := newLocal(t, srv, experiment.LocalConfig{CacheDir: dir})
+		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+		err := c.Start(ctx)
+		cancel()
+		if dir != cacheDir {
+			require.ErrorIs(t, err, context.DeadlineExceeded)
+			assert.Equal(t, "GET "+srv.URL+"/sdk/v2/flags?v=0: no response within 300ms", err.Error())
+			continue
+		}
+		require.NoError(t, err)
+		st := c.Status()
+		assert.Equal(t, "cache", st.Source)
+		require.Error(t, st.LastError, "the fallback on the cache must say why")
+		assert.Equal(t, "GET "+srv.URL+"/sdk/v2/flags?v=0: no response within 300ms", st.LastError.Error())
+	}
+	srv.Stall(0)
 }
 
 func TestLocalStreamRejectedKey(t *testing.T) {

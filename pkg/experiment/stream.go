@@ -50,9 +50,10 @@ func (c *LocalClient) streamOnce(ctx context.Context) error {
 	maxAge := time.AfterFunc(jitter(streamMaxAge, 5*time.Second), func() { cancel(errStreamRecycle) })
 	defer maxAge.Stop()
 
+	c.inflight.Store(c.s.redactedStreamURL)
 	resp, err := c.s.httpClient.Do(req)
 	if err != nil {
-		return fail(0, streamCause(ctx, transportError(ctx, err)))
+		return fail(0, streamCause(ctx, transportError(ctx, err, 0)))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
