@@ -14,8 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/flagkit/experiment/internal/redact"
 )
@@ -82,7 +80,7 @@ const (
 	// MaxBodyBytes bounds a cohort body: about 50 million ids of 20
 	// characters.
 	MaxBodyBytes  = 1 << 30
-	maxErrorBody  = 256      // kept from an error response, for the message
+	maxErrorBody  = 120      // of an error response, quoted in the message
 	maxDrainBytes = 64 << 10 // read from a response before closing it, so the connection is reused
 )
 
@@ -384,7 +382,7 @@ func (c *Client) attempt(ctx context.Context, u *url.URL, id string, stored *Coh
 			f.status = code
 		}
 		if code != http.StatusOK {
-			snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+			snippet, _ := io.ReadAll(io.LimitReader(resp.Body, redact.SnippetRead))
 			f.body = c.sanitize(snippet)
 		}
 	}
@@ -438,29 +436,10 @@ func (p *progressReader) Read(b []byte) (int, error) {
 }
 
 // sanitize makes an error body fit an error line: one line, printable,
-// short, and without the keys, should a server echo them.
+// short, and without the keys in any form (the Basic token of the two
+// too), should a server echo them: the body is redacted whole, then cut.
 func (c *Client) sanitize(b []byte) string {
-	s := strings.ToValidUTF8(string(b), "\uFFFD")
-	for _, secret := range c.secrets {
-		if secret != "" {
-			s = strings.ReplaceAll(s, secret, redact.Key(secret))
-		}
-	}
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
-			return ' '
-		}
-		return r
-	}, s)
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 120 {
-		cut := 120
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
+	return redact.Snippet(b, maxErrorBody, c.secrets...)
 }
 
 // Fingerprint identifies a key without revealing it: the first 8 hex digits

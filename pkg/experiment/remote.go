@@ -18,6 +18,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/flagkit/experiment/internal/redact"
 )
 
 // RemoteClient asks Amplitude's remote evaluation API which variants a user
@@ -362,7 +364,7 @@ func (c *RemoteClient) attempt(ctx context.Context, r *request, n int, timeout t
 	}
 
 	if resp.StatusCode != http.StatusOK {
-		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorSnippet))
+		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, redact.SnippetRead))
 		code := resp.StatusCode
 		f := &attemptFailure{
 			status:     code,
@@ -410,21 +412,10 @@ func readBody(resp *http.Response) ([]byte, error) {
 }
 
 // sanitize makes an error body fit an error line: one line, printable,
-// short, and never the key, should a server echo it.
+// short, and never the key in any form, should a server echo it (the
+// body is redacted whole, then cut).
 func (c *RemoteClient) sanitize(b []byte) string {
-	s := strings.ToValidUTF8(string(b), "\uFFFD")
-	s = strings.ReplaceAll(s, string(c.key), c.key.String())
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
-			return ' '
-		}
-		return r
-	}, s)
-	s = strings.Join(strings.Fields(s), " ")
-	if len(b) == maxErrorSnippet {
-		s += "…"
-	}
-	return s
+	return redact.Snippet(b, maxErrorSnippet, string(c.key))
 }
 
 // parseRetryAfter reads a Retry-After header: delay-seconds or an

@@ -23,9 +23,10 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+
+	"github.com/flagkit/experiment/internal/redact"
 )
 
 // TrackerConfig configures a Tracker, the analytics client that sends
@@ -891,27 +892,10 @@ func removeIndices(events []Event, idx []int) []Event {
 }
 
 // serverText makes server-supplied text safe to log: the API key redacted
-// (Amplitude quotes it in "Invalid API key" errors), control characters
-// dropped, the length bounded.
+// in any form (Amplitude quotes it in "Invalid API key" errors) before the
+// length is bounded, one line of printable characters.
 func (t *Tracker) serverText(s string) string {
-	if s == "" {
-		return ""
-	}
-	// Control characters go first: dropped after redaction, they could
-	// join the pieces of a key the redaction did not see.
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return -1
-		}
-		return r
-	}, s)
-	if key := string(t.s.key); key != "" {
-		s = strings.ReplaceAll(s, key, t.s.key.String())
-	}
-	if utf8.RuneCountInString(s) > maxServerTextLen {
-		s = string([]rune(s)[:maxServerTextLen]) + "…"
-	}
-	return s
+	return redact.Snippet([]byte(s), maxServerTextLen, string(t.s.key))
 }
 
 // randomInsertID is a random UUID (version 4), what Amplitude's analytics
