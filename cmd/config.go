@@ -343,7 +343,7 @@ func newConfigUnsetCmd(f *Factory) *cobra.Command {
 		Args:              argsUsage(cobra.ExactArgs(1)),
 		ValidArgsFunction: completeSettingNames,
 		RunE: func(c *cobra.Command, args []string) error {
-			return runConfigUnset(f, args[0])
+			return runConfigUnset(c.Context(), f, args[0])
 		},
 	}
 }
@@ -404,7 +404,7 @@ func settingNamesList() string {
 	return strings.Join(names, ", ")
 }
 
-func runConfigSet(_ context.Context, f *Factory, key, value string) error {
+func runConfigSet(ctx context.Context, f *Factory, key, value string) error {
 	def, ok := lookupSetting(key)
 	if !ok {
 		return usageError("unknown setting %q: want one of %s", key, settingNamesList())
@@ -417,14 +417,14 @@ func runConfigSet(_ context.Context, f *Factory, key, value string) error {
 			return usageError("%s %q: %v", key, redactURLCredentials(value), err)
 		}
 	}
-	return updateConfig(f, key, func(settings map[string]string) bool { settings[key] = value; return true }, "wrote")
+	return updateConfig(ctx, f, key, func(settings map[string]string) bool { settings[key] = value; return true }, "wrote")
 }
 
-func runConfigUnset(f *Factory, key string) error {
+func runConfigUnset(ctx context.Context, f *Factory, key string) error {
 	if _, ok := lookupSetting(key); !ok {
 		return usageError("unknown setting %q: want one of %s", key, settingNamesList())
 	}
-	return updateConfig(f, key, func(settings map[string]string) bool {
+	return updateConfig(ctx, f, key, func(settings map[string]string) bool {
 		_, had := settings[key]
 		delete(settings, key)
 		return had
@@ -433,12 +433,21 @@ func runConfigUnset(f *Factory, key string) error {
 
 // updateConfig applies change to the config file's top level, or to the
 // --profile section, and writes the file atomically with mode 0600 when
-// change reports that it changed something.
-func updateConfig(f *Factory, key string, change func(map[string]string) bool, did string) error {
+// change reports that it changed something. The file is locked from the
+// read to the write: another process's change in between would be lost.
+func updateConfig(ctx context.Context, f *Factory, key string, change func(map[string]string) bool, did string) error {
 	path := f.configPath()
 	if path == "" {
 		return usageError("no config directory: pass --config FILE")
 	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return ioError(err)
+	}
+	unlock, err := lockConfig(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	cfg, err := readConfig(path)
 	if err != nil {
 		return err
@@ -457,9 +466,6 @@ func updateConfig(f *Factory, key string, change func(map[string]string) bool, d
 	data, err := yaml.Marshal(cfg)
 	if err != nil {
 		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return ioError(err)
 	}
 	if err := atomicfile.Write(path, data, 0o600); err != nil {
 		return ioError(err)
