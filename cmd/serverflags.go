@@ -157,8 +157,13 @@ func serverError(err error, key string) error {
 	case errors.Is(err, experiment.ErrUnauthorized):
 		return &exitError{code: ExitAuth, err: fmt.Errorf("deployment key %v rejected: %w", experiment.Secret(key), err),
 			hint: "use a server deployment key (Experiment > Deployments in Amplitude), not a client key or the analytics API key"}
+	case errors.Is(err, experiment.ErrCorruptCache):
+		// Local data, not the network: invalid input, replaced by a pull.
+		return &exitError{code: ExitInput, err: err, hint: "run 'experiment flags pull' while online to replace it"}
 	case errors.Is(err, experiment.ErrNoCache):
 		return &exitError{code: ExitIO, err: err, hint: "run 'experiment flags pull' while online first"}
+	case errors.As(err, new(*experiment.CacheError)):
+		return &exitError{code: ExitIO, err: err}
 	case errors.Is(err, context.Canceled):
 		return err
 	}

@@ -213,7 +213,7 @@ func (c *LocalClient) awaitFirstFlags(ctx context.Context, haveCache bool) bool 
 
 func (c *LocalClient) loadCache() (*flagConfigs, error) {
 	if c.s.cacheDir == "" {
-		return nil, ErrNoCache
+		return nil, fmt.Errorf("%w: no cache directory", ErrNoCache)
 	}
 	fc, err := readFlagCache(FlagCachePath(c.s.cacheDir, string(c.key)))
 	if err != nil && !errors.Is(err, ErrNoCache) {

@@ -280,7 +280,40 @@ func TestLocalOffline(t *testing.T) {
 	c, err := experiment.NewLocalClient(localKey, &experiment.LocalConfig{Offline: true, CacheDir: dir, Logger: quiet})
 	require.NoError(t, err)
 	defer c.Close()
-	require.ErrorIs(t, c.Start(t.Context()), experiment.ErrNoCache)
+	err = c.Start(t.Context())
+	require.ErrorIs(t, err, experiment.ErrNoCache)
+	require.NotErrorIs(t, err, experiment.ErrCorruptCache)
+	assert.Contains(t, err.Error(), experiment.FlagCachePath(dir, localKey), "where the cache was looked for")
+}
+
+// A cache that is there but corrupt is told apart from a missing one, and
+// named: the caller reports bad local data, not a network failure.
+func TestLocalOfflineCorruptCache(t *testing.T) {
+	_, cacheDir := cachedServer(t)
+	path := experiment.FlagCachePath(cacheDir, localKey)
+	good, err := os.ReadFile(path)
+	require.NoError(t, err)
+	for name, content := range map[string]string{
+		"not json":      "not json",
+		"cut short":     string(good[:len(good)/2]),
+		"other version": `{"version":7,"flags":[]}`,
+		"bad flags":     `{"version":1,"flags":[{"key":"f","segments":[{"bucket":{"allocations":[{"range":[1]}]}}]}]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+			c, err := experiment.NewLocalClient(localKey, &experiment.LocalConfig{Offline: true, CacheDir: cacheDir, Logger: quiet})
+			require.NoError(t, err)
+			defer c.Close()
+			err = c.Start(t.Context())
+			require.ErrorIs(t, err, experiment.ErrCorruptCache)
+			require.NotErrorIs(t, err, experiment.ErrNoCache)
+			var ce *experiment.CacheError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, path, ce.Path)
+			assert.Contains(t, err.Error(), path)
+			assert.NotContains(t, err.Error(), "\n")
+		})
+	}
 }
 
 func TestLocalStreamWithPollingFallback(t *testing.T) {
