@@ -52,18 +52,27 @@ func NewAssignmentService(cfg AssignmentConfig) (*AssignmentService, error) {
 // TrackAssignment records the result of one evaluation for user, default
 // variants included: if the same user got the same variants of the same
 // flags within the last 24 hours, nothing is sent; otherwise one event is
-// queued. It never blocks on the network and does not keep variants or
-// user. A user with neither a user ID nor a device ID is skipped.
+// queued. It never waits for the network (with OverflowBlock it waits
+// while the queue is full, as TrackExposure does) and does not keep
+// variants or user. A user with neither a user ID nor a device ID is
+// skipped.
 func (s *AssignmentService) TrackAssignment(user *User, variants map[string]Variant) {
+	_ = s.TrackAssignmentContext(context.Background(), user, variants)
+}
+
+// TrackAssignmentContext is TrackAssignment whose wait for room in a full
+// queue (with OverflowBlock) ends with ctx; see TrackExposureContext.
+func (s *AssignmentService) TrackAssignmentContext(ctx context.Context, user *User, variants map[string]Variant) error {
 	if !trackable(user) || len(variants) == 0 {
-		return
+		return nil
 	}
 	nowMs := s.svc.now().UnixMilli()
-	fresh := s.svc.cache.admit(s.svc.cache.keyOf(user, variants), nowMs)
+	key := s.svc.cache.keyOf(user, variants)
+	fresh := s.svc.cache.admit(key, nowMs)
 	if !fresh && s.svc.printer == nil {
-		return
+		return nil
 	}
-	s.svc.emit(newAssignmentRecord(user, variants, nowMs, s.evaluatedProps), 1, !fresh)
+	return s.svc.emit(ctx, key, newAssignmentRecord(user, variants, nowMs, s.evaluatedProps), 1, !fresh)
 }
 
 // Flush sends what is queued and waits until it is sent or given up, or

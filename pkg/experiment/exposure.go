@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -100,24 +101,36 @@ func NewExposureService(cfg ExposureConfig) (*ExposureService, error) {
 // TrackExposure records that user was exposed to variants, the result of
 // one evaluation: if the same user got the same variants of the same flags
 // within the last 24 hours, nothing is sent; otherwise one event per
-// exposed flag is queued. It never blocks on the network and keeps neither
+// exposed flag is queued. It never waits for the network: with the default
+// OverflowDropOldest it never waits at all, and with OverflowBlock it waits
+// while the queue is full (see TrackExposureContext). It keeps neither
 // variants nor user: it copies what the events need, except maps or slices
 // nested inside a variant's Metadata, which are shared until the events are
 // sent and must not be modified. A user with neither a user ID nor a device
 // ID is skipped. A duplicate costs one pass over variants and allocates
-// nothing; the events' maps are built later, on the sender's goroutine.
+// nothing; the events' maps are built later, on a sender's goroutine.
 func (s *ExposureService) TrackExposure(user *User, variants map[string]Variant) {
+	_ = s.TrackExposureContext(context.Background(), user, variants)
+}
+
+// TrackExposureContext is TrackExposure whose wait for room in a full queue
+// (with OverflowBlock) ends with ctx. It returns ctx's error, or
+// ErrTrackerClosed after Close, when the events were not all queued; that
+// evaluation is then not remembered, so the next one like it is sent.
+func (s *ExposureService) TrackExposureContext(ctx context.Context, user *User, variants map[string]Variant) error {
 	if !trackable(user) || len(variants) == 0 {
-		return
+		return nil
 	}
 	nowMs := s.svc.now().UnixMilli()
-	fresh := s.svc.cache.admit(s.svc.cache.keyOf(user, variants), nowMs)
+	key := s.svc.cache.keyOf(user, variants)
+	fresh := s.svc.cache.admit(key, nowMs)
 	if !fresh && s.svc.printer == nil {
-		return
+		return nil
 	}
 	if rec := newExposureRecord(user, variants, nowMs); rec != nil {
-		s.svc.emit(rec, len(rec.flags), !fresh)
+		return s.svc.emit(ctx, key, rec, len(rec.flags), !fresh)
 	}
+	return nil
 }
 
 // Flush sends what is queued and waits until it is sent or given up, or
@@ -133,9 +146,10 @@ func (s *ExposureService) Stats() TrackerStats { return s.svc.stats() }
 
 // exposureRecord is one evaluation's exposures, captured by TrackExposure
 // in a few allocations and turned into Events only when they are encoded,
-// on the sender's goroutine: sorting, hashing and building the events' maps
-// happen there, not in the evaluation. A record is used by one goroutine at
-// a time.
+// on a sender's goroutine: sorting, hashing and building the events' maps
+// happen there, not in the evaluation. A batch may end inside a record, so
+// two senders may build its events at once: prepare runs once, and event
+// only reads the record.
 type exposureRecord struct {
 	userID, deviceID string
 	groups           map[string][]string
@@ -144,8 +158,8 @@ type exposureRecord struct {
 	flags            []exposedFlag // the exposed ones
 	meta             []metaEntry   // their metadata, flags[i].meta[0]:[1]
 
-	prepared  bool   // results and flags sorted, code and pow set
-	code, pow uint32 // hashCode(canonical), 31^len(canonical)
+	prepared  sync.Once // results and flags sorted, code and pow set
+	code, pow uint32    // hashCode(canonical), 31^len(canonical)
 }
 
 // resultKey is one result as the canonical string spells it.
@@ -209,11 +223,9 @@ func newExposureRecord(user *User, variants map[string]Variant, nowMs int64) *ex
 }
 
 // prepare sorts the record and hashes its canonical string, once.
-func (r *exposureRecord) prepare() {
-	if r.prepared {
-		return
-	}
-	r.prepared = true
+func (r *exposureRecord) prepare() { r.prepared.Do(r.digest) }
+
+func (r *exposureRecord) digest() {
 	r.code, r.pow = digestCanonical(r.userID, r.deviceID, r.results)
 	r.results = nil
 	slices.SortFunc(r.flags, func(a, b exposedFlag) int { return strings.Compare(a.key, b.key) })

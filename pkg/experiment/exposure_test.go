@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -466,4 +467,97 @@ func TestPrintEventsGolden(t *testing.T) {
 		assert.True(t, json.Valid([]byte(line)), line)
 		assert.NotContains(t, line, "\\u003c", "no HTML escaping")
 	}
+}
+
+// TestExposureServiceBlockingDeliversEveryExposure: exposures of many
+// users through a blocking queue, with batches that end inside an
+// evaluation's events (so parallel senders build one record's events at
+// once): every exposure arrives once, as ExposureEvents builds it.
+func TestExposureServiceBlockingDeliversEveryExposure(t *testing.T) {
+	evtLeakCheck(t)
+	srv := newEvtServer(t)
+	srv.SetLatency(2 * time.Millisecond)
+	log := &evtLog{}
+	clock := newEvtClock(evtNow)
+	cfg := evtTrackerConfig(srv, log)
+	cfg.Now = clock.Now
+	cfg.Overflow = experiment.OverflowBlock
+	cfg.FlushQueueSize = 13 // the bench user has about 74 exposures
+	cfg.QueueCapacity = 50
+	svc, err := experiment.NewExposureService(experiment.ExposureConfig{TrackerConfig: cfg})
+	require.NoError(t, err)
+
+	fs := evtBenchFlagSet(t, 100)
+	want := make(map[string]string)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 20 {
+				u := evtBenchUser()
+				u.UserID = fmt.Sprintf("user-%d-%d", g, i)
+				v, err := fs.EvaluateV2(u)
+				if !assert.NoError(t, err) {
+					return
+				}
+				assert.NoError(t, svc.TrackExposureContext(t.Context(), u, v))
+				mu.Lock()
+				for _, e := range experiment.ExposureEvents(u, v, clock.Now()) {
+					want[e.InsertID] = evtJSON(t, e.EventProperties)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	require.NoError(t, svc.Close(t.Context()))
+
+	got := make(map[string]string)
+	for _, e := range srv.DecodedEvents() {
+		id := e["insert_id"].(string)
+		if _, twice := got[id]; twice {
+			t.Fatalf("exposure %s arrived twice", id)
+		}
+		got[id] = evtJSON(t, e["event_properties"])
+	}
+	assert.Equal(t, want, got)
+	assert.Equal(t, experiment.TrackerStats{Sent: len(want)}, svc.Stats())
+}
+
+// TestExposureServiceForgetsWhatItCouldNotQueue: an evaluation whose
+// events were not queued (the caller's context ended while the queue was
+// full) is not taken for a duplicate the next time.
+func TestExposureServiceForgetsWhatItCouldNotQueue(t *testing.T) {
+	evtLeakCheck(t)
+	srv := newEvtServer(t)
+	log := &evtLog{}
+	cfg := evtTrackerConfig(srv, log)
+	cfg.Overflow = experiment.OverflowBlock
+	cfg.QueueCapacity = 1
+	cfg.FlushQueueSize = 1
+	cfg.MaxConcurrentRequests = 1
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	cfg.HTTPClient = evtHeldTransport(arrived, release)
+	svc, err := experiment.NewExposureService(experiment.ExposureConfig{TrackerConfig: cfg})
+	require.NoError(t, err)
+
+	other := evtProtocolUser()
+	other.UserID = "u2"
+	require.NoError(t, svc.TrackExposureContext(t.Context(), other, evtProtocolVariants())) // sent, held
+	<-arrived
+	require.NoError(t, svc.TrackExposureContext(t.Context(), other, map[string]experiment.Variant{"f": {Key: "on"}})) // queued
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	assert.ErrorIs(t, svc.TrackExposureContext(ctx, evtProtocolUser(), evtProtocolVariants()), context.Canceled)
+
+	close(release)
+	require.NoError(t, svc.TrackExposureContext(t.Context(), evtProtocolUser(), evtProtocolVariants()))
+	var lost *experiment.LostEventsError
+	require.ErrorAs(t, svc.Close(t.Context()), &lost)
+	assert.Equal(t, 1, lost.Failed, "the exposure not queued the first time")
+	var users []string
+	for _, e := range srv.DecodedEvents() {
+		users = append(users, e["user_id"].(string))
+	}
+	assert.Equal(t, []string{"u2", "u2", "u1"}, users, "u1's exposure was sent the second time")
 }

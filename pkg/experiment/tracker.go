@@ -49,7 +49,9 @@ type TrackerConfig struct {
 
 	// FlushQueueSize is how many events one request carries at most; a
 	// request is sent as soon as that many are queued. At most 2000, the
-	// API's limit. Default: 200.
+	// API's limit; a request also stays under 1 MB, the API's other limit,
+	// by carrying fewer events when they are large. Default: 200, the
+	// Python client's; a sender with a backlog (a batch job) wants 2000.
 	FlushQueueSize int
 	// FlushInterval is how often queued events are sent even when fewer
 	// than FlushQueueSize are waiting. Default: 10s.
@@ -58,10 +60,19 @@ type TrackerConfig struct {
 	// a 5xx status or a transport error is retried before its events are
 	// given up. Default: 12; a negative value means no retries.
 	FlushMaxRetries int
-	// QueueCapacity bounds the events waiting to be sent. When it is full,
-	// Track drops the oldest events, counts them (TrackerStats.Dropped) and
-	// logs a warning. Default: 20000.
+	// QueueCapacity bounds the events waiting to be sent; what happens to
+	// a new event when it is full is Overflow's choice. Default: 20000.
 	QueueCapacity int
+	// Overflow is what Track does when QueueCapacity events are waiting:
+	// drop the oldest (OverflowDropOldest, the default) or wait for space
+	// (OverflowBlock). See OverflowPolicy for which to choose.
+	Overflow OverflowPolicy
+	// MaxConcurrentRequests bounds the requests in flight at once. With a
+	// backlog, that many batches are sent in parallel, so the server's
+	// latency does not cap the throughput at one batch per round trip.
+	// Events of different requests may therefore arrive out of order
+	// (each carries its time). Default: 4.
+	MaxConcurrentRequests int
 	// MinIDLength, when set, is sent as options.min_id_length: Amplitude
 	// ignores user and device IDs shorter than it (5 by default).
 	MinIDLength *int
@@ -92,8 +103,34 @@ type TrackerConfig struct {
 	Library string
 }
 
+// OverflowPolicy is what Track does with new events when the queue is full.
+//
+// The default is OverflowDropOldest because the SDK's tracking runs on its
+// user's request path (LocalClient.EvaluateV2 with TracksExposure): a
+// blocking queue would hand every request the analytics API's latency and,
+// during an outage, stall it while the senders wait out their retries
+// (a full queue then drains at a few hundred events per second). A
+// service's availability must not depend on its analytics. Drops are never
+// silent: TrackerStats.Dropped counts them, the log warns, and Close
+// returns a *LostEventsError. A job that must deliver every event (the
+// CLI's tracked batch, a backfill) chooses OverflowBlock and passes a
+// context to TrackContext (or TrackExposureContext) to stay cancellable;
+// it then loses nothing while the API accepts events.
+type OverflowPolicy int
+
+const (
+	// OverflowDropOldest makes Track never wait: each new event beyond
+	// QueueCapacity drops the oldest queued one, counted in
+	// TrackerStats.Dropped and reported by Close.
+	OverflowDropOldest OverflowPolicy = iota
+	// OverflowBlock makes Track wait until the senders free room in the
+	// queue (back-pressure): the caller slows down to the rate the
+	// analytics API accepts, and no event is dropped.
+	OverflowBlock
+)
+
 // Defaults of TrackerConfig: those of Amplitude's analytics clients
-// (PROTOCOL.md 4.5, 6.3).
+// (PROTOCOL.md 4.5, 6.3), and the number of parallel requests.
 const (
 	DefaultFlushQueueSize         = 200
 	DefaultFlushInterval          = 10 * time.Second
@@ -102,11 +139,15 @@ const (
 	DefaultTrackerRequestTimeout  = 10 * time.Second
 	DefaultTrackerRetryBackoffMin = 100 * time.Millisecond
 	DefaultTrackerRetryBackoffMax = 3200 * time.Millisecond
+	DefaultMaxConcurrentRequests  = 4
 )
 
 const (
 	// maxEventsPerRequest is the HTTP V2 API's limit.
 	maxEventsPerRequest = 2000
+	// maxRequestBytes is the HTTP V2 API's size limit: a request body
+	// stays below it (1 MB, in the decimal sense, so below a MiB too).
+	maxRequestBytes = 1_000_000
 	// maxEventsRetryAfter caps how long a 429's Retry-After is honoured.
 	maxEventsRetryAfter = time.Minute
 	// maxEventsReplyBytes is how much of a reply body is read.
@@ -124,6 +165,8 @@ type trackerSettings struct {
 	interval    time.Duration
 	retries     int
 	capacity    int
+	overflow    OverflowPolicy
+	concurrency int
 	minIDLength *int
 	timeout     time.Duration
 	backoffMin  time.Duration
@@ -133,6 +176,10 @@ type trackerSettings struct {
 	log         *slog.Logger
 	now         func() time.Time
 	library     string
+
+	// bodyHead and bodyTail enclose a request's events: the JSON of
+	// eventsPayload around its events array.
+	bodyHead, bodyTail []byte
 }
 
 // resolveCommon fills the settings a printing service needs too.
@@ -180,18 +227,26 @@ func (cfg *TrackerConfig) resolve() (*trackerSettings, error) {
 	if cfg.QueueCapacity < 0 {
 		errs = append(errs, fmt.Errorf("QueueCapacity is negative (%d)", cfg.QueueCapacity))
 	}
+	if cfg.Overflow != OverflowDropOldest && cfg.Overflow != OverflowBlock {
+		errs = append(errs, fmt.Errorf("Overflow %d: want OverflowDropOldest or OverflowBlock", cfg.Overflow))
+	}
+	if cfg.MaxConcurrentRequests < 0 {
+		errs = append(errs, fmt.Errorf("MaxConcurrentRequests is negative (%d)", cfg.MaxConcurrentRequests))
+	}
 	if cfg.MinIDLength != nil && *cfg.MinIDLength < 1 {
 		errs = append(errs, fmt.Errorf("MinIDLength %d: want at least 1", *cfg.MinIDLength))
 	}
 	s := &trackerSettings{
-		key:        Secret(key),
-		batch:      cmp.Or(cfg.FlushQueueSize, DefaultFlushQueueSize),
-		interval:   cmp.Or(cfg.FlushInterval, DefaultFlushInterval),
-		retries:    cmp.Or(cfg.FlushMaxRetries, DefaultFlushMaxRetries),
-		capacity:   cmp.Or(cfg.QueueCapacity, DefaultQueueCapacity),
-		timeout:    cmp.Or(cfg.RequestTimeout, DefaultTrackerRequestTimeout),
-		backoffMin: cmp.Or(cfg.RetryBackoffMin, DefaultTrackerRetryBackoffMin),
-		backoffMax: cmp.Or(cfg.RetryBackoffMax, DefaultTrackerRetryBackoffMax),
+		key:         Secret(key),
+		batch:       cmp.Or(cfg.FlushQueueSize, DefaultFlushQueueSize),
+		interval:    cmp.Or(cfg.FlushInterval, DefaultFlushInterval),
+		retries:     cmp.Or(cfg.FlushMaxRetries, DefaultFlushMaxRetries),
+		capacity:    cmp.Or(cfg.QueueCapacity, DefaultQueueCapacity),
+		overflow:    cfg.Overflow,
+		concurrency: cmp.Or(cfg.MaxConcurrentRequests, DefaultMaxConcurrentRequests),
+		timeout:     cmp.Or(cfg.RequestTimeout, DefaultTrackerRequestTimeout),
+		backoffMin:  cmp.Or(cfg.RetryBackoffMin, DefaultTrackerRetryBackoffMin),
+		backoffMax:  cmp.Or(cfg.RetryBackoffMax, DefaultTrackerRetryBackoffMax),
 	}
 	if s.retries < 0 {
 		s.retries = 0
@@ -224,9 +279,13 @@ func (cfg *TrackerConfig) resolve() (*trackerSettings, error) {
 		return nil, fmt.Errorf("tracker config: %w", errors.Join(errs...))
 	}
 	s.log, s.now, s.library = cfg.resolveCommon()
+	s.bodyHead, s.bodyTail = payloadFrame(s.key, s.minIDLength)
 	s.client = cfg.HTTPClient
 	if s.client == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
+		// One idle connection per sender: with the default two, parallel
+		// senders would close and redial (a TLS handshake) all the time.
+		t.MaxIdleConnsPerHost = max(s.concurrency, t.MaxIdleConnsPerHost)
 		s.client, s.ownsClient = &http.Client{Transport: t}, true
 	}
 	return s, nil
@@ -291,31 +350,43 @@ func (e *LostEventsError) Unwrap() []error {
 var ErrAPIKeyRejected = errors.New("API key rejected")
 
 // Tracker queues analytics events and sends them to Amplitude's HTTP V2 API
-// from one background goroutine: in batches of FlushQueueSize, and every
-// FlushInterval. Failed requests are retried with capped exponential
-// backoff and jitter; a 413 splits the batch in halves; a 400 drops only
-// the events the server names as invalid and resends the rest. Track never
-// blocks: the queue is bounded and drops its oldest events when full.
+// from background goroutines: a batch as soon as FlushQueueSize events are
+// queued, everything queued every FlushInterval, up to
+// MaxConcurrentRequests requests at once. Failed requests are retried with
+// capped exponential backoff and jitter; a 413 splits the batch in halves;
+// a 400 drops only the events the server names as invalid and resends the
+// rest. The queue is bounded: when it is full, Track drops the oldest
+// events or waits for room, as TrackerConfig.Overflow says.
 //
 // A Tracker is safe for concurrent use. Close it: Close flushes what is
-// queued within its context's deadline and stops the goroutine.
+// queued within its context's deadline and stops the goroutines.
 type Tracker struct {
 	s *trackerSettings
 
 	mu         sync.Mutex
 	queue      eventRing
 	closed     bool
-	inFlight   int
+	inFlight   int // events taken from the queue and not settled yet
 	sent       int
 	dropped    int
 	failed     int
 	unreported int   // drops not yet logged
 	lastLoss   error // why events were last given up
 
-	kick    chan struct{}      // the queue holds a full batch
-	flushes chan chan struct{} // Flush requests
-	closing chan struct{}      // closed by Close
-	done    chan struct{}      // closed when run returns
+	// Events are numbered in the order they are queued; the queue holds
+	// pushed-queue.n to pushed-1, and each batch being delivered a range
+	// starting at one of sending. Everything below the smallest of those
+	// starts is settled, which is what Flush waits for.
+	pushed  int64
+	sending []int64 // first number of each batch being delivered
+	flushTo int64   // events numbered below it are due even in a partial batch
+	waiters []flushWaiter
+	abandon bool          // closing, a batch was given up: so is the rest
+	space   chan struct{} // closed, and replaced, when events leave the queue
+
+	kick    chan struct{} // the dispatcher has something to look at
+	closing chan struct{} // closed by Close
+	done    chan struct{} // closed when run returns
 
 	// ctx aborts requests and backoff; canceled when Close's context is done.
 	ctx        context.Context
@@ -325,6 +396,17 @@ type Tracker struct {
 	finishOnce sync.Once
 	closeErr   error
 }
+
+// flushWaiter is a Flush waiting until the events numbered below upTo are
+// settled.
+type flushWaiter struct {
+	upTo int64
+	ch   chan struct{}
+}
+
+// ErrTrackerClosed: events given to TrackContext after Close (or while a
+// blocked TrackContext waited when Close came) were not queued.
+var ErrTrackerClosed = errors.New("analytics tracker closed")
 
 // NewTracker validates cfg, fills its defaults and starts the sender. It
 // fails, and never panics, on an empty API key or an invalid config.
@@ -336,14 +418,15 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	t := &Tracker{
 		s:       s,
 		queue:   eventRing{max: s.capacity},
+		space:   make(chan struct{}),
 		kick:    make(chan struct{}, 1),
-		flushes: make(chan chan struct{}),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	s.log.Debug("analytics tracker started", "url", s.redactedURL, "api_key", s.key,
-		"flush_queue_size", s.batch, "flush_interval", s.interval)
+		"flush_queue_size", s.batch, "flush_interval", s.interval,
+		"max_concurrent_requests", s.concurrency, "overflow", s.overflow)
 	go t.run()
 	return t, nil
 }
@@ -353,9 +436,20 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 // device ID, or no event type, is not queued but counted as failed, since
 // the server would reject it. Track keeps the events' maps until they are
 // sent: do not modify them afterwards. After Close, Track does nothing.
+//
+// With OverflowBlock, Track waits while the queue is full, until Close if
+// need be; TrackContext bounds the wait.
 func (t *Tracker) Track(events ...Event) {
+	_ = t.TrackContext(context.Background(), events...)
+}
+
+// TrackContext is Track whose wait for room in a full queue (with
+// OverflowBlock) ends with ctx: it then returns ctx's error, and the
+// events it could not queue are counted as failed. It returns
+// ErrTrackerClosed when the tracker is closed before the events are queued.
+func (t *Tracker) TrackContext(ctx context.Context, events ...Event) error {
 	if len(events) == 0 {
-		return
+		return nil
 	}
 	nowMs := t.s.now().UnixMilli()
 	valid := make(plainEvents, 0, len(events))
@@ -382,68 +476,133 @@ func (t *Tracker) Track(events ...Event) {
 			t.s.log.Warn("analytics: events without an event type, a user ID or a device ID are not sent", "events", invalid)
 		}
 	}
-	if len(valid) > 0 {
-		t.enqueue(&valid, len(valid))
+	if len(valid) == 0 {
+		return nil
+	}
+	return t.enqueue(ctx, &valid, len(valid))
+}
+
+// enqueue adds the n events of src to the queue. When it is full, it drops
+// the oldest events or, with OverflowBlock, waits for room, until ctx is
+// done (the events not queued then are failed) or the tracker closes.
+func (t *Tracker) enqueue(ctx context.Context, src eventSource, n int) error {
+	queued := 0
+	for {
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			return ErrTrackerClosed
+		}
+		drops := 0
+		for ; queued < n; queued++ {
+			if t.queue.n == t.s.capacity && t.s.overflow == OverflowBlock {
+				break
+			}
+			if t.queue.push(queueItem{src: src, i: queued}) {
+				drops++
+			}
+			t.pushed++
+		}
+		firstDrop := drops > 0 && t.unreported == 0
+		t.dropped += drops
+		t.unreported += drops
+		if drops > 0 {
+			t.releaseWaiters() // dropped events are settled
+		}
+		// A full queue is sent even when it holds less than a batch:
+		// otherwise a capacity below FlushQueueSize would block forever.
+		due := t.queue.n >= min(t.s.batch, t.s.capacity)
+		space := t.space
+		t.mu.Unlock()
+		if due {
+			t.poke()
+		}
+		if firstDrop {
+			t.s.log.Warn("analytics: queue full, dropping the oldest events", "capacity", t.s.capacity)
+		}
+		if queued == n {
+			return nil
+		}
+		select {
+		case <-space:
+		case <-t.closing:
+			return ErrTrackerClosed
+		case <-ctx.Done():
+			t.mu.Lock()
+			t.failed += n - queued
+			t.mu.Unlock()
+			t.lose(ctx.Err(), n-queued, "events not queued: the queue was full")
+			return ctx.Err()
+		}
 	}
 }
 
-// enqueue adds the n events of src to the queue, dropping the oldest when
-// it is full.
-func (t *Tracker) enqueue(src eventSource, n int) {
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return
-	}
-	drops := 0
-	for i := range n {
-		if t.queue.push(queueItem{src: src, i: i}) {
-			drops++
-		}
-	}
-	firstDrop := drops > 0 && t.unreported == 0
-	t.dropped += drops
-	t.unreported += drops
-	full := t.queue.n >= t.s.batch
-	t.mu.Unlock()
-	if full {
-		select {
-		case t.kick <- struct{}{}:
-		default:
-		}
-	}
-	if firstDrop {
-		t.s.log.Warn("analytics: queue full, dropping the oldest events", "capacity", t.s.capacity)
+// poke wakes the dispatcher.
+func (t *Tracker) poke() {
+	select {
+	case t.kick <- struct{}{}:
+	default:
 	}
 }
 
 // Flush sends what is queued now and waits until it is sent or given up,
-// or until ctx is done (then sending goes on in the background). After
-// Close it returns nil at once.
+// along with what is being sent, or until ctx is done (then sending goes
+// on in the background). After Close it returns nil at once.
 func (t *Tracker) Flush(ctx context.Context) error {
-	reply := make(chan struct{})
+	t.mu.Lock()
+	if t.closed || t.settledBelow() >= t.pushed {
+		t.mu.Unlock()
+		return nil
+	}
+	w := flushWaiter{upTo: t.pushed, ch: make(chan struct{})}
+	t.flushTo = max(t.flushTo, t.pushed)
+	t.waiters = append(t.waiters, w)
+	t.mu.Unlock()
+	t.poke()
 	select {
-	case t.flushes <- reply:
-	case <-t.closing:
+	case <-w.ch:
 		return nil
 	case <-ctx.Done():
+		t.mu.Lock()
+		t.waiters = slices.DeleteFunc(t.waiters, func(o flushWaiter) bool { return o.ch == w.ch })
+		t.mu.Unlock()
 		return ctx.Err()
 	}
-	select {
-	case <-reply:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+}
+
+// settledBelow is the number of the oldest event not settled yet (queued
+// or being sent): every event numbered below it is. The caller holds t.mu.
+func (t *Tracker) settledBelow() int64 {
+	low := t.pushed - int64(t.queue.n)
+	for _, start := range t.sending {
+		low = min(low, start)
 	}
+	return low
+}
+
+// releaseWaiters ends the Flushes whose events are all settled. The caller
+// holds t.mu.
+func (t *Tracker) releaseWaiters() {
+	if len(t.waiters) == 0 {
+		return
+	}
+	low := t.settledBelow()
+	t.waiters = slices.DeleteFunc(t.waiters, func(w flushWaiter) bool {
+		if w.upTo <= low {
+			close(w.ch)
+			return true
+		}
+		return false
+	})
 }
 
 // Close stops the tracker: Track does nothing from now on, what is queued
 // is sent within ctx's deadline (a request still failing then is given
 // up, and the events still queued are counted as failed), and the sender
-// goroutine stops before Close returns. Close returns promptly once ctx is
+// goroutines stop before Close returns. Close returns promptly once ctx is
 // done. When events were lost during the tracker's life (see TrackerStats)
 // it logs a warning and returns a *LostEventsError; otherwise nil. Calling
-// Close again waits for the sender to stop (or for its own ctx) and
+// Close again waits for the senders to stop (or for its own ctx) and
 // returns the same result.
 func (t *Tracker) Close(ctx context.Context) error {
 	t.closeOnce.Do(func() {
@@ -483,73 +642,163 @@ func (t *Tracker) Stats() TrackerStats {
 	return TrackerStats{Sent: t.sent, Dropped: t.dropped, Failed: t.failed, Queued: t.queue.n + t.inFlight}
 }
 
-// run is the sender goroutine.
+// run is the dispatcher goroutine: it hands due batches to sender
+// goroutines, at most MaxConcurrentRequests at a time, and outlives them.
+// Once closed, it sends everything queued and returns when nothing is in
+// flight.
 func (t *Tracker) run() {
 	defer close(t.done)
 	ticker := time.NewTicker(t.s.interval)
 	defer ticker.Stop()
+	var senders sync.WaitGroup
+	defer senders.Wait() // a sender giving up at close's deadline is still settling
+	closing := t.closing
 	for {
-		select { // closing comes first: a queue being closed is sent in close mode
-		case <-t.closing:
-			t.closeQueue()
-			return
-		default:
-		}
-		select {
-		case <-t.kick:
-			t.sendQueued(false, false)
-		case <-ticker.C:
-			t.sendQueued(true, false)
-		case reply := <-t.flushes:
-			t.sendQueued(true, false)
-			close(reply)
-		case <-t.closing:
-			t.closeQueue()
+		if t.dispatch(&senders) {
+			t.abandonQueued()
+			t.reportDrops()
 			return
 		}
 		t.reportDrops()
+		select {
+		case <-t.kick: // a full batch, a Flush, or a sender done
+		case <-ticker.C:
+			t.mu.Lock()
+			t.flushTo = max(t.flushTo, t.pushed)
+			t.mu.Unlock()
+		case <-closing:
+			closing = nil // closed is seen by dispatch
+		}
 	}
 }
 
-// closeQueue sends what is queued in close mode and gives up the rest.
-func (t *Tracker) closeQueue() {
-	t.sendQueued(true, true)
-	t.abandonQueued()
-	t.reportDrops()
+// dispatch starts a sender for each due batch while fewer than
+// MaxConcurrentRequests are in flight. A batch is due when it is full, when
+// its events were queued before a Flush or a tick, when the queue is full,
+// and at close. It reports whether the tracker is closed and nothing is in
+// flight or left to send (the queue is then empty, or given up).
+func (t *Tracker) dispatch(senders *sync.WaitGroup) (finished bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for len(t.sending) < t.s.concurrency && t.queue.n > 0 && !t.abandon {
+		start := t.pushed - int64(t.queue.n)
+		k := min(t.queue.n, t.s.batch)
+		if k < t.s.batch && !t.closed && start >= t.flushTo && t.queue.n < t.s.capacity {
+			break
+		}
+		items := t.queue.pop(make([]queueItem, 0, k), k)
+		t.inFlight += k
+		t.sending = append(t.sending, start)
+		close(t.space)
+		t.space = make(chan struct{})
+		closing := t.closed
+		senders.Go(func() { t.send(items, start, closing) })
+	}
+	return t.closed && len(t.sending) == 0 && (t.queue.n == 0 || t.abandon)
 }
 
-// sendQueued sends the events queued now, in batches: all of them, or only
-// full batches. When closing, a batch the server keeps refusing ends the
-// flush: the rest is given up instead of waiting out its retries too.
-func (t *Tracker) sendQueued(all, closing bool) {
-	t.mu.Lock()
-	limit := t.queue.n
-	t.mu.Unlock()
-	var items []queueItem
-	for limit > 0 {
-		t.mu.Lock()
-		k := min(limit, t.queue.n, t.s.batch)
-		if k == 0 || (!all && k < t.s.batch) {
+// pendingEvent is an event encoded for a request, with the IDs a 429's
+// quota lists name.
+type pendingEvent struct {
+	userID, deviceID string
+	json             []byte
+}
+
+// pendingIDs are the events' IDs, what eventsReply.overQuota reads.
+func pendingIDs(events []pendingEvent) []Event {
+	ids := make([]Event, len(events))
+	for i, e := range events {
+		ids[i] = Event{UserID: e.userID, DeviceID: e.deviceID}
+	}
+	return ids
+}
+
+// send builds and encodes a batch's events, on the sender's goroutine, and
+// delivers them in requests under the API's size limit. When closing, a
+// request the server keeps refusing ends the flush: the rest is given up
+// instead of waiting out its retries too.
+func (t *Tracker) send(items []queueItem, start int64, closing bool) {
+	defer t.batchDone(start)
+	events := t.encodeEvents(items)
+	clear(items) // drop references to the captured evaluations
+	for len(events) > 0 {
+		n := t.fit(events)
+		if gaveUp := t.deliver(events[:n]); gaveUp && closing {
+			if rest := len(events) - n; rest > 0 {
+				t.giveUp(rest, "events not sent before close")
+			}
+			t.mu.Lock()
+			t.abandon = true
 			t.mu.Unlock()
 			return
 		}
-		items = t.queue.pop(items[:0], k)
-		t.inFlight += k
-		t.mu.Unlock()
-		limit -= k
+		events = events[n:]
+	}
+}
 
-		events := make([]Event, k)
-		for i, it := range items {
-			events[i] = it.src.event(it.i)
-			if events[i].Library == "" {
-				events[i].Library = t.s.library
-			}
+// batchDone ends the delivery of the batch that started at start.
+func (t *Tracker) batchDone(start int64) {
+	t.mu.Lock()
+	if i := slices.Index(t.sending, start); i >= 0 {
+		t.sending = slices.Delete(t.sending, i, i+1)
+	}
+	t.releaseWaiters()
+	t.mu.Unlock()
+	t.poke() // a sender is free
+}
+
+// encodeEvents builds the items' events and encodes each into one buffer.
+// An event that cannot be encoded (a metadata value JSON has no form for)
+// is given up alone.
+func (t *Tracker) encodeEvents(items []queueItem) []pendingEvent {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	events := make([]pendingEvent, 0, len(items))
+	ends := make([]int, 0, len(items))
+	bad := 0
+	var badErr error
+	for _, it := range items {
+		ev := it.src.event(it.i)
+		if ev.Library == "" {
+			ev.Library = t.s.library
 		}
-		clear(items) // drop references to sent records
-		if gaveUp := t.deliver(events); gaveUp && closing {
-			return
+		mark := buf.Len()
+		if err := enc.Encode(ev); err != nil {
+			buf.Truncate(mark)
+			bad, badErr = bad+1, err
+			continue
+		}
+		buf.Truncate(buf.Len() - 1) // Encode's newline
+		events = append(events, pendingEvent{userID: ev.UserID, deviceID: ev.DeviceID})
+		ends = append(ends, buf.Len())
+	}
+	if bad > 0 {
+		t.giveUp(bad, "events cannot be encoded", "error", badErr)
+	}
+	data, from := buf.Bytes(), 0
+	for i, end := range ends {
+		events[i].json = data[from:end:end]
+		from = end
+	}
+	return events
+}
+
+// fit is how many of events, at least one, one request carries: at most
+// FlushQueueSize, in a body under maxRequestBytes. A single event over the
+// limit is sent alone and the server judges it.
+func (t *Tracker) fit(events []pendingEvent) int {
+	size := len(t.s.bodyHead) + len(t.s.bodyTail) - 1 // no comma before the first
+	for i, e := range events {
+		if i == t.s.batch {
+			return i
+		}
+		size += len(e.json) + 1
+		if size >= maxRequestBytes && i > 0 {
+			return i
 		}
 	}
+	return len(events)
 }
 
 // abandonQueued counts what is left in the queue at close as failed.
@@ -558,6 +807,7 @@ func (t *Tracker) abandonQueued() {
 	n := t.queue.n
 	t.queue.reset()
 	t.failed += n
+	t.releaseWaiters()
 	t.mu.Unlock()
 	if n > 0 {
 		t.s.log.Warn("analytics: events not sent before close", "events", n)
@@ -592,6 +842,12 @@ func (t *Tracker) giveUp(n int, msg string, attrs ...any) {
 // giveUpBecause is giveUp for a reason callers may test for (cause).
 func (t *Tracker) giveUpBecause(cause error, n int, msg string, attrs ...any) {
 	t.settle(0, n)
+	t.lose(cause, n, msg, attrs...)
+}
+
+// lose says why n events, already counted as failed, were lost: in the
+// log and in what Close returns.
+func (t *Tracker) lose(cause error, n int, msg string, attrs ...any) {
 	t.s.log.Warn("analytics: "+msg, append([]any{"events", n}, attrs...)...)
 	err := errors.New(msg + t.lossDetails(attrs))
 	if cause != nil {
@@ -633,15 +889,11 @@ func (r *postResult) refusalCause() error {
 // retrying, splitting on 413 and dropping the invalid ones on 400. It
 // reports whether it gave up on events the server might have accepted
 // later (retries exhausted, or Close's deadline).
-func (t *Tracker) deliver(events []Event) (gaveUp bool) {
+func (t *Tracker) deliver(events []pendingEvent) (gaveUp bool) {
 	var body []byte
 	for attempt := 0; ; attempt++ {
 		if body == nil {
-			var err error
-			if body, err = t.encode(events); err != nil {
-				t.giveUp(len(events), "events cannot be encoded", "error", err)
-				return false
-			}
+			body = t.body(events)
 		}
 		r := t.post(body)
 		switch {
@@ -676,7 +928,7 @@ func (t *Tracker) deliver(events []Event) (gaveUp bool) {
 
 		case r.retryable():
 			if r.status == http.StatusTooManyRequests {
-				if over := r.reply.overQuota(events); len(over) > 0 {
+				if over := r.reply.overQuota(pendingIDs(events)); len(over) > 0 {
 					t.giveUp(len(over), "dropped events of users or devices over their daily quota", "status", r.status)
 					if events, body = removeIndices(events, over), nil; len(events) == 0 {
 						return false
@@ -748,18 +1000,39 @@ type eventsOptions struct {
 	MinIDLength int `json:"min_id_length"`
 }
 
-func (t *Tracker) encode(events []Event) ([]byte, error) {
-	p := eventsPayload{APIKey: string(t.s.key), Events: events}
-	if t.s.minIDLength != nil {
-		p.Options = &eventsOptions{MinIDLength: *t.s.minIDLength}
+// payloadFrame is the JSON of eventsPayload before and after its events
+// array, exactly as encoding/json writes it: a request body is the frame
+// around the events, encoded once each, so that splitting a batch (413,
+// the size limit) costs no re-encoding.
+func payloadFrame(key Secret, minIDLength *int) (head, tail []byte) {
+	p := eventsPayload{APIKey: string(key), Events: []Event{}}
+	if minIDLength != nil {
+		p.Options = &eventsOptions{MinIDLength: *minIDLength}
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(p); err != nil {
-		return nil, err
+	_ = enc.Encode(p) // strings and an int: cannot fail
+	whole := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	i := bytes.Index(whole, []byte(`"events":[]`)) + len(`"events":[`)
+	return slices.Clip(whole[:i]), whole[i:]
+}
+
+// body is the request body carrying events.
+func (t *Tracker) body(events []pendingEvent) []byte {
+	size := len(t.s.bodyHead) + len(t.s.bodyTail) + len(events)
+	for _, e := range events {
+		size += len(e.json)
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	b := make([]byte, 0, size)
+	b = append(b, t.s.bodyHead...)
+	for i, e := range events {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, e.json...)
+	}
+	return append(b, t.s.bodyTail...)
 }
 
 // postResult is one request's outcome: a transport error, or a status and
@@ -878,8 +1151,8 @@ func (r *eventsReply) overQuota(events []Event) []int {
 
 // removeIndices returns events without the sorted indices idx, in a new
 // slice (the old one may still be read by a caller).
-func removeIndices(events []Event, idx []int) []Event {
-	out := make([]Event, 0, len(events)-len(idx))
+func removeIndices[E any](events []E, idx []int) []E {
+	out := make([]E, 0, len(events)-len(idx))
 	j := 0
 	for i, e := range events {
 		if j < len(idx) && idx[j] == i {
@@ -1043,6 +1316,13 @@ func (c *dedupCache) admit(k dedupKey, nowMs int64) bool {
 	return true
 }
 
+// forget removes k: its events were not queued after all.
+func (c *dedupCache) forget(k dedupKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lru.Remove(k)
+}
+
 // eventService is what ExposureService and AssignmentService share: the
 // de-duplication cache and where events go, a Tracker or a printer.
 type eventService struct {
@@ -1074,17 +1354,24 @@ func newEventService(kind string, cfg TrackerConfig, capacity int, printer *Even
 	return s, nil
 }
 
-// emit hands the n events of src to the tracker, or prints them with the
-// de-duplication decision.
-func (s *eventService) emit(src eventSource, n int, deduplicated bool) {
+// emit hands the n events of src, an evaluation of key just seen by
+// cache.admit, to the tracker, or prints them with the de-duplication
+// decision. When the tracker could not queue them (ctx, Close), the
+// evaluation is forgotten, so that the next one like it is sent rather
+// than taken for a duplicate.
+func (s *eventService) emit(ctx context.Context, key dedupKey, src eventSource, n int, deduplicated bool) error {
 	if s.printer == nil {
-		if !deduplicated {
-			s.tracker.enqueue(src, n)
+		if deduplicated {
+			return nil
 		}
-		return
+		err := s.tracker.enqueue(ctx, src, n)
+		if err != nil {
+			s.cache.forget(key)
+		}
+		return err
 	}
 	if s.closed.Load() {
-		return
+		return nil
 	}
 	for i := range n {
 		ev := src.event(i)
@@ -1093,6 +1380,7 @@ func (s *eventService) emit(src eventSource, n int, deduplicated bool) {
 		}
 		_ = s.printer.Print(ev, deduplicated) // the error is kept by the printer
 	}
+	return nil
 }
 
 func (s *eventService) flush(ctx context.Context) error {

@@ -248,8 +248,23 @@ func TestTrackerBatchesBySize(t *testing.T) {
 
 	sizes, _ := evtBatchSizes(srv)
 	assert.Equal(t, []int{3, 3, 1}, sizes)
-	assert.Equal(t, evtUsers(0, 7), evtUserIDs(srv), "events arrive once, in order")
+	// The two full batches are sent in parallel: in either order.
+	assert.ElementsMatch(t, evtUsers(0, 7), evtUserIDs(srv), "events arrive once")
 	assert.Equal(t, experiment.TrackerStats{Sent: 7}, tr.Stats())
+}
+
+func TestTrackerOneRequestAtATimeKeepsTheOrder(t *testing.T) {
+	evtLeakCheck(t)
+	srv := newEvtServer(t)
+	log := &evtLog{}
+	cfg := evtTrackerConfig(srv, log)
+	cfg.FlushQueueSize = 3
+	cfg.MaxConcurrentRequests = 1
+	tr := newEvtTracker(t, cfg, log)
+
+	tr.Track(evtEvents(0, 20)...)
+	require.NoError(t, tr.Flush(t.Context()))
+	assert.Equal(t, evtUsers(0, 20), evtUserIDs(srv), "events arrive once, in order")
 }
 
 func TestTrackerBatchesByInterval(t *testing.T) {
@@ -554,7 +569,7 @@ func TestTrackerFlushesOnClose(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	require.NoError(t, tr.Close(ctx))
-	assert.Equal(t, evtUsers(0, 450), evtUserIDs(srv), "nothing queued is lost on Close")
+	assert.ElementsMatch(t, evtUsers(0, 450), evtUserIDs(srv), "nothing queued is lost on Close")
 	assert.Equal(t, experiment.TrackerStats{Sent: 450}, tr.Stats())
 
 	// After Close, Track and Flush do nothing and Close again is harmless.
@@ -571,13 +586,17 @@ func TestTrackerQueueOverflowDropsOldest(t *testing.T) {
 	log := &evtLog{}
 	cfg := evtTrackerConfig(srv, log)
 	cfg.QueueCapacity = 5
-	cfg.FlushQueueSize = 100 // never a full batch: nothing is sent before Close
+	cfg.FlushQueueSize = 100
+	// The full queue is sent, but held until the counts are checked.
+	release := make(chan struct{})
+	cfg.HTTPClient = evtHeldTransport(nil, release)
 	tr := newEvtTracker(t, cfg, log)
 
 	tr.Track(evtEvents(0, 4)...)
 	tr.Track(evtEvents(4, 4)...) // 8 events in a queue of 5
 	assert.Equal(t, experiment.TrackerStats{Dropped: 3, Queued: 5}, tr.Stats())
 	assert.Contains(t, log.String(), "queue full, dropping the oldest events")
+	close(release)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
@@ -668,6 +687,7 @@ func TestTrackerCloseGivesUpTheRestWhenTheServerKeepsFailing(t *testing.T) {
 	cfg := evtTrackerConfig(srv, log)
 	cfg.FlushQueueSize = 3
 	cfg.FlushMaxRetries = 1
+	cfg.MaxConcurrentRequests = 1 // batches one after the other, so one can end the flush
 	release := make(chan struct{})
 	arrived := make(chan struct{}, 1)
 	cfg.HTTPClient = &http.Client{Transport: evtRoundTripper(func(r *http.Request) (*http.Response, error) {
@@ -861,4 +881,263 @@ func TestFakeAnalyticsServer(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+}
+
+// evtInsertIDs counts the insert_id of each event the server ingested.
+func evtInsertIDs(t *testing.T, srv *experimenttest.AnalyticsServer) map[string]int {
+	t.Helper()
+	seen := make(map[string]int)
+	for _, raw := range srv.Events() {
+		var e struct {
+			InsertID string `json:"insert_id"`
+		}
+		require.NoError(t, json.Unmarshal(raw, &e))
+		seen[e.InsertID]++
+	}
+	return seen
+}
+
+// TestTrackerBlockingLosesNothing is the tracked batch's contract: with
+// OverflowBlock and a healthy but distant server, producers far faster
+// than the server wait for room, and every event arrives exactly once.
+func TestTrackerBlockingLosesNothing(t *testing.T) {
+	evtLeakCheck(t)
+	srv := newEvtServer(t)
+	srv.SetLatency(20 * time.Millisecond)
+	log := &evtLog{}
+	cfg := evtTrackerConfig(srv, log)
+	cfg.Overflow = experiment.OverflowBlock
+	cfg.QueueCapacity = 5000 // a twentieth of what is tracked: producers must wait
+	cfg.FlushQueueSize = 2000
+	tr := newEvtTracker(t, cfg, log)
+
+	const producers, each = 4, 25000
+	var wg sync.WaitGroup
+	for p := range producers {
+		wg.Go(func() {
+			for i := 0; i < each; i += 100 {
+				assert.NoError(t, tr.TrackContext(t.Context(), evtEvents(p*each+i, 100)...))
+			}
+		})
+	}
+	wg.Wait()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, tr.Close(ctx))
+
+	seen := evtInsertIDs(t, srv)
+	assert.Len(t, seen, producers*each, "every event arrives")
+	for id, n := range seen {
+		if n != 1 {
+			t.Fatalf("event %s arrived %d times", id, n)
+		}
+	}
+	assert.Equal(t, experiment.TrackerStats{Sent: producers * each}, tr.Stats())
+	assert.Greater(t, srv.PeakConcurrency(), 1, "requests are sent in parallel")
+	assert.LessOrEqual(t, srv.PeakConcurrency(), experiment.DefaultMaxConcurrentRequests)
+	for _, r := range srv.Requests() {
+		assert.LessOrEqual(t, len(r.Events), 2000)
+	}
+	assert.NotContains(t, log.String(), "level=WARN")
+}
+
+// TestTrackerDropsOnlyWhenAskedTo: the default queue, at the same pace,
+// drops, and counts and reports what it dropped.
+func TestTrackerDropsOnlyWhenAskedTo(t *testing.T) {
+	evtLeakCheck(t)
+	srv := newEvtServer(t)
+	srv.SetLatency(20 * time.Millisecond)
+	log := &evtLog{}
+	cfg := evtTrackerConfig(srv, log)
+	cfg.QueueCapacity = 500
+	cfg.FlushQueueSize = 100
+	tr := newEvtTracker(t, cfg, log)
+
+	for i := 0; i < 5000; i += 100 {
+		require.NoError(t, tr.TrackContext(t.Context(), evtEvents(i, 100)...))
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	err := tr.Close(ctx)
+	st := tr.Stats()
+	var lost *experiment.LostEventsError
+	require.ErrorAs(t, err, &lost)
+	assert.Positive(t, st.Dropped)
+	assert.Equal(t, st.Dropped, lost.Dropped)
+	assert.Equal(t, 5000, st.Sent+st.Dropped)
+	assert.Len(t, srv.Events(), st.Sent)
+	assert.Contains(t, err.Error(), "dropped from a full queue")
+}
+
+// TestTrackerRequestsStayUnder1MB: large events make smaller requests,
+// each under the API's 1 MB, none lost.
+func TestTrackerRequestsStayUnder1MB(t *testing.T) {
+	evtLeakCheck(t)
+	srv := newEvtServer(t)
+	log := &evtLog{}
+	cfg := evtTrackerConfig(srv, log)
+	cfg.FlushQueueSize = 2000
+	tr := newEvtTracker(t, cfg, log)
+
+	events := evtEvents(0, 3000)
+	for i := range events {
+		events[i].EventProperties = map[string]any{"pad": strings.Repeat("x", 900)}
+	}
+	tr.Track(events...)
+	require.NoError(t, tr.Flush(t.Context()))
+
+	var total int
+	reqs := srv.Requests()
+	for _, r := range reqs {
+		assert.Less(t, len(r.Body), 1_000_000, "a request of %d events", len(r.Events))
+		assert.Equal(t, http.StatusOK, r.Status)
+		total += len(r.Events)
+	}
+	assert.Equal(t, 3000, total)
+	// 3 MB in batches of 2000 and 1000 events: 2 MB and 1 MB, each sent in
+	// requests filled up to the limit, and a remainder.
+	assert.LessOrEqual(t, len(reqs), 5, "requests are filled up to the limit")
+	assert.Len(t, evtInsertIDs(t, srv), 3000)
+}
+
+// TestTrackerBatchesUpTo2000Events: small events go 2000 to a request.
+func TestTrackerBatchesUpTo2000Events(t *testing.T) {
+	evtLeakCheck(t)
+	srv := newEvtServer(t)
+	log := &evtLog{}
+	cfg := evtTrackerConfig(srv, log)
+	cfg.FlushQueueSize = 2000
+	cfg.QueueCapacity = 10000
+	tr := newEvtTracker(t, cfg, log)
+	tr.Track(evtEvents(0, 4500)...)
+	require.NoError(t, tr.Flush(t.Context()))
+	sizes, _ := evtBatchSizes(srv)
+	assert.ElementsMatch(t, []int{2000, 2000, 500}, sizes)
+}
+
+// TestTrackerFlushWaitsForWhatIsInFlight: a full batch already being sent
+// when Flush is called is waited for too.
+func TestTrackerFlushWaitsForWhatIsInFlight(t *testing.T) {
+	evtLeakCheck(t)
+	srv := newEvtServer(t)
+	srv.SetLatency(100 * time.Millisecond)
+	log := &evtLog{}
+	cfg := evtTrackerConfig(srv, log)
+	cfg.FlushQueueSize = 10
+	tr := newEvtTracker(t, cfg, log)
+
+	tr.Track(evtEvents(0, 10)...) // a full batch: sent at once
+	evtEventually(t, "the batch in flight", func() bool { return tr.Stats().Queued == 10 && srv.PeakConcurrency() == 1 })
+	tr.Track(evtEvents(10, 3)...)
+	require.NoError(t, tr.Flush(t.Context()))
+	assert.Equal(t, experiment.TrackerStats{Sent: 13}, tr.Stats())
+	assert.Len(t, srv.Events(), 13)
+}
+
+// evtHeldTransport holds every request until release is closed.
+func evtHeldTransport(arrived chan<- struct{}, release <-chan struct{}) *http.Client {
+	return &http.Client{Transport: evtRoundTripper(func(r *http.Request) (*http.Response, error) {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+}
+
+// TestTrackerBlockingWaitEndsWithItsContext: a producer waiting for room
+// returns when its context ends (Ctrl-C in the CLI), and the events it
+// could not queue are counted as failed, not forgotten.
+func TestTrackerBlockingWaitEndsWithItsContext(t *testing.T) {
+	evtLeakCheck(t)
+	srv := newEvtServer(t)
+	log := &evtLog{}
+	cfg := evtTrackerConfig(srv, log)
+	cfg.Overflow = experiment.OverflowBlock
+	cfg.QueueCapacity = 10
+	cfg.FlushQueueSize = 10
+	cfg.MaxConcurrentRequests = 1
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	cfg.HTTPClient = evtHeldTransport(arrived, release)
+	tr := newEvtTracker(t, cfg, log)
+
+	require.NoError(t, tr.TrackContext(t.Context(), evtEvents(0, 10)...)) // sent, held
+	<-arrived
+	require.NoError(t, tr.TrackContext(t.Context(), evtEvents(10, 10)...)) // fills the queue
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := tr.TrackContext(ctx, evtEvents(20, 5)...)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Less(t, time.Since(start), 2*time.Second)
+	assert.Equal(t, experiment.TrackerStats{Failed: 5, Queued: 20}, tr.Stats())
+
+	close(release)
+	require.NoError(t, tr.Flush(t.Context()))
+	assert.ElementsMatch(t, evtUsers(0, 20), evtUserIDs(srv))
+	closeCtx, cancel2 := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel2()
+	var lost *experiment.LostEventsError
+	require.ErrorAs(t, tr.Close(closeCtx), &lost)
+	assert.Equal(t, 5, lost.Failed)
+	assert.ErrorIs(t, lost, context.DeadlineExceeded, "why the last events were lost")
+}
+
+// TestTrackerBlockedTrackEndsWithClose: Close releases a producer waiting
+// for room; TrackContext says its events were not queued.
+func TestTrackerBlockedTrackEndsWithClose(t *testing.T) {
+	evtLeakCheck(t)
+	srv := newEvtServer(t)
+	log := &evtLog{}
+	cfg := evtTrackerConfig(srv, log)
+	cfg.Overflow = experiment.OverflowBlock
+	cfg.QueueCapacity = 4
+	cfg.FlushQueueSize = 4
+	cfg.MaxConcurrentRequests = 1
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	cfg.HTTPClient = evtHeldTransport(arrived, release)
+	tr, err := experiment.NewTracker(cfg)
+	require.NoError(t, err)
+
+	tr.Track(evtEvents(0, 4)...)
+	<-arrived
+	tr.Track(evtEvents(4, 4)...)
+	blocked := make(chan error, 1)
+	go func() { blocked <- tr.TrackContext(context.Background(), evtEvents(8, 1)...) }()
+	select {
+	case err := <-blocked:
+		t.Fatalf("TrackContext returned %v with the queue full", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	var lost *experiment.LostEventsError
+	require.ErrorAs(t, tr.Close(ctx), &lost)
+	assert.ErrorIs(t, <-blocked, experiment.ErrTrackerClosed)
+	assert.Equal(t, 8, lost.Failed, "the held batch and the queued one")
+	close(release)
+	assert.ErrorIs(t, tr.TrackContext(t.Context(), evtEvents(9, 1)...), experiment.ErrTrackerClosed)
+}
+
+// TestTrackerQueueSmallerThanABatchIsSent: a full queue is sent even when
+// it holds less than FlushQueueSize, so a blocked producer goes on.
+func TestTrackerQueueSmallerThanABatchIsSent(t *testing.T) {
+	evtLeakCheck(t)
+	srv := newEvtServer(t)
+	log := &evtLog{}
+	cfg := evtTrackerConfig(srv, log)
+	cfg.Overflow = experiment.OverflowBlock
+	cfg.QueueCapacity = 3
+	cfg.FlushQueueSize = 100
+	tr := newEvtTracker(t, cfg, log)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, tr.TrackContext(ctx, evtEvents(0, 10)...))
+	require.NoError(t, tr.Flush(ctx))
+	assert.ElementsMatch(t, evtUsers(0, 10), evtUserIDs(srv))
 }

@@ -28,8 +28,9 @@ const (
 //	{"code":200,"events_ingested":N,"payload_size_bytes":B,"server_upload_time":ms}
 //
 // It records every request with the status it got. Tests script answers
-// (Script, SetDown) and limits (SetMaxEvents for 413s). An AnalyticsServer
-// is safe for concurrent use; Close it when done.
+// (Script, SetDown), limits (SetMaxEvents for 413s) and latency
+// (SetLatency). An AnalyticsServer is safe for concurrent use and answers
+// requests in parallel; Close it when done.
 type AnalyticsServer struct {
 	// URL is the server's base URL; EventsURL and BatchURL are the full
 	// endpoint URLs to configure a tracker with.
@@ -44,6 +45,9 @@ type AnalyticsServer struct {
 	script    []AnalyticsReply
 	down      *AnalyticsReply
 	maxEvents int
+	latency   time.Duration
+	inFlight  int // requests being answered
+	peak      int // most requests answered at once
 	requests  []AnalyticsRequest
 	ingested  []json.RawMessage
 }
@@ -147,6 +151,29 @@ func (s *AnalyticsServer) SetMaxEvents(n int) {
 	s.maxEvents = n
 }
 
+// SetLatency delays every answer by d (on top of a scripted Delay), as a
+// distant server does; 0 removes it.
+func (s *AnalyticsServer) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
+}
+
+// PeakConcurrency is the largest number of requests the server was
+// answering at the same time.
+func (s *AnalyticsServer) PeakConcurrency() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak
+}
+
+// EventCount is len(Events()), without copying them.
+func (s *AnalyticsServer) EventCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ingested)
+}
+
 // Requests returns a copy of the requests received so far.
 func (s *AnalyticsServer) Requests() []AnalyticsRequest {
 	s.mu.Lock()
@@ -192,6 +219,9 @@ func (s *AnalyticsServer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 
 	s.mu.Lock()
+	s.inFlight++
+	s.peak = max(s.peak, s.inFlight)
+	delay := s.latency
 	var reply *AnalyticsReply
 	if len(s.script) > 0 {
 		reply = &s.script[0]
@@ -204,8 +234,11 @@ func (s *AnalyticsServer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 
-	if reply != nil && reply.Delay > 0 {
-		t := time.NewTimer(reply.Delay)
+	if reply != nil {
+		delay += reply.Delay
+	}
+	if delay > 0 {
+		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
@@ -230,6 +263,7 @@ func (s *AnalyticsServer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	req.Status = status
 	s.requests = append(s.requests, req)
+	s.inFlight--
 	s.mu.Unlock()
 	if status == 0 {
 		return
