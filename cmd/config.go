@@ -441,7 +441,7 @@ func updateConfig(ctx context.Context, f *Factory, key string, change func(map[s
 		return usageError("no config directory: pass --config FILE")
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return ioError(err)
+		return ioError(fmt.Errorf("config %s: %w", path, err))
 	}
 	unlock, err := lockConfig(ctx, path)
 	if err != nil {
