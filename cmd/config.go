@@ -237,18 +237,21 @@ func (f *Factory) setting(fs *pflag.FlagSet, name string) (value, source string,
 	if err != nil {
 		return "", "", err
 	}
-	fromFile := func(v, source string) (string, string, error) {
+	// A bad value in the file is put right with config set or unset,
+	// which the hint spells (with the profile, for the profile's value).
+	fromFile := func(v, source, fix string) (string, string, error) {
 		return checked(v, source, func(shown string, err error) error {
-			return inputError(fmt.Errorf("%s: %s %q: %v", source, name, shown, err))
+			return withHint(inputError(fmt.Errorf("%s: %s %q: %v", source, name, shown, err)),
+				fmt.Sprintf("%s set %s VALUE, or %s unset %s", fix, name, fix, name))
 		})
 	}
 	if p := f.profile(); p != "" {
 		if v, ok := cfg.Profiles[p][name]; ok {
-			return fromFile(v, fmt.Sprintf("config %s (profile %s)", f.configPath(), p))
+			return fromFile(v, fmt.Sprintf("config %s (profile %s)", f.configPath(), p), "experiment --profile "+p+" config")
 		}
 	}
 	if v, ok := cfg.Settings[name]; ok {
-		return fromFile(v, "config "+f.configPath())
+		return fromFile(v, "config "+f.configPath(), "experiment config")
 	}
 	if fs != nil {
 		if fl := fs.Lookup(name); fl != nil {
@@ -256,6 +259,42 @@ func (f *Factory) setting(fs *pflag.FlagSet, name string) (value, source string,
 		}
 	}
 	return "", "default", nil
+}
+
+// checkSettings resolves every setting for the command c as it would be
+// used, so that a value that cannot work is refused where it came from
+// whether or not c uses it: README's exit 2 for a flag or variable, 3 for
+// the config file. A value that a higher source overrides is not used,
+// and not checked: a flag is how one runs past a bad variable. -o is left
+// to each command, whose forms are its own (config list has no jsonl);
+// the variable's or the file's output is checked when no -o is given.
+//
+// version, help and completion always run, and so do config set and
+// unset: they are how a bad value in the file is put right.
+func (f *Factory) checkSettings(c *cobra.Command) error {
+	for p := c; p != nil; p = p.Parent() {
+		switch {
+		case p.Parent() == nil:
+		case p.Name() == "version" || p.Name() == "help" || p.Name() == "completion" || strings.HasPrefix(p.Name(), "__complete"):
+			return nil
+		case p.Parent().Name() == "config" && (p.Name() == "set" || p.Name() == "unset"):
+			return nil
+		}
+	}
+	fs := c.Flags()
+	for _, d := range settingDefs {
+		flags := fs
+		if d.name == "output" {
+			if fl := fs.Lookup("output"); fl != nil && fl.Changed {
+				continue
+			}
+			flags = nil
+		}
+		if _, _, err := f.setting(flags, d.name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // settingValue is setting without the source; a broken config file is an

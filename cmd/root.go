@@ -64,6 +64,9 @@ func NewRootCmd(f *Factory) *cobra.Command {
 			"and shows which variant a user gets and why.",
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		// Every setting is checked before any command runs (a subcommand
+		// with a PersistentPreRunE of its own must call this too).
+		PersistentPreRunE: func(c *cobra.Command, _ []string) error { return f.checkSettings(c) },
 	}
 	root.PersistentFlags().StringVar(&f.ConfigPath, "config", "", "config file (env EXPERIMENT_CONFIG; default: the user config dir + /experiment/config.yaml)")
 	root.PersistentFlags().StringVar(&f.Profile, "profile", "", "config file profile to use (env EXPERIMENT_PROFILE)")
