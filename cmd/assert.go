@@ -120,7 +120,7 @@ func newAssertCmd(f *Factory, runF func(context.Context, *assertOptions) error) 
 }
 
 func runAssert(ctx context.Context, opts *assertOptions) error {
-	fs, err := opts.Source.load(ctx)
+	fs, err := opts.Source.loadEvaluating(ctx)
 	if err != nil {
 		return err
 	}

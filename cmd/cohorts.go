@@ -177,7 +177,7 @@ const (
 
 func runCohortsSync(ctx context.Context, opts *cohortsSyncOptions) error {
 	ios := opts.IO
-	flagSet, err := opts.Source.load(ctx)
+	flagSet, err := opts.Source.loadWithoutCohorts(ctx)
 	if err != nil {
 		return err
 	}
@@ -229,10 +229,18 @@ func runCohortsSync(ctx context.Context, opts *cohortsSyncOptions) error {
 	bar.finish()
 
 	// Save what arrived, even when interrupted: each file is whole or absent.
+	// A file the server confirmed (204) gets the time of that answer, so
+	// its age counts from when it was last known current.
+	now := time.Now()
 	for _, id := range ids {
-		if r := results[id]; r.Outcome == cohort.Updated {
+		switch r := results[id]; r.Outcome {
+		case cohort.Updated:
 			if err := cohort.SaveDir(dir, r.Cohort); err != nil {
 				return ioError(fmt.Errorf("saving cohort %s: %w", r.Cohort.ID, err))
+			}
+		case cohort.Unchanged:
+			if err := cohort.Touch(dir, r.Cohort.ID, now); err != nil {
+				return ioError(fmt.Errorf("marking cohort %s current: %w", r.Cohort.ID, err))
 			}
 		}
 	}
@@ -274,10 +282,7 @@ func runCohortsSync(ctx context.Context, opts *cohortsSyncOptions) error {
 		return err
 	}
 	if unauthorized != nil {
-		return &exitError{code: ExitAuth,
-			err: fmt.Errorf("cohort download rejected API key %v with secret key (fp %s): %w",
-				experiment.Secret(opts.apiKey), experiment.Secret(opts.secretKey).Fingerprint(), unauthorized),
-			hint: "use the analytics project's API key and secret key (Settings > Projects > (project) > General in Amplitude), not a deployment key"}
+		return cohortKeysRejected(opts.apiKey, opts.secretKey, unauthorized)
 	}
 	if len(failed) > 0 {
 		for _, err := range failed[1:] {
@@ -291,6 +296,15 @@ func runCohortsSync(ctx context.Context, opts *cohortsSyncOptions) error {
 	// and the table on stdout has each cohort's status.
 	fmt.Fprintf(ios.ErrOut, "synced %d cohorts into %s: %s\n", len(ids), dir, countSummary(counts))
 	return nil
+}
+
+// cohortKeysRejected is the error of a cohort download that rejected the
+// API key and secret key (exit 4): the keys by prefix and fingerprint only.
+func cohortKeysRejected(apiKey, secretKey string, err error) error {
+	return &exitError{code: ExitAuth,
+		err: fmt.Errorf("cohort download rejected API key %v with secret key (fp %s): %w",
+			experiment.Secret(apiKey), experiment.Secret(secretKey).Fingerprint(), err),
+		hint: "use the analytics project's API key and secret key (Settings > Projects > (project) > General in Amplitude), not a deployment key"}
 }
 
 func syncStatus(r cohort.Result) string {

@@ -138,7 +138,7 @@ func runTest(ctx context.Context, opts *testOptions) error {
 	if src.cohortsDir == "" && tf.Cohorts != "" {
 		src.cohortsDir = relativeTo(base, tf.Cohorts)
 	}
-	fs, err := src.load(ctx)
+	fs, err := src.loadEvaluating(ctx)
 	if err != nil {
 		return err
 	}

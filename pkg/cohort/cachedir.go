@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/flagkit/experiment/internal/atomicfile"
@@ -36,12 +37,22 @@ func SaveDir(dir string, c *Cohort) error {
 	return atomicfile.Write(path, c.AppendJSON(nil), 0o600)
 }
 
+// FileError is an error of LoadDir about one cohort's file, so that a
+// caller can say which cohort lost its copy. Its text is Err's.
+type FileError struct {
+	ID  string // the cohort id the file is named by
+	Err error
+}
+
+func (e *FileError) Error() string { return e.Err.Error() }
+func (e *FileError) Unwrap() error { return e.Err }
+
 // LoadDir reads <dir>/<id>.json for each of ids, or with nil ids every
 // <id>.json in dir (files whose names start with '.' are skipped). It
 // returns the cohorts it could read, and an error for each it could not:
 // one satisfying errors.Is(err, fs.ErrNotExist) for a missing file (or
 // directory), ErrMalformed for a file that is not a cohort or holds another
-// cohort than its name says.
+// cohort than its name says. Errors about one file are *FileError.
 func LoadDir(dir string, ids []string) (*Store, []error) {
 	if ids == nil {
 		entries, err := os.ReadDir(dir)
@@ -60,12 +71,37 @@ func LoadDir(dir string, ids []string) (*Store, []error) {
 	for _, id := range unique(ids) {
 		c, err := loadFile(dir, id)
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, &FileError{ID: id, Err: err})
 			continue
 		}
 		cohorts = append(cohorts, c)
 	}
 	return NewStore(cohorts...), errs
+}
+
+// FileTime is when <dir>/<id>.json was written, or marked current by
+// Touch: how old the copy is, as far as anyone knows.
+func FileTime(dir, id string) (time.Time, error) {
+	path, err := cohortPath(dir, id)
+	if err != nil {
+		return time.Time{}, err
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return st.ModTime(), nil
+}
+
+// Touch marks <dir>/<id>.json as current at t, for a copy the server has
+// just said is unchanged (204): its age then counts from t, not from when
+// it was downloaded.
+func Touch(dir, id string, t time.Time) error {
+	path, err := cohortPath(dir, id)
+	if err != nil {
+		return err
+	}
+	return os.Chtimes(path, time.Time{}, t)
 }
 
 func loadFile(dir, id string) (*Cohort, error) {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -123,6 +124,12 @@ func TestLoadDirErrors(t *testing.T) {
 	for _, err := range errs[3:] {
 		assert.ErrorIs(t, err, cohort.ErrBadID)
 	}
+	// Each error says which cohort lost its copy.
+	for i, id := range []string{"missing", "broken", "renamed", "../good", "", ".good"} {
+		var fe *cohort.FileError
+		require.ErrorAs(t, errs[i], &fe)
+		assert.Equal(t, id, fe.ID)
+	}
 
 	store, errs = cohort.LoadDir(dir, nil)
 	assert.Equal(t, []string{"good"}, store.IDs())
@@ -136,4 +143,25 @@ func TestLoadDirErrors(t *testing.T) {
 		err := cohort.SaveDir(dir, &cohort.Cohort{ID: id})
 		assert.ErrorIs(t, err, cohort.ErrBadID, id)
 	}
+}
+
+// TestFileTimeAndTouch: a file's time is its copy's age, and Touch moves it
+// to when the server last confirmed the copy.
+func TestFileTimeAndTouch(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, cohort.SaveDir(dir, mustNew(t, "c1", "", 1, []string{"u"})))
+	at, err := cohort.FileTime(dir, "c1")
+	require.NoError(t, err)
+	assert.WithinDuration(t, time.Now(), at, time.Minute)
+
+	then := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
+	require.NoError(t, cohort.Touch(dir, "c1", then))
+	at, err = cohort.FileTime(dir, "c1")
+	require.NoError(t, err)
+	assert.True(t, then.Equal(at), "%v, want %v", at, then)
+
+	_, err = cohort.FileTime(dir, "missing")
+	assert.ErrorIs(t, err, fs.ErrNotExist)
+	assert.ErrorIs(t, cohort.Touch(dir, "missing", then), fs.ErrNotExist)
+	assert.ErrorIs(t, cohort.Touch(dir, "../c1", then), cohort.ErrBadID)
 }

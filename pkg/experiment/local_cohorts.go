@@ -3,6 +3,7 @@ package experiment
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"slices"
@@ -17,18 +18,95 @@ import (
 // flags target are downloaded before those flags are used, all targeted
 // cohorts are refreshed every CohortPollingInterval, a failed download keeps
 // the last good copy, and every copy is cached on disk beside the flags.
+//
+// Two additions make a wrong membership visible and bounded. The first
+// flags a client fetches bring every cohort they target up to date, cached
+// copies included (a 204 each when current), so an outage or rejected keys
+// are noticed rather than hidden behind an old copy. And a flag update waits
+// for its cohorts at most CohortSyncConfig.LoadTimeout (during Start, also
+// no longer than Start's context): a slow cohort server delays flags, never
+// withholds them. Status.Cohorts says what came of each cohort.
 
 const (
 	DefaultCohortPollingInterval = 60 * time.Second
 	minCohortPollingInterval     = 60 * time.Second
+	// DefaultCohortLoadTimeout is about three attempts of a stalled
+	// download: what a flag update waited before the wait had a bound.
+	DefaultCohortLoadTimeout = 30 * time.Second
 )
 
+// CohortStatus is the state of one cohort that the flags in use target.
+type CohortStatus struct {
+	ID string
+	// GroupType is "User" or a group type such as "org id": the copy's,
+	// or without one the type the flags target the cohort as.
+	GroupType string
+	// Source of the copy in use: "server" (downloaded, or confirmed
+	// unchanged, by this client), "cache" (read from the cache directory
+	// and not confirmed since), or "" when there is none: then nobody is a
+	// member, and the cohort's members evaluate as non-members.
+	Source  string
+	Members int
+	// LastModified is when the cohort last changed at Amplitude, as the
+	// copy in use says.
+	LastModified time.Time
+	// FetchedAt is when the copy in use was last known to be current:
+	// downloaded or confirmed by this client, or for a cached copy when
+	// some client last did (the file's time). Zero when unknown.
+	FetchedAt time.Time
+	// LastError is why the cohort is not up to date, nil once a download
+	// succeeds: a *cohort.DownloadError (errors.Is(err,
+	// cohort.ErrUnauthorized) when the API key and secret key were
+	// rejected), an unreadable cached copy (cohort.ErrMalformed, ...), or
+	// ErrCohortNotCached when nothing was downloaded and the cache has no
+	// copy. It names the cohort.
+	LastError   error
+	LastErrorAt time.Time
+}
+
+// Loaded reports whether a copy is in use.
+func (s CohortStatus) Loaded() bool { return s.Source != "" }
+
+// Age is how long ago the copy in use was last known to be current; 0
+// when that is unknown or there is no copy.
+func (s CohortStatus) Age(now time.Time) time.Duration {
+	if s.FetchedAt.IsZero() {
+		return 0
+	}
+	return now.Sub(s.FetchedAt)
+}
+
+// ErrCohortNotCached is the LastError of a targeted cohort that nothing
+// downloaded (offline, or flags from the cache) and the cache lacks.
+var ErrCohortNotCached = errors.New("no copy in the cohort cache")
+
 type cohortSync struct {
-	client   *cohort.Client
-	dir      string // cache directory, "" for none
-	interval time.Duration
-	logger   *slog.Logger
-	mu       sync.Mutex // one sync at a time
+	client      *cohort.Client
+	dir         string // cache directory, "" for none
+	interval    time.Duration
+	loadTimeout time.Duration
+	logger      *slog.Logger
+	// turn lets one sync run at a time; a channel, so that waiting for it
+	// ends with the waiter's context.
+	turn chan struct{}
+
+	mu      sync.Mutex
+	origins map[*cohort.Cohort]origin // of the copies in use (or about to be)
+	errs    map[string]timedError     // by cohort id
+	// startCtx is Start's context while Start waits for the first flags;
+	// startFetched is set once flags arrived then and wait for cohorts.
+	startCtx     context.Context
+	startFetched bool
+}
+
+type origin struct {
+	source string
+	at     time.Time
+}
+
+type timedError struct {
+	err error
+	at  time.Time
 }
 
 func newCohortSync(s *localSettings) (*cohortSync, error) {
@@ -36,13 +114,19 @@ func newCohortSync(s *localSettings) (*cohortSync, error) {
 	if c == nil {
 		return nil, nil
 	}
+	if c.LoadTimeout < 0 {
+		return nil, fmt.Errorf("LoadTimeout is negative (%v)", c.LoadTimeout)
+	}
 	client, err := cohort.NewClient(cohort.Config{APIKey: c.APIKey, SecretKey: c.SecretKey, ServerURL: s.cohortURL,
 		MaxCohortSize: c.MaxCohortSize, RequestTimeout: c.RequestTimeout, HTTPClient: s.httpClient,
 		Logger: s.logger, Library: s.library})
 	if err != nil {
 		return nil, err
 	}
-	cs := &cohortSync{client: client, interval: max(orDefault(c.CohortPollingInterval, DefaultCohortPollingInterval), minCohortPollingInterval), logger: s.logger}
+	cs := &cohortSync{client: client, logger: s.logger, turn: make(chan struct{}, 1),
+		interval:    max(orDefault(c.CohortPollingInterval, DefaultCohortPollingInterval), minCohortPollingInterval),
+		loadTimeout: orDefault(c.LoadTimeout, DefaultCohortLoadTimeout),
+		origins:     map[*cohort.Cohort]origin{}, errs: map[string]timedError{}}
 	if s.cacheDir != "" {
 		cs.dir = CohortCacheDir(s.cacheDir, c.APIKey)
 	}
@@ -50,42 +134,94 @@ func newCohortSync(s *localSettings) (*cohortSync, error) {
 }
 
 // cached loads the cohorts cached on disk, for a start without the server.
+// A copy that cannot be read is that cohort's error until a download
+// replaces it.
 func (cs *cohortSync) cached() *cohort.Store {
 	if cs == nil || cs.dir == "" {
 		return nil
 	}
 	store, errs := cohort.LoadDir(cs.dir, nil)
+	now := time.Now()
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for _, c := range store.Cohorts() {
+		at, _ := cohort.FileTime(cs.dir, c.ID)
+		cs.origins[c] = origin{source: "cache", at: at}
+	}
 	for _, err := range errs {
-		if !errors.Is(err, os.ErrNotExist) {
-			cs.logger.Warn("ignoring an unreadable cached cohort", "error", err)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		cs.logger.Warn("ignoring an unreadable cached cohort", "error", err)
+		if fe := (*cohort.FileError)(nil); errors.As(err, &fe) {
+			cs.errs[fe.ID] = timedError{fmt.Errorf("cohort %s: unreadable cached copy: %w", fe.ID, err), now}
 		}
 	}
 	return store
 }
 
 // sync downloads ids (all targeted cohorts, or those missing) into a new
-// store derived from current, keeping only targeted cohorts.
+// store derived from current, keeping only targeted cohorts. What ctx's end
+// leaves undownloaded keeps its last good copy, with ctx's cause as its
+// error.
 func (cs *cohortSync) sync(ctx context.Context, current *cohort.Store, ids, targeted []string) *cohort.Store {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	next, errs := cohort.Sync(ctx, cs.client, current, ids, cohort.OnResult(func(r cohort.Result) {
-		if r.Outcome == cohort.Updated && cs.dir != "" {
-			if err := os.MkdirAll(cs.dir, 0o700); err == nil {
-				err = cohort.SaveDir(cs.dir, r.Cohort)
-			}
+	select {
+	case cs.turn <- struct{}{}:
+		defer func() { <-cs.turn }()
+	case <-ctx.Done():
+		for _, id := range ids {
+			cs.record(cohort.Result{ID: id, Outcome: cohort.Failed, Cohort: current.Get(id),
+				Err: fmt.Errorf("cohort %s: %w", id, context.Cause(ctx))})
 		}
-	}))
-	for _, err := range errs {
-		switch {
-		case errors.Is(err, cohort.ErrTooLarge):
-			cs.logger.Warn("cohort skipped: larger than the maximum cohort size", "error", err)
-		case ctx.Err() == nil:
-			cs.logger.Warn("cohort download failed; keeping the last good copy", "error", err)
-		}
+		return cs.keep(current, current, targeted)
 	}
+	next, _ := cohort.Sync(ctx, cs.client, current, ids, cohort.OnResult(cs.record))
 	if next == nil {
 		next = current
 	}
+	return cs.keep(current, next, targeted)
+}
+
+// record notes one download's outcome (cohort.OnResult: calls never
+// overlap), and caches what arrived.
+func (cs *cohortSync) record(r cohort.Result) {
+	now := time.Now()
+	switch r.Outcome {
+	case cohort.Updated:
+		if cs.dir != "" {
+			if err := cohort.SaveDir(cs.dir, r.Cohort); err != nil {
+				cs.logger.Warn("could not cache a cohort", "cohort_id", r.Cohort.ID, "error", err)
+			}
+		}
+	case cohort.Unchanged:
+		// The cached file's time then says how old the copy is, for the
+		// next start that cannot reach the server.
+		if cs.dir != "" {
+			_ = cohort.Touch(cs.dir, r.Cohort.ID, now)
+		}
+	case cohort.Failed:
+		if errors.Is(r.Err, context.Canceled) {
+			return // the client is closing: nothing went wrong with the cohort
+		}
+		if errors.Is(r.Err, cohort.ErrTooLarge) {
+			cs.logger.Warn("cohort skipped: larger than the maximum cohort size", "error", r.Err)
+		} else {
+			cs.logger.Warn("cohort download failed; keeping the last good copy", "error", r.Err)
+		}
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if r.Outcome == cohort.Failed {
+		cs.errs[r.ID] = timedError{r.Err, now}
+		return
+	}
+	cs.origins[r.Cohort] = origin{source: "server", at: now}
+	delete(cs.errs, r.ID)
+}
+
+// keep drops the cohorts of next that no flag targets any more, and
+// forgets what is known of copies neither current nor next hold.
+func (cs *cohortSync) keep(current, next *cohort.Store, targeted []string) *cohort.Store {
 	var stale []string
 	for _, id := range next.IDs() {
 		if !slices.Contains(targeted, id) {
@@ -95,30 +231,108 @@ func (cs *cohortSync) sync(ctx context.Context, current *cohort.Store, ids, targ
 	if len(stale) > 0 {
 		next = next.Without(stale...)
 	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for c := range cs.origins {
+		if next.Get(c.ID) != c && current.Get(c.ID) != c {
+			delete(cs.origins, c)
+		}
+	}
+	for id := range cs.errs {
+		if !slices.Contains(targeted, id) {
+			delete(cs.errs, id)
+		}
+	}
 	return next
 }
 
+// startWait marks Start as waiting for the first flags (ctx non-nil) or
+// done waiting (nil): while it waits, the first flags' wait for their
+// cohorts also ends with ctx.
+func (cs *cohortSync) startWait(ctx context.Context) {
+	if cs == nil {
+		return
+	}
+	cs.mu.Lock()
+	cs.startCtx = ctx
+	cs.mu.Unlock()
+}
+
+// fetchedInStart reports whether flags arrived while Start waited, and are
+// (or were) waiting for their cohorts: they are in use as soon as that wait
+// ends, which Start's context ending cuts short.
+func (cs *cohortSync) fetchedInStart() bool {
+	if cs == nil {
+		return false
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.startFetched
+}
+
+// waitContext bounds a flag update's wait for cohorts: LoadTimeout, and
+// for the first flags fetched while Start waits, Start's context too. The
+// cause says which ended it.
+func (cs *cohortSync) waitContext(ctx context.Context, first bool) (context.Context, func()) {
+	began := time.Now()
+	wctx, cancel := context.WithCancelCause(ctx)
+	timer := time.AfterFunc(cs.loadTimeout, func() {
+		cancel(fmt.Errorf("%w: not loaded within %v", cohort.ErrTimeout, cs.loadTimeout))
+	})
+	stop := func() bool { return false }
+	cs.mu.Lock()
+	start := cs.startCtx
+	if first && start != nil {
+		cs.startFetched = true
+		stop = context.AfterFunc(start, func() {
+			cs.mu.Lock()
+			waiting := cs.startCtx == start
+			cs.mu.Unlock()
+			switch {
+			case !waiting: // Start returned; its context is no longer ours to heed
+			case errors.Is(start.Err(), context.Canceled):
+				cancel(context.Canceled)
+			default:
+				cancel(fmt.Errorf("%w: still loading at the start deadline, after %v",
+					cohort.ErrTimeout, time.Since(began).Round(10*time.Millisecond)))
+			}
+		})
+	}
+	cs.mu.Unlock()
+	return wctx, func() {
+		stop()
+		timer.Stop()
+		cancel(nil)
+	}
+}
+
 // cohortsFor returns the memberships to use with new flags: those already
-// known, plus the targeted cohorts not yet downloaded.
+// known, plus the targeted cohorts not yet downloaded. The first flags of
+// the client bring every targeted cohort up to date, cached ones included.
 func (c *LocalClient) cohortsFor(ctx context.Context, flags []*eval.Flag, prev *FlagSet) *cohort.Store {
 	current := c.initialCohorts
 	if prev != nil {
 		current = prev.cohorts
 	}
-	if c.cohorts == nil {
+	if c.cohorts == nil || c.s.offline {
 		return current
 	}
 	targeted := cohort.Referenced(flags).All()
-	var missing []string
-	for _, id := range targeted {
-		if current.Get(id) == nil {
-			missing = append(missing, id)
+	ids := targeted
+	if prev != nil {
+		ids = nil
+		for _, id := range targeted {
+			if current.Get(id) == nil {
+				ids = append(ids, id)
+			}
 		}
 	}
-	if len(missing) == 0 || c.s.offline {
+	if len(ids) == 0 {
 		return current
 	}
-	return c.cohorts.sync(ctx, current, missing, targeted)
+	wctx, done := c.cohorts.waitContext(ctx, prev == nil)
+	defer done()
+	return c.cohorts.sync(wctx, current, ids, targeted)
 }
 
 // pollCohorts refreshes every targeted cohort each interval; unchanged
@@ -163,4 +377,56 @@ func (c *LocalClient) swapCohorts(fs *FlagSet, store *cohort.Store) {
 	if c.s.onUpdate != nil {
 		c.s.onUpdate(fs, next)
 	}
+}
+
+// cohortStatus is Status.Cohorts: one entry per cohort the flags in use
+// target, by id; nil without cohort sync or flags.
+func (c *LocalClient) cohortStatus() []CohortStatus {
+	cs := c.cohorts
+	fs := c.flags.Load()
+	if cs == nil || fs == nil {
+		return nil
+	}
+	ids := fs.refs.All()
+	out := make([]CohortStatus, 0, len(ids))
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for _, id := range ids {
+		st := CohortStatus{ID: id, GroupType: targetedAs(fs.refs, id)}
+		if e, ok := cs.errs[id]; ok {
+			st.LastError, st.LastErrorAt = e.err, e.at
+		}
+		if co := fs.cohorts.Get(id); co != nil {
+			st.GroupType, st.Members = co.GroupType, co.Len()
+			if co.LastModified != 0 {
+				st.LastModified = time.UnixMilli(co.LastModified)
+			}
+			// A copy of unknown origin can only be one read from the
+			// cache before anything was recorded.
+			o, ok := cs.origins[co]
+			if !ok {
+				o.source = "cache"
+			}
+			st.Source, st.FetchedAt = o.source, o.at
+		} else if st.LastError == nil {
+			st.LastError = fmt.Errorf("cohort %s: %w", id, ErrCohortNotCached)
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// targetedAs is the group type the flags target a cohort as.
+func targetedAs(refs cohort.References, id string) string {
+	types := make([]string, 0, len(refs))
+	for t := range refs {
+		types = append(types, t)
+	}
+	slices.Sort(types)
+	for _, t := range types {
+		if slices.Contains(refs[t], id) {
+			return t
+		}
+	}
+	return ""
 }

@@ -78,6 +78,12 @@ type CohortSyncConfig struct {
 	CohortServerURL       string
 	// RequestTimeout bounds each download (10 s).
 	RequestTimeout time.Duration
+	// LoadTimeout bounds how long a flag update waits for the cohorts its
+	// flags target (30 s); during Start, Start's context bounds it too.
+	// Flags are then used without the cohorts still missing (their
+	// members evaluate as non-members until a later sync brings them) or
+	// with the last good copies, and Status.Cohorts says which.
+	LoadTimeout time.Duration
 }
 
 type localSettings struct {

@@ -1,0 +1,142 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/flagkit/experiment/pkg/cohort"
+	"github.com/flagkit/experiment/pkg/experiment"
+)
+
+// With a deployment key and the analytics keys, the local client syncs the
+// cohorts the flags target. The commands that evaluate users (evaluate,
+// explain, assert, test) load flags through loadEvaluating, which says what
+// the client could not bring up to date: a rejected API key is exit 4, as
+// in `cohorts sync`; a cohort kept at an older copy, or with no copy (its
+// members then evaluate as non-members), is a warning naming it, and with
+// --strict, which already fails on what the engine tolerates, a failure.
+// A result is never silently computed with memberships other than asked.
+
+// loadEvaluating is load for the commands that evaluate users.
+func (s *flagSource) loadEvaluating(ctx context.Context) (*experiment.FlagSet, error) {
+	if s.flagsFile != "" {
+		return s.load(ctx)
+	}
+	f := s.server.f
+	client, err := s.server.startClient(ctx, f.IO, s.cohortSettings)
+	if err != nil {
+		return nil, err
+	}
+	defer client.Close()
+	if err := s.reportCohorts(f.IO, client.Status().Cohorts, time.Now()); err != nil {
+		return nil, err
+	}
+	return s.fromServer(f, client.FlagSet())
+}
+
+// loadWithoutCohorts is load for `cohorts sync`, which downloads the
+// cohorts itself: the local client that fetches the flags syncs none.
+func (s *flagSource) loadWithoutCohorts(ctx context.Context) (*experiment.FlagSet, error) {
+	if s.flagsFile != "" {
+		return s.load(ctx)
+	}
+	f := s.server.f
+	client, err := s.server.startClient(ctx, f.IO, func(cfg *experiment.LocalConfig) { cfg.CohortSyncConfig = nil })
+	if err != nil {
+		return nil, err
+	}
+	defer client.Close()
+	return s.fromServer(f, client.FlagSet())
+}
+
+// fromServer is the flag set of a started client, with --cohorts DIR's
+// memberships when given, its problems reported.
+func (s *flagSource) fromServer(f *Factory, fs *experiment.FlagSet) (*experiment.FlagSet, error) {
+	if s.cohortsDir != "" {
+		store, err := s.loadCohorts(f, fs.CohortReferences().All())
+		if err != nil {
+			return nil, err
+		}
+		if fs, err = experiment.NewFlagSet(fs.Flags(), store); err != nil {
+			return nil, inputError(err)
+		}
+	}
+	return fs, s.reportProblems(f, "server flags", fs.Snapshot().Problems())
+}
+
+// cohortSettings adjusts the local client's cohort sync: none when
+// --cohorts DIR gives the memberships (nothing synced would be used), and
+// otherwise --timeout for each download and for the whole wait of the
+// flags for their cohorts, apart from the flags' own request.
+func (s *flagSource) cohortSettings(cfg *experiment.LocalConfig) {
+	switch {
+	case cfg.CohortSyncConfig == nil:
+	case s.cohortsDir != "":
+		cfg.CohortSyncConfig = nil
+	default:
+		cfg.CohortSyncConfig.RequestTimeout = s.server.timeout
+		cfg.CohortSyncConfig.LoadTimeout = s.server.timeout
+	}
+}
+
+// reportCohorts says on stderr which targeted cohorts are not up to date,
+// and what is used instead; a rejected key, or with --strict any such
+// cohort, is an error.
+func (s *flagSource) reportCohorts(ios *IOStreams, cohorts []experiment.CohortStatus, now time.Time) error {
+	var problems []experiment.CohortStatus
+	for _, c := range cohorts {
+		if c.LastError == nil {
+			continue
+		}
+		if errors.Is(c.LastError, cohort.ErrUnauthorized) {
+			return cohortKeysRejected(s.server.value("api-key"), s.server.value("secret-key"), c.LastError)
+		}
+		problems = append(problems, c)
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	if !s.strict {
+		for _, c := range problems {
+			fmt.Fprintf(ios.ErrOut, "experiment: warning: %v; %s\n", c.LastError, inUse(c, now))
+		}
+		return nil
+	}
+	for _, c := range problems[1:] {
+		fmt.Fprintf(ios.ErrOut, "experiment: warning: %v; %s\n", c.LastError, inUse(c, now))
+	}
+	first := problems[0]
+	err := &exitError{code: ExitNetwork, err: first.LastError,
+		hint: "check --cohort-server-url, --server-zone and the network; without --strict: " + inUse(first, now)}
+	var de *cohort.DownloadError
+	switch {
+	case errors.As(first.LastError, &de):
+	case errors.Is(first.LastError, experiment.ErrCohortNotCached):
+		err.code, err.hint = ExitIO, "run 'experiment cohorts sync' while online; without --strict: "+inUse(first, now)
+	case errors.Is(first.LastError, cohort.ErrMalformed), errors.Is(first.LastError, cohort.ErrBadID):
+		err.code, err.hint = ExitInput, "run 'experiment cohorts sync' to download it again; without --strict: "+inUse(first, now)
+	default: // a cached copy that could not be read
+		err.code, err.hint = ExitIO, "run 'experiment cohorts sync' to download it again; without --strict: "+inUse(first, now)
+	}
+	return err
+}
+
+// inUse says what a cohort that is not up to date is evaluated with.
+func inUse(c experiment.CohortStatus, now time.Time) string {
+	switch {
+	case !c.Loaded():
+		return "its members evaluate as non-members"
+	case c.FetchedAt.IsZero():
+		return fmt.Sprintf("using the %s copy last modified %s", copyKind(c), c.LastModified.UTC().Format(time.RFC3339))
+	}
+	return fmt.Sprintf("using the %s copy from %s ago", copyKind(c), c.Age(now).Round(time.Second))
+}
+
+func copyKind(c experiment.CohortStatus) string {
+	if c.Source == "cache" {
+		return "cached"
+	}
+	return "last downloaded"
+}
