@@ -34,6 +34,10 @@ func newFlagsPullCmd(f *Factory, runF func(context.Context, *flagsPullOptions) e
 	c := &cobra.Command{
 		Use:   "pull [--out FILE]",
 		Short: "Download flag configs with a deployment key into the cache or a file",
+		Long: "Download the deployment's flag configs into the cache, and with --out into a file.\n\n" +
+			"Failures that may pass (no answer, a body that is not flag configs, 429, 5xx) are retried\n" +
+			"with backoff, or after the server's Retry-After, until --timeout; a rejected key is exit 4\n" +
+			"at once. On failure the cache and --out are left as they were.",
 		Example: `  experiment flags pull --deployment-key server-...
   experiment flags pull --out flags.json && experiment evaluate --flags flags.json --user-id u1`,
 		Args: argsUsage(cobra.NoArgs),

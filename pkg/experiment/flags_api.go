@@ -18,9 +18,13 @@ type FlagsError struct {
 	StatusCode int    // 0 when there was no response
 	URL        string // without credentials
 	Err        error
+	Attempts   int // requests made; 0 or 1 for one
 }
 
 func (e *FlagsError) Error() string {
+	if e.Attempts > 1 {
+		return fmt.Sprintf("GET %s: %v (%d attempts)", e.URL, e.Err, e.Attempts)
+	}
 	return fmt.Sprintf("GET %s: %v", e.URL, e.Err)
 }
 
@@ -47,14 +51,46 @@ func decodeFlagConfigs(body []byte, at time.Time) (*flagConfigs, error) {
 	return &flagConfigs{body: body, flags: flags, digest: sha256.Sum256(body), fetchedAt: at}, nil
 }
 
-// fetchFlagConfigs makes one GET /sdk/v2/flags request.
+// flagFetchRetries bounds the retries of FetchFlagConfigs when its context
+// has no deadline to bound them: with backoff capped at 10 s, a minute or so.
+const flagFetchRetries = 8
+
+// fetchFlagConfigs makes one GET /sdk/v2/flags request. The poller retries
+// on its own schedule.
 func (c *LocalClient) fetchFlagConfigs(ctx context.Context) (*flagConfigs, error) {
-	s := c.s
-	fail := func(status int, err error) error {
-		return &FlagsError{StatusCode: status, URL: s.redactedFlagsURL, Err: err}
+	fc, f := c.attemptFlagConfigs(ctx)
+	if f != nil {
+		return nil, c.flagsError(f, 1)
 	}
+	return fc, nil
+}
+
+// fetchFlagConfigsRetrying is one fetch that must succeed now (flags pull):
+// failures a later attempt may not meet (no answer, a malformed body, 429,
+// 5xx) are retried as remote fetches are, with backoff or the server's
+// Retry-After, while ctx allows.
+func (c *LocalClient) fetchFlagConfigsRetrying(ctx context.Context) (*flagConfigs, error) {
+	policy := retryPolicy{retries: flagFetchRetries, logger: c.s.logger, name: "flag config fetch",
+		backoff: func(n int) time.Duration { return backoff(n+1, 500*time.Millisecond, 10*time.Second) }}
+	fc, f, attempts, _ := retry(ctx, policy, func(ctx context.Context, _ int) (*flagConfigs, *attemptFailure) {
+		return c.attemptFlagConfigs(ctx)
+	})
+	if f != nil {
+		return nil, c.flagsError(f, attempts)
+	}
+	return fc, nil
+}
+
+func (c *LocalClient) flagsError(f *attemptFailure, attempts int) error {
+	return &FlagsError{StatusCode: f.status, URL: c.s.redactedFlagsURL, Err: f.err, Attempts: attempts}
+}
+
+// attemptFlagConfigs makes one GET /sdk/v2/flags request and says, when it
+// fails, whether another attempt may succeed.
+func (c *LocalClient) attemptFlagConfigs(ctx context.Context) (*flagConfigs, *attemptFailure) {
+	s := c.s
 	if err := ctx.Err(); err != nil {
-		return nil, fail(0, err)
+		return nil, &attemptFailure{err: err}
 	}
 	// The timeout is the request's own, or what is left of the caller's
 	// when that is shorter: either way the one an error names.
@@ -66,28 +102,33 @@ func (c *LocalClient) fetchFlagConfigs(ctx context.Context) (*flagConfigs, error
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.flagsURL, nil)
 	if err != nil {
-		return nil, fail(0, err)
+		return nil, &attemptFailure{err: err}
 	}
 	c.setHeaders(req)
 	c.inflight.Store(s.redactedFlagsURL)
 	resp, err := s.httpClient.Do(req)
 	if err != nil {
-		return nil, fail(0, transportError(ctx, err, timeout))
+		return nil, &attemptFailure{retryable: true, err: transportError(ctx, err, timeout)}
 	}
 	defer drainClose(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return nil, fail(resp.StatusCode, errors.New(resp.Status))
+	if code := resp.StatusCode; code != http.StatusOK {
+		retryAfter := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		return nil, &attemptFailure{status: code, retryable: retryableStatus(code), retryAfter: retryAfter,
+			err: &statusError{code: code, retryAfter: retryAfter}}
+	}
+	fail := func(retryable bool, err error) *attemptFailure {
+		return &attemptFailure{status: resp.StatusCode, retryable: retryable, err: err}
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxFlagConfigBytes+1))
 	if err != nil {
-		return nil, fail(resp.StatusCode, transportError(ctx, err, timeout))
+		return nil, fail(true, transportError(ctx, err, timeout))
 	}
 	if len(body) > maxFlagConfigBytes {
-		return nil, fail(resp.StatusCode, fmt.Errorf("%w: flag configs larger than %d MiB", ErrMalformedResponse, maxFlagConfigBytes>>20))
+		return nil, fail(false, fmt.Errorf("%w: flag configs larger than %d MiB", ErrMalformedResponse, maxFlagConfigBytes>>20))
 	}
 	fc, err := decodeFlagConfigs(body, time.Now())
 	if err != nil {
-		return nil, fail(resp.StatusCode, fmt.Errorf("%w: %v", ErrMalformedResponse, err))
+		return nil, fail(true, fmt.Errorf("%w: %v", ErrMalformedResponse, err))
 	}
 	return fc, nil
 }

@@ -534,10 +534,13 @@ func (c *LocalClient) CloseContext(ctx context.Context) error {
 }
 
 // FetchFlagConfigs fetches the deployment's flag configs once, without
-// starting a client: the raw JSON array and its decoded form. With a cache
-// directory configured, the cache is refreshed too.
+// starting a client: the raw JSON array and its decoded form. Failures that
+// a later attempt may not meet (no answer, a malformed body, 429, 5xx) are
+// retried with backoff, or after the server's Retry-After, while ctx allows
+// (a few times when ctx has no deadline); the error says how many attempts
+// were made. With a cache directory configured, the cache is refreshed too.
 func (c *LocalClient) FetchFlagConfigs(ctx context.Context) ([]byte, []*eval.Flag, error) {
-	fc, err := c.fetchFlagConfigs(ctx)
+	fc, err := c.fetchFlagConfigsRetrying(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -7,10 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +22,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/flagkit/experiment/pkg/cohort/cohorttest"
+	"github.com/flagkit/experiment/pkg/eval"
 	"github.com/flagkit/experiment/pkg/experiment"
 	"github.com/flagkit/experiment/pkg/experiment/experimenttest"
 )
@@ -513,4 +517,104 @@ func TestLocalExposureTracking(t *testing.T) {
 	events := analytics.Events()
 	require.Len(t, events, 1, "offline-mode is a default variant and is never exposed")
 	assert.Contains(t, string(events[0]), `"[Experiment] Flag Key":"dark-mode"`)
+}
+
+// scriptedFlagServer answers flag requests with statuses in turn (each with
+// an optional Retry-After), then with flags, and counts the requests.
+func scriptedFlagServer(t *testing.T, replies ...[2]string) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var mu sync.Mutex
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		mu.Lock()
+		var reply [2]string
+		if len(replies) > 0 {
+			reply, replies = replies[0], replies[1:]
+		}
+		mu.Unlock()
+		if reply[0] == "" {
+			w.Write(flagsV("1"))
+			return
+		}
+		if reply[1] != "" {
+			w.Header().Set("Retry-After", reply[1])
+		}
+		code, _ := strconv.Atoi(reply[0])
+		w.WriteHeader(code)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+func fetchFlags(t *testing.T, url string, timeout time.Duration) ([]*eval.Flag, error) {
+	t.Helper()
+	c, err := experiment.NewLocalClient(localKey, &experiment.LocalConfig{ServerURL: url, Logger: quiet})
+	require.NoError(t, err)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	_, flags, err := c.FetchFlagConfigs(ctx)
+	return flags, err
+}
+
+// FetchFlagConfigs (flags pull) retries as a remote fetch does: transient
+// failures with backoff or the server's Retry-After, within ctx; other 4xx
+// never.
+func TestFetchFlagConfigsRetries(t *testing.T) {
+	t.Run("transient", func(t *testing.T) {
+		noLeaks(t)
+		srv, n := scriptedFlagServer(t, [2]string{"500"}, [2]string{"429"}, [2]string{"502"})
+		flags, err := fetchFlags(t, srv.URL, 20*time.Second)
+		require.NoError(t, err)
+		assert.Len(t, flags, 1)
+		assert.EqualValues(t, 4, n.Load())
+	})
+	t.Run("Retry-After honoured", func(t *testing.T) {
+		noLeaks(t)
+		srv, n := scriptedFlagServer(t, [2]string{"503", "1"})
+		start := time.Now()
+		_, err := fetchFlags(t, srv.URL, 20*time.Second)
+		require.NoError(t, err)
+		assert.GreaterOrEqual(t, time.Since(start), time.Second, "retried before the Retry-After")
+		assert.EqualValues(t, 2, n.Load())
+	})
+	t.Run("Retry-After beyond ctx", func(t *testing.T) {
+		noLeaks(t)
+		srv, n := scriptedFlagServer(t, [2]string{"503", "30"})
+		start := time.Now()
+		_, err := fetchFlags(t, srv.URL, 2*time.Second)
+		require.Error(t, err)
+		assert.Less(t, time.Since(start), time.Second, "waited for a retry that could not happen in time")
+		assert.Contains(t, err.Error(), "503 Service Unavailable (Retry-After 30s); no time left for a retry in 30s")
+		assert.EqualValues(t, 1, n.Load())
+	})
+	for _, code := range []string{"400", "401", "404"} {
+		t.Run(code+" final", func(t *testing.T) {
+			noLeaks(t)
+			srv, n := scriptedFlagServer(t, [2]string{code}, [2]string{code})
+			_, err := fetchFlags(t, srv.URL, 20*time.Second)
+			var fe *experiment.FlagsError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, code, strconv.Itoa(fe.StatusCode))
+			assert.EqualValues(t, 1, n.Load(), "a %s was retried", code)
+		})
+	}
+	t.Run("down until ctx ends", func(t *testing.T) {
+		noLeaks(t)
+		replies := make([][2]string, 1000)
+		for i := range replies {
+			replies[i][0] = "503"
+		}
+		srv, n := scriptedFlagServer(t, replies...)
+		start := time.Now()
+		_, err := fetchFlags(t, srv.URL, 1500*time.Millisecond)
+		require.Error(t, err)
+		assert.Less(t, time.Since(start), 3*time.Second, "retries outlived ctx")
+		var fe *experiment.FlagsError
+		require.ErrorAs(t, err, &fe)
+		assert.Equal(t, int(n.Load()), fe.Attempts)
+		assert.Greater(t, fe.Attempts, 1)
+		assert.Contains(t, err.Error(), fmt.Sprintf("(%d attempts)", fe.Attempts))
+	})
 }

@@ -226,37 +226,21 @@ func (c *RemoteClient) fetch(parent context.Context, r *request) (map[string]Var
 	stop := context.AfterFunc(c.ctx, func() { cancel(ErrClientClosed) })
 	defer stop()
 
-	log := c.s.logger
-	for attempt := 1; ; attempt++ {
+	policy := retryPolicy{retries: c.s.retries, backoff: c.backoff, logger: c.s.logger, name: "fetch"}
+	v, f, attempts, canceled := retry(ctx, policy, func(ctx context.Context, n int) (map[string]Variant, *attemptFailure) {
 		timeout := c.s.timeout
-		if attempt > 1 {
+		if n > 1 {
 			timeout = c.s.retryTimeout
 		}
-		v, f := c.attempt(ctx, r, attempt, timeout)
-		if f == nil {
-			return v, nil
-		}
-		if ctx.Err() != nil {
-			return nil, c.failure(f.withErr(context.Cause(ctx)), attempt)
-		}
-		if !f.retryable || attempt > c.s.retries {
-			return nil, c.failed(ctx, f, attempt)
-		}
-		if f.retryAfter > maxRetryAfter {
-			return nil, c.failed(ctx, f, attempt) // waiting that long is the caller's decision
-		}
-		delay := max(c.backoff(attempt-1), f.retryAfter)
-		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < delay {
-			return nil, c.failed(ctx, f.withNote(fmt.Sprintf("no time left for a retry in %v", delay.Round(time.Millisecond))), attempt)
-		}
-		if log.Enabled(ctx, slog.LevelDebug) {
-			log.LogAttrs(ctx, slog.LevelDebug, "experiment: fetch retry", slog.Int("attempt", attempt),
-				slog.Duration("delay", delay), slog.String("error", f.err.Error()))
-		}
-		if err := sleep(ctx, delay); err != nil {
-			return nil, c.failure(f.withErr(fmt.Errorf("%w while waiting to retry (%v)", err, f.err)), attempt)
-		}
+		return c.attempt(ctx, r, n, timeout)
+	})
+	switch {
+	case f == nil:
+		return v, nil
+	case canceled:
+		return nil, c.failure(f, attempts)
 	}
+	return nil, c.failed(ctx, f, attempts)
 }
 
 // backoff is the delay before retry n (0-based): uniform in [0, bound] with
@@ -368,7 +352,7 @@ func (c *RemoteClient) attempt(ctx context.Context, r *request, n int, timeout t
 		code := resp.StatusCode
 		f := &attemptFailure{
 			status:     code,
-			retryable:  code < 400 || code >= 500 || code == http.StatusTooManyRequests,
+			retryable:  retryableStatus(code),
 			retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 		}
 		f.err = &statusError{code: code, body: c.sanitize(snippet), retryAfter: f.retryAfter}

@@ -1,0 +1,63 @@
+package experiment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// retryPolicy is how a request is retried (PROTOCOL.md 1.5): remote fetches
+// and flag config pulls share it, so both treat a failure the same way.
+type retryPolicy struct {
+	retries int                       // attempts after the first
+	backoff func(n int) time.Duration // the delay before retry n (0-based)
+	logger  *slog.Logger
+	name    string // in the debug log: "fetch" logs "experiment: fetch retry"
+}
+
+// retry makes attempts until one succeeds or a failure is final: not
+// retryable, the retries used up, a Retry-After beyond maxRetryAfter or
+// beyond what is left of ctx, or ctx done. Each retry waits the policy's
+// backoff, or the server's Retry-After when that is longer. It returns the
+// last failure and how many attempts were made; canceled reports that ctx
+// ended it (the caller's doing, not the server's), with the failure's
+// error then saying why.
+func retry[T any](ctx context.Context, p retryPolicy, attempt func(ctx context.Context, n int) (T, *attemptFailure)) (v T, f *attemptFailure, attempts int, canceled bool) {
+	for n := 1; ; n++ {
+		v, f := attempt(ctx, n)
+		if f == nil {
+			return v, nil, n, false
+		}
+		if err := ctx.Err(); err != nil {
+			// An attempt that timed out with ctx's deadline already says
+			// where and within how long; the bare deadline would not.
+			if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(f.err, context.DeadlineExceeded) {
+				f = f.withErr(context.Cause(ctx))
+			}
+			return v, f, n, true
+		}
+		if !f.retryable || n > p.retries || f.retryAfter > maxRetryAfter {
+			return v, f, n, false // waiting longer than maxRetryAfter is the caller's decision
+		}
+		delay := max(p.backoff(n-1), f.retryAfter)
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < delay {
+			return v, f.withNote(fmt.Sprintf("no time left for a retry in %v", delay.Round(time.Millisecond))), n, false
+		}
+		if p.logger.Enabled(ctx, slog.LevelDebug) {
+			p.logger.LogAttrs(ctx, slog.LevelDebug, "experiment: "+p.name+" retry", slog.Int("attempt", n),
+				slog.Duration("delay", delay), slog.String("error", f.err.Error()))
+		}
+		if err := sleep(ctx, delay); err != nil {
+			return v, f.withErr(fmt.Errorf("%w while waiting to retry (%v)", err, f.err)), n, true
+		}
+	}
+}
+
+// retryableStatus: a status that a later attempt may not get again. Other
+// 4xx (a rejected key, a bad request) are final.
+func retryableStatus(code int) bool {
+	return code < 400 || code >= 500 || code == http.StatusTooManyRequests
+}
