@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/flagkit/experiment/internal/atomicfile"
+	"github.com/flagkit/experiment/internal/redact"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
 
@@ -64,6 +65,11 @@ func checkServerURL(v string) error {
 	}
 	return nil
 }
+
+// shownValue is a value a user gave, as an error may echo it: the
+// password of a URL hidden, and anything that looks like a key (one pasted
+// into the wrong setting) shown as keys are, a prefix and a fingerprint.
+func shownValue(v string) string { return redact.Text(redactURLCredentials(v)) }
 
 // redactURLCredentials hides the password of a URL-shaped value.
 func redactURLCredentials(v string) string {
@@ -120,6 +126,15 @@ func (f *Factory) profile() string {
 	return f.IO.env("EXPERIMENT_PROFILE")
 }
 
+// profileSource names the profile in use and where it was given, for an
+// error.
+func (f *Factory) profileSource() string {
+	if f.Profile != "" {
+		return fmt.Sprintf("--profile %q", shownValue(f.Profile))
+	}
+	return fmt.Sprintf("EXPERIMENT_PROFILE=%q", shownValue(f.profile()))
+}
+
 // config reads the config file once; a missing file is an empty config.
 func (f *Factory) config() (*configFile, error) {
 	if f.loadedConfig != nil || f.configErr != nil {
@@ -133,7 +148,7 @@ func (f *Factory) config() (*configFile, error) {
 	}
 	if f.configErr == nil && f.profile() != "" {
 		if _, ok := f.loadedConfig.Profiles[f.profile()]; !ok {
-			f.configErr = usageError("--profile %q: no such profile in %s", f.profile(), f.configPath())
+			f.configErr = usageError("%s: no such profile in %s", f.profileSource(), f.configPath())
 		}
 	}
 	return f.loadedConfig, f.configErr
@@ -214,7 +229,7 @@ func (f *Factory) setting(fs *pflag.FlagSet, name string) (value, source string,
 	checked := func(v, source string, fail func(shown string, err error) error) (string, string, error) {
 		if def.check != nil && v != "" {
 			if err := def.check(v); err != nil {
-				return "", "", fail(redactURLCredentials(v), err)
+				return "", "", fail(shownValue(v), err)
 			}
 		}
 		return v, source, nil
@@ -247,7 +262,8 @@ func (f *Factory) setting(fs *pflag.FlagSet, name string) (value, source string,
 	}
 	if p := f.profile(); p != "" {
 		if v, ok := cfg.Profiles[p][name]; ok {
-			return fromFile(v, fmt.Sprintf("config %s (profile %s)", f.configPath(), p), "experiment --profile "+p+" config")
+			shown := shownValue(p)
+			return fromFile(v, fmt.Sprintf("config %s (profile %s)", f.configPath(), shown), "experiment --profile "+shown+" config")
 		}
 	}
 	if v, ok := cfg.Settings[name]; ok {
@@ -446,14 +462,14 @@ func settingNamesList() string {
 func runConfigSet(ctx context.Context, f *Factory, key, value string) error {
 	def, ok := lookupSetting(key)
 	if !ok {
-		return usageError("unknown setting %q: want one of %s", key, settingNamesList())
+		return usageError("unknown setting %q: want one of %s", shownValue(key), settingNamesList())
 	}
 	if value == "" {
 		return withHint(usageError("%s: empty value", key), "to remove a setting: experiment config unset "+key)
 	}
 	if def.check != nil {
 		if err := def.check(value); err != nil {
-			return usageError("%s %q: %v", key, redactURLCredentials(value), err)
+			return usageError("%s %q: %v", key, shownValue(value), err)
 		}
 	}
 	return updateConfig(ctx, f, key, func(settings map[string]string) bool { settings[key] = value; return true }, "wrote")
@@ -461,7 +477,7 @@ func runConfigSet(ctx context.Context, f *Factory, key, value string) error {
 
 func runConfigUnset(ctx context.Context, f *Factory, key string) error {
 	if _, ok := lookupSetting(key); !ok {
-		return usageError("unknown setting %q: want one of %s", key, settingNamesList())
+		return usageError("unknown setting %q: want one of %s", shownValue(key), settingNamesList())
 	}
 	return updateConfig(ctx, f, key, func(settings map[string]string) bool {
 		_, had := settings[key]

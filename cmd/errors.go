@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
+
+	"github.com/flagkit/experiment/internal/redact"
 )
 
 // Exit codes: the contract of CLI.md. Scripts depend on them.
@@ -81,16 +84,35 @@ func isCobraUsageError(err error) bool {
 }
 
 // errorLines renders an error as CLI.md wants it: one line, then an
-// optional hint line.
+// optional hint line. A key the user gave where no key belongs is not
+// echoed in full (see redactEchoes).
 func errorLines(err error) string {
 	msg, suggestions, _ := strings.Cut(err.Error(), "\n\nDid you mean this?")
-	out := "experiment: " + strings.Join(strings.Fields(msg), " ") + "\n"
+	out := "experiment: " + redactEchoes(strings.Join(strings.Fields(msg), " ")) + "\n"
 	var ee *exitError
 	switch {
 	case errors.As(err, &ee) && ee.hint != "":
-		out += "hint: " + ee.hint + "\n"
+		out += "hint: " + redactEchoes(ee.hint) + "\n"
 	case suggestions != "": // cobra's suggestion for a mistyped command
 		out += "hint: did you mean " + strings.Join(strings.Fields(suggestions), " or ") + "?\n"
 	}
 	return out
+}
+
+// quotedValue is a value an error quotes, as %q does: an argument, a
+// flag's or a variable's value, a name, as the user gave it.
+var quotedValue = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
+// redactEchoes shows anything that looks like a key, in the values an
+// error quotes, as keys are shown (redact.Text): a key pasted into a
+// setting, a flag or an argument that takes none. The settings redact
+// their own values; this covers every other command's errors and
+// cobra's. The rest of a message is left alone: it names files and URLs
+// whose long names are no keys. pflag quotes no unknown flag, so those
+// messages are redacted whole: they are the flag and nothing else.
+func redactEchoes(msg string) string {
+	if strings.HasPrefix(msg, "unknown flag: ") || strings.HasPrefix(msg, "unknown shorthand flag: ") {
+		return redact.Text(msg)
+	}
+	return quotedValue.ReplaceAllStringFunc(msg, redact.Text)
 }
