@@ -229,6 +229,99 @@ func (r *exposureRecord) digest() {
 	r.code, r.pow = digestCanonical(r.userID, r.deviceID, r.results)
 	r.results = nil
 	slices.SortFunc(r.flags, func(a, b exposedFlag) int { return strings.Compare(a.key, b.key) })
+	// Each flag's metadata in key order, the order JSON objects are
+	// written in (appendEvent).
+	for _, f := range r.flags {
+		slices.SortFunc(r.meta[f.meta[0]:f.meta[1]], func(a, b metaEntry) int { return strings.Compare(a.k, b.k) })
+	}
+}
+
+// appendEvent writes the JSON of event(i) with library, without building
+// it: the fields in Event's order, object keys sorted, as encoding/json
+// writes them (TestExposureAppendEventIsEncodingJSON holds it to that).
+func (r *exposureRecord) appendEvent(w *jsonWriter, i int, library string) (userID, deviceID string, err error) {
+	r.prepare()
+	f := &r.flags[i]
+	meta := r.meta[f.meta[0]:f.meta[1]]
+	label := f.variant
+	if label == "" {
+		label = f.value
+	}
+	var experimentKey, flagType string
+	for _, e := range meta {
+		switch e.k {
+		case "experimentKey":
+			experimentKey, _ = e.v.(string)
+		case "flagType":
+			flagType, _ = e.v.(string)
+		}
+	}
+	mark := len(w.buf)
+	w.raw(`{"event_type":"` + ExposureEventType + `"`)
+	if r.userID != "" {
+		w.raw(`,"user_id":`)
+		w.str(r.userID)
+	}
+	if r.deviceID != "" {
+		w.raw(`,"device_id":`)
+		w.str(r.deviceID)
+	}
+	// event_properties: its keys sort as Experiment Key, Flag Key,
+	// Variant, metadata.
+	w.raw(`,"event_properties":{`)
+	if experimentKey != "" {
+		w.raw(`"[Experiment] Experiment Key":`)
+		w.str(experimentKey)
+		w.raw(`,`)
+	}
+	w.raw(`"[Experiment] Flag Key":`)
+	w.str(f.key)
+	if label != "" {
+		w.raw(`,"[Experiment] Variant":`)
+		w.str(label)
+	}
+	if f.hasMeta {
+		w.raw(`,"metadata":{`)
+		for j, e := range meta {
+			if j > 0 {
+				w.raw(`,`)
+			}
+			w.str(e.k)
+			w.raw(`:`)
+			if err := w.value(e.v); err != nil {
+				w.buf = w.buf[:mark]
+				return "", "", err
+			}
+		}
+		w.raw(`}`)
+	}
+	w.raw(`},"user_properties":{"$set":{`)
+	if flagType != flagTypeMutualExclusionGroup && label != "" {
+		w.str(userPropertyPrefix + f.key)
+		w.raw(`:`)
+		w.str(label)
+	}
+	w.raw(`},"$unset":{}}`)
+	if len(r.groups) > 0 {
+		w.raw(`,"groups":`)
+		if err := w.value(r.groups); err != nil {
+			w.buf = w.buf[:mark]
+			return "", "", err
+		}
+	}
+	code := hashCodeAdd(hashCodeAdd(0, f.key), " ")*r.pow + r.code
+	w.raw(`,"insert_id":`)
+	w.str(insertID(r.userID, r.deviceID, code, r.time))
+	if r.time != 0 {
+		w.raw(`,"time":`)
+		w.buf = strconv.AppendInt(w.buf, r.time, 10)
+	}
+	if library != "" {
+		w.raw(`,"library":`)
+		w.str(library)
+	}
+	w.raw(`}`)
+	return r.userID, r.deviceID, nil
 }
 
 // event builds the i-th exposure event, in flag key order (PROTOCOL.md 4.1).

@@ -12,6 +12,7 @@ import (
 	"hash/maphash"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -747,36 +748,41 @@ func (t *Tracker) batchDone(start int64) {
 	t.poke() // a sender is free
 }
 
-// encodeEvents builds the items' events and encodes each into one buffer.
-// An event that cannot be encoded (a metadata value JSON has no form for)
-// is given up alone.
+// encodeEvents encodes the items' events into one buffer: a source that
+// writes its own JSON (an exposure) does so, the others' events are built
+// and encoded. An event that cannot be encoded (a metadata value JSON has
+// no form for) is given up alone.
 func (t *Tracker) encodeEvents(items []queueItem) []pendingEvent {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
+	w := newJSONWriter()
 	events := make([]pendingEvent, 0, len(items))
 	ends := make([]int, 0, len(items))
 	bad := 0
 	var badErr error
 	for _, it := range items {
-		ev := it.src.event(it.i)
-		if ev.Library == "" {
-			ev.Library = t.s.library
+		mark := len(w.buf)
+		var p pendingEvent
+		var err error
+		if a, ok := it.src.(eventAppender); ok {
+			p.userID, p.deviceID, err = a.appendEvent(w, it.i, t.s.library)
+		} else {
+			ev := it.src.event(it.i)
+			if ev.Library == "" {
+				ev.Library = t.s.library
+			}
+			p.userID, p.deviceID, err = ev.UserID, ev.DeviceID, w.value(ev)
 		}
-		mark := buf.Len()
-		if err := enc.Encode(ev); err != nil {
-			buf.Truncate(mark)
+		if err != nil {
+			w.buf = w.buf[:mark]
 			bad, badErr = bad+1, err
 			continue
 		}
-		buf.Truncate(buf.Len() - 1) // Encode's newline
-		events = append(events, pendingEvent{userID: ev.UserID, deviceID: ev.DeviceID})
-		ends = append(ends, buf.Len())
+		events = append(events, p)
+		ends = append(ends, len(w.buf))
 	}
 	if bad > 0 {
 		t.giveUp(bad, "events cannot be encoded", "error", badErr)
 	}
-	data, from := buf.Bytes(), 0
+	data, from := w.buf, 0
 	for i, end := range ends {
 		events[i].json = data[from:end:end]
 		from = end
@@ -1195,6 +1201,99 @@ func randomInsertID() string {
 // from what TrackExposure captured only when it encodes it.
 type eventSource interface {
 	event(i int) Event
+}
+
+// eventAppender is an eventSource that writes its events' JSON itself,
+// without building them (their maps, then reflection, were most of a
+// tracked batch's cost). appendEvent must write exactly what encoding/json
+// writes for event(i) with Library set to library when empty, and return
+// the event's IDs.
+type eventAppender interface {
+	eventSource
+	appendEvent(w *jsonWriter, i int, library string) (userID, deviceID string, err error)
+}
+
+// jsonWriter appends JSON to buf byte for byte as an encoding/json Encoder
+// without HTML escaping writes it: plain strings directly, anything else
+// through such an Encoder.
+type jsonWriter struct {
+	buf     []byte
+	scratch bytes.Buffer
+	enc     *json.Encoder
+}
+
+func newJSONWriter() *jsonWriter {
+	w := &jsonWriter{}
+	w.enc = json.NewEncoder(&w.scratch)
+	w.enc.SetEscapeHTML(false)
+	return w
+}
+
+// raw appends s as is.
+func (w *jsonWriter) raw(s string) { w.buf = append(w.buf, s...) }
+
+// str appends s as a JSON string.
+func (w *jsonWriter) str(s string) {
+	for i := 0; i < len(s); i++ {
+		// Printable ASCII other than the quote and backslash is written
+		// as is by encoding/json; anything else takes its exact path.
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			_ = w.encode(s) // a string always encodes
+			return
+		}
+	}
+	w.buf = append(w.buf, '"')
+	w.buf = append(w.buf, s...)
+	w.buf = append(w.buf, '"')
+}
+
+// value appends v's JSON.
+func (w *jsonWriter) value(v any) error {
+	switch x := v.(type) {
+	case string:
+		w.str(x) // plain strings, the most common metadata, cost no reflection
+		return nil
+	case bool:
+		w.buf = strconv.AppendBool(w.buf, x)
+		return nil
+	case nil:
+		w.raw("null")
+		return nil
+	case float64:
+		// Numbers decoded from JSON, such as flagVersion. NaN and the
+		// infinities have no JSON form: the Encoder says so.
+		if !math.IsNaN(x) && !math.IsInf(x, 0) {
+			w.buf = appendJSONFloat(w.buf, x)
+			return nil
+		}
+	}
+	return w.encode(v)
+}
+
+// appendJSONFloat formats f as encoding/json does: like ES6, the shortest
+// decimal, in exponent form below 1e-6 and from 1e21, with a one-digit
+// negative exponent written without its leading zero.
+func appendJSONFloat(b []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if n := len(b); format == 'e' && n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+		b[n-2] = b[n-1] // e-09 becomes e-9
+		b = b[:n-1]
+	}
+	return b
+}
+
+// encode appends v's JSON as the Encoder writes it.
+func (w *jsonWriter) encode(v any) error {
+	w.scratch.Reset()
+	if err := w.enc.Encode(v); err != nil {
+		return err
+	}
+	w.buf = append(w.buf, bytes.TrimSuffix(w.scratch.Bytes(), []byte("\n"))...)
+	return nil
 }
 
 // plainEvents are events given to Track.

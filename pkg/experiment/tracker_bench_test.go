@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flagkit/experiment/pkg/experiment"
+	"github.com/flagkit/experiment/pkg/experiment/experimenttest"
 )
 
 // evtBenchUsers are distinct users: cycling through more of them than the
@@ -189,4 +190,50 @@ func BenchmarkTrackerSend(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(max(st.Sent, 1)), "ns/event")
 	b.ReportMetric(float64(st.Sent)/float64(b.N), "events/op")
+}
+
+// BenchmarkTrackerThroughput is end-to-end delivery to the fake analytics
+// server on 127.0.0.1, as the CLI's tracked batch sends (blocking queue,
+// 2000-event requests, 8 senders): 100,000 exposure events of the bench
+// flags per op, with the server answering at once and after 50 ms. events/s
+// counts the events the server ingested; the op fails if one is missing.
+func BenchmarkTrackerThroughput(b *testing.B) {
+	fs := evtBenchFlagSet(b, 100)
+	const users = 1400 // about 74 exposures each: 100,000 events
+	us := evtBenchUsers(users)
+	variants := make([]map[string]experiment.Variant, users)
+	want := 0
+	for i, u := range us {
+		variants[i], _ = fs.EvaluateV2(u)
+		want += len(experiment.ExposureEvents(u, variants[i], time.Now()))
+	}
+	for _, latency := range []time.Duration{0, 50 * time.Millisecond} {
+		b.Run(fmt.Sprintf("latency=%v", latency), func(b *testing.B) {
+			delivered := 0
+			for b.Loop() {
+				srv := experimenttest.NewAnalyticsServer()
+				srv.SetLatency(latency)
+				svc, err := experiment.NewExposureService(experiment.ExposureConfig{TrackerConfig: experiment.TrackerConfig{
+					APIKey: evtAPIKey, ServerURL: srv.EventsURL(), Logger: slog.New(slog.DiscardHandler),
+					Overflow: experiment.OverflowBlock, FlushQueueSize: 2000, MaxConcurrentRequests: 8, QueueCapacity: 32000,
+				}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i, u := range us {
+					if err := svc.TrackExposureContext(b.Context(), u, variants[i]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				err = svc.Close(b.Context())
+				got := srv.EventCount()
+				srv.Close()
+				if err != nil || got != want {
+					b.Fatalf("%d of %d events delivered: %v", got, want, err)
+				}
+				delivered += got
+			}
+			b.ReportMetric(float64(delivered)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
 }
