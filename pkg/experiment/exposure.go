@@ -2,6 +2,7 @@ package experiment
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -153,6 +154,7 @@ func (s *ExposureService) Stats() TrackerStats { return s.svc.stats() }
 type exposureRecord struct {
 	userID, deviceID string
 	groups           map[string][]string
+	groupTypes       []string // groups' keys in order, set by prepare
 	time             int64
 	results          []resultKey   // every result, for the canonical string
 	flags            []exposedFlag // the exposed ones
@@ -234,6 +236,9 @@ func (r *exposureRecord) digest() {
 	for _, f := range r.flags {
 		slices.SortFunc(r.meta[f.meta[0]:f.meta[1]], func(a, b metaEntry) int { return strings.Compare(a.k, b.k) })
 	}
+	if len(r.groups) > 0 {
+		r.groupTypes = slices.Sorted(maps.Keys(r.groups))
+	}
 }
 
 // appendEvent writes the JSON of event(i) with library, without building
@@ -297,21 +302,36 @@ func (r *exposureRecord) appendEvent(w *jsonWriter, i int, library string) (user
 	}
 	w.raw(`},"user_properties":{"$set":{`)
 	if flagType != flagTypeMutualExclusionGroup && label != "" {
-		w.str(userPropertyPrefix + f.key)
+		if plainJSON(f.key) {
+			w.raw(`"` + userPropertyPrefix)
+			w.raw(f.key)
+			w.raw(`"`)
+		} else {
+			w.str(userPropertyPrefix + f.key)
+		}
 		w.raw(`:`)
 		w.str(label)
 	}
 	w.raw(`},"$unset":{}}`)
 	if len(r.groups) > 0 {
-		w.raw(`,"groups":`)
-		if err := w.value(r.groups); err != nil {
-			w.buf = w.buf[:mark]
-			return "", "", err
+		w.raw(`,"groups":{`)
+		for j, g := range r.groupTypes {
+			if j > 0 {
+				w.raw(`,`)
+			}
+			w.str(g)
+			w.raw(`:`)
+			w.strings(r.groups[g])
 		}
+		w.raw(`}`)
 	}
 	code := hashCodeAdd(hashCodeAdd(0, f.key), " ")*r.pow + r.code
 	w.raw(`,"insert_id":`)
-	w.str(insertID(r.userID, r.deviceID, code, r.time))
+	if plainJSON(r.userID) && plainJSON(r.deviceID) {
+		w.buf = append(appendInsertID(append(w.buf, '"'), r.userID, r.deviceID, code, r.time), '"')
+	} else {
+		w.str(insertID(r.userID, r.deviceID, code, r.time))
+	}
 	if r.time != 0 {
 		w.raw(`,"time":`)
 		w.buf = strconv.AppendInt(w.buf, r.time, 10)
@@ -379,14 +399,17 @@ func trackable(user *User) bool {
 // missing IDs are empty strings, code is unsigned.
 func insertID(userID, deviceID string, code uint32, nowMs int64) string {
 	var buf [96]byte
-	b := append(buf[:0], userID...)
+	return string(appendInsertID(buf[:0], userID, deviceID, code, nowMs))
+}
+
+func appendInsertID(b []byte, userID, deviceID string, code uint32, nowMs int64) []byte {
+	b = append(b, userID...)
 	b = append(b, ' ')
 	b = append(b, deviceID...)
 	b = append(b, ' ')
 	b = strconv.AppendUint(b, uint64(code), 10)
 	b = append(b, ' ')
-	b = strconv.AppendInt(b, floorDiv(nowMs, dayMillis), 10)
-	return string(b)
+	return strconv.AppendInt(b, floorDiv(nowMs, dayMillis), 10)
 }
 
 func floorDiv(a, b int64) int64 {

@@ -107,7 +107,7 @@ func TestExposureAppendEventIsEncodingJSON(t *testing.T) {
 	users := []*User{
 		{UserID: "u1", DeviceID: "d1"},
 		{DeviceID: "only-device"},
-		{UserID: "ü\"ser", Groups: map[string][]string{"b": {"2", "1"}, "a<": {}}},
+		{UserID: "ü\"ser", Groups: map[string][]string{"b": {"2", "1"}, "a<": {}, "nil": nil, "é\n": {"\xff"}}},
 	}
 	for _, u := range users {
 		checkAppendEvent(t, u, odd, 1700000000000, "lib/1.0")
@@ -147,7 +147,7 @@ func TestJSONFloatIsEncodingJSON(t *testing.T) {
 }
 
 // FuzzExposureAppendEvent holds appendEvent to encoding/json for any IDs,
-// flag key, variant, metadata string and number.
+// flag key, variant, metadata string and number, and group.
 func FuzzExposureAppendEvent(f *testing.F) {
 	f.Add("u1", "d1", "flag", "on", "val", "exp-1", "experiment", 7.0)
 	f.Add("", "d\x00", "f\"", "\xff", "", "<&>", "mutual-exclusion-group", 1e21)
@@ -159,6 +159,7 @@ func FuzzExposureAppendEvent(f *testing.F) {
 		}
 		variants := map[string]Variant{flag: {Key: key, Value: value,
 			Metadata: map[string]any{"experimentKey": experimentKey, "flagType": flagType, flag: key, "n": number}}}
-		checkAppendEvent(t, &User{UserID: userID, DeviceID: deviceID}, variants, 1700000000000, value)
+		u := &User{UserID: userID, DeviceID: deviceID, Groups: map[string][]string{flagType: {experimentKey, value}}}
+		checkAppendEvent(t, u, variants, 1700000000000, value)
 	})
 }
