@@ -72,7 +72,7 @@ func runBatch(parent context.Context, opts *evaluateOptions, fs *experiment.Flag
 		go func() {
 			defer wg.Done()
 			w := newBatchWorker(fs, opts.Keys)
-			w.exposures = opts.exposures
+			w.exposures = opts.exposures.in(ctx) // a wait for the event queue ends with the run
 			for c := range jobs {
 				w.process(c)
 				done <- c

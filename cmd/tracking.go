@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/flagkit/experiment/internal/atomicfile"
 	"github.com/flagkit/experiment/pkg/eval"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
@@ -27,18 +27,33 @@ type trackingFlags struct {
 func (t *trackingFlags) register(fs *pflag.FlagSet) {
 	t.fs = fs
 	fs.BoolVar(&t.track, "track-exposure", false, "send exposure events of the evaluated users to Amplitude (needs --api-key), flushed before exit")
-	fs.StringVar(&t.printEvents, "print-events", "", "print the events that would be sent, with the de-dup decision, as JSON Lines on stderr, or to FILE with --print-events=FILE; nothing is sent")
+	fs.StringVar(&t.printEvents, "print-events", "", "print the events that would be sent, with the de-dup decision, as JSON Lines on stderr, or to FILE with --print-events=FILE (replaced when the command succeeds); nothing is sent")
 	fs.Lookup("print-events").NoOptDefVal = "-"
 	fs.String("events-server-url", "", "analytics events URL (env EXPERIMENT_EVENTS_SERVER_URL; default by --server-zone)")
 }
 
+// The tracked batch's sending: requests as large as the API takes (2000
+// events, under 1 MB), several at once so that a distant server's latency
+// is paid in parallel, and a queue of a few requests' worth per sender.
+// The queue blocks: a batch that outruns the server waits for it rather
+// than dropping events (issue 14: most events were lost at 200 a request,
+// one at a time, from a queue that dropped when full).
+const (
+	trackBatchEvents = 2000
+	trackSenders     = 8
+	trackQueueEvents = 2 * trackSenders * trackBatchEvents
+)
+
 // exposureSink is an open exposure service and what must happen at exit.
 type exposureSink struct {
 	svc   *experiment.ExposureService
-	out   io.Closer
+	out   *atomicfile.File // --print-events=FILE
 	print *experiment.EventPrinter
 	errw  io.Writer
 	key   experiment.Secret // the analytics API key, when sending
+	// ctx ends a wait for room in the queue: the batch's, so that Ctrl-C
+	// or a failed output stops evaluation even when the server is slow.
+	ctx context.Context
 }
 
 func (t *trackingFlags) open(f *Factory) (*exposureSink, error) {
@@ -50,9 +65,12 @@ func (t *trackingFlags) open(f *Factory) (*exposureSink, error) {
 	if t.printEvents != "" {
 		var w io.Writer = f.IO.ErrOut
 		if t.printEvents != "-" {
-			file, err := os.Create(t.printEvents)
+			// Written aside and renamed at the end, as every output file is:
+			// a full disk or a failed run never leaves the file empty or half
+			// written, nor truncates the one already there.
+			file, err := atomicfile.Create(t.printEvents, 0o644)
 			if err != nil {
-				return nil, ioError(err)
+				return nil, ioError(fmt.Errorf("--print-events: %w", err))
 			}
 			w, sink.out = file, file
 		}
@@ -73,7 +91,9 @@ func (t *trackingFlags) open(f *Factory) (*exposureSink, error) {
 			return nil, usageError("--server-zone: %v", err)
 		}
 		url, _ := f.settingValue(t.fs, "events-server-url")
-		cfg.TrackerConfig = experiment.TrackerConfig{APIKey: key, ServerZone: zone, ServerURL: url, Logger: discardLogger()}
+		cfg.TrackerConfig = experiment.TrackerConfig{APIKey: key, ServerZone: zone, ServerURL: url, Logger: discardLogger(),
+			Overflow: experiment.OverflowBlock, FlushQueueSize: trackBatchEvents,
+			MaxConcurrentRequests: trackSenders, QueueCapacity: trackQueueEvents}
 		sink.key = experiment.Secret(key)
 	}
 	svc, err := experiment.NewExposureService(cfg)
@@ -84,7 +104,20 @@ func (t *trackingFlags) open(f *Factory) (*exposureSink, error) {
 	return sink, nil
 }
 
-// track exposes one user's results.
+// in is the sink for a run that ends with ctx: tracking stops waiting for
+// room in the queue when ctx is done.
+func (s *exposureSink) in(ctx context.Context) *exposureSink {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.ctx = ctx
+	return &c
+}
+
+// track exposes one user's results. It waits while the queue is full, and
+// gives up when the sink's context ends: the run is then over, and the
+// events not queued are counted as lost in close's report.
 func (s *exposureSink) track(user *experiment.User, results []eval.Result) {
 	if s == nil {
 		return
@@ -93,7 +126,11 @@ func (s *exposureSink) track(user *experiment.User, results []eval.Result) {
 	for _, r := range results {
 		variants[r.FlagKey] = experiment.VariantOf(r)
 	}
-	s.svc.TrackExposure(user, variants)
+	ctx := s.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	_ = s.svc.TrackExposureContext(ctx, user, variants)
 }
 
 // close flushes what is queued, within 10 s even after Ctrl-C (events of
@@ -103,6 +140,9 @@ func (s *exposureSink) track(user *experiment.User, results []eval.Result) {
 // them (4 for a rejected API key, 5 for the network or server, 6 for a
 // --print-events file that could not be written). When the command
 // already failed (failed), the loss is only a warning beside its error.
+// A --print-events file replaces the one there only when the command
+// succeeded and every event reached it; otherwise it is discarded and an
+// existing file kept.
 func (s *exposureSink) close(failed bool) error {
 	if s == nil {
 		return nil
@@ -114,7 +154,9 @@ func (s *exposureSink) close(failed bool) error {
 		err = ioError(fmt.Errorf("--print-events: %w", s.print.Err()))
 	}
 	if s.out != nil {
-		if cerr := s.out.Close(); cerr != nil && err == nil {
+		if err != nil || failed {
+			s.out.Abort()
+		} else if cerr := s.out.Commit(); cerr != nil {
 			err = ioError(fmt.Errorf("--print-events: %w", cerr))
 		}
 	}
