@@ -4,7 +4,9 @@ package experiment
 // of the Python SDK's ExposureConfig (PROTOCOL.md 6.3). Like the Python
 // class, which extends the analytics client's Config, it carries the
 // analytics settings (TrackerConfig, whose zero values mean the defaults)
-// plus its own.
+// plus its own. By default tracking never waits and a full queue drops its
+// oldest events, counted and reported; TrackerConfig.Overflow =
+// OverflowBlock makes it wait instead (see OverflowPolicy).
 type ExposureConfig struct {
 	TrackerConfig
 
