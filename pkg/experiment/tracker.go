@@ -677,11 +677,13 @@ func (t *Tracker) run() {
 // MaxConcurrentRequests are in flight. A batch is due when it is full, when
 // its events were queued before a Flush or a tick, when the queue is full,
 // and at close. It reports whether the tracker is closed and nothing is in
-// flight or left to send (the queue is then empty, or given up).
+// flight or left to send (the queue is then empty, or given up). Once
+// Close's deadline has passed, nothing more is encoded only to fail.
 func (t *Tracker) dispatch(senders *sync.WaitGroup) (finished bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for len(t.sending) < t.s.concurrency && t.queue.n > 0 && !t.abandon {
+	stopped := t.abandon || t.ctx.Err() != nil
+	for len(t.sending) < t.s.concurrency && t.queue.n > 0 && !stopped {
 		start := t.pushed - int64(t.queue.n)
 		k := min(t.queue.n, t.s.batch)
 		if k < t.s.batch && !t.closed && start >= t.flushTo && t.queue.n < t.s.capacity {
@@ -695,7 +697,7 @@ func (t *Tracker) dispatch(senders *sync.WaitGroup) (finished bool) {
 		closing := t.closed
 		senders.Go(func() { t.send(items, start, closing) })
 	}
-	return t.closed && len(t.sending) == 0 && (t.queue.n == 0 || t.abandon)
+	return t.closed && len(t.sending) == 0 && (t.queue.n == 0 || stopped)
 }
 
 // pendingEvent is an event encoded for a request, with the IDs a 429's

@@ -1141,3 +1141,40 @@ func TestTrackerQueueSmallerThanABatchIsSent(t *testing.T) {
 	require.NoError(t, tr.Flush(ctx))
 	assert.ElementsMatch(t, evtUsers(0, 10), evtUserIDs(srv))
 }
+
+// TestTrackerCloseDeadlineStopsSending: once Close's deadline has passed,
+// the batches still queued are given up at once, not each encoded and
+// attempted.
+func TestTrackerCloseDeadlineStopsSending(t *testing.T) {
+	evtLeakCheck(t)
+	srv := newEvtServer(t)
+	log := &evtLog{}
+	cfg := evtTrackerConfig(srv, log)
+	cfg.FlushQueueSize = 10
+	cfg.MaxConcurrentRequests = 1
+	var mu sync.Mutex
+	attempts := 0
+	cfg.HTTPClient = &http.Client{Transport: evtRoundTripper(func(r *http.Request) (*http.Response, error) {
+		mu.Lock()
+		attempts++
+		mu.Unlock()
+		<-r.Context().Done() // a server that never answers
+		return nil, r.Context().Err()
+	})}
+	tr := newEvtTracker(t, cfg, log)
+	tr.Track(evtEvents(0, 100)...)
+	evtEventually(t, "the first batch sent before Close", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return attempts == 1
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	var lost *experiment.LostEventsError
+	require.ErrorAs(t, tr.Close(ctx), &lost)
+	assert.Equal(t, 100, lost.Failed)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, 1, attempts, "only the batch in flight at the deadline was attempted")
+	assert.Contains(t, log.String(), `msg="analytics: events not sent before close" events=90`)
+}
