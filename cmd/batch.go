@@ -18,27 +18,147 @@ import (
 // streaming with flat memory, all cores busy. Lines travel in chunks; a
 // bounded number of chunks is in flight, so memory does not grow with the
 // input, and an ordered writer puts them back in sequence.
+//
+// Output is bounded by bytes, not by chunks: with thousands of flags one
+// user renders to hundreds of kilobytes, so a chunk's output can be a
+// thousand times its input. A worker hands a chunk's output to the writer
+// in parts of about partBytes, and takes each user's output bytes from one
+// outputBudget shared by all workers, which the writer gives back once they
+// are written. The budget does not grow with the core count; the part the
+// writer waits for may always overdraw it, so a user bigger than the whole
+// budget still goes through, alone.
 const (
 	chunkLines   = 64
-	chunkBytes   = 1 << 20
+	chunkBytes   = 1 << 20  // input bytes per chunk
+	partBytes    = 1 << 20  // output bytes per part of a chunk
+	outputBytes  = 32 << 20 // the output budget: rendered, not yet written
 	maxLineBytes = 64 << 20
 )
 
+// chunk is a run of input lines on its way to the workers, then one part
+// of their output on its way to the writer: a worker cuts a chunk whose
+// output grows past partBytes into parts that cover consecutive lines.
 type chunk struct {
 	seq       int
-	firstLine int      // 1-based line number of lines[0]
-	lines     [][]byte // nil entries are blank lines
-	out       *bytes.Buffer
+	part      int      // the part's index in its chunk
+	more      bool     // parts of the same chunk follow
+	firstLine int      // 1-based line number of the first line covered
+	lines     [][]byte // input; nil entries are blank lines
+	out       []byte
 	ends      []int // out offset after each line's output
 	bad       []lineError
-	counts    []int // per eval outcome
-	users     int
-	count     int // len(lines), kept after lines are freed
+	count     int // lines covered
+	held      int // output budget held until written: cap(out)
 }
 
 type lineError struct {
-	index int // into lines
+	index int // into the lines covered
 	err   error
+}
+
+// partKey is a part's place in the output.
+type partKey struct{ seq, part int }
+
+// outputBudget counts the output bytes that may be rendered and not yet
+// written. The part the writer is waiting for can always take what it
+// needs, even past the budget: it is the only one whose bytes the writer
+// can give back, so refusing it would stop the batch. Buffers of written
+// parts are kept for the next parts, still counted, and dropped when the
+// budget is needed for something else: recycling them saves allocating and
+// clearing a buffer per part, and memory the budget does not count.
+type outputBudget struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	free   int
+	head   partKey
+	closed bool
+	spare  [][]byte
+}
+
+func newOutputBudget(n int) *outputBudget {
+	b := &outputBudget{free: n}
+	b.cond = sync.NewCond(&b.mu)
+	return b
+}
+
+// acquire takes n bytes for part k, waiting until they are free or k is
+// the part the writer waits for; false once the batch is stopping.
+func (b *outputBudget) acquire(k partKey, n int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for n > b.free && len(b.spare) > 0 {
+		last := len(b.spare) - 1
+		b.free += cap(b.spare[last])
+		b.spare[last] = nil
+		b.spare = b.spare[:last]
+	}
+	for n > b.free && k != b.head && !b.closed {
+		b.cond.Wait()
+	}
+	b.free -= n
+	return !b.closed
+}
+
+// spareBuffer is the smallest buffer of a written part that holds at
+// least size bytes, empty, or nil; its bytes are counted already and pass
+// to whoever takes it. A smaller one would be copied as it grows.
+func (b *outputBudget) spareBuffer(size int) []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	best := -1
+	for i, buf := range b.spare {
+		if cap(buf) >= size && (best < 0 || cap(buf) < cap(b.spare[best])) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	buf := b.spare[best]
+	last := len(b.spare) - 1
+	b.spare[best] = b.spare[last]
+	b.spare[last] = nil
+	b.spare = b.spare[:last]
+	return buf[:0]
+}
+
+// recycle gives back the buffer of a written part and the held bytes it
+// was counted for. The buffer is kept only within the budget: after the
+// part the writer waited for overdrew it, what comes back pays that first.
+// One outsized user's buffer is not kept either: reused for parts that
+// need a fraction of it, it would hold budget they do not use.
+func (b *outputBudget) recycle(buf []byte, held int) {
+	b.mu.Lock()
+	b.free += held
+	if c := cap(buf); c > 0 && c <= 2*partBytes && c <= held && c <= b.free {
+		b.spare = append(b.spare, buf)
+		b.free -= c
+	}
+	b.mu.Unlock()
+	b.cond.Broadcast()
+}
+
+func (b *outputBudget) release(n int) {
+	b.mu.Lock()
+	b.free += n
+	b.mu.Unlock()
+	b.cond.Broadcast()
+}
+
+// waitFor says which part the writer needs next.
+func (b *outputBudget) waitFor(k partKey) {
+	b.mu.Lock()
+	b.head = k
+	b.mu.Unlock()
+	b.cond.Broadcast()
+}
+
+// close wakes every worker waiting for budget: the batch is stopping.
+func (b *outputBudget) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.cond.Broadcast()
 }
 
 func runBatch(parent context.Context, opts *evaluateOptions, fs *experiment.FlagSet) error {
@@ -65,25 +185,39 @@ func runBatch(parent context.Context, opts *evaluateOptions, fs *experiment.Flag
 	done := make(chan *chunk, 2*workers)
 	readErr := make(chan error, 1)
 
+	budget := newOutputBudget(outputBytes)
+	defer context.AfterFunc(ctx, budget.close)()
+
 	go func() { readErr <- b.read(ctx, in, jobs, tokens) }()
 	var wg sync.WaitGroup
-	for range workers {
+	pool := make([]*batchWorker, workers)
+	for i := range pool {
+		w := newBatchWorker(fs, opts.Keys)
+		w.exposures = opts.exposures.in(ctx) // a wait for the event queue ends with the run
+		w.budget = budget
+		w.stop = ctx.Done()
+		pool[i] = w
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := newBatchWorker(fs, opts.Keys)
-			w.exposures = opts.exposures.in(ctx) // a wait for the event queue ends with the run
 			for c := range jobs {
-				w.process(c)
-				done <- c
+				w.process(c, done)
 			}
 		}()
 	}
 	go func() { wg.Wait(); close(done) }()
 
-	werr := b.write(done, tokens)
+	werr := b.write(done, tokens, budget)
 	cancel()
 	for range done { // drain so workers can exit
+	}
+	// Counted per worker rather than per part: the counts are only shown
+	// after a run that wrote every user, when the two are the same.
+	for _, w := range pool {
+		b.users += w.users
+		for i, n := range w.counts {
+			b.counts[i] += n
+		}
 	}
 	rerr := <-readErr
 	b.progress.finish()
@@ -210,39 +344,45 @@ func (r progressReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// write emits chunks in sequence. The first invalid line, unless skipped,
-// ends the output after the lines before it.
-func (b *batch) write(done <-chan *chunk, tokens <-chan struct{}) error {
-	pending := map[int]*chunk{}
-	next := 0
+// write emits the parts of chunks in sequence, giving back their output
+// budget as they are written. The first invalid line, unless skipped, ends
+// the output after the lines before it.
+func (b *batch) write(done <-chan *chunk, tokens <-chan struct{}, budget *outputBudget) error {
+	pending := map[partKey]*chunk{}
+	next := partKey{}
 	if b.json {
 		if _, err := io.WriteString(b.opts.IO.Out, "["); err != nil {
 			return ioError(err)
 		}
 	}
 	for c := range done {
-		pending[c.seq] = c
+		pending[partKey{c.seq, c.part}] = c
 		for {
 			c, ok := pending[next]
 			if !ok {
 				break
 			}
 			delete(pending, next)
-			next++
-			<-tokens
 			err := b.emit(c)
-			outBuffers.Put(c.out)
+			budget.recycle(c.out, c.held)
 			c.out = nil
 			if err != nil {
 				return err
 			}
+			if c.more {
+				next.part++
+			} else {
+				<-tokens
+				next = partKey{next.seq + 1, 0}
+			}
+			budget.waitFor(next)
 		}
 	}
 	return nil
 }
 
 func (b *batch) emit(c *chunk) error {
-	out := c.out.Bytes()
+	out := c.out
 	limit := c.count
 	var stop error
 	for _, bad := range c.bad {
@@ -265,14 +405,7 @@ func (b *batch) emit(c *chunk) error {
 	if err := b.writeUsers(out[:end]); err != nil {
 		return err
 	}
-	if stop != nil {
-		return stop
-	}
-	b.users += c.users
-	for i, n := range c.counts {
-		b.counts[i] += n
-	}
-	return nil
+	return stop
 }
 
 // writeUsers writes complete user lines; in JSON array form they are
@@ -336,7 +469,18 @@ type batchWorker struct {
 	rankOf    []int32  // per outcome: rank of its flag key
 	slots     [][]byte // per rank: this user's rendered result, or nil
 	exposures *exposureSink
+	counts    []int // per eval outcome, of the users evaluated
+	users     int
+
+	budget *outputBudget
+	stop   <-chan struct{} // closed when the batch stops
+	credit int             // budget taken and not yet used
+	guess  int             // output bytes of the last user: the next one's likely size
 }
+
+// budgetGrain is the least budget a worker takes at once, so that small
+// outputs cost one lock per many users.
+const budgetGrain = 64 << 10
 
 func newBatchWorker(fs *experiment.FlagSet, keys []string) *batchWorker {
 	snap := fs.Snapshot()
@@ -346,7 +490,8 @@ func newBatchWorker(fs *experiment.FlagSet, keys []string) *batchWorker {
 		rank[k] = int32(i)
 	}
 	w := &batchWorker{fs: fs, keys: keys, rendered: make([][]byte, snap.Outcomes()),
-		rankOf: make([]int32, snap.Outcomes()), slots: make([][]byte, len(sorted))}
+		rankOf: make([]int32, snap.Outcomes()), slots: make([][]byte, len(sorted)),
+		counts: make([]int, snap.Outcomes())}
 	for i := range w.rankOf {
 		flag, _, _ := snap.Outcome(i)
 		w.rankOf[i] = rank[flag]
@@ -354,71 +499,166 @@ func newBatchWorker(fs *experiment.FlagSet, keys []string) *batchWorker {
 	return w
 }
 
-// outBuffers recycles chunk output buffers: a user's output can be tens of
-// kilobytes, and growing fresh buffers for every chunk dominated the profile.
-var outBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-func (w *batchWorker) process(c *chunk) {
-	c.out = outBuffers.Get().(*bytes.Buffer)
-	c.out.Reset()
-	c.counts = make([]int, len(w.rendered))
-	c.ends = make([]int, len(c.lines))
-	skip := make([]bool, len(c.lines))
-	for _, bad := range c.bad {
-		skip[bad.index] = true
+// newPart starts part number part of chunk c at its line first. Its
+// buffer is sized for what the part will likely hold: users about the size
+// of the last one, as many as the lines left or as reach partBytes. It is the
+// buffer of a written part if one is that big, else a new one, taken from
+// the budget before it is made.
+func (w *batchWorker) newPart(c *chunk, part, first int) (*chunk, bool) {
+	p := &chunk{seq: c.seq, part: part, firstLine: c.firstLine + first}
+	// A part ends at the first user that takes it to partBytes. Sizes are
+	// rounded up to a quarter part: room for users bigger than the last,
+	// and full parts all ask for the same size, which the buffers of
+	// written parts then have. A worker's first user has no last one.
+	const grain = partBytes / 4
+	size := grain
+	if w.guess > 0 {
+		users := min(len(c.lines)-first, (partBytes+w.guess-1)/w.guess)
+		size = (users*w.guess + grain - 1) / grain * grain
 	}
-	for i, line := range c.lines {
-		switch {
-		case skip[i]:
-			// already reported: over-long line
-		case line == nil:
-			// blank line: no user, no output
-		default:
-			if err := w.user(c, line); err != nil {
-				c.bad = append(c.bad, lineError{i, err})
-			}
-		}
-		c.ends[i] = c.out.Len()
+	if buf := w.budget.spareBuffer(size); buf != nil {
+		p.out, p.held = buf, cap(buf)
+		return p, true
 	}
-	slices.SortFunc(c.bad, func(a, b lineError) int { return a.index - b.index })
-	c.count = len(c.lines)
-	c.lines = nil // the input is no longer needed; free it before the writer runs
+	if !w.take(p, size) {
+		return p, false
+	}
+	p.out = make([]byte, 0, size)
+	return p, w.charge(p)
 }
 
-func (w *batchWorker) user(c *chunk, line []byte) error {
+// process evaluates a chunk's lines and sends its output to the writer in
+// parts of about partBytes. It gives up, sending nothing more, when the
+// batch stops.
+func (w *batchWorker) process(c *chunk, done chan<- *chunk) {
+	defer w.giveBack()
+	readerBad := make(map[int]error, len(c.bad))
+	for _, bad := range c.bad {
+		readerBad[bad.index] = bad.err
+	}
+	p, ok := w.newPart(c, 0, 0)
+	start := 0
+	for i, line := range c.lines {
+		select {
+		case <-w.stop:
+			ok = false
+		default:
+		}
+		if ok && len(p.out) >= partBytes && i > start {
+			p.more, p.count = true, i-start
+			done <- p
+			p, ok = w.newPart(c, p.part+1, i)
+			start = i
+		}
+		if !ok {
+			return
+		}
+		if err, bad := readerBad[i]; bad {
+			p.bad = append(p.bad, lineError{i - start, err}) // an over-long line
+		} else if line != nil { // nil: a blank line, no user, no output
+			var err error
+			if ok, err = w.user(p, line); err != nil {
+				p.bad = append(p.bad, lineError{i - start, err})
+			}
+		}
+		p.ends = append(p.ends, len(p.out))
+	}
+	if !ok {
+		return
+	}
+	p.count = len(c.lines) - start
+	done <- p
+}
+
+// giveBack returns the budget this worker took but did not use, so that an
+// idle worker holds none.
+func (w *batchWorker) giveBack() {
+	if w.credit > 0 {
+		w.budget.release(w.credit)
+		w.credit = 0
+	}
+}
+
+// take makes sure the worker holds at least n bytes of budget for part p,
+// taking at least budgetGrain at once; false once the batch is stopping.
+func (w *batchWorker) take(p *chunk, n int) bool {
+	if n <= w.credit {
+		return true
+	}
+	want := max(n, budgetGrain)
+	if !w.budget.acquire(partKey{p.seq, p.part}, want-w.credit) {
+		return false
+	}
+	w.credit = want
+	return true
+}
+
+// charge accounts p's buffer, as it is now, to the budget. What it grew by
+// comes from the credit taken for it, or is taken now: only a user bigger
+// than the room made for it has grown the buffer before it is accounted.
+func (w *batchWorker) charge(p *chunk) bool {
+	n := cap(p.out) - p.held
+	if !w.take(p, n) {
+		return false
+	}
+	w.credit -= n
+	p.held += n
+	return true
+}
+
+// user evaluates one line into p. ok is false when the batch stopped while
+// waiting for output budget; err is the line's own problem.
+func (w *batchWorker) user(p *chunk, line []byte) (ok bool, err error) {
 	user, err := experiment.DecodeUser(line)
 	if err != nil {
 		if errors.Is(err, experiment.ErrNotObject) {
-			return errors.New("not a JSON object")
+			return true, errors.New("not a JSON object")
 		}
-		return err
+		return true, err
 	}
 	w.results, err = w.fs.EvaluateResults(user, w.keys, w.results[:0])
 	if err != nil {
-		return err
+		return true, err
+	}
+	// Make room for this user before rendering it, guessing its size from
+	// the last one, and take the budget for that room first: a worker waits
+	// for budget holding nothing it has not accounted. The buffer at least
+	// doubles, up to a part, so that a part that began small is not copied
+	// at every user.
+	if room := cap(p.out) - len(p.out); room < w.guess {
+		size := max(len(p.out)+w.guess+w.guess/8, min(2*cap(p.out), partBytes+w.guess))
+		if !w.take(p, size-cap(p.out)) {
+			return false, nil
+		}
+		p.out = append(make([]byte, 0, size), p.out...)
+		if !w.charge(p) {
+			return false, nil
+		}
 	}
 	results := onlyRequested(w.results, w.keys)
 	w.exposures.track(user, results)
+	before := len(p.out)
 	for _, r := range results {
 		w.slots[w.rankOf[r.Outcome]] = w.render(r)
-		c.counts[r.Outcome]++
+		w.counts[r.Outcome]++
 	}
-	c.out.WriteByte('{')
+	p.out = append(p.out, '{')
 	first := true
 	for i, b := range w.slots {
 		if b == nil {
 			continue
 		}
 		if !first {
-			c.out.WriteByte(',')
+			p.out = append(p.out, ',')
 		}
 		first = false
-		c.out.Write(b)
+		p.out = append(p.out, b...)
 		w.slots[i] = nil
 	}
-	c.out.WriteString("}\n")
-	c.users++
-	return nil
+	p.out = append(p.out, "}\n"...)
+	w.users++
+	w.guess = len(p.out) - before
+	return w.charge(p), nil
 }
 
 // render is `"flag":{"key":…,"value":…,"payload":…,"metadata":…}`, computed
