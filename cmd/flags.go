@@ -2,7 +2,9 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -68,30 +70,45 @@ func runFlagsPull(ctx context.Context, opts *flagsPullOptions) error {
 	defer client.Close()
 	ctx, cancel := context.WithTimeout(ctx, opts.Server.timeout)
 	defer cancel()
-	body, flags, err := client.FetchFlagConfigs(ctx)
-	if err != nil {
-		if body != nil { // fetched, but the cache could not be written
-			return ioError(err)
-		}
-		return pullError(err, key)
-	}
-	cachePath := experiment.FlagCachePath(cfg.CacheDir, key)
+	// The flags stream to the cache, and from it to --out: a pull of any
+	// size costs little memory. --out is opened first, so that a path that
+	// cannot be written fails before the download, and is replaced only
+	// when the pull succeeds.
+	var out io.Writer
+	var outFile *atomicfile.File
 	switch opts.Out {
 	case "":
 	case "-":
-		if _, err := opts.IO.Out.Write(append(body, '\n')); err != nil {
-			return ioError(err)
-		}
+		out = opts.IO.Out
 	default:
-		if err := atomicfile.Write(opts.Out, body, 0o644); err != nil {
+		if outFile, err = atomicfile.Create(opts.Out, 0o644); err != nil {
+			return ioError(err)
+		}
+		defer outFile.Abort() // after Commit, nothing
+		out = outFile
+	}
+	n, err := client.PullFlagConfigs(ctx, out)
+	if err != nil {
+		if errors.As(err, new(*experiment.FlagsError)) {
+			return pullError(err, key)
+		}
+		return ioError(err) // the cache or --out could not be written
+	}
+	if opts.Out == "-" {
+		if _, err := io.WriteString(out, "\n"); err != nil {
 			return ioError(err)
 		}
 	}
-	where := cachePath
-	if opts.Out != "" && opts.Out != "-" {
-		where = opts.Out + " and " + cachePath
+	if outFile != nil {
+		if err := outFile.Commit(); err != nil {
+			return ioError(err)
+		}
 	}
-	fmt.Fprintf(opts.IO.ErrOut, "pulled %d flags into %s\n", len(flags), where)
+	where := experiment.FlagCachePath(cfg.CacheDir, key)
+	if outFile != nil {
+		where = opts.Out + " and " + where
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "pulled %d flags into %s\n", n, where)
 	return nil
 }
 

@@ -1,16 +1,18 @@
 package experiment
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/flagkit/experiment/internal/atomicfile"
-	"github.com/flagkit/experiment/pkg/eval"
 )
 
 // The on-disk snapshot: the last good flag configs of a deployment, named by
@@ -35,15 +37,60 @@ func CohortCacheDir(cacheDir, apiKey string) string {
 	return filepath.Join(cacheDir, "cohorts", Secret(apiKey).Fingerprint())
 }
 
+// writeFlagCache writes a snapshot of fc, whose flags are the exact bytes
+// the server sent, streamed: no copy of them is made.
 func writeFlagCache(path string, fc *flagConfigs, serverURL string) error {
-	data, err := json.Marshal(cacheEnvelope{Version: 1, FetchedAt: fc.fetchedAt.UTC(), ServerURL: serverURL, Flags: fc.body})
-	if err != nil {
-		return err
+	if fc.raw == nil {
+		return errors.New("flag configs without their bytes cannot be cached") // a bug, said rather than hidden
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	return atomicfile.Write(path, data, 0o600)
+	f, err := atomicfile.Create(path, 0o600)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 64<<10)
+	w.Write(envelopeHead(fc.fetchedAt, serverURL))
+	fc.raw.WriteTo(w)
+	w.WriteString(envelopeTail)
+	if err := w.Flush(); err != nil { // bufio keeps the first write error
+		f.Abort()
+		return err
+	}
+	return f.Commit()
+}
+
+// envelopeHead is a snapshot up to its flags, which come last so that they
+// can be streamed in, and found again without decoding them (splitEnvelope,
+// openCachedFlags); envelopeTail closes it. Together they make the JSON
+// that json.Marshal(cacheEnvelope) makes, minus the compaction of the flags.
+func envelopeHead(fetchedAt time.Time, serverURL string) []byte {
+	head, _ := json.Marshal(struct {
+		Version   int       `json:"version"`
+		FetchedAt time.Time `json:"fetched_at"`
+		ServerURL string    `json:"server_url"`
+	}{1, fetchedAt.UTC(), serverURL})
+	return append(head[:len(head)-1], `,"flags":`...)
+}
+
+const envelopeTail = "}"
+
+// rawBytes and rawString hold a flag list's exact bytes as they were
+// received, for writeFlagCache.
+type (
+	rawBytes  []byte
+	rawString string
+)
+
+func (b rawBytes) WriteTo(w io.Writer) (int64, error) {
+	n, err := w.Write(b)
+	return int64(n), err
+}
+
+func (s rawString) WriteTo(w io.Writer) (int64, error) {
+	n, err := io.WriteString(w, string(s)) // a *bufio.Writer copies it piece by piece
+	return int64(n), err
 }
 
 // ErrNoCache is returned when there is no cached snapshot to use.
@@ -60,11 +107,14 @@ var ErrCorruptCache = errors.New("corrupt flag cache")
 type CacheError struct {
 	Path    string
 	Corrupt bool
+	Writing bool // the cache could not be written (PullFlagConfigs)
 	Err     error
 }
 
 func (e *CacheError) Error() string {
 	switch {
+	case e.Writing:
+		return fmt.Sprintf("writing flag cache %s: %v", e.Path, e.Err)
 	case errors.Is(e.Err, ErrNoCache):
 		return fmt.Sprintf("%v at %s", e.Err, e.Path)
 	case e.Corrupt:
@@ -93,24 +143,87 @@ func readFlagCache(path string) (*flagConfigs, error) {
 		return nil, &CacheError{Path: path, Err: err}
 	}
 	corrupt := func(err error) error { return &CacheError{Path: path, Corrupt: true, Err: err} }
-	var env cacheEnvelope
-	if err := json.Unmarshal(data, &env); err != nil {
-		return nil, corrupt(fmt.Errorf("not a flag snapshot (%v)", strings.TrimPrefix(err.Error(), "json: ")))
+	// The flags are found in place, as written here; a snapshot laid out
+	// otherwise, or broken, is decoded whole, which also says what is
+	// wrong with it.
+	env, err := splitEnvelope(data)
+	var fc *flagConfigs
+	if err == nil && env.Version == 1 {
+		fc, err = decodeCachedFlags(env)
 	}
-	if env.Version != 1 {
-		return nil, corrupt(fmt.Errorf("snapshot version %d, want 1", env.Version))
-	}
-	fc, err := decodeFlagConfigs(env.Flags, env.FetchedAt)
-	if err != nil {
-		var pe *eval.ParseError
-		if errors.As(err, &pe) {
-			// Its line and column count from the start of the flags, not
-			// of the file: the JSON path alone does not mislead.
-			p := *pe
-			p.Line, p.Col = 0, 0
-			err = &p
+	if fc == nil {
+		env = cacheEnvelope{}
+		if err := json.Unmarshal(data, &env); err != nil {
+			return nil, corrupt(fmt.Errorf("not a flag snapshot (%v)", strings.TrimPrefix(err.Error(), "json: ")))
 		}
-		return nil, corrupt(err)
+		if env.Version != 1 {
+			return nil, corrupt(fmt.Errorf("snapshot version %d, want 1", env.Version))
+		}
+		if fc, err = decodeCachedFlags(env); err != nil {
+			return nil, corrupt(err)
+		}
 	}
 	return fc, nil
+}
+
+func decodeCachedFlags(env cacheEnvelope) (*flagConfigs, error) {
+	fc, err := decodeFlagConfigs(bytes.NewReader(env.Flags), nil, env.FetchedAt)
+	if err != nil {
+		return nil, err
+	}
+	fc.raw = rawBytes(env.Flags)
+	return fc, nil
+}
+
+// splitEnvelope decodes a snapshot's header and finds its flags, the last
+// member, without copying them: env.Flags is a slice of data. It fails on
+// anything not laid out so; json.Unmarshal may still make sense of it.
+func splitEnvelope(data []byte) (cacheEnvelope, error) {
+	var env cacheEnvelope
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return env, errors.New("not an object")
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return env, err
+		}
+		switch tok {
+		case "flags":
+			rest := data[dec.InputOffset():]
+			start, end := flagsSpan(rest, int64(len(rest)))
+			if start < 0 || !bytes.HasSuffix(rest, []byte(envelopeTail)) {
+				return env, errors.New("flags are not laid out as written")
+			}
+			env.Flags = rest[start:end]
+			return env, nil
+		case "version":
+			err = dec.Decode(&env.Version)
+		case "fetched_at":
+			err = dec.Decode(&env.FetchedAt)
+		case "server_url":
+			err = dec.Decode(&env.ServerURL)
+		default:
+			var skip json.RawMessage
+			err = dec.Decode(&skip)
+		}
+		if err != nil {
+			return env, err
+		}
+	}
+	return env, errors.New("no flags")
+}
+
+// flagsSpan is where the flags value of a snapshot lies in what follows its
+// key (head, the first bytes of it; n bytes in all): after the colon, up to
+// the closing brace that ends the snapshot. The value keeps its own white
+// space: the flags are exactly the bytes the server sent. -1 when the
+// bytes after the key are not a colon.
+func flagsSpan(head []byte, n int64) (int64, int64) {
+	colon := bytes.IndexByte(head, ':')
+	if colon < 0 || len(bytes.TrimLeft(head[:colon], " \t\r\n")) > 0 || n < int64(colon+1+len(envelopeTail)) {
+		return -1, -1
+	}
+	return int64(colon + 1), n - int64(len(envelopeTail))
 }

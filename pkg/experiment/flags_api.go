@@ -37,18 +37,55 @@ func (e *FlagsError) Is(target error) bool {
 
 // flagConfigs is one decoded flag config response.
 type flagConfigs struct {
-	body      []byte
+	// raw is the response exactly as the server sent it, kept only to be
+	// cached (nil without a cache directory): flags encoded again from
+	// their decoded form would not be the same flags ("conditions": [],
+	// which never matches, would come back absent, which always does).
+	raw       io.WriterTo
 	flags     []*eval.Flag
-	digest    [32]byte // of body: an identical response changes nothing
+	digest    [32]byte // of the response: an identical one changes nothing
 	fetchedAt time.Time
 }
 
-func decodeFlagConfigs(body []byte, at time.Time) (*flagConfigs, error) {
-	flags, err := eval.DecodeFlags(body)
-	if err != nil {
+// decodeFlagConfigs decodes a flag list as it streams from r, hashing it on
+// the way; keep, when not nil, receives the exact bytes too. Nothing else
+// of the document is held: a response of hundreds of megabytes costs its
+// decoded form, and keep. An error of r is returned as it is; a problem in
+// the document is an *eval.ParseError.
+func decodeFlagConfigs(r io.Reader, keep io.Writer, at time.Time) (*flagConfigs, error) {
+	h := sha256.New()
+	var w io.Writer = h
+	if keep != nil {
+		w = io.MultiWriter(h, keep)
+	}
+	flags := []*eval.Flag{}
+	if _, err := eval.DecodeFlagsStream(io.TeeReader(r, w), func(f *eval.Flag) error {
+		flags = append(flags, f)
+		return nil
+	}); err != nil {
 		return nil, err
 	}
-	return &flagConfigs{body: body, flags: flags, digest: sha256.Sum256(body), fetchedAt: at}, nil
+	fc := &flagConfigs{flags: flags, fetchedAt: at}
+	h.Sum(fc.digest[:0])
+	return fc, nil
+}
+
+// errTooLarge: a flag config response over maxFlagConfigBytes.
+var errTooLarge = fmt.Errorf("%w: flag configs larger than %d MiB", ErrMalformedResponse, maxFlagConfigBytes>>20)
+
+// capReader fails with errTooLarge once more than max bytes are read, so a
+// response over the limit is not mistaken for one cut short.
+type capReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if c.left -= int64(n); c.left < 0 {
+		return n, errTooLarge
+	}
+	return n, err
 }
 
 // flagFetchRetries bounds the retries of FetchFlagConfigs when its context
@@ -58,39 +95,52 @@ const flagFetchRetries = 8
 // fetchFlagConfigs makes one GET /sdk/v2/flags request. The poller retries
 // on its own schedule.
 func (c *LocalClient) fetchFlagConfigs(ctx context.Context) (*flagConfigs, error) {
-	fc, f := c.attemptFlagConfigs(ctx)
+	fc, f := c.attemptFlagConfigs(ctx, c.s.cacheDir != "")
 	if f != nil {
 		return nil, c.flagsError(f, 1)
 	}
 	return fc, nil
 }
 
-// fetchFlagConfigsRetrying is one fetch that must succeed now (flags pull):
+// flagFetchPolicy retries one fetch that must succeed now (flags pull):
 // failures a later attempt may not meet (no answer, a malformed body, 429,
 // 5xx) are retried as remote fetches are, with backoff or the server's
 // Retry-After, while ctx allows.
-func (c *LocalClient) fetchFlagConfigsRetrying(ctx context.Context) (*flagConfigs, error) {
-	policy := retryPolicy{retries: flagFetchRetries, logger: c.s.logger, name: "flag config fetch",
+func (c *LocalClient) flagFetchPolicy() retryPolicy {
+	return retryPolicy{retries: flagFetchRetries, logger: c.s.logger, name: "flag config fetch",
 		backoff: func(n int) time.Duration { return backoff(n+1, 500*time.Millisecond, 10*time.Second) }}
-	fc, f, attempts, _ := retry(ctx, policy, func(ctx context.Context, _ int) (*flagConfigs, *attemptFailure) {
-		return c.attemptFlagConfigs(ctx)
-	})
-	if f != nil {
-		return nil, c.flagsError(f, attempts)
-	}
-	return fc, nil
 }
 
 func (c *LocalClient) flagsError(f *attemptFailure, attempts int) error {
 	return &FlagsError{StatusCode: f.status, URL: c.s.redactedFlagsURL, Err: f.err, Attempts: attempts}
 }
 
-// attemptFlagConfigs makes one GET /sdk/v2/flags request and says, when it
-// fails, whether another attempt may succeed.
-func (c *LocalClient) attemptFlagConfigs(ctx context.Context) (*flagConfigs, *attemptFailure) {
+// attemptFlagConfigs makes one GET /sdk/v2/flags request and decodes the
+// flags as they arrive; with keep, their exact bytes are kept too (for the
+// cache).
+func (c *LocalClient) attemptFlagConfigs(ctx context.Context, keep bool) (*flagConfigs, *attemptFailure) {
+	var fc *flagConfigs
+	f := c.getFlagConfigs(ctx, func(body io.Reader, size int64) error {
+		var raw *spool
+		if keep {
+			raw = newSpool(size)
+		}
+		var err error
+		if fc, err = decodeFlagConfigs(body, writerOrNil(raw), time.Now()); err == nil && raw != nil {
+			fc.raw = raw
+		}
+		return err
+	})
+	return fc, f
+}
+
+// getFlagConfigs makes one GET /sdk/v2/flags request and passes a 200's
+// body, capped at maxFlagConfigBytes, and its Content-Length (-1: unknown)
+// to read. A failure says whether another attempt may succeed.
+func (c *LocalClient) getFlagConfigs(ctx context.Context, read func(body io.Reader, size int64) error) *attemptFailure {
 	s := c.s
 	if err := ctx.Err(); err != nil {
-		return nil, &attemptFailure{err: err}
+		return &attemptFailure{err: err}
 	}
 	// The timeout is the request's own, or what is left of the caller's
 	// when that is shorter: either way the one an error names.
@@ -102,35 +152,50 @@ func (c *LocalClient) attemptFlagConfigs(ctx context.Context) (*flagConfigs, *at
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.flagsURL, nil)
 	if err != nil {
-		return nil, &attemptFailure{err: err}
+		return &attemptFailure{err: err}
 	}
 	c.setHeaders(req)
 	c.inflight.Store(s.redactedFlagsURL)
+	c.answered.Store(false)
 	resp, err := s.httpClient.Do(req)
 	if err != nil {
-		return nil, &attemptFailure{retryable: true, err: transportError(ctx, err, timeout)}
+		return &attemptFailure{retryable: true, err: transportError(ctx, err, timeout)}
 	}
 	defer drainClose(resp.Body)
 	if code := resp.StatusCode; code != http.StatusOK {
 		retryAfter := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-		return nil, &attemptFailure{status: code, retryable: retryableStatus(code), retryAfter: retryAfter,
+		return &attemptFailure{status: code, retryable: retryableStatus(code), retryAfter: retryAfter,
 			err: &statusError{code: code, retryAfter: retryAfter}}
 	}
-	fail := func(retryable bool, err error) *attemptFailure {
-		return &attemptFailure{status: resp.StatusCode, retryable: retryable, err: err}
+	c.answered.Store(true)
+	if err := read(&capReader{r: resp.Body, left: maxFlagConfigBytes}, resp.ContentLength); err != nil {
+		return bodyFailure(ctx, resp.StatusCode, err, timeout)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxFlagConfigBytes+1))
-	if err != nil {
-		return nil, fail(true, transportError(ctx, err, timeout))
+	return nil
+}
+
+// bodyFailure says why a 200's body could not be used: too large, or not
+// written to the cache (final), not a flag list (retried: a proxy may have
+// cut it), or not read in full (retried).
+func bodyFailure(ctx context.Context, status int, err error, timeout time.Duration) *attemptFailure {
+	var pe *eval.ParseError
+	switch {
+	case errors.Is(err, errTooLarge), errors.As(err, new(*CacheError)):
+		return &attemptFailure{status: status, err: err}
+	case errors.As(err, &pe):
+		return &attemptFailure{status: status, retryable: true, err: fmt.Errorf("%w: %v", ErrMalformedResponse, err)}
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) && timeout > 0:
+		return &attemptFailure{status: status, retryable: true, err: slowBodyError(roundWait(timeout))}
 	}
-	if len(body) > maxFlagConfigBytes {
-		return nil, fail(false, fmt.Errorf("%w: flag configs larger than %d MiB", ErrMalformedResponse, maxFlagConfigBytes>>20))
+	return &attemptFailure{status: status, retryable: true, err: transportError(ctx, err, timeout)}
+}
+
+// writerOrNil keeps a nil *spool a nil io.Writer.
+func writerOrNil(s *spool) io.Writer {
+	if s == nil {
+		return nil
 	}
-	fc, err := decodeFlagConfigs(body, time.Now())
-	if err != nil {
-		return nil, fail(true, fmt.Errorf("%w: %v", ErrMalformedResponse, err))
-	}
-	return fc, nil
+	return s
 }
 
 func (c *LocalClient) setHeaders(req *http.Request) {
@@ -157,6 +222,16 @@ func transportError(ctx context.Context, err error, timeout time.Duration) error
 	}
 	return err
 }
+
+// slowBodyError is a response whose body was still arriving when time ran
+// out; like timeoutError, it is a context.DeadlineExceeded.
+type slowBodyError time.Duration
+
+func (e slowBodyError) Error() string {
+	return fmt.Sprintf("response still being read after %v", time.Duration(e))
+}
+func (e slowBodyError) Timeout() bool        { return true }
+func (e slowBodyError) Is(target error) bool { return target == context.DeadlineExceeded }
 
 // roundWait makes a measured wait readable in a message: a 500ms deadline
 // measured a few microseconds after it was set is "500ms", not "499.98ms".

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,7 @@ type LocalClient struct {
 	done     chan struct{} // closed when the updater gives up (key rejected) or the client is closed
 	doneOnce sync.Once
 	inflight atomic.Value // string: the URL (redacted) of the latest request, for a Start that times out
+	answered atomic.Bool  // that request has its response headers: its body is being read
 
 	cohorts        *cohortSync // nil without CohortSyncConfig
 	exposure       *ExposureService
@@ -176,7 +178,12 @@ func (c *LocalClient) noAnswer(ctx context.Context, begin time.Time) error {
 		url = c.s.redactedFlagsURL
 	}
 	deadline, _ := ctx.Deadline()
-	return &FlagsError{URL: url, Err: timeoutError(roundWait(deadline.Sub(begin)))}
+	wait := roundWait(deadline.Sub(begin))
+	if c.answered.Load() {
+		// A large response, or a slow link: the server did answer.
+		return &FlagsError{StatusCode: http.StatusOK, URL: url, Err: slowBodyError(wait)}
+	}
+	return &FlagsError{URL: url, Err: timeoutError(wait)}
 }
 
 // awaitFirstFlags reports whether the server's flags arrived. It stops
@@ -540,16 +547,19 @@ func (c *LocalClient) CloseContext(ctx context.Context) error {
 // (a few times when ctx has no deadline); the error says how many attempts
 // were made. With a cache directory configured, the cache is refreshed too.
 func (c *LocalClient) FetchFlagConfigs(ctx context.Context) ([]byte, []*eval.Flag, error) {
-	fc, err := c.fetchFlagConfigsRetrying(ctx)
-	if err != nil {
-		return nil, nil, err
+	fc, f, attempts, _ := retry(ctx, c.flagFetchPolicy(), func(ctx context.Context, _ int) (*flagConfigs, *attemptFailure) {
+		return c.attemptFlagConfigs(ctx, true)
+	})
+	if f != nil {
+		return nil, nil, c.flagsError(f, attempts)
 	}
+	body := fc.raw.(*spool).Bytes()
 	if c.s.cacheDir != "" {
 		if err := writeFlagCache(FlagCachePath(c.s.cacheDir, string(c.key)), fc, c.s.redactedFlagsURL); err != nil {
-			return fc.body, fc.flags, fmt.Errorf("writing the flag cache: %w", err)
+			return body, fc.flags, fmt.Errorf("writing the flag cache: %w", err)
 		}
 	}
-	return fc.body, fc.flags, nil
+	return body, fc.flags, nil
 }
 
 // backoff is capped exponential backoff with full jitter: a random wait in

@@ -236,6 +236,26 @@ func TestLocalStartTimeoutNamesURLAndTimeout(t *testing.T) {
 	srv.Stall(0)
 }
 
+// A server that answers but sends its flags too slowly is not said to give
+// no response: the error says the response was still being read.
+func TestLocalStartTimeoutWhileReading(t *testing.T) {
+	noLeaks(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`[{"key":"f",`))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	c, err := experiment.NewLocalClient(localKey, &experiment.LocalConfig{ServerURL: srv.URL, Logger: quiet})
+	require.NoError(t, err)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	err = c.Start(ctx)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Equal(t, "GET "+srv.URL+"/sdk/v2/flags?v=0: response still being read after 300ms", err.Error())
+}
+
 func TestLocalStreamRejectedKey(t *testing.T) {
 	for _, cached := range []bool{false, true} {
 		t.Run(fmt.Sprintf("cache=%v", cached), func(t *testing.T) {

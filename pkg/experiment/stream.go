@@ -51,6 +51,7 @@ func (c *LocalClient) streamOnce(ctx context.Context) error {
 	defer maxAge.Stop()
 
 	c.inflight.Store(c.s.redactedStreamURL)
+	c.answered.Store(false) // a silent stream has given no response, whatever its headers say
 	resp, err := c.s.httpClient.Do(req)
 	if err != nil {
 		return fail(0, streamCause(ctx, transportError(ctx, err, 0)))
@@ -70,8 +71,12 @@ func (c *LocalClient) streamOnce(ctx context.Context) error {
 		if strings.TrimSpace(ev.Data) == "" {
 			continue // keep-alive
 		}
-		fc, err := decodeFlagConfigs([]byte(ev.Data), time.Now())
+		// Decoded in place: converting the event to bytes would copy it.
+		fc, err := decodeFlagConfigs(strings.NewReader(ev.Data), nil, time.Now())
 		if err == nil {
+			if c.s.cacheDir != "" {
+				fc.raw = rawString(ev.Data)
+			}
 			// Streaming before apply: apply makes the client ready, and
 			// its first Status must already say how updates arrive. A
 			// failure here ends the stream, and the caller clears it.

@@ -1,0 +1,6 @@
+//go:build race
+
+package experiment
+
+// raceEnabled: the race detector is on; memory tests measure less, or skip.
+const raceEnabled = true
