@@ -120,13 +120,13 @@ func newAssertCmd(f *Factory, runF func(context.Context, *assertOptions) error) 
 }
 
 func runAssert(ctx context.Context, opts *assertOptions) error {
-	fs, err := opts.Source.loadEvaluating(ctx)
-	if err != nil {
-		return err
-	}
 	keys := make([]string, len(opts.Expectations))
 	for i, x := range opts.Expectations {
 		keys[i] = x.Flag
+	}
+	fs, err := opts.Source.loadEvaluating(ctx, keys)
+	if err != nil {
+		return err
 	}
 	if err := checkKeys(fs, keys, opts.Source.name()); err != nil {
 		return err

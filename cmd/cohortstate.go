@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/flagkit/experiment/pkg/cohort"
+	"github.com/flagkit/experiment/pkg/eval"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
 
@@ -19,10 +22,15 @@ import (
 // --strict, which already fails on what the engine tolerates, a failure.
 // A result is never silently computed with memberships other than asked.
 
-// loadEvaluating is load for the commands that evaluate users.
-func (s *flagSource) loadEvaluating(ctx context.Context) (*experiment.FlagSet, error) {
+// loadEvaluating is load for the commands that evaluate users; keys are
+// the flags they will evaluate (none: all), for reportNoMemberships.
+func (s *flagSource) loadEvaluating(ctx context.Context, keys []string) (*experiment.FlagSet, error) {
 	if s.flagsFile != "" {
-		return s.load(ctx)
+		fs, err := s.load(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return fs, s.reportNoMemberships(fs, keys)
 	}
 	f := s.server.f
 	client, err := s.server.startClient(ctx, f.IO, s.cohortSettings)
@@ -33,7 +41,88 @@ func (s *flagSource) loadEvaluating(ctx context.Context) (*experiment.FlagSet, e
 	if err := s.reportCohorts(f.IO, client.Status().Cohorts, time.Now()); err != nil {
 		return nil, err
 	}
-	return s.fromServer(f, client.FlagSet())
+	fs, err := s.fromServer(f, client.FlagSet())
+	if err != nil {
+		return nil, err
+	}
+	return fs, s.reportNoMemberships(fs, keys)
+}
+
+// reportNoMemberships warns when the flags to evaluate target cohorts but
+// nothing gives memberships (no --cohorts DIR, no cohort sync): every
+// member would silently evaluate as a non-member. With --strict it is a
+// usage error, since what is missing is an option.
+func (s *flagSource) reportNoMemberships(fs *experiment.FlagSet, keys []string) error {
+	if s.cohortsDir != "" || (s.flagsFile == "" && s.server.value("api-key") != "" && s.server.value("secret-key") != "") {
+		return nil
+	}
+	flags, ids := flagsTargetingCohorts(fs.Flags(), keys)
+	if len(flags) == 0 {
+		return nil
+	}
+	subject, their := "flag "+flags[0]+" targets", "its"
+	if len(flags) > 1 {
+		subject, their = fmt.Sprintf("%d flags (%s) target", len(flags), listSome(flags)), "their"
+	}
+	cohorts := "cohort "
+	if len(ids) > 1 {
+		cohorts = "cohorts "
+	}
+	const how = "--cohorts DIR, or --api-key and --secret-key with a deployment key"
+	what := fmt.Sprintf("%s: %s %s, but no cohort memberships are loaded", s.name(), subject, cohorts+listSome(ids))
+	if s.strict {
+		return &exitError{code: ExitUsage, err: errors.New(what), hint: "give " + how}
+	}
+	// One line, as every warning: the remedy in brackets, not a hint line.
+	fmt.Fprintf(s.server.f.IO.ErrOut, "experiment: warning: %s (%s): %s members evaluate as non-members\n", what, how, their)
+	return nil
+}
+
+// flagsTargetingCohorts lists, sorted, which of the flags to evaluate
+// (keys and what they depend on; no keys: all) target cohorts, and which.
+func flagsTargetingCohorts(all []*eval.Flag, keys []string) (flags, ids []string) {
+	byKey := make(map[string]*eval.Flag, len(all))
+	for _, f := range all {
+		byKey[f.Key] = f
+	}
+	chosen := all
+	if len(keys) > 0 {
+		chosen = nil
+		seen := map[string]bool{}
+		var visit func(key string)
+		visit = func(key string) {
+			f, ok := byKey[key]
+			if !ok || seen[key] {
+				return
+			}
+			seen[key] = true
+			chosen = append(chosen, f)
+			for _, d := range f.Dependencies {
+				visit(d)
+			}
+		}
+		for _, k := range keys {
+			visit(k)
+		}
+	}
+	for _, f := range chosen {
+		if refs := cohort.Referenced([]*eval.Flag{f}).All(); len(refs) > 0 {
+			flags = append(flags, f.Key)
+			ids = append(ids, refs...)
+		}
+	}
+	slices.Sort(flags)
+	slices.Sort(ids)
+	return flags, slices.Compact(ids)
+}
+
+// listSome names up to three items, then how many more.
+func listSome(items []string) string {
+	const shown = 3
+	if len(items) <= shown {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:shown], ", "), len(items)-shown)
 }
 
 // loadWithoutCohorts is load for `cohorts sync`, which downloads the

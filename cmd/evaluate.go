@@ -109,7 +109,7 @@ func (o *evaluateOptions) validate() error {
 }
 
 func runEvaluate(ctx context.Context, opts *evaluateOptions) (err error) {
-	fs, err := opts.Source.loadEvaluating(ctx)
+	fs, err := opts.Source.loadEvaluating(ctx, opts.Keys)
 	if err != nil {
 		return err
 	}

@@ -57,7 +57,7 @@ func newExplainCmd(f *Factory, runF func(context.Context, *explainOptions) error
 }
 
 func runExplain(ctx context.Context, opts *explainOptions) error {
-	fs, err := opts.Source.loadEvaluating(ctx)
+	fs, err := opts.Source.loadEvaluating(ctx, opts.Keys)
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ type flagSource struct {
 func (s *flagSource) register(f *Factory, fs *pflag.FlagSet) {
 	fs.StringVar(&s.flagsFile, "flags", "", "flag configs: a JSON file (the body of GET /sdk/v2/flags), or - for stdin")
 	fs.StringVar(&s.cohortsDir, "cohorts", "", "directory of cohort files <cohortId>.json (the body of GET /sdk/v1/cohort/<id>)")
-	fs.BoolVar(&s.strict, "strict", false, "fail on config problems the engine tolerates (unknown operators, bad regexes, missing dependencies)")
+	fs.BoolVar(&s.strict, "strict", false, "fail on config problems the engine tolerates (unknown operators, bad regexes, missing dependencies) and on cohorts not loaded")
 	s.server.register(f, fs)
 	// With a deployment key, these turn on cohort sync for cohort targeting.
 	fs.String("api-key", "", "analytics API key, for cohort sync with a deployment key (env EXPERIMENT_API_KEY)")

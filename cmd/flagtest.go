@@ -40,6 +40,22 @@ type testCase struct {
 	Expect map[string]string `json:"expect"`
 }
 
+// flagKeys are the flags the cases check; a case that cannot say is
+// reported when it runs.
+func (tf *testFile) flagKeys() []string {
+	var keys []string
+	for _, c := range tf.Cases {
+		xs, err := c.expectations()
+		if err != nil {
+			return nil // all: the case's own error follows
+		}
+		for _, x := range xs {
+			keys = append(keys, x.Flag)
+		}
+	}
+	return keys
+}
+
 func (c testCase) expectations() ([]expectation, error) {
 	var xs []expectation
 	if c.Flag != "" {
@@ -138,7 +154,7 @@ func runTest(ctx context.Context, opts *testOptions) error {
 	if src.cohortsDir == "" && tf.Cohorts != "" {
 		src.cohortsDir = relativeTo(base, tf.Cohorts)
 	}
-	fs, err := src.loadEvaluating(ctx)
+	fs, err := src.loadEvaluating(ctx, tf.flagKeys())
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,7 @@ const trackKey = "cmdTrackingApiKey0123"
 func printedExposures(t *testing.T, flags, users string) map[string]bool {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "events.jsonl")
-	code, _, errOut := runTracked(t, context.Background(), nil, "evaluate", "--flags", flags, "--users", users,
+	code, _, errOut := runTracked(t, context.Background(), nil, "evaluate", "--flags", flags, "--cohorts", filepath.Join("..", "testdata", "cohorts"), "--users", users,
 		"-o", "jsonl", "--print-events="+path)
 	require.Equal(t, 0, code, errOut)
 	f, err := os.Open(path)
@@ -75,7 +75,7 @@ func TestTrackedBatchWithLatencyLosesNothing(t *testing.T) {
 	srv.RequireAPIKey(trackKey)
 	srv.SetLatency(50 * time.Millisecond)
 	code, _, errOut := runTracked(t, t.Context(), map[string]string{"EXPERIMENT_API_KEY": trackKey},
-		"evaluate", "--flags", flags, "--users", users, "-o", "jsonl", "--track-exposure", "--events-server-url", srv.EventsURL())
+		"evaluate", "--flags", flags, "--cohorts", filepath.Join("..", "testdata", "cohorts"), "--users", users, "-o", "jsonl", "--track-exposure", "--events-server-url", srv.EventsURL())
 	require.Equal(t, 0, code, errOut)
 	assert.Empty(t, errOut)
 
