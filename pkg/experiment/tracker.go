@@ -126,7 +126,13 @@ const (
 	OverflowDropOldest OverflowPolicy = iota
 	// OverflowBlock makes Track wait until the senders free room in the
 	// queue (back-pressure): the caller slows down to the rate the
-	// analytics API accepts, and no event is dropped.
+	// analytics API accepts, and no event is dropped while it accepts
+	// them. While the API fails (a batch was given up after
+	// FlushMaxRetries, and no request has succeeded since), a full queue
+	// drops its oldest events instead: they are being lost anyway, and
+	// waiting would only slow the caller to the pace of the retries (a
+	// 100,000-user batch against a server that was down would have taken
+	// over ten minutes).
 	OverflowBlock
 )
 
@@ -383,6 +389,7 @@ type Tracker struct {
 	flushTo int64   // events numbered below it are due even in a partial batch
 	waiters []flushWaiter
 	abandon bool          // closing, a batch was given up: so is the rest
+	failing bool          // see setFailing
 	space   chan struct{} // closed, and replaced, when events leave the queue
 
 	kick    chan struct{} // the dispatcher has something to look at
@@ -496,7 +503,7 @@ func (t *Tracker) enqueue(ctx context.Context, src eventSource, n int) error {
 		}
 		drops := 0
 		for ; queued < n; queued++ {
-			if t.queue.n == t.s.capacity && t.s.overflow == OverflowBlock {
+			if t.queue.n == t.s.capacity && t.s.overflow == OverflowBlock && !t.failing {
 				break
 			}
 			if t.queue.push(queueItem{src: src, i: queued}) {
@@ -842,7 +849,33 @@ func (t *Tracker) settle(sent, failed int) {
 	t.sent += sent
 	t.failed += failed
 	t.inFlight -= sent + failed
+	recovered := sent > 0 && t.failing
 	t.mu.Unlock()
+	if recovered {
+		t.setFailing(false)
+	}
+}
+
+// setFailing records whether the server fails past the retries: a batch
+// was given up after all of them, and no request has succeeded since.
+// Meanwhile a blocking queue drops instead of waiting (OverflowBlock).
+func (t *Tracker) setFailing(failing bool) {
+	t.mu.Lock()
+	changed := t.failing != failing
+	t.failing = failing
+	if changed && failing {
+		close(t.space) // producers waiting for room stop waiting
+		t.space = make(chan struct{})
+	}
+	t.mu.Unlock()
+	if !changed || t.s.overflow != OverflowBlock {
+		return
+	}
+	if failing {
+		t.s.log.Warn("analytics: the server keeps failing; until it recovers, a full queue drops its oldest events instead of waiting")
+	} else {
+		t.s.log.Warn("analytics: the server recovered; a full queue waits again")
+	}
 }
 
 // giveUp counts events as failed and says why, in the log and in what
@@ -959,6 +992,7 @@ func (t *Tracker) deliver(events []pendingEvent) (gaveUp bool) {
 			}
 			if attempt >= t.s.retries {
 				t.giveUp(len(events), "giving up on events after retries", why...)
+				t.setFailing(true)
 				return true
 			}
 			t.s.log.Debug("analytics: retrying", why...)

@@ -1178,3 +1178,48 @@ func TestTrackerCloseDeadlineStopsSending(t *testing.T) {
 	assert.Equal(t, 1, attempts, "only the batch in flight at the deadline was attempted")
 	assert.Contains(t, log.String(), `msg="analytics: events not sent before close" events=90`)
 }
+
+// TestTrackerBlockingStopsWaitingForAFailingServer: once a batch has
+// failed past its retries, a blocking queue drops instead of holding the
+// producer to the pace of the retries; when a request succeeds again, it
+// waits again and loses nothing.
+func TestTrackerBlockingStopsWaitingForAFailingServer(t *testing.T) {
+	evtLeakCheck(t)
+	srv := newEvtServer(t)
+	srv.SetDown(http.StatusServiceUnavailable)
+	log := &evtLog{}
+	cfg := evtTrackerConfig(srv, log)
+	cfg.Overflow = experiment.OverflowBlock
+	cfg.QueueCapacity = 10
+	cfg.FlushQueueSize = 10
+	cfg.MaxConcurrentRequests = 1
+	cfg.FlushMaxRetries = 2
+	cfg.RetryBackoffMin, cfg.RetryBackoffMax = 20*time.Millisecond, 20*time.Millisecond
+	tr := newEvtTracker(t, cfg, log)
+
+	// 1000 events through a queue of 10, each batch failing for 40 ms:
+	// waiting for each would take 4 s.
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	for i := 0; i < 1000; i += 10 {
+		require.NoError(t, tr.TrackContext(ctx, evtEvents(i, 10)...))
+	}
+	st := tr.Stats()
+	assert.Positive(t, st.Dropped)
+	assert.Positive(t, st.Failed)
+	assert.Contains(t, log.String(), "the server keeps failing")
+
+	// The server is back: the first success ends dropping.
+	srv.SetDown(0)
+	tr.Track(evtEvents(2000, 1)...)
+	require.NoError(t, tr.Flush(t.Context()))
+	assert.Contains(t, log.String(), "the server recovered")
+	before := tr.Stats()
+	for i := 1000; i < 1500; i += 10 {
+		require.NoError(t, tr.TrackContext(t.Context(), evtEvents(i, 10)...))
+	}
+	require.NoError(t, tr.Flush(t.Context()))
+	after := tr.Stats()
+	assert.Equal(t, before.Dropped, after.Dropped, "nothing dropped once the server accepts events")
+	assert.Equal(t, before.Sent+500, after.Sent)
+}
