@@ -303,3 +303,25 @@ func TestDecodeLargeConfig(t *testing.T) {
 	}
 	assert.Equal(t, wantLine, pe.Line)
 }
+
+// A segment with "conditions": [] matches nobody and one without conditions
+// matches everybody: encoding the flags (flags show -o json, a cache) must
+// keep the difference, or feeding the output back serves another variant.
+func TestEncodeKeepsEmptyConditions(t *testing.T) {
+	doc := `[{"key":"f","variants":{"on":{"key":"on","value":"on"},"off":{"key":"off"}},
+		"segments":[{"conditions":[],"variant":"on"},{"variant":"off"}]}]`
+	flags, err := DecodeFlags([]byte(doc))
+	require.NoError(t, err)
+	out, err := json.Marshal(flags)
+	require.NoError(t, err)
+	assert.Contains(t, string(out), `"conditions":[]`)
+	again, err := DecodeFlags(out)
+	require.NoError(t, err)
+	for _, fs := range [][]*Flag{flags, again} {
+		snap, err := Compile(fs)
+		require.NoError(t, err)
+		r, err := snap.Evaluate(&Context{}, nil, nil)
+		require.NoError(t, err)
+		assert.Equal(t, "off", r[0].Key, "%s", out)
+	}
+}

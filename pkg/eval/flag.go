@@ -31,7 +31,7 @@ type Variant struct {
 // Conditions (absent in JSON) always matches, an empty one never does.
 type Segment struct {
 	Bucket     *Bucket        `json:"bucket,omitempty"`
-	Conditions [][]*Condition `json:"conditions,omitempty"`
+	Conditions [][]*Condition `json:"conditions,omitzero"` // [] matches nobody, absent everybody: keep the difference
 	Variant    string         `json:"variant,omitempty"`
 	Metadata   map[string]any `json:"metadata,omitempty"`
 }
