@@ -125,8 +125,10 @@ func listSome(items []string) string {
 	return fmt.Sprintf("%s and %d more", strings.Join(items[:shown], ", "), len(items)-shown)
 }
 
-// loadWithoutCohorts is load for `cohorts sync`, which downloads the
-// cohorts itself: the local client that fetches the flags syncs none.
+// loadWithoutCohorts is load for the commands that evaluate nobody (flags
+// list and show) and for `cohorts sync`, which downloads the cohorts
+// itself: the local client that fetches the flags syncs none, so a slow
+// cohort server cannot hold them up.
 func (s *flagSource) loadWithoutCohorts(ctx context.Context) (*experiment.FlagSet, error) {
 	if s.flagsFile != "" {
 		return s.load(ctx)

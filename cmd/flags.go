@@ -173,7 +173,7 @@ func summarize(f *eval.Flag) flagSummary {
 }
 
 func runFlagsList(ctx context.Context, opts *flagsListOptions) error {
-	fs, err := opts.Source.load(ctx)
+	fs, err := opts.Source.loadWithoutCohorts(ctx)
 	if err != nil {
 		return err
 	}
@@ -230,7 +230,7 @@ func newFlagsShowCmd(f *Factory, runF func(context.Context, *flagsShowOptions) e
 }
 
 func runFlagsShow(ctx context.Context, opts *flagsShowOptions) error {
-	fs, err := opts.Source.load(ctx)
+	fs, err := opts.Source.loadWithoutCohorts(ctx)
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,8 @@ package cmd_test
 //	cohortserver fail ID STATUS... the next requests for ID get these statuses
 //	                               (stall: hold the request)
 //	cohortserver wait N            wait until N requests have arrived
+//	cohortserver mark              start counting requests
+//	cohortserver requests N        exactly N requests have arrived since the mark
 //
 //	eventserver start [-key K]     analytics HTTP API ($EVENTS_SERVER, the full
 //	                               events endpoint URL)
@@ -61,10 +63,11 @@ const (
 
 // scriptFakes are one script's running fakes.
 type scriptFakes struct {
-	flags   *experimenttest.FlagServer
-	remote  *experimenttest.RemoteServer
-	cohorts *cohorttest.Server
-	events  *experimenttest.AnalyticsServer
+	flags      *experimenttest.FlagServer
+	remote     *experimenttest.RemoteServer
+	cohorts    *cohorttest.Server
+	cohortMark int // cohort requests before "cohortserver mark"
+	events     *experimenttest.AnalyticsServer
 }
 
 var fakesByScript sync.Map // *testscript.TestScript -> *scriptFakes
@@ -247,7 +250,7 @@ func cmdRemoteServer(ts *testscript.TestScript, neg bool, args []string) {
 
 func cmdCohortServer(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) == 0 {
-		ts.Fatalf("usage: cohortserver start|fail|wait ...")
+		ts.Fatalf("usage: cohortserver start|fail|wait|mark|requests ...")
 	}
 	f := fakesOf(ts)
 	if args[0] != "start" && f.cohorts == nil {
@@ -279,6 +282,12 @@ func cmdCohortServer(ts *testscript.TestScript, neg bool, args []string) {
 	case verb == "wait" && len(rest) == 1:
 		n := atoi(ts, rest[0])
 		waitFor(ts, rest[0]+" cohort requests", func() bool { return len(f.cohorts.Requests()) >= n })
+	case verb == "mark" && len(rest) == 0:
+		f.cohortMark = len(f.cohorts.Requests())
+	case verb == "requests" && len(rest) == 1:
+		if got := len(f.cohorts.Requests()) - f.cohortMark; got != atoi(ts, rest[0]) {
+			ts.Fatalf("cohortserver: %d requests since the mark, want %s", got, rest[0])
+		}
 	default:
 		ts.Fatalf("cohortserver: bad arguments %q", args)
 	}
