@@ -108,9 +108,15 @@ func cookieArg(arg string, stdin io.Reader) (string, error) {
 	if arg != "-" {
 		return strings.TrimSpace(arg), nil
 	}
-	data, err := io.ReadAll(io.LimitReader(stdin, 1<<20))
+	// Read one byte past the limit: cutting a longer input would parse
+	// another cookie than the one given.
+	const maxCookieBytes = 1 << 20
+	data, err := io.ReadAll(io.LimitReader(stdin, maxCookieBytes+1))
 	if err != nil {
 		return "", ioError(fmt.Errorf("stdin: %w", err))
+	}
+	if len(data) > maxCookieBytes {
+		return "", inputError(fmt.Errorf("stdin: longer than %d MiB: not a cookie or Cookie header", maxCookieBytes>>20))
 	}
 	return strings.TrimSpace(string(data)), nil
 }
