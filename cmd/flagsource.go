@@ -76,17 +76,7 @@ func (s *flagSource) loadFromServer(ctx context.Context, f *Factory) (*experimen
 		return nil, err
 	}
 	defer client.Close()
-	fs := client.FlagSet()
-	if s.cohortsDir != "" {
-		store, err := s.loadCohorts(f, fs.CohortReferences().All())
-		if err != nil {
-			return nil, err
-		}
-		if fs, err = experiment.NewFlagSet(fs.Flags(), store); err != nil {
-			return nil, inputError(err)
-		}
-	}
-	return fs, s.reportProblems(f, "server flags", fs.Snapshot().Problems())
+	return s.fromServer(f, client.FlagSet())
 }
 
 // name is how errors refer to the flag source.

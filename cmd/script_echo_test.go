@@ -1,9 +1,8 @@
 package cmd_test
 
-// TestEchoScripts runs the scripts in testdata/script_echo against a server
-// that echoes each request's credentials back in its error body, the way
-// some proxies and misconfigured gateways do. They are a runner of their
-// own, with the shared scripts' commands (exits, errfmt, ...) and two more:
+// Script commands for a server that echoes each request's credentials back
+// in its error body, the way some proxies and misconfigured gateways do
+// (testdata/script/redact_echo.txtar):
 //
 //	echoserver start STATUS        answer every request with STATUS and a body
 //	                               quoting its Authorization header ($ECHO_SERVER)
@@ -11,64 +10,18 @@ package cmd_test
 //	nosecret FILE SECRET...        no 12-character piece of a SECRET, of its
 //	                               base64, or of the Basic token of any two of
 //	                               them is in FILE
-//
-// The environment is kept offline and away from the developer's settings
-// as TestScripts keeps it.
 
 import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
-
-func TestEchoScripts(t *testing.T) {
-	testdata, err := filepath.Abs(filepath.Join("..", "testdata"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	testscript.Run(t, testscript.Params{
-		Dir:                 filepath.Join("testdata", "script_echo"),
-		RequireExplicitExec: true,
-		RequireUniqueNames:  true,
-		Setup: func(env *testscript.Env) error {
-			work := env.WorkDir
-			for k, v := range map[string]string{
-				"EXPERIMENT_CONFIG":            filepath.Join(work, ".no-config.yaml"),
-				"EXPERIMENT_CACHE_DIR":         filepath.Join(work, ".cache"),
-				"XDG_CONFIG_HOME":              filepath.Join(work, ".config"),
-				"XDG_CACHE_HOME":               filepath.Join(work, ".cache"),
-				"EXPERIMENT_SERVER_URL":        "http://127.0.0.1:9",
-				"EXPERIMENT_STREAM_SERVER_URL": "http://127.0.0.1:9",
-				"EXPERIMENT_COHORT_SERVER_URL": "http://127.0.0.1:9",
-				"EXPERIMENT_EVENTS_SERVER_URL": "http://127.0.0.1:9",
-				"HTTP_PROXY":                   "http://127.0.0.1:9",
-				"HTTPS_PROXY":                  "http://127.0.0.1:9",
-				"NO_PROXY":                     "",
-			} {
-				env.Setenv(k, v)
-			}
-			if gorace := os.Getenv("GORACE"); !strings.Contains(gorace, "atexit_sleep_ms") {
-				env.Setenv("GORACE", strings.TrimSpace(gorace+" atexit_sleep_ms=10"))
-			}
-			return copyFixtures(testdata, work)
-		},
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exits":      cmdExits,
-			"errfmt":     cmdErrfmt,
-			"echoserver": cmdEchoServer,
-			"nosecret":   cmdNoSecret,
-		},
-	})
-}
 
 // echoServer answers every request with its status and a body that quotes
 // the request's Authorization header after pad spaces.

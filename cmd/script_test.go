@@ -155,6 +155,8 @@ func TestScripts(t *testing.T) {
 			"remoteserver": cmdRemoteServer,
 			"cohortserver": cmdCohortServer,
 			"eventserver":  cmdEventServer,
+			"echoserver":   cmdEchoServer,
+			"nosecret":     cmdNoSecret,
 		},
 	})
 }
