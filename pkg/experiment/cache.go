@@ -149,7 +149,9 @@ func readFlagCache(path string) (*flagConfigs, error) {
 	env, err := splitEnvelope(data)
 	var fc *flagConfigs
 	if err == nil && env.Version == 1 {
-		fc, err = decodeCachedFlags(env)
+		// Its error is not kept: the whole decode below says what is
+		// wrong, in terms of the whole document.
+		fc, _ = decodeCachedFlags(env)
 	}
 	if fc == nil {
 		env = cacheEnvelope{}

@@ -305,6 +305,7 @@ func (c *LocalClient) update(ctx context.Context, source string) error {
 // after downloading the cohorts they newly target. Configs that do not
 // compile never replace the ones in use.
 func (c *LocalClient) apply(ctx context.Context, fc *flagConfigs, source string) error {
+	defer c.s.notify.deliver(c.Status) // deferred first, so it runs once applyMu is released
 	c.applyMu.Lock()
 	defer c.applyMu.Unlock()
 	prev := c.flags.Load()
@@ -329,6 +330,7 @@ func (c *LocalClient) apply(ctx context.Context, fc *flagConfigs, source string)
 	}
 	c.flags.Store(next)
 	c.digest = fc.digest
+	c.s.notify.flagsChanged(prev, next)
 	c.recordSuccess(fc, source, next)
 	if source != "cache" && c.s.cacheDir != "" {
 		err := writeFlagCache(FlagCachePath(c.s.cacheDir, string(c.key)), fc, c.s.redactedFlagsURL)
@@ -349,11 +351,13 @@ func (c *LocalClient) apply(ctx context.Context, fc *flagConfigs, source string)
 func (c *LocalClient) recordSuccess(fc *flagConfigs, source string, fs *FlagSet) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	was := c.status.State
 	c.status.State, c.status.Source = "ready", source
 	c.status.LastSuccess, c.status.Flags = fc.fetchedAt, fs.snap.Len()
 	if source == "cache" {
 		c.status.State = "interrupted"
 	}
+	c.s.notify.stateChanged(was, c.status.State, source, c.status.LastError)
 }
 
 func (c *LocalClient) recordError(err error) {
@@ -364,6 +368,8 @@ func (c *LocalClient) recordError(err error) {
 	}
 	c.mu.Unlock()
 	c.failMu.Do(func() { close(c.failed) })
+	c.s.notify.add(StatusEvent{Kind: StatusEventError, Err: err})
+	c.s.notify.deliver(c.Status)
 }
 
 func (c *LocalClient) setStreaming(on bool) {

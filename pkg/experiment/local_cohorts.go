@@ -62,6 +62,11 @@ type CohortStatus struct {
 	// copy. It names the cohort.
 	LastError   error
 	LastErrorAt time.Time
+	// CacheError is why the copy in use could not be written to (or, when
+	// unchanged, its time updated in) the cache directory, nil once that
+	// succeeds: the next start that cannot reach the server will lack
+	// the copy, or take it for older than it is.
+	CacheError error
 }
 
 // Loaded reports whether a copy is in use.
@@ -90,9 +95,14 @@ type cohortSync struct {
 	// ends with the waiter's context.
 	turn chan struct{}
 
-	mu      sync.Mutex
-	origins map[*cohort.Cohort]origin // of the copies in use (or about to be)
-	errs    map[string]timedError     // by cohort id
+	mu        sync.Mutex
+	origins   map[*cohort.Cohort]origin // of the copies in use (or about to be)
+	errs      map[string]timedError     // by cohort id
+	cacheErrs map[string]error          // by cohort id: the last cache write's failure
+	// changes gathers what the sync under way changed, for the status
+	// event sync queues when it is done.
+	changes cohortChanges
+	notify  *statusNotifier
 	// startCtx is Start's context while Start waits for the first flags;
 	// startFetched is set once flags arrived then and wait for cohorts.
 	startCtx     context.Context
@@ -126,7 +136,8 @@ func newCohortSync(s *localSettings) (*cohortSync, error) {
 	cs := &cohortSync{client: client, logger: s.logger, turn: make(chan struct{}, 1),
 		interval:    max(orDefault(c.CohortPollingInterval, DefaultCohortPollingInterval), minCohortPollingInterval),
 		loadTimeout: orDefault(c.LoadTimeout, DefaultCohortLoadTimeout),
-		origins:     map[*cohort.Cohort]origin{}, errs: map[string]timedError{}}
+		origins:     map[*cohort.Cohort]origin{}, errs: map[string]timedError{}, cacheErrs: map[string]error{},
+		notify: s.notify}
 	if s.cacheDir != "" {
 		cs.dir = CohortCacheDir(s.cacheDir, c.APIKey)
 	}
@@ -165,6 +176,9 @@ func (cs *cohortSync) cached() *cohort.Store {
 // leaves undownloaded keeps its last good copy, with ctx's cause as its
 // error.
 func (cs *cohortSync) sync(ctx context.Context, current *cohort.Store, ids, targeted []string) *cohort.Store {
+	// Queued, not delivered: sync may run under the client's applyMu, and
+	// the callback runs once it is released.
+	defer cs.queueChanges()
 	select {
 	case cs.turn <- struct{}{}:
 		defer func() { <-cs.turn }()
@@ -182,22 +196,38 @@ func (cs *cohortSync) sync(ctx context.Context, current *cohort.Store, ids, targ
 	return cs.keep(current, next, targeted)
 }
 
+// queueChanges queues the status event of what the sync changed, if
+// anything.
+func (cs *cohortSync) queueChanges() {
+	cs.mu.Lock()
+	ev, ok := cs.changes.event()
+	cs.changes = cohortChanges{}
+	cs.mu.Unlock()
+	if ok {
+		cs.notify.add(ev)
+	}
+}
+
 // record notes one download's outcome (cohort.OnResult: calls never
-// overlap), and caches what arrived.
+// overlap), and caches what arrived; a cache write that fails is the
+// cohort's CacheError.
 func (cs *cohortSync) record(r cohort.Result) {
 	now := time.Now()
+	var cacheErr error
 	switch r.Outcome {
 	case cohort.Updated:
 		if cs.dir != "" {
-			if err := cohort.SaveDir(cs.dir, r.Cohort); err != nil {
-				cs.logger.Warn("could not cache a cohort", "cohort_id", r.Cohort.ID, "error", err)
+			if cacheErr = cohort.SaveDir(cs.dir, r.Cohort); cacheErr != nil {
+				cs.logger.Warn("could not cache a cohort", "cohort_id", r.Cohort.ID, "error", cacheErr)
 			}
 		}
 	case cohort.Unchanged:
 		// The cached file's time then says how old the copy is, for the
 		// next start that cannot reach the server.
 		if cs.dir != "" {
-			_ = cohort.Touch(cs.dir, r.Cohort.ID, now)
+			if cacheErr = cohort.Touch(cs.dir, r.Cohort.ID, now); cacheErr != nil {
+				cs.logger.Warn("could not update a cached cohort's time", "cohort_id", r.Cohort.ID, "error", cacheErr)
+			}
 		}
 	case cohort.Failed:
 		if errors.Is(r.Err, context.Canceled) {
@@ -211,12 +241,35 @@ func (cs *cohortSync) record(r cohort.Result) {
 	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
+	prev, failing := cs.errs[r.ID]
 	if r.Outcome == cohort.Failed {
 		cs.errs[r.ID] = timedError{r.Err, now}
+		// A cohort that goes on failing the same way is reported once.
+		if !failing || prev.err.Error() != r.Err.Error() {
+			cs.changes.changed = true
+			cs.changes.errs = append(cs.changes.errs, r.Err)
+		}
 		return
 	}
 	cs.origins[r.Cohort] = origin{source: "server", at: now}
 	delete(cs.errs, r.ID)
+	if r.Outcome == cohort.Updated || failing {
+		cs.changes.changed = true
+	}
+	prevCache := cs.cacheErrs[r.ID]
+	if cacheErr == nil {
+		delete(cs.cacheErrs, r.ID)
+		if prevCache != nil {
+			cs.changes.changed = true
+		}
+		return
+	}
+	cacheErr = fmt.Errorf("cohort %s: caching: %w", r.ID, cacheErr)
+	cs.cacheErrs[r.ID] = cacheErr
+	if prevCache == nil || prevCache.Error() != cacheErr.Error() {
+		cs.changes.changed = true
+		cs.changes.errs = append(cs.changes.errs, cacheErr)
+	}
 }
 
 // keep drops the cohorts of next that no flag targets any more, and
@@ -241,6 +294,11 @@ func (cs *cohortSync) keep(current, next *cohort.Store, targeted []string) *coho
 	for id := range cs.errs {
 		if !slices.Contains(targeted, id) {
 			delete(cs.errs, id)
+		}
+	}
+	for id := range cs.cacheErrs {
+		if !slices.Contains(targeted, id) {
+			delete(cs.cacheErrs, id)
 		}
 	}
 	return next
@@ -356,6 +414,7 @@ func (c *LocalClient) pollCohorts(ctx context.Context) {
 			return
 		}
 		c.swapCohorts(fs, next)
+		c.s.notify.deliver(c.Status) // what the sync changed: no lock is held here
 	}
 }
 
@@ -396,6 +455,7 @@ func (c *LocalClient) cohortStatus() []CohortStatus {
 		if e, ok := cs.errs[id]; ok {
 			st.LastError, st.LastErrorAt = e.err, e.at
 		}
+		st.CacheError = cs.cacheErrs[id]
 		if co := fs.cohorts.Get(id); co != nil {
 			st.GroupType, st.Members = co.GroupType, co.Len()
 			if co.LastModified != 0 {

@@ -59,6 +59,22 @@ type LocalConfig struct {
 	// OnUpdate is called, from the updater goroutine, after new flags are
 	// applied; prev is nil for the first set. It must not block for long.
 	OnUpdate func(prev, next *FlagSet)
+	// OnStatusChange, when set, is called with each change of Status: new
+	// flags (with the keys that changed), a failed update, flags from the
+	// cache, updates succeeding again, a change in a cohort's state (see
+	// StatusEventKind). It is how a service alerts on a flag source or
+	// cohort sync that fails, or an OpenFeature provider emits its events.
+	//
+	// The contract: calls are made one at a time, in the order the changes
+	// happened, on the goroutine that made the change (the updater, the
+	// cohort poller, or the one calling Start), never while the client
+	// holds a lock, so the callback may call any method of the client
+	// except Start and Close. It must return quickly: while it runs, the
+	// goroutine that called it does no other work (flag updates wait), and
+	// other goroutines only queue their events for it. To do slow work
+	// (a network call), hand the event to a goroutine of your own. No call
+	// is made once Close has returned.
+	OnStatusChange func(StatusEvent)
 	// HTTPClient is used for every request; default: a client of its own.
 	HTTPClient *http.Client
 	// Library is sent in X-Amp-Exp-Library.
@@ -98,6 +114,7 @@ type localSettings struct {
 	httpClient                   *http.Client
 	ownsClient                   bool
 	onUpdate                     func(prev, next *FlagSet)
+	notify                       *statusNotifier // nil without OnStatusChange
 	cohorts                      *CohortSyncConfig
 	cohortURL                    string
 	exposure                     *ExposureConfig
@@ -149,5 +166,6 @@ func newLocalSettings(cfg *LocalConfig) (*localSettings, error) {
 	}
 	s.logger = sdkLogger(cfg.Logger, cfg.Debug)
 	s.httpClient, s.ownsClient = httpClientOr(cfg.HTTPClient)
+	s.notify = newStatusNotifier(cfg.OnStatusChange, s.logger)
 	return s, nil
 }

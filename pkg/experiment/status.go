@@ -1,0 +1,240 @@
+package experiment
+
+import (
+	"errors"
+	"log/slog"
+	"reflect"
+	"slices"
+	"sync"
+)
+
+// StatusEventKind says what changed in a LocalClient's Status.
+type StatusEventKind int
+
+const (
+	// StatusEventFlagsChanged: the flags in use changed (the first flags
+	// included). StatusEvent.ChangedFlags names the flags added, removed
+	// or whose config changed. A flag whose own config did not change is
+	// not named even when a flag it depends on is.
+	StatusEventFlagsChanged StatusEventKind = iota + 1
+	// StatusEventError: a flag update failed (the server or stream could
+	// not be reached, rejected the key, or sent configs that do not
+	// compile). StatusEvent.Err says why. When flags are in use they are
+	// the last good ones and Status.State is "interrupted": they are
+	// stale; when none are, Status.State is "starting" and evaluations
+	// fail. Sent for every failed update, not only the first.
+	StatusEventError
+	// StatusEventStale: the flags in use came from the cache directory,
+	// because the server could not be reached at Start. StatusEvent.Err is
+	// the server's failure, when known.
+	StatusEventStale
+	// StatusEventReady: flag updates succeed (again): Status.State became
+	// "ready" after "starting" or "interrupted".
+	StatusEventReady
+	// StatusEventCohortsChanged: the state of a cohort the flags target
+	// changed: a new copy is in use, a download failed (StatusEvent.Err
+	// joins the failures of that sync), or a cohort that failed is up to
+	// date again. Status.Cohorts has every cohort's state. A cohort that
+	// goes on failing the same way is not reported again.
+	StatusEventCohortsChanged
+)
+
+// String is the kind's name, for logs.
+func (k StatusEventKind) String() string {
+	switch k {
+	case StatusEventFlagsChanged:
+		return "flags-changed"
+	case StatusEventError:
+		return "error"
+	case StatusEventStale:
+		return "stale"
+	case StatusEventReady:
+		return "ready"
+	case StatusEventCohortsChanged:
+		return "cohorts-changed"
+	}
+	return "unknown"
+}
+
+// StatusEvent is one change of a LocalClient's Status, passed to
+// LocalConfig.OnStatusChange.
+//
+// An OpenFeature provider maps the kinds to provider events as follows:
+// StatusEventFlagsChanged to PROVIDER_CONFIGURATION_CHANGED with
+// ChangedFlags; StatusEventReady to PROVIDER_READY; StatusEventStale to
+// PROVIDER_STALE; StatusEventError to PROVIDER_STALE when flags are in use
+// (Status.Flags > 0) and to PROVIDER_ERROR when none are.
+type StatusEvent struct {
+	Kind StatusEventKind
+	// ChangedFlags are the keys of the flags that changed, sorted; only
+	// with StatusEventFlagsChanged.
+	ChangedFlags []string
+	// Err is the failure behind StatusEventError, StatusEventStale or
+	// StatusEventCohortsChanged; nil otherwise.
+	Err error
+	// Status is the client's status when the callback is called, which
+	// may already include later changes (their events follow).
+	Status Status
+}
+
+// maxPendingStatusEvents bounds the events waiting for a callback that
+// has not returned: past it the oldest are dropped, so a callback that
+// hangs costs memory no more than it must.
+const maxPendingStatusEvents = 1024
+
+// statusNotifier delivers StatusEvents to LocalConfig.OnStatusChange in
+// the order they happened, one call at a time, without a goroutine of its
+// own and never while a lock of the client is held: code that holds one
+// only queues an event (add), and deliver, called once the locks are
+// released, runs the callback on the calling goroutine. When a delivery is
+// already under way on another goroutine, deliver leaves the queued events
+// to it and returns at once, so at most one goroutine waits on a slow
+// callback.
+type statusNotifier struct {
+	fn     func(StatusEvent)
+	logger *slog.Logger
+
+	mu         sync.Mutex
+	queue      []StatusEvent
+	delivering bool
+	dropped    int
+}
+
+// newStatusNotifier is nil without a callback: a nil notifier does nothing.
+func newStatusNotifier(fn func(StatusEvent), logger *slog.Logger) *statusNotifier {
+	if fn == nil {
+		return nil
+	}
+	return &statusNotifier{fn: fn, logger: logger}
+}
+
+// add queues ev; it never calls the callback, so it may be called with any
+// lock held.
+func (n *statusNotifier) add(ev StatusEvent) {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.queue) >= maxPendingStatusEvents {
+		n.queue = n.queue[1:]
+		n.dropped++
+	}
+	n.queue = append(n.queue, ev)
+}
+
+// deliver calls the callback with every queued event, each with the
+// status current at the call. It must not be called with a lock of the
+// client held.
+func (n *statusNotifier) deliver(status func() Status) {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	if n.delivering {
+		n.mu.Unlock()
+		return
+	}
+	n.delivering = true
+	for len(n.queue) > 0 {
+		ev := n.queue[0]
+		n.queue[0] = StatusEvent{}
+		n.queue = n.queue[1:]
+		dropped := n.dropped
+		n.dropped = 0
+		n.mu.Unlock()
+		if dropped > 0 {
+			n.logger.Warn("status events dropped: OnStatusChange did not return in time", "dropped", dropped)
+		}
+		n.call(ev, status)
+		n.mu.Lock()
+	}
+	n.queue = nil // the drained slice's array is not kept
+	n.delivering = false
+	n.mu.Unlock()
+}
+
+// call runs the callback; should it panic, the next deliver can still run
+// (the panic goes on, as a callback's own bug should).
+func (n *statusNotifier) call(ev StatusEvent, status func() Status) {
+	ok := false
+	defer func() {
+		if !ok {
+			n.mu.Lock()
+			n.delivering = false
+			n.mu.Unlock()
+		}
+	}()
+	ev.Status = status()
+	n.fn(ev)
+	ok = true
+}
+
+// flagsChanged queues a StatusEventFlagsChanged for the flags of next that
+// differ from prev's, if any differ.
+func (n *statusNotifier) flagsChanged(prev, next *FlagSet) {
+	if n == nil {
+		return
+	}
+	if changed := changedFlags(prev, next); len(changed) > 0 {
+		n.add(StatusEvent{Kind: StatusEventFlagsChanged, ChangedFlags: changed})
+	}
+}
+
+// stateChanged queues the event of a change of Status.State by a
+// successful update, if it is one: "ready" after anything else, or
+// "interrupted" because the flags came from the cache (cause is why the
+// server was not used).
+func (n *statusNotifier) stateChanged(from, to, source string, cause error) {
+	if n == nil || from == to {
+		return
+	}
+	switch {
+	case to == "ready":
+		n.add(StatusEvent{Kind: StatusEventReady})
+	case to == "interrupted" && source == "cache":
+		n.add(StatusEvent{Kind: StatusEventStale, Err: cause})
+	}
+}
+
+// changedFlags lists, sorted, the keys of flags added, removed or changed
+// from prev (nil for none) to next.
+func changedFlags(prev, next *FlagSet) []string {
+	old := map[string]any{}
+	if prev != nil {
+		for _, f := range prev.flags {
+			old[f.Key] = f
+		}
+	}
+	var changed []string
+	seen := make(map[string]bool, len(next.flags))
+	for _, f := range next.flags {
+		seen[f.Key] = true
+		// Configs are compared whole: an update is rare, and a flag's
+		// version in its metadata is not guaranteed to change with it.
+		if p, ok := old[f.Key]; !ok || !reflect.DeepEqual(p, any(f)) {
+			changed = append(changed, f.Key)
+		}
+	}
+	for k := range old {
+		if !seen[k] {
+			changed = append(changed, k)
+		}
+	}
+	slices.Sort(changed)
+	return slices.Compact(changed)
+}
+
+// cohortChanges gathers what one cohort sync changed, for one
+// StatusEventCohortsChanged.
+type cohortChanges struct {
+	changed bool
+	errs    []error
+}
+
+func (c *cohortChanges) event() (StatusEvent, bool) {
+	if !c.changed {
+		return StatusEvent{}, false
+	}
+	return StatusEvent{Kind: StatusEventCohortsChanged, Err: errors.Join(c.errs...)}, true
+}
