@@ -304,13 +304,15 @@ func runFetchUsers(parent context.Context, opts *fetchOptions, client *experimen
 	fo := opts.sdkOptions()
 	var wg sync.WaitGroup
 	for range n {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for j := range jobs {
 				j.out, j.err = fetchUserLine(ctx, client, fo, opts.key, name, j)
 				j.data = nil
 				close(j.done)
 			}
-		})
+		}()
 	}
 
 	w := &jsonLinesWriter{w: opts.IO.Out, array: opts.output() == "json"}

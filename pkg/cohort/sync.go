@@ -92,7 +92,9 @@ func Sync(ctx context.Context, d Downloader, current *Store, ids []string, opts 
 	work := make(chan int)
 	var wg sync.WaitGroup
 	for range min(cfg.concurrency, len(ids)) {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for i := range work {
 				r := download(ctx, d, current, ids[i])
 				results[i] = r
@@ -102,7 +104,7 @@ func Sync(ctx context.Context, d Downloader, current *Store, ids []string, opts 
 					mu.Unlock()
 				}
 			}
-		})
+		}()
 	}
 	for i := range ids {
 		work <- i

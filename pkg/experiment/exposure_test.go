@@ -492,7 +492,9 @@ func TestExposureServiceBlockingDeliversEveryExposure(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for g := range 4 {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for i := range 20 {
 				u := evtBenchUser()
 				u.UserID = fmt.Sprintf("user-%d-%d", g, i)
@@ -507,7 +509,7 @@ func TestExposureServiceBlockingDeliversEveryExposure(t *testing.T) {
 				}
 				mu.Unlock()
 			}
-		})
+		}()
 	}
 	wg.Wait()
 	require.NoError(t, svc.Close(t.Context()))

@@ -129,7 +129,9 @@ func heapPeak(t *testing.T) (stop func() uint64) {
 	var peak atomic.Uint64
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
 		tick := time.NewTicker(time.Millisecond)
 		defer tick.Stop()
 		for {
@@ -142,7 +144,7 @@ func heapPeak(t *testing.T) (stop func() uint64) {
 			case <-tick.C:
 			}
 		}
-	})
+	}()
 	return func() uint64 {
 		close(done)
 		wg.Wait()

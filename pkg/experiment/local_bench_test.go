@@ -100,7 +100,9 @@ func BenchmarkRefreshDuringEvaluation(b *testing.B) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 2 {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			dst := make([]eval.Result, 0, 1000)
 			for {
 				select {
@@ -118,7 +120,7 @@ func BenchmarkRefreshDuringEvaluation(b *testing.B) {
 				}
 				evals.Add(1)
 			}
-		})
+		}()
 	}
 	i := 0
 	for b.Loop() {

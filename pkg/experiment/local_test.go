@@ -377,7 +377,9 @@ func TestLocalOnUpdateAndConcurrentEvaluation(t *testing.T) {
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for range 4 {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for {
 				select {
 				case <-stop:
@@ -388,7 +390,7 @@ func TestLocalOnUpdateAndConcurrentEvaluation(t *testing.T) {
 					}
 				}
 			}
-		})
+		}()
 	}
 	for i := 2; i <= 5; i++ {
 		srv.SetFlags(flagsV(string(rune('0' + i))))

@@ -194,17 +194,18 @@ func TestFetchV2TrackingHeaders(t *testing.T) {
 	remoteLeakCheck(t)
 	s := newFakeRemote(t)
 	c := newTestRemoteClient(t, s.URL, nil)
+	yes, no := true, false
 	for _, tc := range []struct {
 		name                 string
 		assignment, exposure *bool
 		wantTrack, wantExp   string // "-" for absent
 	}{
 		{"unset", nil, nil, "-", "-"},
-		{"assignment on", new(true), nil, "track", "-"},
-		{"assignment off", new(false), nil, "no-track", "-"},
-		{"exposure on", nil, new(true), "-", "track"},
-		{"exposure off", nil, new(false), "-", "no-track"},
-		{"both", new(false), new(true), "no-track", "track"},
+		{"assignment on", &yes, nil, "track", "-"},
+		{"assignment off", &no, nil, "no-track", "-"},
+		{"exposure on", nil, &yes, "-", "track"},
+		{"exposure off", nil, &no, "-", "no-track"},
+		{"both", &no, &yes, "no-track", "track"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := c.FetchV2(t.Context(), &experiment.User{UserID: "u"},
@@ -628,14 +629,16 @@ func TestConcurrentFetches(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	for i := range 64 {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			id := fmt.Sprintf("user-%d", i)
 			v, err := c.FetchV2(t.Context(), &experiment.User{UserID: id}, nil)
 			if err == nil && v["echo"].Value != id {
 				err = fmt.Errorf("got %q for %s", v["echo"].Value, id)
 			}
 			errs <- err
-		})
+		}()
 	}
 	wg.Wait()
 	close(errs)
@@ -891,8 +894,9 @@ func ExampleRemoteClient_FetchV2() {
 	}
 	defer client.Close()
 
+	track := true // FetchOptions leaves tracking to the server unless set
 	variants, err := client.FetchV2(context.Background(), &experiment.User{UserID: "user@company.com"},
-		&experiment.FetchOptions{FlagKeys: []string{"checkout-flow"}, TracksExposure: new(true)})
+		&experiment.FetchOptions{FlagKeys: []string{"checkout-flow"}, TracksExposure: &track})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -702,7 +702,11 @@ func (t *Tracker) dispatch(senders *sync.WaitGroup) (finished bool) {
 		close(t.space)
 		t.space = make(chan struct{})
 		closing := t.closed
-		senders.Go(func() { t.send(items, start, closing) })
+		senders.Add(1)
+		go func() {
+			defer senders.Done()
+			t.send(items, start, closing)
+		}()
 	}
 	return t.closed && len(t.sending) == 0 && (t.queue.n == 0 || stopped)
 }

@@ -753,7 +753,9 @@ func TestTrackerConcurrentUse(t *testing.T) {
 
 	var wg sync.WaitGroup
 	for g := range 8 {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for i := range 50 {
 				tr.Track(evtEvents(g*1000+i, 1)...)
 				if i%10 == 0 {
@@ -761,7 +763,7 @@ func TestTrackerConcurrentUse(t *testing.T) {
 				}
 				_ = tr.Stats()
 			}
-		})
+		}()
 	}
 	wg.Wait()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
@@ -914,11 +916,13 @@ func TestTrackerBlockingLosesNothing(t *testing.T) {
 	const producers, each = 4, 25000
 	var wg sync.WaitGroup
 	for p := range producers {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for i := 0; i < each; i += 100 {
 				assert.NoError(t, tr.TrackContext(t.Context(), evtEvents(p*each+i, 100)...))
 			}
-		})
+		}()
 	}
 	wg.Wait()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
