@@ -247,7 +247,7 @@ func openUsers(ctx context.Context, opts *evaluateOptions) (r io.Reader, name st
 		if ctx.Err() != nil {
 			return nil, "", 0, nil, err
 		}
-		return nil, "", 0, nil, fileError(err)
+		return nil, "", 0, nil, namedFileError("--users", opts.UsersFile, err)
 	}
 	if st, err := f.Stat(); err == nil {
 		if st.IsDir() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"regexp"
 	"strings"
 
@@ -44,6 +45,24 @@ func withHint(err error, hint string) error {
 		return &exitError{code: ee.code, err: ee.err, hint: hint}
 	}
 	return &exitError{code: ExitCheckFailed, err: err, hint: hint}
+}
+
+// namedFileError is a file the user named that could not be opened or
+// read: a local I/O failure (exit 6, CLI.md), missing files included,
+// named by the option that gave it and its path ("--flags x.json: no such
+// file or directory"); what the file says, once read, is input (exit 3).
+// option is empty for a command's argument. Errors that are not about
+// the file (an interrupted open) are returned as they are.
+func namedFileError(option, path string, err error) error {
+	var pe *fs.PathError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	name := path
+	if option != "" {
+		name = option + " " + path
+	}
+	return ioError(fmt.Errorf("%s: %w", name, pe.Err))
 }
 
 // silentError ends a command with a code after it has already reported

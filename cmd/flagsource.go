@@ -101,7 +101,10 @@ func (s *flagSource) readFlags(ctx context.Context, stdin io.Reader) ([]byte, st
 		return data, "stdin", nil
 	}
 	data, err := readInput(ctx, s.flagsFile, maxFlagsBytes)
-	return data, s.flagsFile, err
+	if err != nil {
+		return nil, "", namedFileError("--flags", s.flagsFile, err)
+	}
+	return data, s.flagsFile, nil
 }
 
 // reportProblems prints the first few problems as warnings; with --strict,
@@ -138,7 +141,7 @@ func (s *flagSource) loadCohorts(f *Factory, ids []string) (*cohort.Store, error
 		return nil, nil
 	}
 	if st, err := os.Stat(s.cohortsDir); err != nil {
-		return nil, fileError(err)
+		return nil, namedFileError("--cohorts", s.cohortsDir, err)
 	} else if !st.IsDir() {
 		return nil, inputError(fmt.Errorf("--cohorts %s: not a directory", s.cohortsDir))
 	}

@@ -113,7 +113,7 @@ func newTestCmd(f *Factory, runF func(context.Context, *testOptions) error) *cob
 func loadTestFile(path string) (*testFile, error) {
 	data, err := readFileLimited(path, maxFlagsBytes)
 	if err != nil {
-		return nil, err
+		return nil, namedFileError("test file", path, err)
 	}
 	var generic any
 	if err := yaml.Unmarshal(data, &generic); err != nil { // YAML is a superset of JSON

@@ -131,7 +131,9 @@ func readInput(ctx context.Context, path string, limit int64) ([]byte, error) {
 		if ctx.Err() != nil {
 			return nil, err
 		}
-		return nil, fileError(err)
+		// Missing or not, a file that cannot be opened is an I/O
+		// failure (exit 6): its content was never seen.
+		return nil, ioError(err)
 	}
 	defer f.Close()
 	if st, err := f.Stat(); err == nil && st.IsDir() {
