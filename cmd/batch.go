@@ -387,12 +387,16 @@ func (b *batch) emit(c *chunk) error {
 	var stop error
 	for _, bad := range c.bad {
 		where := fmt.Sprintf("%s:%d", b.name, c.firstLine+bad.index)
+		lineErr, hint := userLineError(where, bad.err)
 		if b.opts.SkipInvalid {
-			fmt.Fprintf(b.opts.IO.ErrOut, "experiment: skipped %s: %v\n", where, bad.err)
+			fmt.Fprintf(b.opts.IO.ErrOut, "experiment: skipped %v\n", lineErr)
 			continue
 		}
 		limit = bad.index
-		stop = inputError(fmt.Errorf("%s: %w", where, bad.err))
+		stop = inputError(lineErr)
+		if hint != "" {
+			stop = withHint(stop, hint)
+		}
 		break
 	}
 	end := len(out)
@@ -609,11 +613,8 @@ func (w *batchWorker) charge(p *chunk) bool {
 // user evaluates one line into p. ok is false when the batch stopped while
 // waiting for output budget; err is the line's own problem.
 func (w *batchWorker) user(p *chunk, line []byte) (ok bool, err error) {
-	user, err := experiment.DecodeUser(line)
+	user, err := decodeUsersLine(line)
 	if err != nil {
-		if errors.Is(err, experiment.ErrNotObject) {
-			return true, errors.New("not a JSON object")
-		}
 		return true, err
 	}
 	w.results, err = w.fs.EvaluateResults(user, w.keys, w.results[:0])

@@ -190,7 +190,7 @@ func runCase(fs *experiment.FlagSet, c testCase, i int) (caseResult, error) {
 	}
 	user := &experiment.User{}
 	if len(c.User) > 0 && string(c.User) != "null" {
-		if user, err = experiment.DecodeUser(c.User); err != nil {
+		if user, err = decodeCaseUser(c.User); err != nil {
 			return r, err
 		}
 	}

@@ -102,7 +102,7 @@ func readUserArg(arg string, stdin io.Reader) (*experiment.User, error) {
 	source := "--user"
 	switch {
 	case arg == "-":
-		source = "--user - (stdin)"
+		source = "stdin"
 		data, err = io.ReadAll(io.LimitReader(stdin, maxUserBytes+1))
 	case strings.HasPrefix(arg, "@"):
 		source = arg[1:]
@@ -116,11 +116,7 @@ func readUserArg(arg string, stdin io.Reader) (*experiment.User, error) {
 	if len(data) > maxUserBytes {
 		return nil, inputError(fmt.Errorf("%s: user object larger than %d MiB", source, maxUserBytes>>20))
 	}
-	u, err := experiment.DecodeUser(data)
-	if err != nil {
-		return nil, inputError(fmt.Errorf("%s: %w", source, err))
-	}
-	return u, nil
+	return decodeUser(source, data)
 }
 
 // readFileLimited reads a whole file, refusing one larger than limit, for
