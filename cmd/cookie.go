@@ -81,7 +81,7 @@ func newCookieParseCmd(f *Factory) *cobra.Command {
 			"(name=value; ...), or - to read it from stdin. The format is detected unless --new-format\n" +
 			"or --legacy says which. With -o json it prints a user object that evaluate accepts:\n\n" +
 			"  experiment cookie parse \"$C\" -o json | experiment evaluate --flags flags.json --user -",
-		Args: argsUsage(cobra.ExactArgs(1)),
+		Args: needArgs(1, 1, "a cookie value (or - to read it from stdin)"),
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := checkOutput(&output, f, "table", "json", "yaml"); err != nil {
 				return err
@@ -168,12 +168,20 @@ func newCookieGenerateCmd(f *Factory) *cobra.Command {
 	var ff formatFlags
 	var deviceID string
 	c := &cobra.Command{
-		Use:   "generate --device-id ID [--new-format]",
+		Use:   "generate [--device-id ID] [--new-format]",
 		Short: "Print a cookie value that carries a device id",
-		Args:  argsUsage(cobra.NoArgs),
+		Long: "Print a cookie value that makes the browser SDK adopt a device id. Without --device-id,\n" +
+			"a fresh random one (a version 4 UUID, as Browser SDK 2.0 makes) is used, for a visitor\n" +
+			"who has none yet; cookie parse reads it back.",
+		Args: argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
+			// An explicitly empty --device-id is a mistake, not a request
+			// for a fresh id.
+			if c.Flags().Changed("device-id") && deviceID == "" {
+				return usageError("--device-id is empty")
+			}
 			if deviceID == "" {
-				return usageError("--device-id is required")
+				deviceID = cookie.NewDeviceID()
 			}
 			v, err := cookie.Generate(deviceID, ff.format())
 			if err != nil {
@@ -183,7 +191,7 @@ func newCookieGenerateCmd(f *Factory) *cobra.Command {
 			return err
 		},
 	}
-	c.Flags().StringVar(&deviceID, "device-id", "", "the device id to carry")
+	c.Flags().StringVar(&deviceID, "device-id", "", "the device id to carry (default: a fresh random one)")
 	ff.register(c, false)
 	return c
 }
