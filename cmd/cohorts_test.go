@@ -343,7 +343,8 @@ func TestCohortsSyncInputErrors(t *testing.T) {
 	assert.Equal(t, ExitInput, cli.run("cohorts", "sync", "--flags", bad))
 	assert.True(t, strings.HasPrefix(cli.stderr, "experiment: "+bad+":"), cli.stderr)
 	assert.Empty(t, cli.stdout)
-	assert.Equal(t, ExitInput, cli.run("cohorts", "sync", "--flags", filepath.Join(t.TempDir(), "none.json")))
+	// A flags file that is not there cannot be read: exit 6, not bad input.
+	assert.Equal(t, ExitIO, cli.run("cohorts", "sync", "--flags", filepath.Join(t.TempDir(), "none.json")))
 
 	// No flag source at all.
 	assert.Equal(t, ExitUsage, cli.run("cohorts", "sync"))
