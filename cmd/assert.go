@@ -97,7 +97,7 @@ func newAssertCmd(f *Factory, runF func(context.Context, *assertOptions) error) 
 			"failure to evaluate.",
 		Example: `  experiment assert new-editor=on dark-mode=off --flags testdata/flags.json --user @testdata/user.json
   experiment assert attachment-size-limit-mb=value:250 offline-mode=absent --flags flags.json --user-id u1`,
-		Args: argsUsage(cobra.MinimumNArgs(1)),
+		Args: needArgs(1, -1, "at least one FLAG=VARIANT"),
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.cmd = c
 			for _, a := range args {

@@ -381,7 +381,7 @@ func newConfigSetCmd(f *Factory) *cobra.Command {
 		Use:               "set KEY VALUE",
 		Short:             "Write one setting to the config file (mode 0600)",
 		Long:              "Write a setting to the config file, in the --profile section when one is given.\nKeys: " + settingNamesList(),
-		Args:              argsUsage(cobra.ExactArgs(2)),
+		Args:              needArgs(2, 2, "a setting name and its value"),
 		ValidArgsFunction: completeSettingNames,
 		RunE: func(c *cobra.Command, args []string) error {
 			return runConfigSet(c.Context(), f, args[0], args[1])
@@ -395,7 +395,7 @@ func newConfigUnsetCmd(f *Factory) *cobra.Command {
 		Use:               "unset KEY",
 		Short:             "Remove one setting from the config file",
 		Long:              "Remove a setting from the config file, from the --profile section when one is given.\nKeys: " + settingNamesList(),
-		Args:              argsUsage(cobra.ExactArgs(1)),
+		Args:              needArgs(1, 1, "a setting name"),
 		ValidArgsFunction: completeSettingNames,
 		RunE: func(c *cobra.Command, args []string) error {
 			return runConfigUnset(c.Context(), f, args[0])

@@ -211,7 +211,7 @@ func newFlagsShowCmd(f *Factory, runF func(context.Context, *flagsShowOptions) e
 	c := &cobra.Command{
 		Use:   "show KEY",
 		Short: "Show one flag in full: variants, segments, conditions, allocations",
-		Args:  argsUsage(cobra.ExactArgs(1)),
+		Args:  needArgs(1, 1, "a flag key"),
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.Key = args[0]
 			if err := checkOutput(&opts.Output, f, "table", "json", "yaml"); err != nil {

@@ -96,7 +96,7 @@ func newTestCmd(f *Factory, runF func(context.Context, *testOptions) error) *cob
 			"See testdata/flagtests.yaml for the format.",
 		Example: `  experiment test testdata/flagtests.yaml
   experiment test cases.yaml --flags flags.json --junit report.xml`,
-		Args: argsUsage(cobra.ExactArgs(1)),
+		Args: needArgs(1, 1, "a test file (YAML or JSON)"),
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.File = args[0]
 			if runF != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -117,13 +118,37 @@ func rejectUnknownSubcommands(c *cobra.Command) {
 	c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 }
 
-// exactArgs is cobra.ExactArgs with the usage exit code.
+// argsUsage is a cobra argument check with the usage exit code.
 func argsUsage(check cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(c *cobra.Command, args []string) error {
 		if err := check(c, args); err != nil {
 			return &exitError{code: ExitUsage, err: err, hint: fmt.Sprintf("see '%s --help'", c.CommandPath())}
 		}
 		return nil
+	}
+}
+
+// needArgs checks a command's positional arguments, between min and max
+// (max < 0: no limit), and says what they are when they are missing or
+// extra, with the command's usage line: cobra's "accepts 1 arg(s),
+// received 0" tells a newcomer neither what to give nor where.
+func needArgs(min, max int, what string) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		usage := c.Use
+		if c.HasParent() {
+			usage = c.Parent().CommandPath() + " " + c.Use
+		}
+		name := strings.TrimPrefix(c.CommandPath(), c.Root().Name()+" ")
+		var err error
+		switch {
+		case len(args) < min:
+			err = fmt.Errorf("%s needs %s: %s", name, what, usage)
+		case max >= 0 && len(args) > max:
+			err = fmt.Errorf("unexpected argument %q: %s takes %s: %s", args[max], name, what, usage)
+		default:
+			return nil
+		}
+		return &exitError{code: ExitUsage, err: err, hint: fmt.Sprintf("see '%s --help'", c.CommandPath())}
 	}
 }
 
