@@ -94,8 +94,17 @@ func userFromContext(flat of.FlattenedContext) (*experiment.User, error) {
 					return nil, &contextError{key + "." + groupType, "an object", byName}
 				}
 				// group name -> that group's properties, as
-				// Amplitude's user object holds them.
-				u.GroupProperties[groupType] = names
+				// Amplitude's user object holds them; the engine reads
+				// a properties object only as map[string]any.
+				byGroup := make(map[string]any, len(names))
+				for name, props := range names {
+					m, ok := stringKeyed(props)
+					if !ok {
+						return nil, &contextError{key + "." + groupType + "." + name, "an object", props}
+					}
+					byGroup[name] = m
+				}
+				u.GroupProperties[groupType] = byGroup
 			}
 		case "cohort_ids":
 			list, ok := stringList(v)
