@@ -51,9 +51,9 @@ func (uf *userFlags) register(fs *pflag.FlagSet) {
 		uf.fields[f.flag] = fs.String(f.flag, "", "user's "+f.help)
 	}
 	fs.StringVar(&uf.user, "user", "", "whole user object: JSON, @FILE, or - for stdin (field flags override it)")
-	fs.StringArrayVarP(&uf.props, "prop", "p", nil, "user property KEY=VALUE; VALUE is JSON when it parses, else a string (repeatable)")
+	fs.StringArrayVarP(&uf.props, "prop", "p", nil, "user property KEY=VALUE (VALUE a string, as typed) or KEY:=JSON (repeatable)")
 	fs.StringArrayVar(&uf.groups, "group", nil, "group membership TYPE=NAME (repeatable)")
-	fs.StringArrayVar(&uf.groupProps, "group-prop", nil, "group property TYPE:NAME:KEY=VALUE (repeatable)")
+	fs.StringArrayVar(&uf.groupProps, "group-prop", nil, "group property TYPE:NAME:KEY=VALUE (a string) or TYPE:NAME:KEY:=JSON (repeatable)")
 }
 
 // given reports whether any user flag was set.
@@ -142,26 +142,40 @@ func splitKV(s, sep, flag, form string) (string, string, error) {
 	return k, v, nil
 }
 
-// propValue is the JSON value of VALUE when it parses as JSON, else the
-// string itself: -p age=30 is a number, -p plan=pro a string.
-func propValue(v string) any {
-	var x any
-	if err := json.Unmarshal([]byte(v), &x); err == nil {
-		return x
+// propKV splits a property argument: KEY=VALUE sets the string VALUE exactly
+// as typed (-p version=1.10 stays "1.10", never the number 1.1), KEY:=JSON
+// sets a JSON value (-p age:=30, -p 'tags:=["a","b"]'), as HTTPie does. A
+// string is never guessed to be JSON: that rewrote numbers and versions.
+func propKV(arg, flag, form string) (string, any, error) {
+	k, v, err := splitKV(arg, "=", flag, form)
+	if err != nil {
+		return "", nil, err
 	}
-	return v
+	key, isJSON := strings.CutSuffix(k, ":")
+	if !isJSON {
+		return k, v, nil
+	}
+	if key == "" {
+		return "", nil, usageError("--%s %q: want %s", flag, arg, form)
+	}
+	var x any
+	if err := json.Unmarshal([]byte(v), &x); err != nil {
+		return "", nil, withHint(usageError("--%s %q: the value after := is not JSON", flag, arg),
+			fmt.Sprintf("for a string, use %s=VALUE", key))
+	}
+	return key, x, nil
 }
 
 func applyProps(u *experiment.User, props []string) error {
 	for _, p := range props {
-		k, v, err := splitKV(p, "=", "prop", "KEY=VALUE")
+		k, v, err := propKV(p, "prop", "KEY=VALUE or KEY:=JSON")
 		if err != nil {
 			return err
 		}
 		if u.UserProperties == nil {
 			u.UserProperties = map[string]any{}
 		}
-		u.UserProperties[k] = propValue(v)
+		u.UserProperties[k] = v
 	}
 	return nil
 }
@@ -182,7 +196,7 @@ func applyGroups(u *experiment.User, groups []string) error {
 
 func applyGroupProps(u *experiment.User, props []string) error {
 	for _, p := range props {
-		path, v, err := splitKV(p, "=", "group-prop", "TYPE:NAME:KEY=VALUE")
+		path, v, err := propKV(p, "group-prop", "TYPE:NAME:KEY=VALUE or TYPE:NAME:KEY:=JSON")
 		if err != nil {
 			return err
 		}
@@ -201,7 +215,7 @@ func applyGroupProps(u *experiment.User, props []string) error {
 			props = map[string]any{}
 			u.GroupProperties[parts[0]][parts[1]] = props
 		}
-		props[parts[2]] = propValue(v)
+		props[parts[2]] = v
 	}
 	return nil
 }
