@@ -34,7 +34,8 @@ package cmd_test
 //	cohortserver requests N        exactly N requests have arrived since the mark
 //
 //	eventserver start [-key K]     analytics HTTP API ($EVENTS_SERVER, the full
-//	                               events endpoint URL)
+//	                               events endpoint URL; $EVENTS_SERVER_BASE, its
+//	                               scheme, host and port)
 //	eventserver events N [TYPE]    exactly N events (of event_type TYPE) ingested
 //
 // Waiting gives up after fakeWait: a script never hangs on a fake.
@@ -312,6 +313,7 @@ func cmdEventServer(ts *testscript.TestScript, neg bool, args []string) {
 		f.events = experimenttest.NewAnalyticsServer()
 		f.events.RequireAPIKey(key)
 		ts.Setenv("EVENTS_SERVER", f.events.EventsURL())
+		ts.Setenv("EVENTS_SERVER_BASE", f.events.URL)
 	case verb == "events" && (len(rest) == 1 || len(rest) == 2):
 		want, got := atoi(ts, rest[0]), 0
 		for _, e := range f.events.DecodedEvents() {

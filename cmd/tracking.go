@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	neturl "net/url"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -29,7 +30,7 @@ func (t *trackingFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&t.track, "track-exposure", false, "send exposure events of the evaluated users to Amplitude (needs --api-key), flushed before exit")
 	fs.StringVar(&t.printEvents, "print-events", "", "print the events that would be sent, with the de-dup decision, as JSON Lines on stderr, or to FILE with --print-events=FILE (replaced when the command succeeds); nothing is sent")
 	fs.Lookup("print-events").NoOptDefVal = "-"
-	fs.String("events-server-url", "", "analytics events URL (env EXPERIMENT_EVENTS_SERVER_URL; default by --server-zone)")
+	fs.String("events-server-url", "", "analytics events server base URL; /2/httpapi is added to one without a path (env EXPERIMENT_EVENTS_SERVER_URL; default by --server-zone)")
 }
 
 // The tracked batch's sending: requests as large as the API takes (2000
@@ -90,7 +91,8 @@ func (t *trackingFlags) open(f *Factory) (*exposureSink, error) {
 		if err != nil {
 			return nil, usageError("--server-zone: %v", err)
 		}
-		url, _ := f.settingValue(t.fs, "events-server-url")
+		base, _ := f.settingValue(t.fs, "events-server-url")
+		url := eventsEndpoint(base)
 		cfg.TrackerConfig = experiment.TrackerConfig{APIKey: key, ServerZone: zone, ServerURL: url, Logger: discardLogger(),
 			Overflow: experiment.OverflowBlock, FlushQueueSize: trackBatchEvents,
 			MaxConcurrentRequests: trackSenders, QueueCapacity: trackQueueEvents}
@@ -178,6 +180,24 @@ func (s *exposureSink) lossError(err error) error {
 		return &exitError{code: ExitNetwork, err: fmt.Errorf("exposure events: %w", err),
 			hint: "check --events-server-url / --server-zone and the network; the variants above were evaluated all the same"}
 	}
+}
+
+// eventsPath is the path of Amplitude's HTTP V2 API, the one the tracker
+// posts to.
+const eventsPath = "/2/httpapi"
+
+// eventsEndpoint is the URL exposure events are posted to, given
+// --events-server-url. That is a base URL like every --*-server-url
+// (CLI.md): one without a path gets the API's path, as the other
+// services get theirs, instead of posting to "/"; one with a path is used
+// as it is. Empty is the zone's default.
+func eventsEndpoint(base string) string {
+	u, err := neturl.Parse(base)
+	if base == "" || err != nil || (u.Path != "" && u.Path != "/") {
+		return base
+	}
+	u.Path = eventsPath
+	return u.String()
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
