@@ -131,6 +131,9 @@ func runEvaluate(ctx context.Context, opts *evaluateOptions) (err error) {
 	if err != nil {
 		return err
 	}
+	if !opts.userGiven {
+		warnEmptyUser(opts.IO)
+	}
 	results, err := fs.EvaluateResults(user, opts.Keys, nil)
 	if err != nil {
 		return evalError(opts.Source.name(), err)

@@ -68,6 +68,9 @@ func runExplain(ctx context.Context, opts *explainOptions) error {
 	if err != nil {
 		return err
 	}
+	if !opts.User.given(opts.cmd.Flags()) {
+		warnEmptyUser(opts.IO)
+	}
 	keys := opts.Keys
 	if opts.All {
 		keys = nil

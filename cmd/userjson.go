@@ -102,3 +102,9 @@ func decodeCaseUser(data []byte) (*experiment.User, error) {
 	}
 	return u, err
 }
+
+// warnEmptyUser says that no user option was given: the empty user gets
+// every flag's fallback, which looks like an answer but is nobody's.
+func warnEmptyUser(io *IOStreams) {
+	fmt.Fprintln(io.ErrOut, "experiment: warning: no user given, evaluating an empty user (use --user-id, --device-id, -p, --user JSON|@FILE, or --users FILE)")
+}
