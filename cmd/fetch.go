@@ -203,7 +203,7 @@ func (o *fetchOptions) client() (*experiment.RemoteClient, error) {
 	}
 	c, err := experiment.NewRemoteClient(o.key, &experiment.RemoteConfig{
 		ServerURL: o.url, ServerZone: o.zone, FetchTimeout: o.Timeout, FetchRetryTimeout: o.Timeout,
-		FetchRetries: o.Retries, Logger: logger, Library: "experiment-go-cli/" + currentVersion().Version,
+		FetchRetries: o.Retries, Logger: logger, Library: cliLibrary(),
 	})
 	if err != nil {
 		return nil, usageError("%v", err)

@@ -100,7 +100,8 @@ func (s *serverFlags) localConfig(ios *IOStreams) (string, *experiment.LocalConf
 		ServerZone: zone, ServerURL: s.value("server-url"),
 		StreamServerURL: s.value("stream-server-url"),
 		CacheDir:        cacheDir, Offline: s.offline, FlagConfigPollerRequestTimeout: s.timeout,
-		Logger: slog.New(slog.NewTextHandler(ios.ErrOut, &slog.HandlerOptions{Level: level})),
+		Logger:  slog.New(slog.NewTextHandler(ios.ErrOut, &slog.HandlerOptions{Level: level})),
+		Library: cliLibrary(), // the SDK's default names the SDK; the CLI's traffic is told apart
 	}
 	if apiKey != "" && secretKey != "" {
 		cfg.CohortSyncConfig = &experiment.CohortSyncConfig{APIKey: apiKey, SecretKey: secretKey,

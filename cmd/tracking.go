@@ -77,6 +77,7 @@ func (t *trackingFlags) open(f *Factory) (*exposureSink, error) {
 		}
 		sink.print = experiment.NewEventPrinter(w)
 		cfg.Printer = sink.print
+		cfg.Library = cliLibrary()
 	} else {
 		key, err := f.settingValue(t.fs, "api-key")
 		if err != nil {
@@ -93,7 +94,7 @@ func (t *trackingFlags) open(f *Factory) (*exposureSink, error) {
 		}
 		base, _ := f.settingValue(t.fs, "events-server-url")
 		url := eventsEndpoint(base)
-		cfg.TrackerConfig = experiment.TrackerConfig{APIKey: key, ServerZone: zone, ServerURL: url, Logger: discardLogger(),
+		cfg.TrackerConfig = experiment.TrackerConfig{APIKey: key, ServerZone: zone, ServerURL: url, Logger: discardLogger(), Library: cliLibrary(),
 			Overflow: experiment.OverflowBlock, FlushQueueSize: trackBatchEvents,
 			MaxConcurrentRequests: trackSenders, QueueCapacity: trackQueueEvents}
 		sink.key = experiment.Secret(key)

@@ -59,8 +59,10 @@ const (
 )
 
 // EventsURL is the analytics endpoint of a zone: Amplitude's HTTP V2 API,
-// or its batch API when useBatch is set. The zero zone is US.
+// or its batch API when useBatch is set. The zero zone is US; any case is
+// accepted.
 func EventsURL(zone ServerZone, useBatch bool) string {
+	zone = zone.canonical()
 	switch {
 	case zone == ServerZoneEU && useBatch:
 		return eventsBatchURLEU

@@ -23,13 +23,30 @@ const (
 )
 
 // LocalConfig configures a LocalClient. Zero values mean the defaults.
+//
+// One config reaches every part of the client: the flag fetch, the stream,
+// the cohort sync and the exposure and assignment trackers all use its
+// ServerZone, HTTPClient (and so its Timeout and Transport), Logger and
+// Library, unless the part's own config (CohortSyncConfig,
+// ExposureConfig.TrackerConfig, AssignmentConfig.TrackerConfig) sets that
+// setting explicitly. Each part keeps its own request timeout
+// (FlagConfigPollerRequestTimeout, StreamFlagConnTimeout,
+// CohortSyncConfig.RequestTimeout, TrackerConfig.RequestTimeout).
 type LocalConfig struct {
-	// Debug logs at DEBUG instead of WARN when Logger is nil.
+	// Debug lets the client's DEBUG records through to the default logger
+	// when Logger is nil.
 	Debug bool
-	// Logger, when set, is used as is and Debug is ignored.
+	// Logger, when set, is used as is and Debug is ignored; otherwise the
+	// process's default logger, slog.Default() as it is when the client is
+	// made. The trackers use it too unless their TrackerConfig has one.
 	Logger *slog.Logger
 	// ServerURL is the flag config server; default by ServerZone.
-	ServerURL  string
+	ServerURL string
+	// ServerZone is the data center of the project: it picks the default
+	// URL of the flag server, the stream, the cohort server and the
+	// analytics API the trackers send events to ("EU" keeps all of them in
+	// the EU). A URL set explicitly, or a tracker's own ServerZone, wins.
+	// Any case is accepted ("eu" is ServerZoneEU).
 	ServerZone ServerZone
 	// FlagConfigPollingInterval is how often flags are fetched when not
 	// streaming (30 s), and while the stream is down.
@@ -75,9 +92,14 @@ type LocalConfig struct {
 	// (a network call), hand the event to a goroutine of your own. No call
 	// is made once Close has returned.
 	OnStatusChange func(StatusEvent)
-	// HTTPClient is used for every request; default: a client of its own.
+	// HTTPClient is used for every request (flags, stream, cohorts and
+	// tracked events) unless a tracker's config has its own; default: a
+	// client of the LocalClient's own for flags and cohorts, and one of
+	// each tracker's own for events.
 	HTTPClient *http.Client
-	// Library is sent in X-Amp-Exp-Library.
+	// Library is sent in X-Amp-Exp-Library and as each event's "library".
+	// Default: "experiment-go/<module version>" (see LibraryName); only a
+	// program wrapping the SDK, such as the experiment CLI, sets its own.
 	Library string
 }
 
@@ -117,8 +139,11 @@ type localSettings struct {
 	notify                       *statusNotifier // nil without OnStatusChange
 	cohorts                      *CohortSyncConfig
 	cohortURL                    string
-	exposure                     *ExposureConfig
-	assignment                   *AssignmentConfig
+	zone                         ServerZone
+	// exposure and assignment are copies of the caller's configs with
+	// what they leave unset taken from the LocalConfig (inherit).
+	exposure   *ExposureConfig
+	assignment *AssignmentConfig
 }
 
 func newLocalSettings(cfg *LocalConfig) (*localSettings, error) {
@@ -143,7 +168,7 @@ func newLocalSettings(cfg *LocalConfig) (*localSettings, error) {
 		streamConnTimeout: orDefault(cfg.StreamFlagConnTimeout, DefaultStreamFlagConnTimeout),
 		stream:            cfg.StreamUpdates, offline: cfg.Offline, cacheDir: cfg.CacheDir,
 		library: orDefault(cfg.Library, defaultLibrary()), onUpdate: cfg.OnUpdate, cohorts: cfg.CohortSyncConfig,
-		exposure: cfg.ExposureConfig, assignment: cfg.AssignmentConfig,
+		zone: cfg.ServerZone.canonical(),
 	}
 	if u, err := endpointURL(orDefault(cfg.ServerURL, cfg.ServerZone.FlagsServerURL()), "/sdk/v2/flags", "v=0"); err != nil {
 		errs = append(errs, err)
@@ -167,5 +192,15 @@ func newLocalSettings(cfg *LocalConfig) (*localSettings, error) {
 	s.logger = sdkLogger(cfg.Logger, cfg.Debug)
 	s.httpClient, s.ownsClient = httpClientOr(cfg.HTTPClient)
 	s.notify = newStatusNotifier(cfg.OnStatusChange, s.logger)
+	if e := cfg.ExposureConfig; e != nil {
+		c := *e
+		c.TrackerConfig = s.inherit(c.TrackerConfig)
+		s.exposure = &c
+	}
+	if a := cfg.AssignmentConfig; a != nil {
+		c := *a
+		c.TrackerConfig = s.inherit(c.TrackerConfig)
+		s.assignment = &c
+	}
 	return s, nil
 }

@@ -6,22 +6,20 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"os"
 	"time"
-
-	"github.com/flagkit/experiment/internal/redact"
 )
 
 // RemoteConfig configures a RemoteClient. It mirrors the Python SDK's
 // RemoteEvaluationConfig with Go types; every zero value means "use the
 // default", so &RemoteConfig{} and nil are the same configuration.
 type RemoteConfig struct {
-	// Debug sets the default logger's level to DEBUG instead of WARN. It is
-	// ignored when Logger is set.
+	// Debug lets the client's DEBUG records through to the default logger.
+	// It is ignored when Logger is set.
 	Debug bool
 	// Logger receives the client's log records. When set it is used as is
-	// (its level is its own); otherwise a text handler on stderr at WARN, or
-	// DEBUG with Debug. Keys are always logged redacted.
+	// (its level is its own); otherwise the process's default logger,
+	// slog.Default() as it is when the client is made. Keys are always
+	// logged redacted.
 	Logger *slog.Logger
 
 	// ServerURL is the evaluation server's base URL; a path in it is kept
@@ -54,7 +52,8 @@ type RemoteConfig struct {
 	HTTPClient *http.Client
 
 	// Library is sent as the user's "library" field when the user has none.
-	// Default: "experiment-go-cli/<module version>".
+	// Default: "experiment-go/<module version>" (see LibraryName); only a
+	// program wrapping the SDK, such as the experiment CLI, sets its own.
 	Library string
 }
 
@@ -140,19 +139,6 @@ func (cfg *RemoteConfig) resolve() (*remoteSettings, error) {
 	return s, nil
 }
 
-// sdkLogger is the Python SDK's logger rule: a caller's logger is used as
-// is; otherwise stderr at DEBUG with debug, else WARN.
-func sdkLogger(logger *slog.Logger, debug bool) *slog.Logger {
-	if logger != nil {
-		return logger
-	}
-	level := slog.LevelWarn
-	if debug {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-}
-
 // httpClientOr is the caller's client, or one of our own (owned: its idle
 // connections are closed with the SDK client).
 func httpClientOr(c *http.Client) (*http.Client, bool) {
@@ -179,5 +165,3 @@ func newHTTPClient() *http.Client {
 	t.MaxIdleConnsPerHost = 32
 	return &http.Client{Transport: t}
 }
-
-var defaultLibrary = redact.Library

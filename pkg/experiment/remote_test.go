@@ -12,7 +12,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -160,7 +159,7 @@ func TestFetchV2KeepsTheUsersLibrary(t *testing.T) {
 
 	_, err = c.FetchV2(t.Context(), nil, nil) // nil user: an empty one
 	require.NoError(t, err)
-	assert.True(t, strings.HasPrefix(s.LastRequest().User.Library, "experiment-go-cli/"), s.LastRequest().User.Library)
+	assert.True(t, strings.HasPrefix(s.LastRequest().User.Library, "experiment-go/"), s.LastRequest().User.Library)
 }
 
 func TestFetchV2FlagKeys(t *testing.T) {
@@ -734,8 +733,9 @@ func (l *syncWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// TestLoggerRule: a custom logger wins over Debug; without one, Debug picks
-// DEBUG or WARN on stderr.
+// TestLoggerRule: a custom logger wins over Debug; without one, the
+// process's default logger (slog.Default) is used, and Debug lets DEBUG
+// records through to it.
 func TestLoggerRule(t *testing.T) {
 	remoteLeakCheck(t)
 	s := newFakeRemote(t)
@@ -754,37 +754,26 @@ func TestLoggerRule(t *testing.T) {
 	assert.Contains(t, buf.String(), "level=WARN msg=\"experiment: fetch failed\"")
 	mu.Unlock()
 
+	prev := slog.Default()
+	defer slog.SetDefault(prev)
 	for _, debug := range []bool{true, false} {
-		stderr := captureRemoteStderr(t, func() {
-			c, err := experiment.NewRemoteClient(remoteKey, &experiment.RemoteConfig{ServerURL: s.URL, Debug: debug})
-			require.NoError(t, err)
-			defer c.Close()
-			_, err = c.FetchV2(t.Context(), nil, nil)
-			require.NoError(t, err)
-			s.Script(experimenttest.Response{Status: 400})
-			_, err = c.FetchV2(t.Context(), nil, nil)
-			require.Error(t, err)
-		})
-		assert.Equal(t, debug, strings.Contains(stderr, "level=DEBUG"), stderr)
-		assert.Contains(t, stderr, "level=WARN")
-		assert.NotContains(t, stderr, remoteKey)
+		var out bytes.Buffer
+		slog.SetDefault(slog.New(slog.NewTextHandler(&syncWriter{w: &out, mu: &mu}, nil))) // INFO and up
+		c, err := experiment.NewRemoteClient(remoteKey, &experiment.RemoteConfig{ServerURL: s.URL, Debug: debug})
+		require.NoError(t, err)
+		_, err = c.FetchV2(t.Context(), nil, nil)
+		require.NoError(t, err)
+		s.Script(experimenttest.Response{Status: 400})
+		_, err = c.FetchV2(t.Context(), nil, nil)
+		require.Error(t, err)
+		c.Close()
+		mu.Lock()
+		logged := out.String()
+		mu.Unlock()
+		assert.Equal(t, debug, strings.Contains(logged, "level=DEBUG"), logged)
+		assert.Contains(t, logged, "level=WARN")
+		assert.NotContains(t, logged, remoteKey)
 	}
-}
-
-// captureRemoteStderr runs f with os.Stderr sent to a file: the default logger
-// writes there.
-func captureRemoteStderr(t *testing.T, f func()) string {
-	t.Helper()
-	tmp, err := os.CreateTemp(t.TempDir(), "stderr")
-	require.NoError(t, err)
-	defer tmp.Close()
-	saved := os.Stderr
-	os.Stderr = tmp
-	defer func() { os.Stderr = saved }()
-	f()
-	b, err := os.ReadFile(tmp.Name())
-	require.NoError(t, err)
-	return string(b)
 }
 
 // TestFakeRemoteServer checks the fake itself speaks every form of

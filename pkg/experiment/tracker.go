@@ -16,7 +16,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -94,13 +93,15 @@ type TrackerConfig struct {
 	// is and never closed.
 	HTTPClient *http.Client
 	// Logger receives warnings about events that were dropped or could not
-	// be sent. Default: a text handler on stderr at WARN.
+	// be sent. Default: the process's default logger, slog.Default() as it
+	// is when the tracker is made; a LocalClient's trackers use its Logger.
 	Logger *slog.Logger
 	// Now is the clock for event times, de-duplication and day buckets.
 	// Default: time.Now.
 	Now func() time.Time
 	// Library is sent as each event's "library" when the event has none.
-	// Default: "experiment-go-cli/<module version>".
+	// Default: "experiment-go/<module version>" (see LibraryName), or a
+	// LocalClient's Library for its trackers.
 	Library string
 }
 
@@ -191,10 +192,7 @@ type trackerSettings struct {
 
 // resolveCommon fills the settings a printing service needs too.
 func (cfg *TrackerConfig) resolveCommon() (log *slog.Logger, now func() time.Time, library string) {
-	log = cfg.Logger
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
+	log = sdkLogger(cfg.Logger, false)
 	now = cfg.Now
 	if now == nil {
 		now = time.Now

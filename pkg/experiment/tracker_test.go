@@ -229,7 +229,7 @@ func TestTrackerOmitsOptionsAndFillsDefaults(t *testing.T) {
 	require.NoError(t, json.Unmarshal(reqs[0].Events[0], &ev))
 	assert.Equal(t, 1700000000123.0, ev["time"])
 	assert.Regexp(t, `^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`, ev["insert_id"])
-	assert.Regexp(t, `^experiment-go-cli/`, ev["library"])
+	assert.Regexp(t, `^experiment-go/`, ev["library"])
 }
 
 func TestTrackerBatchesBySize(t *testing.T) {

@@ -9,7 +9,9 @@ import (
 
 // ServerZone is the Amplitude data center a project lives in. It picks the
 // default URL of every service; a URL configured explicitly always wins. The
-// zero value is ServerZoneUS.
+// zero value is ServerZoneUS. Any case is accepted, with surrounding white
+// space: ServerZone("eu") is ServerZoneEU everywhere a zone is used, as
+// ParseServerZone("eu") is.
 type ServerZone string
 
 // The data centers.
@@ -20,17 +22,24 @@ const (
 
 // ParseServerZone accepts "us" or "eu" in any case; "" is US.
 func ParseServerZone(s string) (ServerZone, error) {
-	switch strings.ToUpper(strings.TrimSpace(s)) {
-	case "", "US":
+	switch z := ServerZone(s).canonical(); z {
+	case "":
 		return ServerZoneUS, nil
-	case "EU":
-		return ServerZoneEU, nil
+	case ServerZoneUS, ServerZoneEU:
+		return z, nil
 	}
 	return "", fmt.Errorf("server zone %q: want US or EU", s)
 }
 
+// canonical is z upper-cased without surrounding white space: the one
+// spelling every comparison of zones uses, so that a zone means the same
+// wherever it is given. "" stays "" (US, by default).
+func (z ServerZone) canonical() ServerZone {
+	return ServerZone(strings.ToUpper(strings.TrimSpace(string(z))))
+}
+
 func (z ServerZone) valid() error {
-	switch z {
+	switch z.canonical() {
 	case "", ServerZoneUS, ServerZoneEU:
 		return nil
 	}
@@ -44,7 +53,7 @@ var zoneURLs = map[ServerZone]struct{ remote, flags, stream, cohort string }{
 }
 
 func (z ServerZone) urls() struct{ remote, flags, stream, cohort string } {
-	if z == ServerZoneEU {
+	if z.canonical() == ServerZoneEU {
 		return zoneURLs[ServerZoneEU]
 	}
 	return zoneURLs[ServerZoneUS]

@@ -1,0 +1,91 @@
+package experiment
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+)
+
+// LibraryName is what the SDK calls itself to Amplitude by default: the
+// X-Amp-Exp-Library header, a fetched user's "library" field and each
+// event's "library". A program that wraps the SDK and wants its own traffic
+// told apart (the experiment CLI sends "experiment-go-cli/<version>") sets
+// the Library field of LocalConfig, RemoteConfig or TrackerConfig; nothing
+// else should.
+const LibraryName = "experiment-go"
+
+// defaultLibrary is "experiment-go/<module version>", the version being
+// this module's as the binary's build info records it ("dev" when unknown,
+// as in tests and in a build of this repository itself).
+var defaultLibrary = sync.OnceValue(func() string {
+	v := "dev"
+	if info, ok := debug.ReadBuildInfo(); ok {
+		const module = "github.com/flagkit/experiment"
+		if info.Main.Path == module && info.Main.Version != "" && info.Main.Version != "(devel)" {
+			v = info.Main.Version
+		}
+		for _, d := range info.Deps {
+			if d.Path == module && d.Version != "" {
+				v = d.Version
+			}
+		}
+	}
+	return LibraryName + "/" + v
+})
+
+// sdkLogger is the logger of a client: the caller's, used as is, or else
+// the process's default logger (slog.Default, read now: a later
+// slog.SetDefault does not reach an existing client). Debug lets DEBUG
+// records of the SDK through to that default logger's handler, whatever
+// level the handler itself enables.
+func sdkLogger(logger *slog.Logger, debug bool) *slog.Logger {
+	if logger != nil {
+		return logger
+	}
+	def := slog.Default()
+	if !debug {
+		return def
+	}
+	return slog.New(minLevelHandler{min: slog.LevelDebug, Handler: def.Handler()})
+}
+
+// minLevelHandler enables records from min up, and hands them to the
+// wrapped handler, which writes them without asking its own level again
+// (slog's handlers check the level in Enabled only).
+type minLevelHandler struct {
+	min slog.Level
+	slog.Handler
+}
+
+func (h minLevelHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.min }
+
+func (h minLevelHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return minLevelHandler{min: h.min, Handler: h.Handler.WithAttrs(attrs)}
+}
+
+func (h minLevelHandler) WithGroup(name string) slog.Handler {
+	return minLevelHandler{min: h.min, Handler: h.Handler.WithGroup(name)}
+}
+
+// inherit fills the settings a tracker of a LocalClient leaves unset with
+// the client's own, so that one LocalConfig reaches every part: the zone
+// (unless the tracker has a ServerURL or a zone of its own), the HTTP
+// client (and with it its timeout and transport), the logger and the
+// library name. What the tracker's config sets explicitly wins. cfg is a
+// copy: the caller's config is not modified.
+func (s *localSettings) inherit(cfg TrackerConfig) TrackerConfig {
+	if cfg.ServerURL == "" && cfg.ServerZone == "" {
+		cfg.ServerZone = s.zone
+	}
+	if cfg.HTTPClient == nil && !s.ownsClient {
+		cfg.HTTPClient = s.httpClient
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = s.logger
+	}
+	if cfg.Library == "" {
+		cfg.Library = s.library
+	}
+	return cfg
+}
