@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -204,6 +205,12 @@ func applyGroupProps(u *experiment.User, props []string) error {
 		if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
 			return usageError("--group-prop %q: want TYPE:NAME:KEY=VALUE", p)
 		}
+		// A group's properties are only looked at for the user's groups:
+		// without the membership the property would be ignored, silently.
+		if !slices.Contains(u.Groups[parts[0]], parts[1]) {
+			return withHint(usageError("--group-prop %q: the user is not in %s %q", p, parts[0], parts[1]),
+				fmt.Sprintf("add --group %s", shellQuote(parts[0]+"="+parts[1])))
+		}
 		if u.GroupProperties == nil {
 			u.GroupProperties = map[string]map[string]any{}
 		}
@@ -218,4 +225,16 @@ func applyGroupProps(u *experiment.User, props []string) error {
 		props[parts[2]] = v
 	}
 	return nil
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it, for hints that
+// are meant to be copied: 'org id=acme'.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r == '-' || r == '_' || r == '=' || r == '.' || r == '/' || r == ':' || r == '@' ||
+			'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9')
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
