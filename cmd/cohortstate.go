@@ -226,7 +226,7 @@ func inUse(c experiment.CohortStatus, now time.Time) string {
 }
 
 func copyKind(c experiment.CohortStatus) string {
-	if c.Source == "cache" {
+	if c.Source == experiment.SourceCache {
 		return "cached"
 	}
 	return "last downloaded"

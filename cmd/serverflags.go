@@ -140,7 +140,7 @@ func (s *serverFlags) startClient(ctx context.Context, ios *IOStreams, mutate fu
 		return nil, serverError(err, key)
 	}
 	st := client.Status()
-	if st.Source == "cache" && !s.offline {
+	if st.Source == experiment.SourceCache && !s.offline {
 		fmt.Fprintf(ios.ErrOut, "experiment: warning: flag config server unreachable (%v); using cached flags from %s ago\n",
 			st.LastError, st.ConfigAge(time.Now()).Round(time.Second))
 	}

@@ -211,18 +211,18 @@ func watchFile(ctx context.Context, opts *watchOptions, user *experiment.User) e
 }
 
 func describeStatus(st experiment.Status) string {
-	if st.Source == "cache" {
+	if st.Source == experiment.SourceCache {
 		s := "cached flags; retrying the server"
 		if st.LastError != nil {
 			s += ": " + st.LastError.Error()
 		}
 		return s
 	}
-	s := st.State + " from " + st.Source
+	s := string(st.State) + " from " + string(st.Source)
 	if st.Streaming {
 		s += ", streaming"
 	}
-	if st.State == "interrupted" && st.LastError != nil {
+	if st.State == experiment.StateInterrupted && st.LastError != nil {
 		s += ": " + st.LastError.Error()
 	}
 	return s

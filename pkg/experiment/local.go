@@ -50,12 +50,13 @@ type LocalClient struct {
 
 // Status is what the client knows of its flag configs' freshness.
 type Status struct {
-	// State is "starting", "ready" (updates arriving), "interrupted"
-	// (the last update failed; the flags in use are the last good ones),
-	// or "closed".
-	State string
-	// Source of the flags in use: "server", "stream", "cache" or "" (none).
-	Source      string
+	// State is StateStarting, StateReady (updates arriving),
+	// StateInterrupted (the last update failed; the flags in use are the
+	// last good ones), or StateClosed.
+	State State
+	// Source of the flags in use: SourceServer, SourceStream, SourceCache
+	// or SourceNone.
+	Source      Source
 	Flags       int
 	LastSuccess time.Time // when the flags in use were fetched
 	LastError   error
@@ -93,7 +94,7 @@ func NewLocalClient(deploymentKey string, cfg *LocalConfig) (*LocalClient, error
 	if err != nil {
 		return nil, fmt.Errorf("local config: cohorts: %w", err)
 	}
-	c := &LocalClient{key: Secret(deploymentKey), s: s, ready: make(chan struct{}), failed: make(chan struct{}), done: make(chan struct{}), status: Status{State: "starting"}, cohorts: cs}
+	c := &LocalClient{key: Secret(deploymentKey), s: s, ready: make(chan struct{}), failed: make(chan struct{}), done: make(chan struct{}), status: Status{State: StateStarting}, cohorts: cs}
 	c.initialCohorts = cs.cached()
 	if err := c.startTracking(); err != nil {
 		if cs != nil {
@@ -124,7 +125,7 @@ func (c *LocalClient) start(ctx context.Context, begin time.Time) error {
 		if cacheErr != nil {
 			return fmt.Errorf("offline: %w", cacheErr)
 		}
-		return c.apply(ctx, cached, "cache")
+		return c.apply(ctx, cached, SourceCache)
 	}
 	c.cohorts.startWait(ctx) // the first flags wait for their cohorts no longer than Start does
 	defer c.cohorts.startWait(nil)
@@ -154,7 +155,7 @@ func (c *LocalClient) start(ctx context.Context, begin time.Time) error {
 		c.recordError(lastErr)
 	}
 	if cached != nil && !errors.Is(lastErr, ErrUnauthorized) {
-		if err := c.apply(ctx, cached, "cache"); err == nil {
+		if err := c.apply(ctx, cached, SourceCache); err == nil {
 			c.s.logger.Warn("flag config server unreachable; using cached flags",
 				"age", time.Since(cached.fetchedAt).Round(time.Second), "error", lastErr)
 			return nil
@@ -262,7 +263,7 @@ func (c *LocalClient) run(ctx context.Context) {
 func (c *LocalClient) poll(ctx context.Context, until time.Time) bool {
 	failures := 0
 	for {
-		err := c.update(ctx, "server")
+		err := c.update(ctx, SourceServer)
 		wait := c.s.pollInterval
 		switch {
 		case errors.Is(err, ErrUnauthorized):
@@ -289,7 +290,7 @@ func (c *LocalClient) poll(ctx context.Context, until time.Time) bool {
 }
 
 // update fetches and applies flag configs, recording the outcome.
-func (c *LocalClient) update(ctx context.Context, source string) error {
+func (c *LocalClient) update(ctx context.Context, source Source) error {
 	fc, err := c.fetchFlagConfigs(ctx)
 	if err == nil {
 		err = c.apply(ctx, fc, source)
@@ -304,12 +305,12 @@ func (c *LocalClient) update(ctx context.Context, source string) error {
 // apply compiles configs and swaps them in, unless they are what is in use,
 // after downloading the cohorts they newly target. Configs that do not
 // compile never replace the ones in use.
-func (c *LocalClient) apply(ctx context.Context, fc *flagConfigs, source string) error {
+func (c *LocalClient) apply(ctx context.Context, fc *flagConfigs, source Source) error {
 	defer c.s.notify.deliver(c.Status) // deferred first, so it runs once applyMu is released
 	c.applyMu.Lock()
 	defer c.applyMu.Unlock()
 	prev := c.flags.Load()
-	if prev != nil && source == "cache" {
+	if prev != nil && source == SourceCache {
 		return nil // the server answered meanwhile: never go back to the cache
 	}
 	if prev != nil && fc.digest == c.digest {
@@ -317,7 +318,7 @@ func (c *LocalClient) apply(ctx context.Context, fc *flagConfigs, source string)
 		return nil
 	}
 	store := c.initialCohorts
-	if source == "cache" {
+	if source == SourceCache {
 		if prev != nil {
 			store = prev.cohorts
 		}
@@ -332,7 +333,7 @@ func (c *LocalClient) apply(ctx context.Context, fc *flagConfigs, source string)
 	c.digest = fc.digest
 	c.s.notify.flagsChanged(prev, next)
 	c.recordSuccess(fc, source, next)
-	if source != "cache" && c.s.cacheDir != "" {
+	if source != SourceCache && c.s.cacheDir != "" {
 		err := writeFlagCache(FlagCachePath(c.s.cacheDir, string(c.key)), fc, c.s.redactedFlagsURL)
 		if err != nil {
 			c.s.logger.Warn("could not write the flag cache", "error", err)
@@ -348,14 +349,14 @@ func (c *LocalClient) apply(ctx context.Context, fc *flagConfigs, source string)
 	return nil
 }
 
-func (c *LocalClient) recordSuccess(fc *flagConfigs, source string, fs *FlagSet) {
+func (c *LocalClient) recordSuccess(fc *flagConfigs, source Source, fs *FlagSet) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	was := c.status.State
-	c.status.State, c.status.Source = "ready", source
+	c.status.State, c.status.Source = StateReady, source
 	c.status.LastSuccess, c.status.Flags = fc.fetchedAt, fs.snap.Len()
-	if source == "cache" {
-		c.status.State = "interrupted"
+	if source == SourceCache {
+		c.status.State = StateInterrupted
 	}
 	c.s.notify.stateChanged(was, c.status.State, source, c.status.LastError)
 }
@@ -363,8 +364,8 @@ func (c *LocalClient) recordSuccess(fc *flagConfigs, source string, fs *FlagSet)
 func (c *LocalClient) recordError(err error) {
 	c.mu.Lock()
 	c.status.LastError, c.status.LastErrorAt = err, time.Now()
-	if c.status.State == "ready" {
-		c.status.State = "interrupted"
+	if c.status.State == StateReady {
+		c.status.State = StateInterrupted
 	}
 	c.mu.Unlock()
 	c.failMu.Do(func() { close(c.failed) })
@@ -538,7 +539,7 @@ func (c *LocalClient) CloseContext(ctx context.Context) error {
 		c.cohorts.client.Close()
 	}
 	c.mu.Lock()
-	c.status.State = "closed"
+	c.status.State = StateClosed
 	c.mu.Unlock()
 	if c.s.ownsClient {
 		c.s.httpClient.CloseIdleConnections()

@@ -41,11 +41,12 @@ type CohortStatus struct {
 	// GroupType is "User" or a group type such as "org id": the copy's,
 	// or without one the type the flags target the cohort as.
 	GroupType string
-	// Source of the copy in use: "server" (downloaded, or confirmed
-	// unchanged, by this client), "cache" (read from the cache directory
-	// and not confirmed since), or "" when there is none: then nobody is a
-	// member, and the cohort's members evaluate as non-members.
-	Source  string
+	// Source of the copy in use: SourceServer (downloaded, or confirmed
+	// unchanged, by this client), SourceCache (read from the cache
+	// directory and not confirmed since), or SourceNone when there is
+	// none: then nobody is a member, and the cohort's members evaluate as
+	// non-members.
+	Source  Source
 	Members int
 	// LastModified is when the cohort last changed at Amplitude, as the
 	// copy in use says.
@@ -70,7 +71,7 @@ type CohortStatus struct {
 }
 
 // Loaded reports whether a copy is in use.
-func (s CohortStatus) Loaded() bool { return s.Source != "" }
+func (s CohortStatus) Loaded() bool { return s.Source != SourceNone }
 
 // Age is how long ago the copy in use was last known to be current; 0
 // when that is unknown or there is no copy.
@@ -110,7 +111,7 @@ type cohortSync struct {
 }
 
 type origin struct {
-	source string
+	source Source
 	at     time.Time
 }
 
@@ -157,7 +158,7 @@ func (cs *cohortSync) cached() *cohort.Store {
 	defer cs.mu.Unlock()
 	for _, c := range store.Cohorts() {
 		at, _ := cohort.FileTime(cs.dir, c.ID)
-		cs.origins[c] = origin{source: "cache", at: at}
+		cs.origins[c] = origin{source: SourceCache, at: at}
 	}
 	for _, err := range errs {
 		if errors.Is(err, os.ErrNotExist) {
@@ -251,7 +252,7 @@ func (cs *cohortSync) record(r cohort.Result) {
 		}
 		return
 	}
-	cs.origins[r.Cohort] = origin{source: "server", at: now}
+	cs.origins[r.Cohort] = origin{source: SourceServer, at: now}
 	delete(cs.errs, r.ID)
 	if r.Outcome == cohort.Updated || failing {
 		cs.changes.changed = true
@@ -465,7 +466,7 @@ func (c *LocalClient) cohortStatus() []CohortStatus {
 			// cache before anything was recorded.
 			o, ok := cs.origins[co]
 			if !ok {
-				o.source = "cache"
+				o.source = SourceCache
 			}
 			st.Source, st.FetchedAt = o.source, o.at
 		} else if st.LastError == nil {

@@ -92,7 +92,7 @@ func TestLocalCohortStatus(t *testing.T) {
 	assert.Equal(t, orgCohort, st[1].ID)
 	assert.Equal(t, "org id", st[1].GroupType)
 	for _, s := range st {
-		assert.Equal(t, "server", s.Source, s.ID)
+		assert.Equal(t, experiment.SourceServer, s.Source, s.ID)
 		assert.True(t, s.Loaded())
 		assert.NoError(t, s.LastError)
 		assert.Positive(t, s.Members)
@@ -128,7 +128,7 @@ func TestLocalCohortOutageKeepsCachedCopy(t *testing.T) {
 	assert.ErrorContains(t, s.LastError, "cohort k3v9qa: GET ")
 	assert.ErrorContains(t, s.LastError, "503 Service Unavailable")
 	assert.False(t, s.LastErrorAt.IsZero())
-	assert.Equal(t, "cache", s.Source)
+	assert.Equal(t, experiment.SourceCache, s.Source)
 	assert.WithinDuration(t, fetched, s.FetchedAt, time.Second)
 	assert.InDelta(t, 2*time.Hour, s.Age(time.Now()), float64(time.Minute))
 	assert.Equal(t, "on", variantOf(t, c, member, "power-user-perks"), "the cached copy is used")
@@ -136,7 +136,7 @@ func TestLocalCohortOutageKeepsCachedCopy(t *testing.T) {
 	// The other cohort was confirmed current (204): its file says so.
 	o := cohortStatus(t, c, orgCohort)
 	assert.NoError(t, o.LastError)
-	assert.Equal(t, "server", o.Source)
+	assert.Equal(t, experiment.SourceServer, o.Source)
 	at, err := cohort.FileTime(f.cohortDir(), orgCohort)
 	require.NoError(t, err)
 	assert.WithinDuration(t, time.Now(), at, time.Minute)

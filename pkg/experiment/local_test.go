@@ -86,9 +86,9 @@ func TestLocalStartAndPoll(t *testing.T) {
 	assert.Equal(t, "v1", value(t, c))
 	srv.SetFlags(flagsV("2"))
 	eventually(t, "the poll to apply v2", func() bool { return value(t, c) == "v2" })
-	assert.Equal(t, "ready", c.Status().State)
+	assert.Equal(t, experiment.StateReady, c.Status().State)
 	require.NoError(t, c.Close())
-	assert.Equal(t, "closed", c.Status().State)
+	assert.Equal(t, experiment.StateClosed, c.Status().State)
 }
 
 func TestLocalBadUpdatesKeepLastGood(t *testing.T) {
@@ -201,8 +201,8 @@ func TestLocalServerDownUsesCache(t *testing.T) {
 	require.NoError(t, ctx.Err(), "with a cache, Start waited out the retries instead of using it")
 	assert.Equal(t, "v1", value(t, c))
 	st := c.Status()
-	assert.Equal(t, "cache", st.Source)
-	assert.Equal(t, "interrupted", st.State)
+	assert.Equal(t, experiment.SourceCache, st.Source)
+	assert.Equal(t, experiment.StateInterrupted, st.State)
 	assert.False(t, st.LastSuccess.IsZero())
 	require.ErrorIs(t, st.LastError, context.DeadlineExceeded)
 	assert.Contains(t, st.LastError.Error(), "/sdk/v2/flags?v=0: no response within 50ms")
@@ -229,7 +229,7 @@ func TestLocalStartTimeoutNamesURLAndTimeout(t *testing.T) {
 		}
 		require.NoError(t, err)
 		st := c.Status()
-		assert.Equal(t, "cache", st.Source)
+		assert.Equal(t, experiment.SourceCache, st.Source)
 		require.Error(t, st.LastError, "the fallback on the cache must say why")
 		assert.Equal(t, "GET "+srv.URL+"/sdk/v2/flags?v=0: no response within 300ms", st.LastError.Error())
 	}

@@ -182,17 +182,17 @@ func (n *statusNotifier) flagsChanged(prev, next *FlagSet) {
 }
 
 // stateChanged queues the event of a change of Status.State by a
-// successful update, if it is one: "ready" after anything else, or
-// "interrupted" because the flags came from the cache (cause is why the
+// successful update, if it is one: StateReady after anything else, or
+// StateInterrupted because the flags came from the cache (cause is why the
 // server was not used).
-func (n *statusNotifier) stateChanged(from, to, source string, cause error) {
+func (n *statusNotifier) stateChanged(from, to State, source Source, cause error) {
 	if n == nil || from == to {
 		return
 	}
 	switch {
-	case to == "ready":
+	case to == StateReady:
 		n.add(StatusEvent{Kind: StatusEventReady})
-	case to == "interrupted" && source == "cache":
+	case to == StateInterrupted && source == SourceCache:
 		n.add(StatusEvent{Kind: StatusEventStale, Err: cause})
 	}
 }

@@ -107,7 +107,7 @@ func TestLocalOnStatusChange(t *testing.T) {
 	failed, n := rec.waitFor(t, n2, experiment.StatusEventError)
 	require.Error(t, failed.Err)
 	assert.ErrorContains(t, failed.Err, "503")
-	assert.Equal(t, "interrupted", failed.Status.State, "flags in use are stale")
+	assert.Equal(t, experiment.StateInterrupted, failed.Status.State, "flags in use are stale")
 	assert.Equal(t, 2, failed.Status.Flags)
 
 	srv.SetFlags(twoFlags("a2", "b")) // only f changes
@@ -140,7 +140,7 @@ func TestLocalOnStatusChangeStaleCache(t *testing.T) {
 	require.NoError(t, c.Start(t.Context()))
 	stale, _ := rec.waitFor(t, 0, experiment.StatusEventStale)
 	assert.ErrorContains(t, stale.Err, "503")
-	assert.Equal(t, "cache", stale.Status.Source)
+	assert.Equal(t, experiment.SourceCache, stale.Status.Source)
 	assert.Contains(t, rec.kinds(), experiment.StatusEventFlagsChanged)
 	assert.NotContains(t, rec.kinds(), experiment.StatusEventReady)
 }

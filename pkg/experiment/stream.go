@@ -81,7 +81,7 @@ func (c *LocalClient) streamOnce(ctx context.Context) error {
 			// its first Status must already say how updates arrive. A
 			// failure here ends the stream, and the caller clears it.
 			c.setStreaming(true)
-			err = c.apply(ctx, fc, "stream")
+			err = c.apply(ctx, fc, SourceStream)
 		}
 		if err != nil {
 			c.recordError(err)
