@@ -130,7 +130,7 @@ var quotedValue = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 // whose long names are no keys. pflag quotes no unknown flag, so those
 // messages are redacted whole: they are the flag and nothing else.
 func redactEchoes(msg string) string {
-	if strings.HasPrefix(msg, "unknown flag: ") || strings.HasPrefix(msg, "unknown shorthand flag: ") {
+	if strings.HasPrefix(msg, "unknown option ") || strings.HasPrefix(msg, "unknown flag: ") || strings.HasPrefix(msg, "unknown shorthand flag: ") {
 		return redact.Text(msg)
 	}
 	return quotedValue.ReplaceAllStringFunc(msg, redact.Text)

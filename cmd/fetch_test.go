@@ -200,7 +200,7 @@ func TestFetchUsageErrors(t *testing.T) {
 		"users as table":    {nil, []string{"--users", "x", "-o", "table"}, "--users writes jsonl or json"},
 		"skip without list": {nil, []string{"--user-id", "u", "--skip-invalid"}, "--skip-invalid needs --users"},
 		"both stdin":        {nil, []string{"--users", "-", "--user", "-"}, "--users cannot be combined"},
-		"unknown flag":      {nil, []string{"--user-id", "u", "--nope"}, "unknown flag"},
+		"unknown flag":      {nil, []string{"--user-id", "u", "--nope"}, "unknown option --nope"},
 		"bad prop":          {nil, []string{"-p", "novalue"}, "--prop"},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -22,6 +22,9 @@ type Factory struct {
 
 	loadedConfig *configFile
 	configErr    error
+	// args is the command line as given, for errors about an option placed
+	// before its command (cobra keeps its own copy to itself).
+	args []string
 }
 
 // Main runs the command line and returns the process exit code. It is the
@@ -35,7 +38,7 @@ func Main(ctx context.Context, args []string, io *IOStreams) int {
 		// from a stalled pipe or a terminal still stops at Ctrl-C.
 		streams.In = newCancelReader(ctx, io.In)
 	}
-	f := &Factory{IO: &streams, Now: time.Now}
+	f := &Factory{IO: &streams, Now: time.Now, args: args}
 	root := NewRootCmd(f)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
@@ -58,6 +61,7 @@ func Main(ctx context.Context, args []string, io *IOStreams) int {
 
 // NewRootCmd builds the command tree.
 func NewRootCmd(f *Factory) *cobra.Command {
+	var showVersion bool
 	root := &cobra.Command{
 		Use:   "experiment",
 		Short: "Evaluate Amplitude Experiment feature flags and experiments",
@@ -68,13 +72,25 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		// Every setting is checked before any command runs (a subcommand
 		// with a PersistentPreRunE of its own must call this too).
 		PersistentPreRunE: func(c *cobra.Command, _ []string) error { return f.checkSettings(c) },
+		// Checked here rather than by cobra, so that an option of a
+		// subcommand given before it (`experiment --offline flags list`)
+		// reaches the option error, which says where it goes, instead of
+		// cobra's "unknown command" for the word after it.
+		Args: unknownCommand,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if showVersion {
+				return printVersion(f.IO.Out)
+			}
+			return c.Help()
+		},
 	}
+	// The root's own --version, as gh and kubectl have; `evaluate
+	// --version` stays the user's app version (a local option there).
+	root.Flags().BoolVar(&showVersion, "version", false, "print the version (as 'experiment version')")
 	root.PersistentFlags().StringVar(&f.ConfigPath, "config", "", "config file (env EXPERIMENT_CONFIG; default: the user config dir + /experiment/config.yaml)")
 	root.PersistentFlags().StringVar(&f.Profile, "profile", "", "config file profile to use (env EXPERIMENT_PROFILE)")
 	root.PersistentFlags().BoolVar(&f.IO.NoColor, "no-color", false, "no colour in output (also NO_COLOR, or when not a terminal)")
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return &exitError{code: ExitUsage, err: err, hint: fmt.Sprintf("see '%s --help'", c.CommandPath())}
-	})
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return optionError(c, f.args, err) })
 	root.AddCommand(
 		newEvaluateCmd(f, nil),
 		newExplainCmd(f, nil),
@@ -103,6 +119,19 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		}
 	}
 	return root
+}
+
+// unknownCommand is cobra's check of the root's arguments, with the same
+// suggestion of the nearest command.
+func unknownCommand(c *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	hint := fmt.Sprintf("see '%s --help'", c.CommandPath())
+	if near := c.SuggestionsFor(args[0]); len(near) > 0 {
+		hint = "did you mean " + strings.Join(near, " or ") + "?"
+	}
+	return &exitError{code: ExitUsage, err: fmt.Errorf("unknown command %q for %q", args[0], c.CommandPath()), hint: hint}
 }
 
 // rejectUnknownSubcommands makes `experiment cookie bogus` a usage error:

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"fmt"
+	"io"
 	"runtime"
 	"runtime/debug"
 
@@ -54,16 +55,22 @@ func newVersionCmd(f *Factory) *cobra.Command {
 			if err := checkOutput(&output, f, "table", "json", "yaml"); err != nil {
 				return err
 			}
-			v := currentVersion()
 			if output != "table" {
-				return writeOutput(writeData(f.IO.Out, output, v))
+				return writeOutput(writeData(f.IO.Out, output, currentVersion()))
 			}
-			_, err := fmt.Fprintf(f.IO.Out, "experiment %s\ncommit: %s\nbuilt: %s\n%s %s\n", v.Version, orUnknown(v.Commit), orUnknown(v.Date), v.GoVersion, v.Platform)
-			return writeOutput(err)
+			return printVersion(f.IO.Out)
 		},
 	}
 	c.Flags().StringVarP(&output, "output", "o", "", "output format: table|json|yaml")
 	return c
+}
+
+// printVersion writes the version for people: `experiment version` and
+// `experiment --version`.
+func printVersion(w io.Writer) error {
+	v := currentVersion()
+	_, err := fmt.Fprintf(w, "experiment %s\ncommit: %s\nbuilt: %s\n%s %s\n", v.Version, orUnknown(v.Commit), orUnknown(v.Date), v.GoVersion, v.Platform)
+	return writeOutput(err)
 }
 
 func orUnknown(s string) string {
