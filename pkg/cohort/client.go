@@ -18,8 +18,7 @@ import (
 	"github.com/flagkit/experiment/internal/redact"
 )
 
-// Config configures a Client: the Python SDK's CohortSyncConfig
-// (PROTOCOL.md 6.4) less the polling interval, which belongs to whoever
+// Config configures a Client: the Python SDK's CohortSyncConfig less the polling interval, which belongs to whoever
 // calls Sync.
 type Config struct {
 	// APIKey and SecretKey are the analytics project's keys (not a
@@ -58,7 +57,7 @@ type Config struct {
 	Library string
 }
 
-// Defaults of Config (PROTOCOL.md 3.1, 6.4).
+// Defaults of Config, the Python SDK's.
 const (
 	DefaultMaxCohortSize  = math.MaxInt32
 	DefaultRequestTimeout = 10 * time.Second
@@ -67,7 +66,7 @@ const (
 	DefaultTimeout = 5 * time.Minute
 )
 
-// The project's retry policy (PROTOCOL.md 3.1): at most three attempts,
+// The retry policy: at most three attempts,
 // 100 ms apart, for transport errors, timeouts, malformed bodies, 202, 429
 // and 5xx.
 const (
@@ -150,7 +149,7 @@ func (e *DownloadError) Error() string {
 
 func (e *DownloadError) Unwrap() error { return e.Err }
 
-// Client downloads cohorts from the cohort download API (PROTOCOL.md 3.1).
+// Client downloads cohorts from Amplitude's cohort download API.
 // It is safe for concurrent use.
 type Client struct {
 	base      *url.URL // scheme, host and path; no query, fragment or user info
@@ -254,7 +253,8 @@ func (c *Client) Close() {
 }
 
 // endpoint is GET {base}/sdk/v1/cohort/<id>?maxCohortSize=<n>[&lastModified=<ms>],
-// the base path kept with exactly one '/' before "sdk" (PROTOCOL.md 0.3).
+// the base path kept with exactly one '/' before "sdk", as the official SDKs
+// join a server URL that ends in '/'.
 func (c *Client) endpoint(id string, stored *Cohort) *url.URL {
 	u := *c.base
 	raw := strings.TrimRight(c.base.EscapedPath(), "/") + "/sdk/v1/cohort/" + url.PathEscape(id)

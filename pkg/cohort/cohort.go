@@ -2,7 +2,7 @@
 // the cohort document served by Amplitude's cohort download API (Decode), an
 // immutable store with constant-time, allocation-free membership tests
 // (Store), which cohorts a flag set targets (Referenced), the download
-// client (Client, PROTOCOL.md 3.1), a concurrent Sync that keeps the last
+// client (Client), a concurrent Sync that keeps the last
 // good copy of every cohort, and a directory cache of cohort files (SaveDir,
 // LoadDir) that `experiment evaluate --cohorts DIR` reads.
 //

@@ -11,8 +11,8 @@ package eval
 // empty list is different from an absent name (the former reads as an empty
 // list, the latter as null).
 //
-// Cohorts, when set, stands for the cohort enrichment of PROTOCOL.md 3.4
-// without doing it up front: memberships are looked up only when a condition
+// Cohorts, when set, stands for the cohort enrichment the official SDKs do
+// (cohort_ids filled from the cohorts a flag targets) without doing it up front: memberships are looked up only when a condition
 // reads cohort_ids, and often only for the condition's own values. The
 // context then reads exactly as if enriched eagerly:
 //

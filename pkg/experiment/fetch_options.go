@@ -22,7 +22,7 @@ type FetchOptions struct {
 	FlagKeys []string
 }
 
-// The request headers of PROTOCOL.md 1.2.
+// The request headers that carry FetchOptions, as the official SDKs send them.
 const (
 	headerFlagKeys      = "X-Amp-Exp-Flag-Keys"
 	headerTrack         = "X-Amp-Exp-Track"

@@ -79,7 +79,7 @@ func VariantOf(r eval.Result) Variant {
 
 // Context builds the engine's view of user, enriched with the memberships
 // of the cohorts the flags target (user cohorts by user id, group cohorts by
-// the first group name of each type, PROTOCOL.md 3.4). Enrichment is lazy:
+// the first group name of each type, as the official SDKs do). Enrichment is lazy:
 // a membership is looked up only when a condition reads it, which spares
 // users the cache misses of cohorts of millions of members that their flags
 // never reach.

@@ -482,8 +482,11 @@ func (c *LocalClient) EvaluateResults(user *User, flagKeys []string, dst []eval.
 	return fs.EvaluateResults(user, flagKeys, dst)
 }
 
-// Evaluate is the deprecated form: default and undeployed variants are
-// dropped.
+// Evaluate is EvaluateV2 with default and undeployed variants dropped, as
+// the Python SDK's evaluate.
+//
+// Deprecated: use EvaluateV2, which keeps default variants, so a caller can
+// tell a flag that served its default from one that was not evaluated.
 func (c *LocalClient) Evaluate(user *User, flagKeys ...string) (map[string]Variant, error) {
 	v, err := c.EvaluateV2(user, flagKeys...)
 	if err != nil {

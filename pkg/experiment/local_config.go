@@ -70,8 +70,10 @@ type LocalConfig struct {
 	// ExposureConfig enables exposure events for evaluations with
 	// EvaluateOptions.TracksExposure.
 	ExposureConfig *ExposureConfig
-	// AssignmentConfig (deprecated) sends an assignment event for every
-	// evaluation.
+	// AssignmentConfig sends an assignment event for every evaluation.
+	//
+	// Deprecated: use ExposureConfig with EvaluateOptions.TracksExposure;
+	// Amplitude keeps assignment events for old analyses only.
 	AssignmentConfig *AssignmentConfig
 	// OnUpdate is called, from the updater goroutine, after new flags are
 	// applied; prev is nil for the first set. It must not block for long.

@@ -57,7 +57,7 @@ type RemoteConfig struct {
 	Library string
 }
 
-// Defaults of RemoteConfig: the Python SDK's (PROTOCOL.md 1.5, 6.1).
+// Defaults of RemoteConfig: the Python SDK's.
 const (
 	DefaultFetchTimeout       = 10 * time.Second
 	DefaultFetchRetries       = 0

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// retryPolicy is how a request is retried (PROTOCOL.md 1.5): remote fetches
+// retryPolicy is how a request is retried (the Python SDK's policy): remote fetches
 // and flag config pulls share it, so both treat a failure the same way.
 type retryPolicy struct {
 	retries int                       // attempts after the first

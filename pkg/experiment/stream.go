@@ -12,7 +12,7 @@ import (
 	sse "github.com/tmaxmax/go-sse"
 )
 
-// runStream holds one flag stream connection (PROTOCOL.md 2.4): every event
+// runStream holds one flag stream connection (server-sent events): every event
 // carries the complete flag list. It returns when the stream fails: no
 // first message in time, a keep-alive gap, a bad status or content type,
 // data that is not a flag list, or the connection's maximum age (then with

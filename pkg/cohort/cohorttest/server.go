@@ -1,5 +1,5 @@
 // Package cohorttest is a fake of Amplitude's cohort download API
-// (PROTOCOL.md 3.5) on an httptest server at 127.0.0.1, for tests of cohort
+// (GET /sdk/v1/cohort/<id>) on an httptest server at 127.0.0.1, for tests of cohort
 // sync: it checks the Basic credentials, answers 204 to a matching
 // lastModified and 413 over maxCohortSize, 404 for unknown ids, and can be
 // scripted to answer statuses, to stall, or to trickle. It records every

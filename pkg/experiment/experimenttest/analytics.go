@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// The analytics endpoints AnalyticsServer answers (PROTOCOL.md 4.5).
+// The analytics endpoints AnalyticsServer answers: the HTTP V2 and Batch APIs.
 const (
 	AnalyticsPath      = "/2/httpapi"
 	AnalyticsBatchPath = "/batch"

@@ -1,5 +1,5 @@
 // Package experimenttest provides fakes of Amplitude's services for tests.
-// RemoteServer speaks the remote evaluation API (PROTOCOL.md 1.8) on an
+// RemoteServer speaks the remote evaluation API (/sdk/v2/vardata) on an
 // httptest server bound to 127.0.0.1, so SDK and CLI tests never reach the
 // internet. It accepts every form the SDKs send (POST with a JSON body, GET
 // with X-Amp-Exp-User in either base64 alphabet), checks the deployment key,
