@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"unicode"
@@ -95,6 +96,8 @@ func completeFlagValue(fl *pflag.Flag) cobra.CompletionFunc {
 		return completeFileExt("json")
 	case name == "users":
 		return completeFileExt("jsonl", "ndjson", "json")
+	case name == "user":
+		return completeUserArg
 	case name == "junit":
 		return completeFileExt("xml")
 	case name == "config":
@@ -128,6 +131,53 @@ func usageValues(usage string) []string {
 var usageDirRe = regexp.MustCompile(`\bDIR\b|(?i)\bdirector(y|ies)\b`)
 
 func usageMentionsDir(usage string) bool { return usageDirRe.MatchString(usage) }
+
+// completeUserArg completes --user's @FILE form: the shell's own file
+// completion would offer the bare name, which --user takes as JSON. JSON
+// files and directories are offered with the @ (with a directory among
+// them, no space is added, so that one can be descended into); - (stdin)
+// with nothing typed.
+func completeUserArg(_ *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	typed, ok := strings.CutPrefix(toComplete, "@")
+	if !ok && toComplete != "" {
+		return nil, cobra.ShellCompDirectiveNoFileComp // JSON being typed
+	}
+	dir, prefix := filepath.Split(typed)
+	readDir := dir
+	if readDir == "" {
+		readDir = "."
+	}
+	entries, err := os.ReadDir(readDir)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []string
+	if toComplete == "" {
+		out = append(out, "-\tread the user from stdin")
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, prefix) || strings.HasPrefix(name, ".") && !strings.HasPrefix(prefix, ".") {
+			continue
+		}
+		switch {
+		case e.IsDir() || e.Type()&os.ModeSymlink != 0 && isDir(filepath.Join(dir, name)):
+			out = append(out, "@"+dir+name+"/")
+		case strings.HasSuffix(name, ".json"):
+			out = append(out, "@"+dir+name)
+		}
+	}
+	directive := cobra.ShellCompDirectiveNoFileComp
+	if slices.ContainsFunc(out, func(c string) bool { return strings.HasSuffix(c, "/") }) {
+		directive |= cobra.ShellCompDirectiveNoSpace // a directory is descended into
+	}
+	return out, directive
+}
+
+func isDir(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
+}
 
 func completeFileExt(exts ...string) cobra.CompletionFunc {
 	return cobra.FixedCompletions(exts, cobra.ShellCompDirectiveFilterFileExt)

@@ -489,3 +489,47 @@ func TestCompleteThroughMain(t *testing.T) {
 		}
 	}
 }
+
+// TestCompleteUserArg: --user completes @FILE (JSON files and directories,
+// with the @ the bare name would lack) and - for stdin, in every command
+// that takes a user.
+func TestCompleteUserArg(t *testing.T) {
+	clearCompletionEnv(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, name := range []string{"user.json", "users.jsonl", "notes.txt", "sub/alice.json"} {
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(name, []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		args      []string
+		want, not []string
+		directive cobra.ShellCompDirective
+	}{
+		{[]string{"evaluate", "--user", ""}, []string{"-", "@user.json", "@sub/"}, []string{"@users.jsonl", "@notes.txt", "user.json"},
+			cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace},
+		{[]string{"explain", "--user", "@u"}, []string{"@user.json"}, []string{"-", "@sub/"}, cobra.ShellCompDirectiveNoFileComp},
+		{[]string{"fetch", "--user", "@sub/"}, []string{"@sub/alice.json"}, nil, cobra.ShellCompDirectiveNoFileComp},
+		{[]string{"evaluate", "--user", `{"user_id"`}, nil, []string{"@user.json"}, cobra.ShellCompDirectiveNoFileComp},
+	} {
+		out := runComplete(t, completionRoot(t), tc.args...)
+		for _, w := range tc.want {
+			if !offers(out, w) {
+				t.Errorf("__complete %q: no %q in\n%s", tc.args, w, out)
+			}
+		}
+		for _, n := range tc.not {
+			if offers(out, n) {
+				t.Errorf("__complete %q: %q offered in\n%s", tc.args, n, out)
+			}
+		}
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		if d := ":" + strconv.Itoa(int(tc.directive)); lines[len(lines)-1] != d {
+			t.Errorf("__complete %q: want directive %s in\n%s", tc.args, d, out)
+		}
+	}
+}

@@ -109,6 +109,9 @@ func readUserArg(arg string, stdin io.Reader) (*experiment.User, error) {
 		source = arg[1:]
 		data, err = readInput(inputContext(stdin), arg[1:], maxUserBytes)
 	default:
+		if t := strings.TrimSpace(arg); t != "" && t[0] != '{' && t[0] != '[' {
+			return nil, notUserObject(arg)
+		}
 		data = []byte(arg)
 	}
 	if err != nil {
@@ -118,6 +121,16 @@ func readUserArg(arg string, stdin io.Reader) (*experiment.User, error) {
 		return nil, inputError(fmt.Errorf("%s: user object larger than %d MiB", source, maxUserBytes>>20))
 	}
 	return decodeUser(source, data)
+}
+
+// notUserObject is the error for --user given a word: a file name without
+// the @, or a user id meant for --user-id. The hint says how to give each.
+func notUserObject(arg string) error {
+	err := inputError(fmt.Errorf("--user %q: want a JSON object, @FILE or - (stdin)", arg))
+	if st, serr := os.Stat(arg); serr == nil && st.Mode().IsRegular() {
+		return withHint(err, fmt.Sprintf("to read the file, use --user %s (or --user-id %s for a user id)", shellQuote("@"+arg), shellQuote(arg)))
+	}
+	return withHint(err, fmt.Sprintf("for a user id, use --user-id %s; to read a file, --user @FILE", shellQuote(arg)))
 }
 
 // readFileLimited reads a whole file, refusing one larger than limit, for
