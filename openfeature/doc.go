@@ -27,6 +27,11 @@
 // the provider's goroutine ends and the event channel is closed. A provider
 // cannot be initialized again after Shutdown (ErrShutdown).
 //
+// Evaluations through the provider read the flag set in use and send no
+// exposure or assignment events (LocalConfig.ExposureConfig and
+// AssignmentConfig apply to the client's own EvaluateV2WithOptions, which
+// Client returns).
+//
 // # Evaluation context to user
 //
 // Each evaluation maps the OpenFeature evaluation context to an

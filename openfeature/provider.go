@@ -153,24 +153,28 @@ func (p *Provider) InitWithContext(ctx context.Context, _ of.EvaluationContext) 
 		return ErrShutdown
 	}
 	p.events.start()
-	if err != nil {
-		if errors.Is(err, experiment.ErrUnauthorized) {
-			p.events.setState(of.FatalState)
-			return &of.ProviderInitError{ErrorCode: of.ProviderFatalCode, Message: "the flag config server rejected the deployment key: " + err.Error()}
-		}
+	if errors.Is(err, experiment.ErrUnauthorized) {
+		p.events.setState(of.FatalState)
+		return &of.ProviderInitError{ErrorCode: of.ProviderFatalCode, Message: "the flag config server rejected the deployment key: " + err.Error()}
+	}
+	if p.client.FlagSet() == nil {
+		// From here on a READY status event is the provider's to emit:
+		// the client goes on trying, and its first flags make the
+		// provider READY.
+		p.events.setState(of.ErrorState)
+		// Flags that arrived while Init still counted as under way had
+		// their READY left to Init: if they are in use by now, Init
+		// succeeds after all.
 		if p.client.FlagSet() == nil {
-			p.events.setState(of.ErrorState)
-			// The client goes on trying. Its READY status event may
-			// have come while Init still counted as under way (and was
-			// left to Init to report): if flags are in use by now, the
-			// provider is ready and says so itself.
-			if p.client.FlagSet() != nil {
-				p.events.transition(of.ReadyState, "flag configs arrived after Init failed")
+			if err == nil {
+				// A second Start after a failed one may report
+				// success without flags; evaluations would all fail.
+				err = errors.New("no flag configs after Start")
 			}
 			return fmt.Errorf("openfeature provider: %w", err)
 		}
-		// Flags arrived as Start gave up: the provider is usable.
 	}
+	// Flags are in use, even if Start gave up just as they arrived.
 	p.started = true
 	p.events.setState(of.ReadyState)
 	// Start succeeds on a cached copy when the server cannot be reached:
