@@ -416,11 +416,8 @@ func fetchUserLine(ctx context.Context, client *experiment.RemoteClient, fo *exp
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	user, err := experiment.DecodeUser(j.data)
+	user, err := decodeUsersLine(j.data) // strict, as evaluate --users
 	if err != nil {
-		if errors.Is(err, experiment.ErrNotObject) {
-			err = errors.New("not a JSON object")
-		}
 		return nil, inputError(&invalidLine{name: name, line: j.line, err: err})
 	}
 	variants, err := client.FetchV2(ctx, user, fo)
