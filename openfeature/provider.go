@@ -179,7 +179,7 @@ func (p *Provider) InitWithContext(ctx context.Context, _ of.EvaluationContext) 
 	p.events.setState(of.ReadyState)
 	// Start succeeds on a cached copy when the server cannot be reached:
 	// ready, but already stale, and handlers should hear it.
-	if st := p.client.Status(); st.State == "interrupted" {
+	if st := p.client.Status(); st.State == experiment.StateInterrupted {
 		p.events.transition(of.StaleState, staleMessage(st.LastError))
 	}
 	return nil
