@@ -3,6 +3,8 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -131,6 +133,11 @@ func runAssert(ctx context.Context, opts *assertOptions) error {
 	if err := checkKeys(fs, keys, opts.Source.name()); err != nil {
 		return err
 	}
+	for _, x := range opts.Expectations {
+		if err := checkVariant(fs, x); err != nil {
+			return &exitError{code: ExitUsage, err: err, hint: "FLAG=VARIANT names a variant key; FLAG=value:VALUE checks the value, FLAG=absent no variant"}
+		}
+	}
 	user, err := opts.User.build(opts.cmd.Flags(), opts.IO.In)
 	if err != nil {
 		return err
@@ -156,6 +163,25 @@ func runAssert(ctx context.Context, opts *assertOptions) error {
 		return &silentError{code: ExitCheckFailed}
 	}
 	return nil
+}
+
+// checkVariant refuses an expectation of a variant the flag does not have:
+// it could never hold, and is a typo far more often than a wish. The
+// error lists the flag's variants and the nearest one.
+func checkVariant(fs *experiment.FlagSet, x expectation) error {
+	f := fs.Snapshot().Flag(x.Flag)
+	if f == nil || x.Absent || x.Value != nil {
+		return nil
+	}
+	if _, ok := f.Variants[x.Variant]; ok {
+		return nil
+	}
+	variants := slices.Sorted(maps.Keys(f.Variants))
+	err := fmt.Errorf("flag %q has no variant %q (its variants: %s)", x.Flag, x.Variant, strings.Join(variants, ", "))
+	if near := closestKey(x.Variant, variants); near != "" {
+		err = fmt.Errorf("%w; did you mean %q?", err, near)
+	}
+	return err
 }
 
 func findResult(results []eval.Result, flag string) *eval.Result {

@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"encoding/xml"
@@ -30,6 +29,8 @@ type testFile struct {
 }
 
 type testCase struct {
+	// Line is where the case starts in the file, for its errors.
+	Line    int             `json:"-"`
 	Name    string          `json:"name"`
 	User    json.RawMessage `json:"user"`
 	Flag    string          `json:"flag"`
@@ -115,24 +116,15 @@ func loadTestFile(path string) (*testFile, error) {
 	if err != nil {
 		return nil, namedFileError("test file", path, err)
 	}
-	var generic any
-	if err := yaml.Unmarshal(data, &generic); err != nil { // YAML is a superset of JSON
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil { // YAML is a superset of JSON
 		return nil, inputError(fmt.Errorf("%s: %w", path, yamlError(err)))
 	}
-	asJSON, err := json.Marshal(generic)
+	tf, err := decodeTestFile(&doc)
 	if err != nil {
-		return nil, inputError(fmt.Errorf("%s: %w", path, err))
+		return nil, inputError(fmt.Errorf("%s:%w", path, err))
 	}
-	var tf testFile
-	dec := json.NewDecoder(bytes.NewReader(asJSON))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&tf); err != nil {
-		return nil, inputError(fmt.Errorf("%s: %w", path, err))
-	}
-	if len(tf.Cases) == 0 {
-		return nil, inputError(fmt.Errorf("%s: no cases", path))
-	}
-	return &tf, nil
+	return tf, nil
 }
 
 type caseResult struct {
@@ -162,7 +154,7 @@ func runTest(ctx context.Context, opts *testOptions) error {
 	for i, c := range tf.Cases {
 		r, err := runCase(fs, c, i)
 		if err != nil {
-			return inputError(fmt.Errorf("%s: cases[%d]: %w", opts.File, i, err))
+			return inputError(fmt.Errorf("%s:%d: %s: %w", opts.File, c.Line, caseLabel(i, c.Name), err))
 		}
 		results = append(results, r)
 	}
@@ -197,7 +189,14 @@ func runCase(fs *experiment.FlagSet, c testCase, i int) (caseResult, error) {
 	keys := make([]string, len(xs))
 	for i, x := range xs {
 		if fs.Snapshot().Flag(x.Flag) == nil {
-			return r, fmt.Errorf("unknown flag %q", x.Flag)
+			err := fmt.Errorf("unknown flag %q", x.Flag)
+			if near := closestKey(x.Flag, fs.Snapshot().Keys()); near != "" {
+				err = fmt.Errorf("%w (did you mean %q?)", err, near)
+			}
+			return r, err
+		}
+		if err := checkVariant(fs, x); err != nil {
+			return r, err
 		}
 		keys[i] = x.Flag
 	}
