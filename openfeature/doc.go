@@ -119,6 +119,7 @@
 // was assigned, DEFAULT and DISABLED included, and is empty with an error.
 // FlagMetadata is the variant's merged metadata (flagType, flagVersion,
 // experimentKey, segmentName, deployed, default, evaluationMode, ...);
+// integral numbers are int64 (FlagMetadata.GetInt reads flagVersion), and
 // structured values are given as JSON text.
 //
 // # Events

@@ -89,8 +89,16 @@ func flagMetadata(meta map[string]any) of.FlagMetadata {
 	}
 	out := make(of.FlagMetadata, len(meta))
 	for k, v := range meta {
-		switch v.(type) {
-		case bool, string, float64, int, int64:
+		switch t := v.(type) {
+		case float64:
+			// JSON numbers decode as float64; an integral one (flagVersion)
+			// is given as int64, so FlagMetadata.GetInt reads it.
+			if t == math.Trunc(t) && t >= math.MinInt64 && t < math.MaxInt64 {
+				out[k] = int64(t)
+			} else {
+				out[k] = t
+			}
+		case bool, string, int, int64:
 			out[k] = v
 		case nil:
 		default:

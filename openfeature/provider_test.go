@@ -208,10 +208,13 @@ func TestFlagMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, v := range map[string]any{"flagType": "experiment", "flagVersion": 7.0, "experimentKey": "exp-7", "segmentName": "Pro users", "deployed": true} {
+	for k, v := range map[string]any{"flagType": "experiment", "flagVersion": int64(7), "experimentKey": "exp-7", "segmentName": "Pro users", "deployed": true} {
 		if d.FlagMetadata[k] != v {
 			t.Errorf("metadata %s = %#v, want %#v (all: %v)", k, d.FlagMetadata[k], v, d.FlagMetadata)
 		}
+	}
+	if v, err := d.FlagMetadata.GetInt("flagVersion"); v != 7 || err != nil {
+		t.Errorf("GetInt(flagVersion) = %d, %v", v, err)
 	}
 }
 
