@@ -50,7 +50,7 @@
 //	                              text (3 -> "3", true -> "true")
 //	user_properties               UserProperties (an object)
 //	groups                        Groups: group type -> a group name or a
-//	                              list of names
+//	                              list of names (targeting reads the first)
 //	group_properties              GroupProperties: group type -> group name
 //	                              -> properties
 //	cohort_ids, group_cohort_ids  CohortIDs, GroupCohortIDs

@@ -619,3 +619,19 @@ func TestConcurrentUse(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestKeyRejectedLater: the server rejecting the key after Init stops
+// updates for good: ERROR, and the flags in use are still served.
+func TestKeyRejectedLater(t *testing.T) {
+	client, _, srv, api := ready(t)
+	rec := record(api)
+	srv.Script(experimenttest.Reply{Status: http.StatusUnauthorized})
+	d, _ := rec.waitFor(t, openfeature.ProviderError, 0, nil)
+	if d.ProviderName != provider.Name || d.Message == "" {
+		t.Errorf("ERROR event %+v", d)
+	}
+	waitState(t, client, openfeature.ErrorState)
+	if v, err := client.BooleanValue(t.Context(), "static-on", false, evalCtx("u", nil)); err != nil || !v {
+		t.Errorf("the flags in use after the key was rejected: %v, %v", v, err)
+	}
+}
