@@ -96,8 +96,7 @@ func TestFlagCacheWriteAllocatesNoCopy(t *testing.T) {
 // the response: no io.ReadAll whose doubling leaves the size again behind.
 func TestFlagResponseDecodeAllocations(t *testing.T) {
 	body, nflags := bigFlagConfig(t, testSize(16<<20))
-	var floor uint64
-	floor = allocated(func() {
+	floor := allocated(func() {
 		_, err := eval.DecodeFlags(body)
 		require.NoError(t, err)
 	})

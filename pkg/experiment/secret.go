@@ -17,10 +17,6 @@ import (
 // The full value is only available through an explicit string(s) conversion.
 type Secret string
 
-// secretPrefix is how many leading characters a redacted Secret shows: enough
-// to tell "server-" from "client-" keys.
-const secretPrefix = 6
-
 // Fingerprint identifies the secret without revealing it: the first 8 hex
 // digits of its SHA-256. It is stable, so it can name cache files and be
 // compared with what another tool prints. An empty Secret has none.

@@ -174,9 +174,7 @@ func (s *FlagServer) serveStream(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		if _, ok := s.streams[ch]; ok {
-			delete(s.streams, ch)
-		}
+		delete(s.streams, ch)
 		s.mu.Unlock()
 	}()
 	w.Header().Set("Content-Type", "text/event-stream")
