@@ -84,7 +84,7 @@ func (s Status) ConfigAge(now time.Time) time.Duration {
 // fetched until Start.
 func NewLocalClient(deploymentKey string, cfg *LocalConfig) (*LocalClient, error) {
 	if deploymentKey == "" {
-		return nil, errors.New("local client: empty deployment key")
+		return nil, newConfigError("local client", errors.New("empty deployment key"))
 	}
 	s, err := newLocalSettings(cfg)
 	if err != nil {
@@ -92,7 +92,7 @@ func NewLocalClient(deploymentKey string, cfg *LocalConfig) (*LocalClient, error
 	}
 	cs, err := newCohortSync(s)
 	if err != nil {
-		return nil, fmt.Errorf("local config: cohorts: %w", err)
+		return nil, newConfigError("local config", fmt.Errorf("cohorts: %w", err))
 	}
 	c := &LocalClient{key: Secret(deploymentKey), s: s, ready: make(chan struct{}), failed: make(chan struct{}), done: make(chan struct{}), status: Status{State: StateStarting}, cohorts: cs}
 	c.initialCohorts = cs.cached()

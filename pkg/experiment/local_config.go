@@ -189,7 +189,7 @@ func newLocalSettings(cfg *LocalConfig) (*localSettings, error) {
 		s.cohortURL = orDefault(c.CohortServerURL, cfg.ServerZone.CohortServerURL())
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("local config: %w", errors.Join(errs...))
+		return nil, newConfigError("local config", errs...)
 	}
 	s.logger = sdkLogger(cfg.Logger, cfg.Debug)
 	s.httpClient, s.ownsClient = httpClientOr(cfg.HTTPClient)

@@ -69,10 +69,11 @@ const (
 func NewRemoteClient(deploymentKey string, cfg *RemoteConfig) (*RemoteClient, error) {
 	key := strings.TrimSpace(deploymentKey)
 	if key == "" {
-		return nil, errors.New("experiment: deployment key is empty")
+		return nil, fmt.Errorf("experiment: %w", newConfigError("remote client", errors.New("deployment key is empty")))
 	}
 	if strings.IndexFunc(key, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
-		return nil, fmt.Errorf("experiment: deployment key %v contains white space or control characters", Secret(key))
+		return nil, fmt.Errorf("experiment: %w", newConfigError("remote client",
+			fmt.Errorf("deployment key %v contains white space or control characters", Secret(key))))
 	}
 	s, err := cfg.resolve()
 	if err != nil {

@@ -1,7 +1,6 @@
 package experiment
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -131,7 +130,7 @@ func (cfg *RemoteConfig) resolve() (*remoteSettings, error) {
 		s.url, s.redactedURL = u.String(), redactURL(u)
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("remote config: %w", errors.Join(errs...))
+		return nil, newConfigError("remote config", errs...)
 	}
 
 	s.logger = sdkLogger(cfg.Logger, cfg.Debug)

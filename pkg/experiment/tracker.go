@@ -281,7 +281,7 @@ func (cfg *TrackerConfig) resolve() (*trackerSettings, error) {
 		s.url, s.redactedURL = u.String(), redactURL(u)
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("tracker config: %w", errors.Join(errs...))
+		return nil, newConfigError("tracker config", errs...)
 	}
 	s.log, s.now, s.library = cfg.resolveCommon()
 	s.bodyHead, s.bodyTail = payloadFrame(s.key, s.minIDLength)
@@ -1505,11 +1505,11 @@ type eventService struct {
 
 func newEventService(kind string, cfg TrackerConfig, capacity int, printer *EventPrinter) (*eventService, error) {
 	if capacity < 0 {
-		return nil, fmt.Errorf("experiment: %s config: CacheCapacity is negative (%d)", kind, capacity)
+		return nil, fmt.Errorf("experiment: %w", newConfigError(kind+" config", fmt.Errorf("CacheCapacity is negative (%d)", capacity)))
 	}
 	cache, err := newDedupCache(cmp.Or(capacity, DefaultCacheCapacity))
 	if err != nil {
-		return nil, fmt.Errorf("experiment: %s config: %w", kind, err)
+		return nil, fmt.Errorf("experiment: %w", newConfigError(kind+" config", err))
 	}
 	s := &eventService{cache: cache, printer: printer}
 	if printer != nil {
