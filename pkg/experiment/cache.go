@@ -26,13 +26,21 @@ type cacheEnvelope struct {
 	Flags     json.RawMessage `json:"flags"`
 }
 
-// FlagCachePath is where flag configs of a deployment key are cached.
+// FlagCachePath is the file in which a LocalClient with LocalConfig.CacheDir
+// set to cacheDir keeps the last good flag configs of deploymentKey. The name
+// holds the key's fingerprint, never the key. It is public so that other
+// tools can place or inspect that file: `experiment flags pull` writes it,
+// so a service whose image is built with the file can start with
+// LocalConfig{CacheDir: dir, Offline: true} and never reach the network.
 func FlagCachePath(cacheDir, deploymentKey string) string {
 	return filepath.Join(cacheDir, "flags", Secret(deploymentKey).Fingerprint()+".json")
 }
 
-// CohortCacheDir is where cohorts of an analytics project are cached, one
-// <cohortId>.json per cohort, in the download API's format.
+// CohortCacheDir is the directory in which a LocalClient with
+// LocalConfig.CacheDir set to cacheDir keeps the cohorts of the analytics
+// project of apiKey (named by the key's fingerprint): one <cohortId>.json
+// per cohort, in the download API's format, which cohort.LoadDir reads and
+// `experiment cohorts sync` writes.
 func CohortCacheDir(cacheDir, apiKey string) string {
 	return filepath.Join(cacheDir, "cohorts", Secret(apiKey).Fingerprint())
 }

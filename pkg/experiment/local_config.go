@@ -63,7 +63,10 @@ type LocalConfig struct {
 	// CacheDir, when set, keeps the last good flag configs on disk and
 	// uses them when the server cannot be reached at start.
 	CacheDir string
-	// Offline uses the cache only: nothing is fetched.
+	// Offline uses the cache in CacheDir only: nothing is fetched, and
+	// Start fails (errors.Is ErrNoCache) when the cache has no flags for
+	// the key. For a service that must not reach the network
+	// (tests, air-gapped hosts) with a cache placed at FlagCachePath.
 	Offline bool
 	// CohortSyncConfig enables cohort targeting.
 	CohortSyncConfig *CohortSyncConfig

@@ -1574,8 +1574,10 @@ func (s *eventService) stats() TrackerStats {
 	return s.tracker.Stats()
 }
 
-// EventPrinter writes events as JSON Lines instead of sending them, with
-// the de-duplication decision:
+// EventPrinter writes events as JSON Lines instead of sending them, for a
+// dry run, a test, or a pipeline of one's own: set it as
+// ExposureConfig.Printer (or AssignmentConfig.Printer) and the service
+// prints what it would send, with the de-duplication decision:
 //
 //	{"event":{"event_type":"[Experiment] Exposure",...},"deduplicated":false}
 //
