@@ -176,12 +176,16 @@ func FuzzUserFlags(f *testing.F) {
 			checkCmdError(t, "user flags", err, ExitInput, ExitUsage)
 			return
 		}
-		// -p KEY=VALUE sets the property KEY to VALUE's JSON value, or to
-		// VALUE the string.
+		// -p KEY=VALUE sets the property KEY to the string VALUE, as
+		// typed; -p KEY:=JSON to the JSON value (build failed if not JSON).
 		k, v, _ := strings.Cut(prop, "=")
 		var want any = v
-		var x any
-		if json.Unmarshal([]byte(v), &x) == nil {
+		if key, isJSON := strings.CutSuffix(k, ":"); isJSON {
+			k = key
+			var x any
+			if json.Unmarshal([]byte(v), &x) != nil {
+				t.Fatalf("-p %q: not JSON, yet accepted", prop)
+			}
 			want = x
 		}
 		gotJSON, _ := json.Marshal(u.UserProperties[k])
@@ -278,7 +282,7 @@ func FuzzBatchUsers(f *testing.F) {
 			if len(bytes.TrimSpace(line)) == 0 {
 				continue
 			}
-			if _, err := experiment.DecodeUser(line); err != nil {
+			if _, err := experiment.DecodeUserStrict(line); err != nil {
 				bad++
 				if firstBad == 0 {
 					firstBad = i + 1
@@ -310,7 +314,7 @@ func FuzzBatchUsers(f *testing.F) {
 		switch {
 		case skip && strings.Count(errOut.String(), "experiment: skipped stdin:") != bad:
 			t.Fatalf("%d invalid lines, stderr:\n%s", bad, errOut)
-		case !skip && bad > 0 && !strings.HasPrefix(errOut.String(), "experiment: stdin:"+itoa(firstBad)+": "):
+		case !skip && bad > 0 && !strings.HasPrefix(errOut.String(), "experiment: stdin:"+itoa(firstBad)+":"): // then the column, when known
 			t.Fatalf("first invalid line %d, stderr:\n%s", firstBad, errOut)
 		}
 	})
