@@ -459,11 +459,10 @@ func digestCanonical(userID, deviceID string, results []resultKey) (code, pow ui
 	return code, pow31(n)
 }
 
-// hashCode is Amplitude's string hash as the Go SDK computes it: h*31 + c
-// over the UTF-8 bytes, modulo 2^32, unsigned (PROTOCOL.md 4.3).
-func hashCode(s string) uint32 { return hashCodeAdd(0, s) }
-
-// hashCodeAdd continues hashCode(prefix) = h over s: hashCodeAdd(hashCode(a), b) == hashCode(a+b).
+// hashCodeAdd continues Amplitude's string hash h of a prefix over s.
+// hashCode(s), the hash as the Go SDK computes it (h*31 + c over the UTF-8
+// bytes, modulo 2^32, unsigned: PROTOCOL.md 4.3), is hashCodeAdd(0, s), and
+// hashCodeAdd(hashCode(a), b) == hashCode(a+b).
 func hashCodeAdd(h uint32, s string) uint32 {
 	for i := 0; i < len(s); i++ {
 		h = h*31 + uint32(s[i])

@@ -199,6 +199,8 @@ func TestDefaultLoggerIsSlogDefault(t *testing.T) {
 	c, err = experiment.NewLocalClient(srv.Key, &experiment.LocalConfig{ServerURL: srv.URL, Debug: true,
 		ExposureConfig: &experiment.ExposureConfig{TrackerConfig: experiment.TrackerConfig{APIKey: "k", ServerURL: analytics.EventsURL()}}})
 	require.NoError(t, err)
+	srv.SetDown(0)
+	require.NoError(t, c.Start(t.Context())) // the trackers may start only with the client
 	require.NoError(t, c.Close())
 	assert.Contains(t, logs.String(), "level=DEBUG msg=\"analytics tracker started\"")
 }
