@@ -37,15 +37,11 @@ type LocalClient struct {
 	inflight atomic.Value // string: the URL (redacted) of the latest request, for a Start that times out
 	answered atomic.Bool  // that request has its response headers: its body is being read
 
-	cohorts        *cohortSync // nil without CohortSyncConfig
-	exposure       *ExposureService
-	assignment     *AssignmentService
+	cohorts        *cohortSync   // nil without CohortSyncConfig
 	initialCohorts *cohort.Store // from the disk cache, before any sync
 
-	startOnce sync.Once
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	closed    atomic.Bool
+	startTimeout time.Duration
+	life         lifecycle
 }
 
 // Status is what the client knows of its flag configs' freshness.
@@ -81,7 +77,8 @@ func (s Status) ConfigAge(now time.Time) time.Duration {
 }
 
 // NewLocalClient makes a client for a server deployment key. Nothing is
-// fetched until Start.
+// fetched, and no goroutine started, until Start: the configs, tracking
+// included, are only checked.
 func NewLocalClient(deploymentKey string, cfg *LocalConfig) (*LocalClient, error) {
 	if deploymentKey == "" {
 		return nil, newConfigError("local client", errors.New("empty deployment key"))
@@ -90,35 +87,25 @@ func NewLocalClient(deploymentKey string, cfg *LocalConfig) (*LocalClient, error
 	if err != nil {
 		return nil, err
 	}
+	startTimeout, err := startTimeoutOf(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTracking(s); err != nil {
+		return nil, err
+	}
 	cs, err := newCohortSync(s)
 	if err != nil {
 		return nil, newConfigError("local config", fmt.Errorf("cohorts: %w", err))
 	}
 	c := &LocalClient{key: Secret(deploymentKey), s: s, ready: make(chan struct{}), failed: make(chan struct{}), done: make(chan struct{}), status: Status{State: StateStarting}, cohorts: cs}
+	c.startTimeout = startTimeout
+	c.life.init()
 	c.initialCohorts = cs.cached()
-	if err := c.startTracking(); err != nil {
-		if cs != nil {
-			cs.client.Close()
-		}
-		return nil, err
-	}
 	return c, nil
 }
 
-// Start fetches flag configs and keeps them fresh until Close. It returns
-// once flags are in use. When the first attempt fails and a cached snapshot
-// exists, the cache is used at once (Status says so, with its age) and
-// Start returns nil; without a cache it goes on retrying until ctx ends and
-// returns the error of the last attempt. A rejected key (ErrUnauthorized)
-// is returned at once, cache or not. Either way the client keeps trying in
-// the background until Close, unless the key was rejected.
-func (c *LocalClient) Start(ctx context.Context) error {
-	var err error
-	begin := time.Now()
-	c.startOnce.Do(func() { err = c.start(ctx, begin) })
-	return err
-}
-
+// start is one attempt of Start (lifecycle.go), bounded by ctx.
 func (c *LocalClient) start(ctx context.Context, begin time.Time) error {
 	cached, cacheErr := c.loadCache()
 	if c.s.offline {
@@ -129,20 +116,8 @@ func (c *LocalClient) start(ctx context.Context, begin time.Time) error {
 	}
 	c.cohorts.startWait(ctx) // the first flags wait for their cohorts no longer than Start does
 	defer c.cohorts.startWait(nil)
-	bg, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		defer c.stopUpdates()
-		c.run(bg)
-	}()
-	if c.cohorts != nil {
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			c.pollCohorts(bg)
-		}()
+	if !c.launch() {
+		return ErrClosed
 	}
 	if c.awaitFirstFlags(ctx, cached != nil) {
 		return nil
@@ -201,6 +176,7 @@ func (c *LocalClient) awaitFirstFlags(ctx context.Context, haveCache bool) bool 
 		return true
 	case <-failed:
 	case <-c.done:
+	case <-c.life.ctx.Done(): // closed: the updater is stopping
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) && c.cohorts.fetchedInStart() {
 			// Flags arrived and wait for their cohorts, a wait that ctx's
@@ -280,7 +256,7 @@ func (c *LocalClient) poll(ctx context.Context, until time.Time) bool {
 				wait = max(left, 0)
 			}
 		}
-		if sleep(ctx, wait) != nil {
+		if c.life.pause(ctx, wait) != nil {
 			return false
 		}
 		if !until.IsZero() && !time.Now().Before(until) {
@@ -413,62 +389,52 @@ func (c *LocalClient) EvaluateV2(user *User, flagKeys ...string) (map[string]Var
 // EvaluateOptions mirrors the Python SDK's: which flags, and whether to
 // track exposures for this evaluation.
 type EvaluateOptions struct {
-	FlagKeys       []string
+	FlagKeys []string
+	// TracksExposure sends an exposure event for each variant served,
+	// de-duplicated; it needs LocalConfig.ExposureConfig, without which
+	// the evaluation fails with ErrExposureNotConfigured.
 	TracksExposure bool
 }
 
-// EvaluateV2WithOptions is EvaluateV2 with options.
+// EvaluateV2WithOptions is EvaluateV2 with options. After Close it still
+// evaluates with the last flags, but tracks nothing.
 func (c *LocalClient) EvaluateV2WithOptions(user *User, opts *EvaluateOptions) (map[string]Variant, error) {
+	if opts == nil {
+		opts = &EvaluateOptions{}
+	}
+	// Exposures asked for and impossible to send are a mistake the caller
+	// must hear of: silently not tracking loses the experiment's data (the
+	// official Go SDK dereferences nil instead).
+	if opts.TracksExposure && c.s.exposure == nil {
+		return nil, ErrExposureNotConfigured
+	}
 	fs := c.flags.Load()
 	if fs == nil {
 		return nil, ErrNotStarted
-	}
-	if opts == nil {
-		opts = &EvaluateOptions{}
 	}
 	variants, err := fs.EvaluateV2(user, opts.FlagKeys...)
 	if err != nil {
 		return nil, err
 	}
-	// Tracking never blocks: the services only enqueue. Without an
-	// exposure service TracksExposure does nothing (the Go SDK crashes).
-	if opts.TracksExposure && c.exposure != nil {
-		c.exposure.TrackExposure(user, variants)
-	}
-	if c.assignment != nil {
-		c.assignment.TrackAssignment(user, variants)
+	// Tracking never blocks: the services only enqueue. They exist once
+	// flags do: Start makes them before it fetches any.
+	if t := c.life.track.Load(); t != nil {
+		if opts.TracksExposure && t.exposure != nil {
+			t.exposure.TrackExposure(user, variants)
+		}
+		if t.assignment != nil {
+			t.assignment.TrackAssignment(user, variants)
+		}
 	}
 	return variants, nil
 }
 
-func (c *LocalClient) startTracking() error {
-	var err error
-	if e := c.s.exposure; e != nil {
-		if c.exposure, err = NewExposureService(*e); err != nil {
-			return fmt.Errorf("local config: exposure: %w", err)
-		}
-	}
-	if a := c.s.assignment; a != nil {
-		if c.assignment, err = NewAssignmentService(*a); err != nil {
-			if c.exposure != nil {
-				c.exposure.Close(context.Background())
-			}
-			return fmt.Errorf("local config: assignment: %w", err)
-		}
-	}
-	return nil
-}
-
 // Flush sends the tracking events queued so far, within ctx.
 func (c *LocalClient) Flush(ctx context.Context) error {
-	var errs []error
-	if c.exposure != nil {
-		errs = append(errs, c.exposure.Flush(ctx))
+	if t := c.life.track.Load(); t != nil {
+		return t.flush(ctx)
 	}
-	if c.assignment != nil {
-		errs = append(errs, c.assignment.Flush(ctx))
-	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // EvaluateResults is EvaluateV2 for hot paths: results are appended to dst
@@ -510,44 +476,6 @@ func (c *LocalClient) FlagMetadata(flagKey string) map[string]any {
 		out[k] = v
 	}
 	return out
-}
-
-// Close stops every background goroutine and waits for them; queued
-// tracking events get up to 10 seconds to be sent (CloseContext bounds it
-// otherwise). The error reports events that could not be sent.
-func (c *LocalClient) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return c.CloseContext(ctx)
-}
-
-// CloseContext is Close with the flush of tracking events bounded by ctx.
-func (c *LocalClient) CloseContext(ctx context.Context) error {
-	if c.closed.Swap(true) {
-		return nil
-	}
-	var errs []error
-	if c.exposure != nil {
-		errs = append(errs, c.exposure.Close(ctx))
-	}
-	if c.assignment != nil {
-		errs = append(errs, c.assignment.Close(ctx))
-	}
-	if c.cancel != nil {
-		c.cancel()
-	}
-	c.wg.Wait()
-	c.stopUpdates() // offline, or never started: there was no updater to do it
-	if c.cohorts != nil {
-		c.cohorts.client.Close()
-	}
-	c.mu.Lock()
-	c.status.State = StateClosed
-	c.mu.Unlock()
-	if c.s.ownsClient {
-		c.s.httpClient.CloseIdleConnections()
-	}
-	return errors.Join(errs...)
 }
 
 // FetchFlagConfigs fetches the deployment's flag configs once, without

@@ -53,6 +53,11 @@ type LocalConfig struct {
 	FlagConfigPollingInterval time.Duration
 	// FlagConfigPollerRequestTimeout bounds each flag config request (10 s).
 	FlagConfigPollerRequestTimeout time.Duration
+	// StartTimeout bounds LocalClient.Start, retries and the wait for
+	// cohorts included, when the context given to Start has no earlier
+	// deadline (10 s, DefaultStartTimeout): a server that cannot be
+	// reached fails Start instead of hanging it.
+	StartTimeout time.Duration
 	// StreamUpdates receives flag updates over server-sent events instead
 	// of polling; polling takes over whenever the stream is down.
 	StreamUpdates   bool

@@ -1,0 +1,381 @@
+package experiment_test
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/flagkit/experiment/pkg/experiment"
+	"github.com/flagkit/experiment/pkg/experiment/experimenttest"
+)
+
+// assertQuiet checks that count stops growing: once every client is closed,
+// nothing may reach the server any more. A request written just before
+// Close returned may be counted a moment later, hence the settling time.
+func assertQuiet(t *testing.T, count func() int) {
+	t.Helper()
+	time.Sleep(50 * time.Millisecond)
+	before := count()
+	time.Sleep(300 * time.Millisecond)
+	assert.Equal(t, before, count(), "requests reached the server after every client was closed")
+}
+
+// isClosed reports whether ch is closed, without waiting.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close while Start waits: no race (-race), no goroutine left (goleak), and
+// no request once every client is closed, even for a Start that begins
+// only after Close.
+func TestLifecycleCloseWhileStarting(t *testing.T) {
+	noLeaks(t)
+	srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
+	defer srv.Close()
+	var starts sync.WaitGroup
+	for range 200 {
+		c, err := experiment.NewLocalClient(localKey, &experiment.LocalConfig{ServerURL: srv.URL, Logger: quiet,
+			FlagConfigPollingInterval: 10 * time.Millisecond})
+		require.NoError(t, err)
+		starts.Add(1)
+		go func() {
+			defer starts.Done()
+			if err := c.Start(context.Background()); err != nil && !errors.Is(err, experiment.ErrClosed) {
+				t.Errorf("Start racing Close: %v, want nil or ErrClosed", err)
+			}
+		}()
+		require.NoError(t, c.Close())
+	}
+	starts.Wait()
+	assertQuiet(t, srv.Requests)
+}
+
+// Start after Close starts nothing and says why; Close again is a no-op.
+func TestLifecycleStartAfterClose(t *testing.T) {
+	noLeaks(t)
+	srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
+	defer srv.Close()
+
+	never := newLocal(t, srv, experiment.LocalConfig{FlagConfigPollingInterval: 10 * time.Millisecond})
+	require.NoError(t, never.Close())
+	require.ErrorIs(t, never.Start(t.Context()), experiment.ErrClosed)
+	require.NoError(t, never.Close(), "a second Close")
+	require.NoError(t, never.CloseContext(t.Context()), "a third Close")
+	assert.True(t, isClosed(never.Done()))
+	time.Sleep(50 * time.Millisecond)
+	assert.Zero(t, srv.Requests(), "Start after Close fetched flags")
+
+	started := newLocal(t, srv, experiment.LocalConfig{FlagConfigPollingInterval: 10 * time.Millisecond})
+	require.NoError(t, started.Start(t.Context()))
+	require.NoError(t, started.Close())
+	require.ErrorIs(t, started.Start(t.Context()), experiment.ErrClosed)
+	assert.Equal(t, "v1", value(t, started), "the last flags stay usable after Close")
+	assertQuiet(t, srv.Requests)
+}
+
+// A Start that failed is tried again by the next Start, at once rather than
+// after the updater's backoff.
+func TestLifecycleStartAgainAfterFailure(t *testing.T) {
+	noLeaks(t)
+	srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
+	defer srv.Close()
+	srv.SetDown(503)
+	c := newLocal(t, srv, experiment.LocalConfig{}) // retries back off from 1 s up to 30 s
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	var fe *experiment.FlagsError
+	require.ErrorAs(t, c.Start(ctx), &fe)
+
+	srv.SetDown(0)
+	begin := time.Now()
+	require.NoError(t, c.Start(t.Context()))
+	assert.Less(t, time.Since(begin), time.Second, "the second Start waited for the updater's backoff")
+	assert.Equal(t, "v1", value(t, c))
+}
+
+// Offline, a second Start reads the cache again: it may have been written
+// since.
+func TestLifecycleOfflineStartAgainAfterFailure(t *testing.T) {
+	noLeaks(t)
+	dir := t.TempDir()
+	c, err := experiment.NewLocalClient(localKey, &experiment.LocalConfig{CacheDir: dir, Offline: true, Logger: quiet})
+	require.NoError(t, err)
+	defer c.Close()
+	require.ErrorIs(t, c.Start(t.Context()), experiment.ErrNoCache)
+
+	srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
+	defer srv.Close()
+	online := newLocal(t, srv, experiment.LocalConfig{CacheDir: dir})
+	require.NoError(t, online.Start(t.Context()))
+	require.NoError(t, online.Close())
+
+	require.NoError(t, c.Start(t.Context()))
+	assert.Equal(t, "v1", value(t, c))
+}
+
+// Concurrent Starts share one attempt: one request, and every caller gets
+// its outcome, success or failure.
+func TestLifecycleConcurrentStartsShareOneAttempt(t *testing.T) {
+	noLeaks(t)
+	for _, down := range []bool{false, true} {
+		srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
+		defer srv.Close()
+		srv.Stall(100 * time.Millisecond) // the Starts overlap
+		if down {
+			srv.SetDown(503)
+		}
+		c := newLocal(t, srv, experiment.LocalConfig{})
+		errs := make(chan error, 16)
+		for range cap(errs) {
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+				defer cancel()
+				errs <- c.Start(ctx)
+			}()
+		}
+		for range cap(errs) {
+			err := <-errs
+			if down {
+				var fe *experiment.FlagsError
+				assert.ErrorAs(t, err, &fe, "a Start that shared a failed attempt succeeded")
+			} else {
+				assert.NoError(t, err)
+			}
+		}
+		if !down {
+			assert.Equal(t, 1, srv.Requests(), "concurrent Starts each fetched the flags")
+		}
+		require.NoError(t, c.Close())
+	}
+}
+
+// Start(context.Background()) without a server or a cache returns after
+// DefaultStartTimeout instead of waiting forever.
+func TestLifecycleStartDefaultBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits DefaultStartTimeout")
+	}
+	noLeaks(t)
+	srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
+	srv.Close() // connection refused
+	c := newLocal(t, srv, experiment.LocalConfig{})
+	begin := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- c.Start(context.Background()) }()
+	select {
+	case err := <-done:
+		var fe *experiment.FlagsError
+		require.ErrorAs(t, err, &fe)
+		assert.InDelta(t, experiment.DefaultStartTimeout.Seconds(), time.Since(begin).Seconds(), 2)
+	case <-time.After(experiment.DefaultStartTimeout + 5*time.Second):
+		require.NoError(t, c.Close())
+		<-done
+		t.Fatal("Start(context.Background()) did not return")
+	}
+}
+
+// LocalConfig.StartTimeout bounds Start; a caller's earlier deadline wins.
+func TestLifecycleStartTimeout(t *testing.T) {
+	noLeaks(t)
+	srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
+	srv.Close()
+	for _, tc := range []struct {
+		name          string
+		config, given time.Duration
+	}{
+		{"config", 200 * time.Millisecond, 0},
+		{"caller", time.Hour, 200 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newLocal(t, srv, experiment.LocalConfig{StartTimeout: tc.config})
+			ctx := context.Background()
+			if tc.given > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tc.given)
+				defer cancel()
+			}
+			begin := time.Now()
+			err := c.Start(ctx)
+			var fe *experiment.FlagsError
+			require.ErrorAs(t, err, &fe)
+			assert.Less(t, time.Since(begin), 2*time.Second)
+		})
+	}
+	_, err := experiment.NewLocalClient(localKey, &experiment.LocalConfig{StartTimeout: -time.Second})
+	require.ErrorContains(t, err, "StartTimeout is negative")
+}
+
+// Start, Close, evaluations and the rest, from many goroutines in random
+// orders (a fixed seed, so a failure can be replayed): no race, no
+// goroutine left, no request after Close, and a closed client stays closed.
+func TestLifecycleRandomOrders(t *testing.T) {
+	noLeaks(t)
+	rng := rand.New(rand.NewPCG(15, 2026))
+	analytics := experimenttest.NewAnalyticsServer()
+	defer analytics.Close()
+	var servers []*experimenttest.FlagServer
+	defer func() {
+		for _, s := range servers {
+			s.Close()
+		}
+	}()
+	const (
+		clients = 150
+		workers = 4
+		ops     = 6
+	)
+	type op struct {
+		kind  int
+		delay time.Duration
+	}
+	for i := range clients {
+		srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
+		servers = append(servers, srv)
+		srv.EnableStream(i%3 == 0)
+		tracks := i%2 == 0
+		cfg := &experiment.LocalConfig{ServerURL: srv.URL, StreamServerURL: srv.URL, StreamUpdates: i%3 == 0,
+			Logger: quiet, FlagConfigPollingInterval: 5 * time.Millisecond}
+		if tracks {
+			cfg.ExposureConfig = &experiment.ExposureConfig{TrackerConfig: experiment.TrackerConfig{
+				APIKey: "analytics-api-key", ServerURL: analytics.EventsURL(), Logger: quiet, FlushInterval: 5 * time.Millisecond}}
+		}
+		c, err := experiment.NewLocalClient(localKey, cfg)
+		require.NoError(t, err)
+		plans := make([][]op, workers)
+		for w := range plans {
+			for range ops {
+				plans[w] = append(plans[w], op{kind: rng.IntN(5), delay: time.Duration(rng.IntN(3000)) * time.Microsecond})
+			}
+		}
+		var wg sync.WaitGroup
+		for _, plan := range plans {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				user := &experiment.User{UserID: "u", DeviceID: "d"}
+				for _, o := range plan {
+					time.Sleep(o.delay)
+					switch o.kind {
+					case 0:
+						ctx, cancel := context.WithTimeout(context.Background(), 3*o.delay)
+						err := c.Start(ctx)
+						cancel()
+						if err == nil && c.FlagSet() == nil {
+							t.Errorf("client %d: Start returned nil without flags", i)
+						}
+					case 1:
+						if err := c.Close(); err != nil {
+							t.Errorf("client %d: Close: %v", i, err)
+						}
+						if err := c.Start(context.Background()); !errors.Is(err, experiment.ErrClosed) {
+							t.Errorf("client %d: Start after Close: %v, want ErrClosed", i, err)
+						}
+						if !isClosed(c.Done()) {
+							t.Errorf("client %d: Done open after Close", i)
+						}
+					case 2:
+						_, err := c.EvaluateV2WithOptions(user, &experiment.EvaluateOptions{TracksExposure: tracks})
+						if err != nil && !errors.Is(err, experiment.ErrNotStarted) {
+							t.Errorf("client %d: evaluation: %v", i, err)
+						}
+					case 3:
+						_ = c.Status()
+						_ = c.FlagSet()
+					case 4:
+						ctx, cancel := context.WithTimeout(context.Background(), o.delay)
+						_ = c.Flush(ctx)
+						cancel()
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		require.NoError(t, c.Close())
+		require.True(t, isClosed(c.Done()))
+	}
+	assertQuiet(t, func() int {
+		n := 0
+		for _, s := range servers {
+			n += s.Requests() + s.StreamConnections()
+		}
+		return n
+	})
+}
+
+// NewLocalClient starts nothing, tracking included: a client made and
+// never started costs no goroutine. A bad tracking config still fails it.
+func TestLifecycleNoGoroutineBeforeStart(t *testing.T) {
+	noLeaks(t)
+	analytics := experimenttest.NewAnalyticsServer()
+	defer analytics.Close()
+	srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
+	defer srv.Close()
+	tracker := experiment.TrackerConfig{APIKey: "analytics-api-key", ServerURL: analytics.EventsURL(), Logger: quiet}
+	before := goleak.IgnoreCurrent()
+	c, err := experiment.NewLocalClient(localKey, &experiment.LocalConfig{ServerURL: srv.URL, Logger: quiet,
+		ExposureConfig:   &experiment.ExposureConfig{TrackerConfig: tracker},
+		AssignmentConfig: &experiment.AssignmentConfig{TrackerConfig: tracker}})
+	require.NoError(t, err)
+	goleak.VerifyNone(t, before)
+	require.NoError(t, c.Close())
+
+	for _, cfg := range []*experiment.LocalConfig{
+		{ExposureConfig: &experiment.ExposureConfig{}},
+		{ExposureConfig: &experiment.ExposureConfig{TrackerConfig: tracker, CacheCapacity: -1}},
+		{AssignmentConfig: &experiment.AssignmentConfig{TrackerConfig: experiment.TrackerConfig{APIKey: "k", FlushInterval: -1}}},
+	} {
+		_, err := experiment.NewLocalClient(localKey, cfg)
+		require.Error(t, err)
+	}
+}
+
+// TracksExposure without an ExposureConfig is a mistake the caller hears of.
+func TestLifecycleTracksExposureWithoutConfig(t *testing.T) {
+	noLeaks(t)
+	srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
+	defer srv.Close()
+	c := newLocal(t, srv, experiment.LocalConfig{})
+	require.NoError(t, c.Start(t.Context()))
+	v, err := c.EvaluateV2WithOptions(&experiment.User{UserID: "u"}, &experiment.EvaluateOptions{TracksExposure: true})
+	require.ErrorIs(t, err, experiment.ErrExposureNotConfigured)
+	assert.Nil(t, v)
+}
+
+// CloseContext gives queued events no longer than its ctx, and its error
+// says how many were lost and why.
+func TestLifecycleCloseContextBoundsTheFlush(t *testing.T) {
+	noLeaks(t)
+	srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
+	defer srv.Close()
+	analytics := experimenttest.NewAnalyticsServer()
+	defer analytics.Close()
+	analytics.SetDown(503)
+	c := newLocal(t, srv, experiment.LocalConfig{ExposureConfig: &experiment.ExposureConfig{TrackerConfig: experiment.TrackerConfig{
+		APIKey: "analytics-api-key", ServerURL: analytics.EventsURL(), Logger: quiet}}})
+	require.NoError(t, c.Start(t.Context()))
+	for _, id := range []string{"a", "b", "c"} {
+		_, err := c.EvaluateV2WithOptions(&experiment.User{UserID: id}, &experiment.EvaluateOptions{TracksExposure: true})
+		require.NoError(t, err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	begin := time.Now()
+	err := c.CloseContext(ctx)
+	assert.Less(t, time.Since(begin), 2*time.Second, "CloseContext outlived its context")
+	var lost *experiment.LostEventsError
+	require.ErrorAs(t, err, &lost)
+	assert.Equal(t, 3, lost.Failed)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+}
