@@ -150,7 +150,12 @@ func (s *exposureSink) close(failed bool) error {
 	if s == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// After a stall, Close gives up what is left at once: the wait was had.
+	wait := flushStall
+	if s.drain(flushStall) {
+		wait = 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	err := s.lossError(s.svc.Close(ctx))
 	if s.print != nil && s.print.Err() != nil {
@@ -168,6 +173,31 @@ func (s *exposureSink) close(failed bool) error {
 		return nil
 	}
 	return err
+}
+
+// flushStall bounds the final flush by progress, not by a fixed time: a
+// large queue a healthy (or slow) server keeps taking is delivered whole,
+// and a server that takes nothing costs at most flushStall at the end.
+const flushStall = 10 * time.Second
+
+// drain flushes until nothing is queued, or a whole stall window passes
+// without an event accepted (stalled).
+func (s *exposureSink) drain(stall time.Duration) (stalled bool) {
+	for {
+		before := s.svc.Stats()
+		if before.Queued == 0 {
+			return false
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), stall)
+		err := s.svc.Flush(ctx)
+		cancel()
+		if err == nil {
+			return false
+		}
+		if s.svc.Stats().Sent == before.Sent {
+			return true
+		}
+	}
 }
 
 func (s *exposureSink) lossError(err error) error {
