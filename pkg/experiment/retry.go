@@ -51,6 +51,11 @@ func retry[T any](ctx context.Context, p retryPolicy, attempt func(ctx context.C
 				slog.Duration("delay", delay), slog.String("error", f.err.Error()))
 		}
 		if err := sleep(ctx, delay); err != nil {
+			// The deadline can still come first on a loaded machine: the
+			// same answer as when it was seen coming, not a bare deadline.
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return v, f.withNote(fmt.Sprintf("no time left for a retry in %v", delay.Round(time.Millisecond))), n, false
+			}
 			return v, f.withErr(fmt.Errorf("%w while waiting to retry (%v)", err, f.err)), n, true
 		}
 	}

@@ -1,0 +1,52 @@
+package experiment
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+// lateDeadline is a context whose deadline looks far enough for the retry's
+// wait but ends early, as a deadline does when the machine is loaded and the
+// wait's timer fires late.
+type lateDeadline struct {
+	context.Context
+	done chan struct{}
+}
+
+func (c lateDeadline) Deadline() (time.Time, bool) { return time.Now().Add(time.Hour), true }
+func (c lateDeadline) Done() <-chan struct{}       { return c.done }
+func (c lateDeadline) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}
+
+// A deadline that ends a retry's wait gives the last failure and that no
+// retry was left, as when the deadline is seen coming: not a bare
+// "context deadline exceeded while waiting" that reads as an interruption.
+func TestRetryDeadlineDuringWait(t *testing.T) {
+	ctx := lateDeadline{Context: context.Background(), done: make(chan struct{})}
+	p := retryPolicy{retries: 3, backoff: func(int) time.Duration { return time.Minute }, logger: slog.New(slog.DiscardHandler), name: "test"}
+	attempts := 0
+	go func() { time.Sleep(20 * time.Millisecond); close(ctx.done) }()
+	_, f, n, canceled := retry(ctx, p, func(context.Context, int) (int, *attemptFailure) {
+		attempts++
+		return 0, &attemptFailure{status: 503, retryable: true, err: errors.New("503 Service Unavailable")}
+	})
+	if canceled {
+		t.Error("a deadline is not a cancellation")
+	}
+	if n != 1 || attempts != 1 {
+		t.Errorf("attempts %d (reported %d), want 1", attempts, n)
+	}
+	if msg := f.err.Error(); !strings.Contains(msg, "503 Service Unavailable") || strings.Contains(msg, "while waiting") {
+		t.Errorf("error %q: want the last failure, not the wait", msg)
+	}
+}
