@@ -10,7 +10,7 @@ import (
 )
 
 // AssignmentEvent builds the assignment event of one evaluation at now,
-// without de-duplication (PROTOCOL.md 4.2): one event for all flags. With
+// without de-duplication: one event for all flags. With
 // evaluatedProps, the user's device fields and user properties are copied
 // onto the event, as the Python SDK's send_evaluated_props does. ok is
 // false for a nil user, one with neither a user ID nor a device ID, or no
@@ -26,7 +26,7 @@ func AssignmentEvent(user *User, variants map[string]Variant, now time.Time, eva
 }
 
 // AssignmentService sends the assignment events of evaluations,
-// de-duplicated (PROTOCOL.md 4.2, 4.4): the Go form of the Python SDK's
+// de-duplicated: the Go form of the Python SDK's
 // assignment service, enabled by LocalConfig.AssignmentConfig. It is safe
 // for concurrent use; Close it to flush what is queued and stop its sender.
 //
@@ -126,7 +126,7 @@ func newAssignmentRecord(user *User, variants map[string]Variant, nowMs int64, e
 	return rec
 }
 
-// event builds the assignment event (PROTOCOL.md 4.2); a record has one.
+// event builds the assignment event; a record has one.
 func (r *assignmentRecord) event(int) Event {
 	props := make(map[string]any, 2*len(r.flags))
 	set := make(map[string]any, len(r.flags))

@@ -1,7 +1,7 @@
 package experiment
 
 // ExposureConfig enables exposure tracking in the local client: the Go form
-// of the Python SDK's ExposureConfig (PROTOCOL.md 6.3). Like the Python
+// of the Python SDK's ExposureConfig. Like the Python
 // class, which extends the analytics client's Config, it carries the
 // analytics settings (TrackerConfig, whose zero values mean the defaults)
 // plus its own. By default tracking never waits and a full queue drops its
@@ -23,7 +23,7 @@ type ExposureConfig struct {
 }
 
 // AssignmentConfig enables assignment tracking in the local client: the Go
-// form of the Python SDK's AssignmentConfig (PROTOCOL.md 6.3).
+// form of the Python SDK's AssignmentConfig.
 //
 // Deprecated: use ExposureConfig; Amplitude keeps assignment events for old
 // analyses.
@@ -47,10 +47,10 @@ type AssignmentConfig struct {
 }
 
 // DefaultCacheCapacity is the default size of a de-duplication cache, the
-// Python SDK's cache_capacity (PROTOCOL.md 4.4).
+// Python SDK's cache_capacity.
 const DefaultCacheCapacity = 65536
 
-// The analytics endpoints (PROTOCOL.md 0.3, 4.5).
+// The analytics endpoints.
 const (
 	eventsURLUS      = "https://api2.amplitude.com/2/httpapi"
 	eventsURLEU      = "https://api.eu.amplitude.com/2/httpapi"

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// The event types Amplitude Experiment analyses (PROTOCOL.md 4.1, 4.2).
+// The event types Amplitude Experiment analyses.
 const (
 	ExposureEventType   = "[Experiment] Exposure"
 	AssignmentEventType = "[Experiment] Assignment"
@@ -25,8 +25,8 @@ const (
 	userPropertyPrefix = "[Experiment] "
 )
 
-// Event is one analytics event in the form Amplitude's HTTP V2 API takes
-// (PROTOCOL.md 4.5). Fields are encoded in this order, empty ones omitted;
+// Event is one analytics event in the form Amplitude's HTTP V2 API takes.
+// Fields are encoded in this order, empty ones omitted;
 // the maps are encoded with sorted keys, so an Event always encodes to the
 // same bytes. The device fields between Groups and InsertID are only set
 // on assignment events with AssignmentConfig.SendEvaluatedProps.
@@ -62,7 +62,7 @@ type Event struct {
 }
 
 // ExposureEvents builds the exposure events of one evaluation at now,
-// without de-duplication (PROTOCOL.md 4.1): one event per flag, in flag key
+// without de-duplication: one event per flag, in flag key
 // order, skipping flags whose metadata.trackExposure is false and default
 // variants. It returns nil for a nil user or one with neither a user ID nor
 // a device ID, since Amplitude rejects such events.
@@ -81,8 +81,8 @@ func ExposureEvents(user *User, variants map[string]Variant, now time.Time) []Ev
 	return events
 }
 
-// ExposureService sends the exposure events of evaluations, de-duplicated
-// (PROTOCOL.md 4.1, 4.4): the Go form of the Python SDK's exposure service,
+// ExposureService sends the exposure events of evaluations, de-duplicated:
+// the Go form of the Python SDK's exposure service,
 // enabled by LocalConfig.ExposureConfig. It is safe for concurrent use;
 // Close it to flush what is queued and stop its sender.
 type ExposureService struct {
@@ -344,7 +344,7 @@ func (r *exposureRecord) appendEvent(w *jsonWriter, i int, library string) (user
 	return r.userID, r.deviceID, nil
 }
 
-// event builds the i-th exposure event, in flag key order (PROTOCOL.md 4.1).
+// event builds the i-th exposure event, in flag key order.
 func (r *exposureRecord) event(i int) Event {
 	r.prepare()
 	f := &r.flags[i]
@@ -395,7 +395,7 @@ func trackable(user *User) bool {
 	return user != nil && (user.UserID != "" || user.DeviceID != "")
 }
 
-// insertID is "<user_id> <device_id> <code> <day>" (PROTOCOL.md 4.1, 4.3):
+// insertID is "<user_id> <device_id> <code> <day>":
 // missing IDs are empty strings, code is unsigned.
 func insertID(userID, deviceID string, code uint32, nowMs int64) string {
 	var buf [96]byte
@@ -434,7 +434,7 @@ func copyGroups(g map[string][]string) map[string][]string {
 }
 
 // digestCanonical sorts results by flag key and digests the canonical
-// string (PROTOCOL.md 4.3) without building it: user_id + " " + device_id
+// string without building it: user_id + " " + device_id
 // + " " and, for each result, flagKey + " " + variant.key + " ", over UTF-8
 // bytes (the Go SDK's form). It returns Amplitude's hashCode of the string
 // and 31 to the power of its length, so that hashCode(prefix + canonical)
@@ -461,7 +461,7 @@ func digestCanonical(userID, deviceID string, results []resultKey) (code, pow ui
 
 // hashCodeAdd continues Amplitude's string hash h of a prefix over s.
 // hashCode(s), the hash as the Go SDK computes it (h*31 + c over the UTF-8
-// bytes, modulo 2^32, unsigned: PROTOCOL.md 4.3), is hashCodeAdd(0, s), and
+// bytes, modulo 2^32, unsigned, as Amplitude's SDKs compute it), is hashCodeAdd(0, s), and
 // hashCodeAdd(hashCode(a), b) == hashCode(a+b).
 func hashCodeAdd(h uint32, s string) uint32 {
 	for i := 0; i < len(s); i++ {

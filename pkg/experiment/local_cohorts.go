@@ -14,7 +14,7 @@ import (
 	"github.com/flagkit/experiment/pkg/eval"
 )
 
-// Cohort targeting in the local client (PROTOCOL.md 3.3): cohorts that new
+// Cohort targeting in the local client: cohorts that new
 // flags target are downloaded before those flags are used, all targeted
 // cohorts are refreshed every CohortPollingInterval, a failed download keeps
 // the last good copy, and every copy is cached on disk beside the flags.

@@ -30,9 +30,9 @@ import (
 )
 
 // TrackerConfig configures a Tracker, the analytics client that sends
-// events to Amplitude's HTTP V2 API (PROTOCOL.md 4.5). It mirrors the
-// settings of Amplitude's Python analytics client (amplitude.Config,
-// PROTOCOL.md 6.3) with Go types; every zero value means the default.
+// events to Amplitude's HTTP V2 API. It mirrors the
+// settings of Amplitude's Python analytics client (amplitude.Config)
+// with Go types; every zero value means the default.
 type TrackerConfig struct {
 	// APIKey is the analytics project's API key (not a deployment key). It
 	// is sent in each request body and never logged in full. Required.
@@ -137,8 +137,8 @@ const (
 	OverflowBlock
 )
 
-// Defaults of TrackerConfig: those of Amplitude's analytics clients
-// (PROTOCOL.md 4.5, 6.3), and the number of parallel requests.
+// Defaults of TrackerConfig: those of Amplitude's analytics clients,
+// and the number of parallel requests.
 const (
 	DefaultFlushQueueSize         = 200
 	DefaultFlushInterval          = 10 * time.Second
@@ -1424,7 +1424,7 @@ func (r *eventRing) reset() {
 }
 
 // dedupKey identifies an evaluation: who, and which variant of which flag
-// (what the canonical string of PROTOCOL.md 4.3 spells out), as seeded
+// (what Amplitude's canonical string spells out), as seeded
 // 64-bit hashes. Two different evaluations share a key with a probability
 // of about 2^-64; an entry takes 24 bytes instead of the canonical string,
 // which is kilobytes long for a hundred flags. The set hash is a sum, so
@@ -1435,8 +1435,8 @@ type dedupKey struct {
 	n        int
 }
 
-// dedupCache remembers evaluations for 24 hours from their first sight
-// (PROTOCOL.md 4.4): an LRU of bounded size, whose entries expire by the
+// dedupCache remembers evaluations for 24 hours from their first sight:
+// an LRU of bounded size, whose entries expire by the
 // injected clock. It starts no goroutine; expired entries are replaced
 // when seen again or evicted as least recently used.
 type dedupCache struct {

@@ -46,7 +46,7 @@ func (z ServerZone) valid() error {
 	return fmt.Errorf("server zone %q: want %q or %q", string(z), ServerZoneUS, ServerZoneEU)
 }
 
-// zoneURLs are the default base URLs of each service (PROTOCOL.md 0.3).
+// zoneURLs are the default base URLs of each service.
 var zoneURLs = map[ServerZone]struct{ remote, flags, stream, cohort string }{
 	ServerZoneUS: {"https://api.lab.amplitude.com", "https://api.lab.amplitude.com", "https://stream.lab.amplitude.com", "https://cohort-v2.lab.amplitude.com"},
 	ServerZoneEU: {"https://api.lab.eu.amplitude.com", "https://flag.lab.eu.amplitude.com", "https://stream.lab.eu.amplitude.com", "https://cohort-v2.lab.eu.amplitude.com"},
@@ -76,7 +76,7 @@ func (z ServerZone) CohortServerURL() string { return z.urls().cohort }
 var errBadServerURL = errors.New("want an absolute http or https URL with a host")
 
 // endpointURL joins a service base URL and an endpoint path the way
-// PROTOCOL.md 0.3 asks: the base URL's own path is kept and exactly one '/'
+// Amplitude's SDKs do it: the base URL's own path is kept and exactly one '/'
 // separates the parts, so "http://h/prefix/" + "/sdk/v2/vardata" is
 // "http://h/prefix/sdk/v2/vardata". The base URL's query and fragment are
 // dropped; query is the endpoint's.
