@@ -379,3 +379,60 @@ func TestLifecycleCloseContextBoundsTheFlush(t *testing.T) {
 	assert.Equal(t, 3, lost.Failed)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 }
+
+// RemoteClient: fetches, sync and asynchronous, racing Close from many
+// goroutines. Each fetch ends (with variants, its error, or
+// ErrClientClosed), nothing is left running, nothing reaches the server
+// after Close, and fetches after Close fail at once.
+func TestLifecycleRemoteCloseRacesFetches(t *testing.T) {
+	remoteLeakCheck(t)
+	rng := rand.New(rand.NewPCG(15, 7))
+	var servers []*experimenttest.RemoteServer
+	for i := range 40 {
+		s := newFakeRemote(t)
+		servers = append(servers, s)
+		if i%2 == 0 {
+			s.SetDefaultResponse(&experimenttest.Response{Status: 503}) // fetches retry until Close
+		}
+		c, err := experiment.NewRemoteClient(remoteKey, &experiment.RemoteConfig{ServerURL: s.URL, Logger: quiet,
+			RetryBackoffMin: time.Millisecond, RetryBackoffMax: 5 * time.Millisecond, FetchRetries: 1000})
+		require.NoError(t, err)
+		closeAfter := time.Duration(rng.IntN(5000)) * time.Microsecond
+		var wg sync.WaitGroup
+		for w := range 4 {
+			async := w%2 == 0
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 5 {
+					var err error
+					if async {
+						err = (<-c.FetchV2Async(context.Background(), &experiment.User{UserID: "u"}, nil)).Err
+					} else {
+						_, err = c.FetchV2(context.Background(), &experiment.User{UserID: "u"}, nil)
+					}
+					var fe *experiment.FetchError
+					if err != nil && !errors.Is(err, experiment.ErrClientClosed) && !errors.As(err, &fe) {
+						t.Errorf("remote client %d: fetch: %v", i, err)
+					}
+				}
+			}()
+		}
+		time.Sleep(closeAfter)
+		begin := time.Now()
+		require.NoError(t, c.Close())
+		assert.Less(t, time.Since(begin), time.Second, "Close waited for retrying fetches instead of canceling them")
+		_, err = c.FetchV2(context.Background(), &experiment.User{UserID: "u"}, nil)
+		require.ErrorIs(t, err, experiment.ErrClientClosed)
+		require.ErrorIs(t, (<-c.FetchV2Async(context.Background(), &experiment.User{UserID: "u"}, nil)).Err, experiment.ErrClientClosed)
+		require.NoError(t, c.Close(), "a second Close")
+		wg.Wait()
+	}
+	assertQuiet(t, func() int {
+		n := 0
+		for _, s := range servers {
+			n += len(s.Requests())
+		}
+		return n
+	})
+}
