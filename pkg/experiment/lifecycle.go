@@ -402,3 +402,14 @@ func (c *LocalClient) CloseContext(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// endStartWait marks Start as done waiting for the first flags: from now
+// on their wait for cohorts heeds CohortSyncConfig.LoadTimeout only.
+func (cs *cohortSync) endStartWait() {
+	if cs == nil {
+		return
+	}
+	cs.mu.Lock()
+	cs.startCtx = nil
+	cs.mu.Unlock()
+}

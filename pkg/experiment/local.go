@@ -115,7 +115,7 @@ func (c *LocalClient) start(ctx context.Context, begin time.Time) error {
 		return c.apply(ctx, cached, SourceCache)
 	}
 	c.cohorts.startWait(ctx) // the first flags wait for their cohorts no longer than Start does
-	defer c.cohorts.startWait(nil)
+	defer c.cohorts.endStartWait()
 	if !c.launch() {
 		return ErrClosed
 	}
@@ -183,7 +183,11 @@ func (c *LocalClient) awaitFirstFlags(ctx context.Context, haveCache bool) bool 
 			// end cuts short: they are in use once that update, which
 			// holds applyMu, is done.
 			c.applyMu.Lock()
+			inUse := c.flags.Load() != nil
 			c.applyMu.Unlock()
+			if inUse {
+				return true
+			}
 		}
 	}
 	// Flags may have arrived together with the signal that stopped the wait.
