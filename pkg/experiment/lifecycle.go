@@ -388,7 +388,11 @@ func (c *LocalClient) CloseContext(ctx context.Context) error {
 	select {
 	case <-stopped:
 	case <-ctx.Done():
-		errs = append(errs, fmt.Errorf("flag updater still stopping: %w", ctx.Err()))
+		select {
+		case <-stopped: // a ctx already done must not hide a prompt stop
+		default:
+			errs = append(errs, fmt.Errorf("flag updater still stopping: %w", ctx.Err()))
+		}
 	}
 	c.stopUpdates() // offline, or never started: there was no updater to do it
 	if c.cohorts != nil {

@@ -105,6 +105,22 @@ func TestLifecycleStartAgainAfterFailure(t *testing.T) {
 	assert.Equal(t, "v1", value(t, c))
 }
 
+// A rejected key is final: Done is closed, and a later Start says so again
+// without asking the server.
+func TestLifecycleStartAgainAfterRejectedKey(t *testing.T) {
+	noLeaks(t)
+	srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
+	defer srv.Close()
+	c := newLocal(t, srv, experiment.LocalConfig{FlagConfigPollingInterval: 10 * time.Millisecond})
+	srv.Key = "a-rotated-key" // the client's key is no longer valid
+	require.ErrorIs(t, c.Start(t.Context()), experiment.ErrUnauthorized)
+	require.ErrorIs(t, c.Start(t.Context()), experiment.ErrUnauthorized)
+	assert.True(t, isClosed(c.Done()))
+	assert.Equal(t, 1, srv.Requests())
+	_, err := c.EvaluateV2(&experiment.User{UserID: "u"})
+	require.ErrorIs(t, err, experiment.ErrNotStarted)
+}
+
 // Offline, a second Start reads the cache again: it may have been written
 // since.
 func TestLifecycleOfflineStartAgainAfterFailure(t *testing.T) {
