@@ -30,9 +30,11 @@ import (
 // hang a service's boot forever.
 const DefaultStartTimeout = 10 * time.Second
 
-// ErrClosed is returned by Start once Close has been called (or when Close
-// came while Start was waiting): a closed client cannot be started again.
-var ErrClosed = errors.New("local client closed")
+// ErrClosed is returned by a closed client: by LocalClient.Start once Close
+// has been called (or when Close came while Start was waiting), since a
+// closed client cannot be started again, and by RemoteClient's fetches
+// after or during Close.
+var ErrClosed = errors.New("client closed")
 
 // ErrExposureNotConfigured is returned by an evaluation with
 // EvaluateOptions.TracksExposure when LocalConfig.ExposureConfig is not

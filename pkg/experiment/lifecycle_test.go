@@ -398,7 +398,7 @@ func TestLifecycleCloseContextBoundsTheFlush(t *testing.T) {
 
 // RemoteClient: fetches, sync and asynchronous, racing Close from many
 // goroutines. Each fetch ends (with variants, its error, or
-// ErrClientClosed), nothing is left running, nothing reaches the server
+// ErrClosed), nothing is left running, nothing reaches the server
 // after Close, and fetches after Close fail at once.
 func TestLifecycleRemoteCloseRacesFetches(t *testing.T) {
 	remoteLeakCheck(t)
@@ -428,7 +428,7 @@ func TestLifecycleRemoteCloseRacesFetches(t *testing.T) {
 						_, err = c.FetchV2(context.Background(), &experiment.User{UserID: "u"}, nil)
 					}
 					var fe *experiment.FetchError
-					if err != nil && !errors.Is(err, experiment.ErrClientClosed) && !errors.As(err, &fe) {
+					if err != nil && !errors.Is(err, experiment.ErrClosed) && !errors.As(err, &fe) {
 						t.Errorf("remote client %d: fetch: %v", i, err)
 					}
 				}
@@ -439,8 +439,8 @@ func TestLifecycleRemoteCloseRacesFetches(t *testing.T) {
 		require.NoError(t, c.Close())
 		assert.Less(t, time.Since(begin), time.Second, "Close waited for retrying fetches instead of canceling them")
 		_, err = c.FetchV2(context.Background(), &experiment.User{UserID: "u"}, nil)
-		require.ErrorIs(t, err, experiment.ErrClientClosed)
-		require.ErrorIs(t, (<-c.FetchV2Async(context.Background(), &experiment.User{UserID: "u"}, nil)).Err, experiment.ErrClientClosed)
+		require.ErrorIs(t, err, experiment.ErrClosed)
+		require.ErrorIs(t, (<-c.FetchV2Async(context.Background(), &experiment.User{UserID: "u"}, nil)).Err, experiment.ErrClosed)
 		require.NoError(t, c.Close(), "a second Close")
 		wg.Wait()
 	}

@@ -48,8 +48,11 @@ var (
 	// ErrMalformedResponse: the server answered 200 with a body that is not
 	// a JSON object of variants.
 	ErrMalformedResponse = errors.New("malformed response")
-	// ErrClientClosed: the client was closed before or during the fetch.
-	ErrClientClosed = errors.New("remote client closed")
+	// ErrClientClosed is ErrClosed, under the name the remote client had
+	// first: errors.Is matches either.
+	//
+	// Deprecated: use ErrClosed, which both clients return.
+	ErrClientClosed = ErrClosed
 )
 
 // Limits on what a fetch reads.
@@ -151,13 +154,13 @@ func (c *RemoteClient) FetchV2Async(ctx context.Context, user *User, opts *Fetch
 
 // Close cancels fetches in flight, waits for them (asynchronous ones
 // included) to return, and releases idle connections of the client's own
-// HTTP client. Later fetches fail with ErrClientClosed. Close is safe to
+// HTTP client. Later fetches fail with ErrClosed. Close is safe to
 // call more than once.
 func (c *RemoteClient) Close() error {
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
-	c.cancel(ErrClientClosed)
+	c.cancel(ErrClosed)
 	c.wg.Wait()
 	if c.s.ownsClient {
 		c.s.httpClient.CloseIdleConnections()
@@ -170,7 +173,7 @@ func (c *RemoteClient) begin() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return fmt.Errorf("experiment: %w", ErrClientClosed)
+		return fmt.Errorf("experiment: remote %w", ErrClosed)
 	}
 	c.wg.Add(1)
 	return nil
@@ -224,7 +227,7 @@ func copyBool(b *bool) *bool {
 func (c *RemoteClient) fetch(parent context.Context, r *request) (map[string]Variant, error) {
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
-	stop := context.AfterFunc(c.ctx, func() { cancel(ErrClientClosed) })
+	stop := context.AfterFunc(c.ctx, func() { cancel(ErrClosed) })
 	defer stop()
 
 	policy := retryPolicy{retries: c.s.retries, backoff: c.backoff, logger: c.s.logger, name: "fetch"}

@@ -609,12 +609,12 @@ func TestCloseCancelsAndWaits(t *testing.T) {
 	}
 	require.NoError(t, c.Close())
 	r := <-ch
-	assert.ErrorIs(t, r.Err, experiment.ErrClientClosed)
+	assert.ErrorIs(t, r.Err, experiment.ErrClosed)
 
 	_, err = c.FetchV2(t.Context(), nil, nil)
-	assert.ErrorIs(t, err, experiment.ErrClientClosed)
+	assert.ErrorIs(t, err, experiment.ErrClosed)
 	r = <-c.FetchV2Async(t.Context(), nil, nil)
-	assert.ErrorIs(t, r.Err, experiment.ErrClientClosed)
+	assert.ErrorIs(t, r.Err, experiment.ErrClosed)
 	require.NoError(t, c.Close(), "Close twice")
 }
 

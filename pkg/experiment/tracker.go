@@ -233,7 +233,7 @@ func (cfg *TrackerConfig) resolve() (*trackerSettings, error) {
 		errs = append(errs, fmt.Errorf("QueueCapacity is negative (%d)", cfg.QueueCapacity))
 	}
 	if cfg.Overflow != OverflowDropOldest && cfg.Overflow != OverflowBlock {
-		errs = append(errs, fmt.Errorf("Overflow %d: want OverflowDropOldest or OverflowBlock", cfg.Overflow))
+		errs = append(errs, fmt.Errorf("overflow policy %d: want OverflowDropOldest or OverflowBlock", cfg.Overflow))
 	}
 	if cfg.MaxConcurrentRequests < 0 {
 		errs = append(errs, fmt.Errorf("MaxConcurrentRequests is negative (%d)", cfg.MaxConcurrentRequests))
