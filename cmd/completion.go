@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -102,6 +103,8 @@ func completeFlagValue(fl *pflag.Flag) cobra.CompletionFunc {
 		return completeFileExt("xml")
 	case name == "config":
 		return completeFileExt("yaml", "yml")
+	case name == "profile":
+		return completeProfiles
 	case name == "cohorts" || name == "cache-dir":
 		return completeDirs
 	case name == "out":
@@ -131,6 +134,28 @@ func usageValues(usage string) []string {
 var usageDirRe = regexp.MustCompile(`\bDIR\b|(?i)\bdirector(y|ies)\b`)
 
 func usageMentionsDir(usage string) bool { return usageDirRe.MatchString(usage) }
+
+// completeProfiles completes --profile with the profiles of the config
+// file that --config or EXPERIMENT_CONFIG names (or the default one). A
+// name that looks like a key (one pasted where a profile goes) is never
+// offered: completion output lands on the screen.
+func completeProfiles(c *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	flag := ""
+	if fl := c.Flag("config"); fl != nil {
+		flag = fl.Value.String()
+	}
+	cfg, err := readConfig(configPathFor(flag, os.Getenv))
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var names []string
+	for _, name := range slices.Sorted(maps.Keys(cfg.Profiles)) {
+		if strings.HasPrefix(name, toComplete) && shownValue(name) == name {
+			names = append(names, name)
+		}
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
+}
 
 // completeUserArg completes --user's @FILE form: the shell's own file
 // completion would offer the bare name, which --user takes as JSON. JSON

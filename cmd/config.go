@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/term"
 
 	"github.com/flagkit/experiment/internal/atomicfile"
 	"github.com/flagkit/experiment/internal/redact"
@@ -105,11 +108,15 @@ type configFile struct {
 }
 
 // configPath is --config, EXPERIMENT_CONFIG, or the user config dir.
-func (f *Factory) configPath() string {
-	if f.ConfigPath != "" {
-		return f.ConfigPath
+func (f *Factory) configPath() string { return configPathFor(f.ConfigPath, f.IO.env) }
+
+// configPathFor is configPath from its parts, for shell completion, which
+// runs before any command and has a --config flag but no Factory.
+func configPathFor(flag string, getenv func(string) string) string {
+	if flag != "" {
+		return flag
 	}
-	if p := f.IO.env("EXPERIMENT_CONFIG"); p != "" {
+	if p := getenv("EXPERIMENT_CONFIG"); p != "" {
 		return p
 	}
 	dir, err := os.UserConfigDir()
@@ -285,15 +292,15 @@ func (f *Factory) setting(fs *pflag.FlagSet, name string) (value, source string,
 // to each command, whose forms are its own (config list has no jsonl);
 // the variable's or the file's output is checked when no -o is given.
 //
-// version, help and completion always run, and so do config set and
-// unset: they are how a bad value in the file is put right.
+// version, help and completion always run, and so do config set, unset
+// and path: they are how a bad value in the file is found and put right.
 func (f *Factory) checkSettings(c *cobra.Command) error {
 	for p := c; p != nil; p = p.Parent() {
 		switch {
 		case p.Parent() == nil:
 		case p.Name() == "version" || p.Name() == "help" || p.Name() == "completion" || strings.HasPrefix(p.Name(), "__complete"):
 			return nil
-		case p.Parent().Name() == "config" && (p.Name() == "set" || p.Name() == "unset"):
+		case p.Parent().Name() == "config" && (p.Name() == "set" || p.Name() == "unset" || p.Name() == "path"):
 			return nil
 		}
 	}
@@ -328,7 +335,7 @@ func newConfigCmd(f *Factory) *cobra.Command {
 			"section over the top level), then defaults. The file is YAML:\n\n" +
 			"  server-zone: eu\n  deployment-key: server-...\n  profiles:\n    staging:\n      deployment-key: server-...",
 	}
-	c.AddCommand(newConfigListCmd(f), newConfigSetCmd(f), newConfigUnsetCmd(f))
+	c.AddCommand(newConfigListCmd(f), newConfigGetCmd(f), newConfigSetCmd(f), newConfigUnsetCmd(f), newConfigPathCmd(f))
 	return c
 }
 
@@ -340,13 +347,19 @@ type settingRow struct {
 
 func newConfigListCmd(f *Factory) *cobra.Command {
 	var output string
+	var profiles bool
 	c := &cobra.Command{
 		Use:   "list",
-		Short: "Each effective setting and where it came from (keys redacted)",
-		Args:  argsUsage(cobra.NoArgs),
+		Short: "Each effective setting and where it came from (keys redacted), or the profiles",
+		Long: "Each effective setting, where it came from, and keys redacted.\n" +
+			"With --profiles: the profiles of the config file, each with the settings it sets.",
+		Args: argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
 			if err := checkOutput(&output, f, "table", "json", "yaml"); err != nil {
 				return err
+			}
+			if profiles {
+				return listProfiles(f, output)
 			}
 			var rows []settingRow
 			for _, d := range settingDefs {
@@ -373,21 +386,170 @@ func newConfigListCmd(f *Factory) *cobra.Command {
 		},
 	}
 	c.Flags().StringVarP(&output, "output", "o", "", "output format: table|json|yaml (default: table on a terminal, json otherwise)")
+	c.Flags().BoolVar(&profiles, "profiles", false, "list the config file's profiles instead of the settings")
 	return c
+}
+
+type profileRow struct {
+	Name     string   `json:"name"`
+	Active   bool     `json:"active"`
+	Settings []string `json:"settings"`
+}
+
+// listProfiles is config list --profiles: each profile, whether it is the
+// one in use, and the names (never the values) of what it sets.
+func listProfiles(f *Factory, output string) error {
+	cfg, err := f.config()
+	if err != nil {
+		return err
+	}
+	rows := []profileRow{}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Profiles)) {
+		set := slices.Sorted(maps.Keys(cfg.Profiles[name]))
+		if set == nil {
+			set = []string{}
+		}
+		// A profile named by a pasted key is shown as keys are.
+		rows = append(rows, profileRow{shownValue(name), name == f.profile(), set})
+	}
+	if output != "table" {
+		return writeOutput(writeData(f.IO.Out, output, map[string]any{"config": f.configPath(), "profiles": rows}))
+	}
+	if len(rows) == 0 {
+		fmt.Fprintf(f.IO.ErrOut, "no profiles in %s; add one with: experiment --profile NAME config set KEY VALUE\n", f.configPath())
+		return nil
+	}
+	t := newTable(f.IO, "PROFILE", "ACTIVE", "SETTINGS")
+	for _, r := range rows {
+		active := ""
+		if r.Active {
+			active = "yes"
+		}
+		t.addRow(styleNone, r.Name, active, strings.Join(r.Settings, ", "))
+	}
+	return writeOutput(t.render(f.IO.Out))
+}
+
+func newConfigGetCmd(f *Factory) *cobra.Command {
+	var reveal bool
+	c := &cobra.Command{
+		Use:   "get KEY",
+		Short: "Print one setting's effective value (keys redacted unless --reveal)",
+		Long: "Print the value a command would use for a setting (environment, then the config file with\n" +
+			"its --profile section, then the default), and nothing else: for scripts.\n" +
+			"Keys are printed redacted, as config list shows them; --reveal prints a key in full.\n" +
+			"A setting with no value prints nothing.\nKeys: " + settingNamesList(),
+		Args:              needArgs(1, 1, "a setting name"),
+		ValidArgsFunction: completeSettingNames,
+		RunE: func(c *cobra.Command, args []string) error {
+			def, ok := lookupSetting(args[0])
+			if !ok {
+				return usageError("unknown setting %q: want one of %s", shownValue(args[0]), settingNamesList())
+			}
+			v, src, err := f.setting(nil, def.name)
+			if err != nil {
+				return err
+			}
+			if v == "" && src == "default" {
+				v = f.defaultSetting(def.name)
+			}
+			if v == "" {
+				fmt.Fprintf(f.IO.ErrOut, "%s is not set\n", def.name)
+				return nil
+			}
+			if def.secret && !reveal {
+				v = experiment.Secret(v).String()
+			}
+			_, err = fmt.Fprintln(f.IO.Out, v)
+			return writeOutput(err)
+		},
+	}
+	c.Flags().BoolVar(&reveal, "reveal", false, "print a key in full (it is redacted otherwise)")
+	return c
+}
+
+func newConfigPathCmd(f *Factory) *cobra.Command {
+	return &cobra.Command{
+		Use:   "path",
+		Short: "Print the config file's path (--config, EXPERIMENT_CONFIG, or the default)",
+		Long: "Print the path of the config file that settings are read from and written to, whether\n" +
+			"or not it exists yet.",
+		Args: argsUsage(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			path := f.configPath()
+			if path == "" {
+				return usageError("no config directory: pass --config FILE")
+			}
+			_, err := fmt.Fprintln(f.IO.Out, path)
+			return writeOutput(err)
+		},
+	}
 }
 
 func newConfigSetCmd(f *Factory) *cobra.Command {
 	c := &cobra.Command{
-		Use:               "set KEY VALUE",
-		Short:             "Write one setting to the config file (mode 0600)",
-		Long:              "Write a setting to the config file, in the --profile section when one is given.\nKeys: " + settingNamesList(),
+		Use:   "set KEY VALUE",
+		Short: "Write one setting to the config file (mode 0600)",
+		Long: "Write a setting to the config file, in the --profile section when one is given.\n" +
+			"VALUE - reads the value from stdin (one line; a trailing newline is dropped), so that a\n" +
+			"key never lands in shell history:\n\n" +
+			"  experiment config set deployment-key - < key.txt\n\n" +
+			"On a terminal, the value is read without echo.\nKeys: " + settingNamesList(),
 		Args:              needArgs(2, 2, "a setting name and its value"),
 		ValidArgsFunction: completeSettingNames,
 		RunE: func(c *cobra.Command, args []string) error {
-			return runConfigSet(c.Context(), f, args[0], args[1])
+			value := args[1]
+			if value == "-" {
+				if _, ok := lookupSetting(args[0]); !ok {
+					return usageError("unknown setting %q: want one of %s", shownValue(args[0]), settingNamesList())
+				}
+				var err error
+				if value, err = readSettingValue(f.IO, args[0]); err != nil {
+					return err
+				}
+			}
+			return runConfigSet(c.Context(), f, args[0], value)
 		},
 	}
 	return c
+}
+
+// maxSettingValue bounds what config set KEY - reads: a setting is one
+// line, and a file piped by mistake is refused rather than stored.
+const maxSettingValue = 4096
+
+// readSettingValue reads config set's value from stdin: one line, less one
+// trailing newline (echo and a file's last line end in one). On a terminal
+// it is read without echo, as a password is: a key typed there must not
+// stay on the screen either.
+func readSettingValue(ios *IOStreams, key string) (string, error) {
+	var data []byte
+	if ios.InTTY && ios.InFile != nil {
+		fmt.Fprintf(ios.ErrOut, "%s: ", key)
+		line, err := term.ReadPassword(int(ios.InFile.Fd()))
+		fmt.Fprintln(ios.ErrOut)
+		if err != nil {
+			return "", ioError(fmt.Errorf("reading %s from the terminal: %w", key, err))
+		}
+		data = line
+	} else {
+		var err error
+		data, err = io.ReadAll(io.LimitReader(ios.In, maxSettingValue+1))
+		if err != nil {
+			return "", ioError(fmt.Errorf("reading %s from stdin: %w", key, err))
+		}
+	}
+	if len(data) > maxSettingValue {
+		return "", usageError("%s from stdin: more than %d bytes; a setting is one line", key, maxSettingValue)
+	}
+	value := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
+	switch {
+	case value == "":
+		return "", withHint(usageError("%s from stdin: empty value", key), "to remove a setting: experiment config unset "+key)
+	case strings.ContainsAny(value, "\r\n"):
+		return "", usageError("%s from stdin: more than one line; a setting is one line", key)
+	}
+	return value, nil
 }
 
 func newConfigUnsetCmd(f *Factory) *cobra.Command {
