@@ -93,10 +93,22 @@ func newTestCmd(f *Factory, runF func(context.Context, *testOptions) error) *cob
 		Use:   "test FILE",
 		Short: "Run a file of (user, flag, expected variant) cases, for CI",
 		Long: "Run flag test cases from a YAML or JSON file and report like go test: a line per failure\n" +
-			"with the deciding segment, then 'N passed, M failed'. Exit 1 when any case fails.\n" +
-			"See testdata/flagtests.yaml for the format.",
-		Example: `  experiment test testdata/flagtests.yaml
-  experiment test cases.yaml --flags flags.json --junit report.xml`,
+			"with the deciding segment, then 'N passed, M failed'. Exit 1 when any case fails.\n\n" +
+			// The format is spelt out here: an installed binary has no
+			// testdata/ to point at.
+			"A test file (flags and cohorts are relative to it; --flags and --cohorts override them):\n\n" +
+			"  flags: flags.json\n" +
+			"  cohorts: cohorts\n" +
+			"  cases:\n" +
+			"    - name: Acme staff dogfood the new editor\n" +
+			"      user: {user_id: user-1, user_properties: {email: alice@acme.com}}\n" +
+			"      flag: new-editor\n" +
+			"      variant: \"on\"        # or value: \"250\", or absent: true\n" +
+			"    - name: mobile gets dark mode\n" +
+			"      user: {user_id: user-4, platform: iOS}\n" +
+			"      expect: {dark-mode: \"on\", new-editor: \"off\"}   # flag -> variant key, or absent",
+		Example: `  experiment test flagtests.yaml
+  experiment test flagtests.yaml --flags flags.json --junit report.xml`,
 		Args: needArgs(1, 1, "a test file (YAML or JSON)"),
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.File = args[0]
