@@ -61,9 +61,13 @@
 // NewLocalClient only checks its config: an invalid one is an error that
 // matches [ErrInvalidConfig]. Start fetches the first flag configs and
 // starts the background updater; it returns once flags are in use, or an
-// error when its context ends first (with LocalConfig.CacheDir, a cached
-// copy is used at once instead, and Status says so). Until then evaluations
-// fail with [ErrNotStarted]. [LocalClient.Status] reports the [State] (starting,
+// error when its context ends first, and never waits longer than
+// LocalConfig.StartTimeout ([DefaultStartTimeout], 10 s) even under
+// context.Background() (with LocalConfig.CacheDir, a cached copy is used at
+// once instead, and Status says so). Until then evaluations fail with
+// [ErrNotStarted]. A failed Start may be called again, and concurrent Starts
+// share one attempt; a rejected key stays final; Start after Close returns
+// [ErrClosed] and starts nothing. [LocalClient.Status] reports the [State] (starting,
 // ready, interrupted, closed), the [Source] and age of the flags in use, the
 // last error and each cohort's state; LocalConfig.OnStatusChange delivers
 // each change, for alerting. Close (or CloseContext, to bound the wait)
