@@ -39,7 +39,7 @@ func newExplainCmd(f *Factory, runF func(context.Context, *explainOptions) error
 			if len(args) == 0 && !opts.All {
 				return withHint(usageError("name at least one flag, or --all"), "see 'experiment explain --help'")
 			}
-			if err := checkOutput(&opts.Output, f, "table", "json", "yaml"); err != nil {
+			if err := checkReportOutput(&opts.Output, f, "table", "json", "yaml"); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -51,7 +51,7 @@ func newExplainCmd(f *Factory, runF func(context.Context, *explainOptions) error
 	opts.Source.register(f, c.Flags())
 	opts.User.register(c.Flags())
 	c.Flags().BoolVar(&opts.All, "all", false, "explain every flag")
-	c.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: table|json|yaml (default: table on a terminal, json otherwise)")
+	c.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: table|json|yaml (default: table, the text report, in a pipe too)")
 	c.ValidArgsFunction = completeFlagKeys
 	return c
 }

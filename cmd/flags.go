@@ -214,7 +214,7 @@ func newFlagsShowCmd(f *Factory, runF func(context.Context, *flagsShowOptions) e
 		Args:  needArgs(1, 1, "a flag key"),
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.Key = args[0]
-			if err := checkOutput(&opts.Output, f, "table", "json", "yaml"); err != nil {
+			if err := checkReportOutput(&opts.Output, f, "table", "json", "yaml"); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -224,7 +224,7 @@ func newFlagsShowCmd(f *Factory, runF func(context.Context, *flagsShowOptions) e
 		},
 	}
 	opts.Source.register(f, c.Flags())
-	c.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: table|json|yaml (default: table on a terminal, json otherwise)")
+	c.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: table|json|yaml (default: table, the text report, in a pipe too)")
 	c.ValidArgsFunction = completeAtMost(1, completeFlagKeys)
 	return c
 }
@@ -319,7 +319,21 @@ func describeSegment(p *tracePrinter, i int, seg *eval.Segment) {
 
 // checkOutput fills the default output form (table on a terminal, json
 // otherwise, EXPERIMENT_OUTPUT first) and rejects forms not in allowed.
+// It is for commands whose output is data.
 func checkOutput(output *string, f *Factory, allowed ...string) error {
+	return fillOutput(output, f, false, allowed)
+}
+
+// checkReportOutput is checkOutput for commands whose output is a report
+// for people (explain, flags show): the text form also in a pipe, so that
+// `| less` or `> report.txt` gets what a terminal shows, without colour.
+// Scripts ask for the machine form with -o json (CLI.md, "Human output in
+// pipes").
+func checkReportOutput(output *string, f *Factory, allowed ...string) error {
+	return fillOutput(output, f, true, allowed)
+}
+
+func fillOutput(output *string, f *Factory, report bool, allowed []string) error {
 	if *output == "" {
 		configured, err := f.settingValue(nil, "output")
 		if err != nil {
@@ -331,7 +345,7 @@ func checkOutput(output *string, f *Factory, allowed ...string) error {
 	}
 	if *output == "" {
 		*output = "table"
-		if !f.IO.OutTTY {
+		if !f.IO.OutTTY && !report {
 			*output = machineOutput(allowed)
 		}
 	}
