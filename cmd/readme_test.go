@@ -245,3 +245,34 @@ func TestTestHelpExample(t *testing.T) {
 		t.Errorf("experiment test on the help's sample: %v\n%s\nsample:\n%s", err, out, yaml.String())
 	}
 }
+
+// TestREADMEGoTestCommands: the README's first test command works with Go
+// alone, and every `go test -race` it shows says that the race detector
+// needs cgo (a C compiler), on its line or within the next three.
+func TestREADMEGoTestCommands(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(readme), "\n")
+	first := true
+	for i, line := range lines {
+		if !strings.Contains(line, "go test") {
+			continue
+		}
+		if first && strings.Contains(line, "-race") {
+			t.Errorf("README.md:%d: the first test command uses -race, which needs a C compiler: %s", i+1, line)
+		}
+		first = false
+		if !strings.Contains(line, "go test -race") {
+			continue
+		}
+		near := strings.Join(lines[i:min(i+4, len(lines))], "\n")
+		if !strings.Contains(near, "cgo") {
+			t.Errorf("README.md:%d: go test -race without saying it needs cgo (a C compiler): %s", i+1, line)
+		}
+	}
+	if first {
+		t.Error("README.md shows no go test command")
+	}
+}
