@@ -44,16 +44,14 @@ func newFlagsPullCmd(f *Factory, runF func(context.Context, *flagsPullOptions) e
   experiment flags pull --out flags.json && experiment evaluate --flags flags.json --user-id u1`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			if opts.Server.offline {
-				return usageError("--offline: pull needs the server")
-			}
 			if runF != nil {
 				return runF(c.Context(), opts)
 			}
 			return runFlagsPull(c.Context(), opts)
 		},
 	}
-	opts.Server.register(f, c.Flags())
+	// A pull always downloads, and never streams.
+	opts.Server.registerWithout(f, c.Flags(), "offline", "stream-server-url")
 	c.Flags().StringVar(&opts.Out, "out", "", "write the flag configs (the JSON array) to FILE, or - for stdout, as well as to the cache")
 	return c
 }

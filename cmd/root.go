@@ -113,6 +113,9 @@ func NewRootCmd(f *Factory) *cobra.Command {
 	// Cobra adds `completion` only when it executes; adding it now puts it
 	// under the same unknown-subcommand rule (`completion tcsh` is exit 2).
 	root.InitDefaultCompletionCmd()
+	// Options grouped under headings in --help (help.go).
+	annotateOptionGroups(root)
+	root.SetUsageTemplate(usageTemplate)
 	for _, c := range root.Commands() {
 		if c.HasSubCommands() {
 			rejectUnknownSubcommands(c)

@@ -32,8 +32,22 @@ type serverFlags struct {
 	err             error // a config file that could not be read
 }
 
-func (s *serverFlags) register(f *Factory, fs *pflag.FlagSet) {
-	s.f, s.fs = f, fs
+func (s *serverFlags) register(f *Factory, fs *pflag.FlagSet) { s.registerWithout(f, fs) }
+
+// registerWithout registers all but the omitted options, for a command where
+// they would do nothing (`flags pull --offline`): help shows no option that
+// is ignored, and giving one is an unknown-option error.
+func (s *serverFlags) registerWithout(f *Factory, all *pflag.FlagSet, omit ...string) {
+	s.f, s.fs = f, all
+	fs := pflag.NewFlagSet("", pflag.ContinueOnError)
+	defer fs.VisitAll(func(fl *pflag.Flag) {
+		for _, o := range omit {
+			if fl.Name == o {
+				return
+			}
+		}
+		all.AddFlag(fl)
+	})
 	fs.StringVar(&s.deploymentKey, "deployment-key", "", "server deployment key (env EXPERIMENT_DEPLOYMENT_KEY)")
 	fs.StringVar(&s.serverZone, "server-zone", "", "us or eu: picks every default URL (env EXPERIMENT_SERVER_ZONE)")
 	fs.StringVar(&s.serverURL, "server-url", "", "flag config server URL (env EXPERIMENT_SERVER_URL)")
