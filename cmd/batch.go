@@ -175,7 +175,10 @@ func runBatch(parent context.Context, opts *evaluateOptions, fs *experiment.Flag
 	defer closeIn()
 
 	b := &batch{opts: opts, fs: fs, name: name, json: opts.output() == "json",
-		counts: make([]int, fs.Snapshot().Outcomes())}
+		counts: make([]int, fs.Snapshot().Outcomes()), out: opts.IO.Out}
+	if opts.summaryOnly() {
+		b.out = io.Discard // the summary is the output; users are still evaluated and counted
+	}
 	if opts.Progress && opts.IO.ProgressErr() {
 		b.progress = newProgress(opts.IO.ErrOut, size, opts.IO.ColorErr())
 	}
@@ -261,6 +264,7 @@ func openUsers(ctx context.Context, opts *evaluateOptions) (r io.Reader, name st
 
 type batch struct {
 	opts     *evaluateOptions
+	out      io.Writer // where user lines go: stdout, or nowhere when only the summary is shown
 	fs       *experiment.FlagSet
 	name     string
 	json     bool // a JSON array rather than JSON Lines
@@ -351,7 +355,7 @@ func (b *batch) write(done <-chan *chunk, tokens <-chan struct{}, budget *output
 	pending := map[partKey]*chunk{}
 	next := partKey{}
 	if b.json {
-		if _, err := io.WriteString(b.opts.IO.Out, "["); err != nil {
+		if _, err := io.WriteString(b.out, "["); err != nil {
 			return ioError(err)
 		}
 	}
@@ -429,15 +433,15 @@ func (b *batch) writeUsers(out []byte) error {
 				sep = "\n"
 			}
 			b.written++
-			if _, err = io.WriteString(b.opts.IO.Out, sep); err == nil {
-				_, err = b.opts.IO.Out.Write(bytes.TrimSuffix(line, []byte{'\n'}))
+			if _, err = io.WriteString(b.out, sep); err == nil {
+				_, err = b.out.Write(bytes.TrimSuffix(line, []byte{'\n'}))
 			}
 			if err != nil {
 				break
 			}
 		}
 	} else {
-		_, err = b.opts.IO.Out.Write(out)
+		_, err = b.out.Write(out)
 	}
 	if err != nil {
 		return ioError(fmt.Errorf("writing output: %w", err))
@@ -455,7 +459,7 @@ func (b *batch) finishOutput(_ error) error {
 	if b.written > 0 {
 		tail = "\n]\n"
 	}
-	if _, err := io.WriteString(b.opts.IO.Out, tail); err != nil {
+	if _, err := io.WriteString(b.out, tail); err != nil {
 		return ioError(fmt.Errorf("writing output: %w", err))
 	}
 	return nil

@@ -78,7 +78,7 @@ func newEvaluateCmd(f *Factory, runF func(context.Context, *evaluateOptions) err
 	opts.Tracking.register(fl)
 	fl.StringVar(&opts.UsersFile, "users", "", "evaluate many users: a JSON Lines file, or - for stdin")
 	fl.StringVarP(&opts.Output, "output", "o", "", "output format: table|json|jsonl|yaml (default: table on a terminal, json otherwise; jsonl with --users)")
-	fl.BoolVar(&opts.Stats, "stats", false, "with --users: print per flag and variant counts and shares on stderr")
+	fl.BoolVar(&opts.Stats, "stats", false, "with --users: per flag and variant counts and shares; on a terminal or with -o table only this summary, otherwise on stderr after the data")
 	fl.BoolVar(&opts.SkipInvalid, "skip-invalid", false, "with --users: report and skip lines that are not user objects instead of failing")
 	fl.BoolVar(&opts.Progress, "progress", true, "with --users: show a progress bar on stderr when it is a terminal")
 	c.ValidArgsFunction = completeFlagKeys
@@ -93,7 +93,9 @@ func (o *evaluateOptions) validate() error {
 		if o.userGiven {
 			return usageError("--users cannot be combined with a single user's flags (--user, --user-id, -p, ...)")
 		}
-		if o.Output == "table" || o.Output == "yaml" {
+		// -o table with --stats asks for the summary table alone, which
+		// is what --stats shows on a terminal: the same request both ways.
+		if o.Output == "yaml" || (o.Output == "table" && !o.Stats) {
 			return withHint(usageError("--users writes jsonl or json, not %s", o.Output), "use --stats for a summary table")
 		}
 		if o.UsersFile == "-" && (o.Source.flagsFile == "-" || o.User.user == "-") {
@@ -144,6 +146,8 @@ func runEvaluate(ctx context.Context, opts *evaluateOptions) (err error) {
 
 func (o *evaluateOptions) output() string {
 	switch {
+	case o.summaryOnly():
+		return "table"
 	case o.Output != "":
 		return o.Output
 	case o.UsersFile != "":
@@ -152,6 +156,15 @@ func (o *evaluateOptions) output() string {
 		return "table"
 	}
 	return "json"
+}
+
+// summaryOnly reports whether a batch prints only its --stats summary, on
+// stdout: --stats on a terminal without -o, or with -o table. On a terminal
+// the per-user JSON (a line per user, thousands of them) would scroll the
+// summary away, and nobody reads it there; a pipe keeps the data on stdout
+// and the summary on stderr, as scripts expect.
+func (o *evaluateOptions) summaryOnly() bool {
+	return o.UsersFile != "" && o.Stats && (o.Output == "table" || (o.Output == "" && o.IO.OutTTY))
 }
 
 // evalError reports an evaluation failure (a dependency cycle) as bad input.

@@ -136,7 +136,18 @@ func (b *batch) printStats() error {
 		}
 		return nil
 	}
-	t := &table{tty: true, color: ios.ColorErr(), header: []string{"FLAG", "VARIANT", "USERS", "SHARE", "CONFIGURED"}}
+	header := []string{"FLAG", "VARIANT", "USERS", "SHARE", "CONFIGURED"}
+	// After the data, the summary is a note on stderr, always aligned.
+	w, t, count := ios.ErrOut, &table{tty: true, color: ios.ColorErr(), header: header}, ios.ErrOut
+	if b.opts.summaryOnly() {
+		// The summary is the command's output: on stdout, fitted to the
+		// terminal, or tab-separated rows in a pipe (-o table there), with
+		// the user count on stderr so that the rows stay rows.
+		w, t = ios.Out, newTable(ios, header...)
+		if ios.OutTTY {
+			count = ios.Out
+		}
+	}
 	for _, st := range s.Variants {
 		configured := "-"
 		if st.Configured != nil {
@@ -144,8 +155,13 @@ func (b *batch) printStats() error {
 		}
 		t.addRow(styleNone, st.Flag, st.Variant, strconv.Itoa(st.Users), percent(st.Share), configured)
 	}
-	fmt.Fprintf(ios.ErrOut, "%d users\n", s.Users)
-	if err := t.render(ios.ErrOut); err != nil {
+	if _, err := fmt.Fprintf(count, "%d users\n", s.Users); err != nil && count == ios.Out {
+		return writeOutput(err)
+	}
+	if err := t.render(w); err != nil {
+		if w == ios.Out {
+			return writeOutput(err)
+		}
 		return ioError(err)
 	}
 	return nil
