@@ -276,3 +276,62 @@ func TestREADMEGoTestCommands(t *testing.T) {
 		t.Error("README.md shows no go test command")
 	}
 }
+
+// TestREADMEOutputForms: the README's table of `-o` forms per command is
+// what each command accepts. An unknown form is refused listing the forms
+// the command takes, which is compared with the table's row; commands the
+// README says take no -o must refuse the option.
+func TestREADMEOutputForms(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Positional arguments, so that the option is what is checked.
+	args := map[string][]string{
+		"explain":      {"dark-mode", "--flags", "../testdata/flags.json"},
+		"flags show":   {"dark-mode", "--flags", "../testdata/flags.json"},
+		"cookie parse": {"x"},
+		"assert":       {"dark-mode=on", "--flags", "../testdata/flags.json"},
+		"test":         {"../testdata/flagtests.yaml"},
+	}
+	row := regexp.MustCompile("(?m)^\\| (`[^|]+) \\| (`[^|]+) \\|")
+	cmdName := regexp.MustCompile("`([a-z ]+)`")
+	checked := 0
+	for _, m := range row.FindAllStringSubmatch(string(readme), -1) {
+		if !strings.Contains(m[2], "`table`") {
+			continue // another table
+		}
+		var forms []string
+		for _, f := range cmdName.FindAllStringSubmatch(m[2], -1) {
+			forms = append(forms, f[1])
+		}
+		want := strings.Join(forms[:len(forms)-1], ", ") + " or " + forms[len(forms)-1]
+		for _, c := range cmdName.FindAllStringSubmatch(m[1], -1) {
+			name := c[1]
+			argv := append(append(strings.Fields(name), args[name]...), "-o", "bogus")
+			out, _ := exec.Command("experiment", argv...).CombinedOutput()
+			if !strings.Contains(string(out), `--output "bogus": want `+want+"\n") {
+				t.Errorf("experiment %s -o bogus: want the README's forms (%s), got:\n%s", name, want, out)
+			}
+			checked++
+		}
+	}
+	if checked < 11 {
+		t.Errorf("checked %d commands of the README's -o table, want 11", checked)
+	}
+	_, none, ok := strings.Cut(string(readme), "`assert` and `test` print a report")
+	if !ok {
+		t.Fatal("README no longer says which commands take no -o")
+	}
+	none, _, _ = strings.Cut(none, "\n\n")
+	for _, name := range []string{"assert", "test", "cookie name", "cookie generate", "flags pull"} {
+		if name != "assert" && name != "test" && !strings.Contains(none, "`"+name+"`") {
+			t.Errorf("README's list of commands without -o misses %s", name)
+		}
+		argv := append(append(strings.Fields(name), args[name]...), "-o", "json")
+		out, err := exec.Command("experiment", argv...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "unknown option -o") {
+			t.Errorf("experiment %s -o json: want an unknown option, got %v:\n%s", name, err, out)
+		}
+	}
+}
