@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -37,7 +38,7 @@ type settingDef struct {
 }
 
 var settingDefs = []settingDef{
-	{"deployment-key", []string{"EXPERIMENT_DEPLOYMENT_KEY", "EXPERIMENT_KEY"}, true, "server deployment key", nil},
+	{"deployment-key", []string{"EXPERIMENT_DEPLOYMENT_KEY", "EXPERIMENT_KEY"}, true, "server deployment key", checkDeploymentKey},
 	{"api-key", []string{"EXPERIMENT_API_KEY", "AMPLITUDE_API_KEY"}, true, "analytics API key", nil},
 	{"secret-key", []string{"EXPERIMENT_SECRET_KEY", "AMPLITUDE_SECRET_KEY"}, true, "analytics secret key", nil},
 	{"server-zone", []string{"EXPERIMENT_SERVER_ZONE"}, false, "us or eu", checkZone},
@@ -48,6 +49,31 @@ var settingDefs = []settingDef{
 	{"cache-dir", []string{"EXPERIMENT_CACHE_DIR"}, false, "flag and cohort cache", nil},
 	{"output", []string{"EXPERIMENT_OUTPUT"}, false, "default output form", checkOutputForm},
 }
+
+// checkDeploymentKey refuses, before anything is sent, a key that the flag
+// config and evaluation services would reject anyway: every command that
+// takes one (fetch, flags pull, watch, local evaluation) needs a server
+// deployment key, and a 401 after a round trip (or a silent fall back on
+// the cache) says less than naming the problem here.
+func checkDeploymentKey(v string) error {
+	const where = "a server deployment key starts with server- (Amplitude: Experiment > Deployments)"
+	switch rest, isServer := strings.CutPrefix(v, "server-"); {
+	case strings.IndexFunc(v, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		return errors.New("contains white space or control characters: copy the key again, without spaces or line breaks")
+	case strings.HasPrefix(v, "client-"):
+		return errors.New("a client deployment key, for browser and mobile SDKs; this command needs a server deployment key: " + where)
+	case isServer && rest == "":
+		return errors.New("only the prefix server-: the key is missing after it")
+	case !isServer && analyticsKeyShape.MatchString(v):
+		return errors.New("an analytics API or secret key (32 hex digits), not a deployment key: " + where)
+	case !isServer:
+		return errors.New("not a deployment key: " + where)
+	}
+	return nil
+}
+
+// analyticsKeyShape is how analytics API and secret keys look.
+var analyticsKeyShape = regexp.MustCompile(`^[0-9a-fA-F]{32}$`)
 
 func checkZone(v string) error {
 	if _, err := experiment.ParseServerZone(v); err != nil {
@@ -73,6 +99,16 @@ func checkServerURL(v string) error {
 // password of a URL hidden, and anything that looks like a key (one pasted
 // into the wrong setting) shown as keys are, a prefix and a fingerprint.
 func shownValue(v string) string { return redact.Text(redactURLCredentials(v)) }
+
+// shownSetting is a setting's value as an error may echo it: a key always
+// as keys are shown, however short or odd it is (shownValue leaves a run
+// alone that does not look like a key: "client-abc", a key with a space).
+func shownSetting(def settingDef, v string) string {
+	if def.secret {
+		return experiment.Secret(v).String()
+	}
+	return shownValue(v)
+}
 
 // redactURLCredentials hides the password of a URL-shaped value.
 func redactURLCredentials(v string) string {
@@ -236,7 +272,7 @@ func (f *Factory) setting(fs *pflag.FlagSet, name string) (value, source string,
 	checked := func(v, source string, fail func(shown string, err error) error) (string, string, error) {
 		if def.check != nil && v != "" {
 			if err := def.check(v); err != nil {
-				return "", "", fail(shownValue(v), err)
+				return "", "", fail(shownSetting(def, v), err)
 			}
 		}
 		return v, source, nil
@@ -631,7 +667,7 @@ func runConfigSet(ctx context.Context, f *Factory, key, value string) error {
 	}
 	if def.check != nil {
 		if err := def.check(value); err != nil {
-			return usageError("%s %q: %v", key, shownValue(value), err)
+			return usageError("%s %q: %v", key, shownSetting(def, value), err)
 		}
 	}
 	return updateConfig(ctx, f, key, func(settings map[string]string) bool { settings[key] = value; return true }, "wrote")

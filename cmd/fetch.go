@@ -245,9 +245,7 @@ func fetchFailure(err error, key string) error {
 	case errors.Is(err, context.Canceled):
 		return err
 	case errors.Is(err, experiment.ErrUnauthorized):
-		return &exitError{code: ExitAuth, err: err, hint: fmt.Sprintf(
-			"the server rejected deployment key %v; fetch needs a server deployment key "+
-				"(Amplitude: Experiment > Deployments), not a client deployment key or the analytics API key", experiment.Secret(key))}
+		return &exitError{code: ExitAuth, err: err, hint: rejectedKeyHint(key)}
 	case errors.As(err, &fe):
 		return &exitError{code: ExitNetwork, err: err, hint: fetchHint(fe)}
 	}

@@ -230,8 +230,8 @@ func TestFetchUnauthorized(t *testing.T) {
 	assert.Equal(t, 1, s.RequestCount(), "401 is not retried")
 	fp := experiment.Secret(wrong).Fingerprint()
 	assert.Contains(t, cli.stderr, "401 Unauthorized")
-	assert.Contains(t, cli.stderr, "\nhint: the server rejected deployment key server…(fp "+fp+"); fetch needs a server deployment key")
-	assert.Contains(t, cli.stderr, "not a client deployment key or the analytics API key")
+	assert.Contains(t, cli.stderr, "\nhint: the server rejected deployment key server…(fp "+fp+"), a server key by its shape: ")
+	assert.NotContains(t, cli.stderr, "client key", "the key given is no client key")
 	assert.NotContains(t, cli.stderr, wrong)
 	assert.Empty(t, cli.stdout)
 

@@ -171,7 +171,7 @@ func serverError(err error, key string) error {
 	switch {
 	case errors.Is(err, experiment.ErrUnauthorized):
 		return &exitError{code: ExitAuth, err: fmt.Errorf("deployment key %v rejected: %w", experiment.Secret(key), err),
-			hint: "use a server deployment key (Experiment > Deployments in Amplitude), not a client key or the analytics API key"}
+			hint: rejectedKeyHint(key)}
 	case errors.Is(err, experiment.ErrCorruptCache):
 		// Local data, not the network: invalid input, replaced by a pull.
 		return &exitError{code: ExitInput, err: err, hint: "run 'experiment flags pull' while online to replace it"}
@@ -183,6 +183,16 @@ func serverError(err error, key string) error {
 		return err
 	}
 	return &exitError{code: ExitNetwork, err: err, hint: "check --server-url / --server-zone and the network; cached flags are used when there are some"}
+}
+
+// rejectedKeyHint is the hint for a deployment key the server refused. It
+// has the shape of a server key (checkDeploymentKey refuses any other before
+// sending), so the likely causes are a key of another project or zone, or
+// a deleted one, and not a client key.
+func rejectedKeyHint(key string) string {
+	return fmt.Sprintf("the server rejected deployment key %v, a server key by its shape: check that it belongs to this "+
+		"project and zone (--server-zone eu for EU projects) and still exists under Experiment > Deployments in Amplitude",
+		experiment.Secret(key))
 }
 
 // pullError is serverError for flags pull, which never falls back on the
