@@ -113,6 +113,8 @@ func NewRootCmd(f *Factory) *cobra.Command {
 	// Cobra adds `completion` only when it executes; adding it now puts it
 	// under the same unknown-subcommand rule (`completion tcsh` is exit 2).
 	root.InitDefaultCompletionCmd()
+	// --jq on every command with JSON output (jq.go).
+	registerJQ(root, f.IO)
 	// Options grouped under headings in --help (help.go).
 	annotateOptionGroups(root)
 	root.SetUsageTemplate(usageTemplate)
