@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -134,11 +133,11 @@ func (s *serverFlags) startClient(ctx context.Context, ios *IOStreams, mutate fu
 	if err != nil {
 		return nil, err
 	}
-	if mutate != nil {
-		mutate(cfg)
-	}
 	if !s.debug {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil)) // the CLI reports what matters itself
+		cfg.Logger = slog.New(slog.DiscardHandler) // the CLI reports what matters itself
+	}
+	if mutate != nil {
+		mutate(cfg) // after the logger is chosen: a command may wrap it to hear of an event
 	}
 	client, err := experiment.NewLocalClient(key, cfg)
 	if err != nil {

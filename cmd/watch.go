@@ -7,12 +7,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/flagkit/experiment/internal/redact"
+	"github.com/flagkit/experiment/pkg/eval"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
 
@@ -82,6 +87,10 @@ type watchEvent struct {
 	Flag string    `json:"flag"`
 	From string    `json:"from,omitempty"`
 	To   string    `json:"to,omitempty"`
+	// Changes says what changed in a changed flag, a phrase per part
+	// ("variant beta added", "segment 2 allocation"): the version alone
+	// does not, and stays the same for some edits.
+	Changes []string `json:"changes,omitempty"`
 }
 
 func runWatch(ctx context.Context, opts *watchOptions) error {
@@ -114,8 +123,15 @@ func watchServer(ctx context.Context, opts *watchOptions, user *experiment.User)
 	// stopped ends with this function, before Close: an update the loop
 	// will never read must not block the updater that Close waits for.
 	stopped, stop := context.WithCancel(ctx)
+	// streamDown hears, from the SDK's log, that the stream failed and
+	// polling took over: with --stream the user asked for the stream, and
+	// the fall back must be said, not only logged with --debug.
+	streamDown := make(chan string, 1)
 	client, err := opts.Source.server.startClient(ctx, opts.IO, func(cfg *experiment.LocalConfig) {
 		cfg.StreamUpdates, cfg.FlagConfigPollingInterval = opts.Stream, opts.PollInterval
+		if opts.Stream {
+			cfg.Logger = slog.New(&streamDownHandler{next: cfg.Logger.Handler(), down: streamDown, once: new(sync.Once)})
+		}
 		cfg.OnUpdate = func(prev, next *experiment.FlagSet) {
 			select {
 			case updates <- [2]*experiment.FlagSet{prev, next}:
@@ -138,6 +154,9 @@ func watchServer(ctx context.Context, opts *watchOptions, user *experiment.User)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case why := <-streamDown:
+			fmt.Fprintf(opts.IO.ErrOut, "experiment: warning: --stream: the flag stream is down (%s); polling every %v until it is back\n",
+				why, opts.PollInterval)
 		case u := <-updates:
 			// Each update is diffed against the set it replaced, not the
 			// set read above: one that lands between the client getting
@@ -210,6 +229,50 @@ func watchFile(ctx context.Context, opts *watchOptions, user *experiment.User) e
 	}
 }
 
+// streamDownMsg is the message the SDK logs when the flag stream fails and
+// polling takes over (pkg/experiment, LocalClient.run); watch_stream_down's
+// script fails if it changes.
+const streamDownMsg = "flag stream down; polling until it is retried"
+
+// streamDownHandler passes every record on to next and sends the error of
+// the first stream-down record to down: once, because the stream is
+// retried and may fail again and again while polling carries on.
+type streamDownHandler struct {
+	next slog.Handler
+	down chan<- string
+	once *sync.Once
+}
+
+func (h *streamDownHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn || h.next.Enabled(ctx, l)
+}
+
+func (h *streamDownHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == streamDownMsg {
+		why := "no reason given"
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "error" {
+				why = redact.Text(a.Value.String()) // an error never has a key; a slip must not print it
+				return false
+			}
+			return true
+		})
+		h.once.Do(func() { h.down <- why }) // the first send: room in the channel
+	}
+	if h.next.Enabled(ctx, r.Level) {
+		return h.next.Handle(ctx, r)
+	}
+	return nil
+}
+
+func (h *streamDownHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &streamDownHandler{next: h.next.WithAttrs(as), down: h.down, once: h.once}
+}
+
+func (h *streamDownHandler) WithGroup(name string) slog.Handler {
+	return &streamDownHandler{next: h.next.WithGroup(name), down: h.down, once: h.once}
+}
+
 func describeStatus(st experiment.Status) string {
 	if st.Source == experiment.SourceCache {
 		s := "cached flags; retrying the server"
@@ -233,8 +296,10 @@ func describeStatus(st experiment.Status) string {
 func diffFlagSets(prev, next *experiment.FlagSet, user *experiment.User, now time.Time) []watchEvent {
 	var events []watchEvent
 	old := map[string][]byte{}
+	oldFlags := map[string]*eval.Flag{}
 	for _, f := range prev.Flags() {
 		old[f.Key], _ = json.Marshal(f)
+		oldFlags[f.Key] = f
 	}
 	seen := map[string]bool{}
 	for _, f := range next.Flags() {
@@ -245,9 +310,9 @@ func diffFlagSets(prev, next *experiment.FlagSet, user *experiment.User, now tim
 		case !ok:
 			events = append(events, watchEvent{Time: now, Kind: "added", Flag: f.Key, To: versionOf(f.Metadata)})
 		case !bytes.Equal(before, data):
-			var was struct{ Metadata map[string]any }
-			json.Unmarshal(before, &was)
-			events = append(events, watchEvent{Time: now, Kind: "changed", Flag: f.Key, From: versionOf(was.Metadata), To: versionOf(f.Metadata)})
+			was := oldFlags[f.Key]
+			events = append(events, watchEvent{Time: now, Kind: "changed", Flag: f.Key, From: versionOf(was.Metadata), To: versionOf(f.Metadata),
+				Changes: flagChanges(was, f)})
 		}
 	}
 	for _, f := range prev.Flags() {
@@ -321,10 +386,16 @@ func printWatchEvents(opts *watchOptions, events []watchEvent) error {
 				from, to = cmp.Or(from, "(none)"), cmp.Or(to, "(none)")
 			}
 			change := to
-			if from != "" && to != "" {
+			switch {
+			case from != "" && from == to:
+				change = from + " (same version)"
+			case from != "" && to != "":
 				change = from + " → " + to
-			} else if from != "" {
+			case from != "":
 				change = from
+			}
+			if len(e.Changes) > 0 {
+				change += ": " + strings.Join(e.Changes, "; ")
 			}
 			_, err = fmt.Fprintf(opts.IO.Out, "%s  %-8s %s  %s\n", e.Time.Format(time.RFC3339), e.Kind, e.Flag, change)
 		}
