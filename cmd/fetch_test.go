@@ -114,12 +114,12 @@ func TestFetchTable(t *testing.T) {
 	assert.Regexp(t, `^FLAG\s+VARIANT\s+VALUE\s+SEGMENT\s+PAYLOAD$`, lines[0])
 	assert.Regexp(t, `^checkout-flow\s+treatment\s+treatment\s+All Other Users\s+\{"discount":20\}$`, lines[1])
 	assert.Regexp(t, `^limits\s+big\s+\{"max":10\}`, lines[2])
-	assert.Regexp(t, `^new-nav\s+off\s*$`, lines[3])
+	assert.Regexp(t, `^new-nav\s+off \(default\)\s*$`, lines[3]) // no colour to dim it: marked
 
-	cli.tty = false // a pipe: TSV without header
+	cli.tty = false // a pipe: TSV without header, a last column true for default variants
 	require.Equal(t, 0, cli.run("fetch", "--user-id", "u1", "-o", "table"))
-	assert.Equal(t, "checkout-flow\ttreatment\ttreatment\tAll Other Users\t{\"discount\":20}\n"+
-		"limits\tbig\t{\"max\":10}\t\t\nnew-nav\toff\t\t\t\n", cli.stdout)
+	assert.Equal(t, "checkout-flow\ttreatment\ttreatment\tAll Other Users\t{\"discount\":20}\tfalse\n"+
+		"limits\tbig\t{\"max\":10}\t\t\tfalse\nnew-nav\toff\t\t\t\ttrue\n", cli.stdout)
 
 	require.Equal(t, 0, cli.run("fetch", "--user-id", "u1", "-o", "yaml"))
 	assert.Contains(t, cli.stdout, "checkout-flow:\n  key: treatment\n")

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/fatih/color"
@@ -103,8 +104,14 @@ func writeYAML(w io.Writer, v any) error {
 	return enc.Close()
 }
 
+// variantTable is one user's variants. Default variants are dimmed; where
+// there is no colour to dim them they are marked instead: "(default)"
+// after the variant in the aligned table, and a last column true/false in
+// tab-separated values, so that scripts and NO_COLOR users can tell them
+// apart. Flag and variant keys are never cut to fit (keys).
 func variantTable(ios *IOStreams, variants map[string]experiment.Variant) *table {
 	t := newTable(ios, "FLAG", "VARIANT", "VALUE", "SEGMENT", "PAYLOAD")
+	t.keys = 2
 	for _, flag := range slices.Sorted(maps.Keys(variants)) {
 		v := variants[flag]
 		segment, _ := v.Metadata["segmentName"].(string)
@@ -116,7 +123,15 @@ func variantTable(ios *IOStreams, variants map[string]experiment.Variant) *table
 		if v.Payload != nil {
 			payload = jsonText(v.Payload)
 		}
-		t.addRow(style, flag, v.Key, v.Value, segment, payload)
+		variant := v.Key
+		if v.IsDefault() && t.tty && !t.color {
+			variant += " (default)"
+		}
+		cells := []string{flag, variant, v.Value, segment, payload}
+		if !t.tty {
+			cells = append(cells, strconv.FormatBool(v.IsDefault()))
+		}
+		t.addRow(style, cells...)
 	}
 	return t
 }
@@ -132,18 +147,21 @@ const (
 
 // table prints aligned, width-fitted columns with a header and colour on a
 // terminal, and tab-separated values without header, truncation or colour
-// otherwise, like gh.
+// otherwise, like gh. Forced colour (CLICOLOR_FORCE, for `| less -R`)
+// keeps the aligned, coloured table in a pipe too.
 type table struct {
 	tty    bool
 	color  bool
 	width  int
+	keys   int // leading columns that name the row: never cut to fit
 	header []string
 	rows   [][]string
 	styles []rowStyle
 }
 
 func newTable(ios *IOStreams, header ...string) *table {
-	return &table{tty: ios.OutTTY, color: ios.ColorOut(), width: ios.Width, header: header}
+	color := ios.ColorOut() // off a terminal, only when forced
+	return &table{tty: ios.OutTTY || color, color: color, width: ios.Width, keys: 1, header: header}
 }
 
 func (t *table) addRow(style rowStyle, cells ...string) {
@@ -179,7 +197,10 @@ func (t *table) render(w io.Writer) error {
 }
 
 // columnWidths fits the columns to the terminal by shrinking the widest
-// columns after the first, never below 8 characters.
+// value column, first down to 8 characters, then down to 4. Key columns
+// are never cut: a cut flag key cannot be read or copied, a cut value
+// still says what it is. A table whose keys alone are wider than the
+// terminal wraps.
 func (t *table) columnWidths() []int {
 	widths := make([]int, len(t.header))
 	for i, h := range t.header {
@@ -200,21 +221,19 @@ func (t *table) columnWidths() []int {
 		}
 		return n
 	}
-	for total() > t.width {
-		// The first column names the row: shrink it only when no other can.
-		shrink := -1
-		for i := 1; i < len(widths); i++ {
-			if widths[i] > 8 && (shrink < 0 || widths[i] > widths[shrink]) {
-				shrink = i
+	for _, floor := range []int{8, 4} {
+		for total() > t.width {
+			shrink := -1
+			for i := t.keys; i < len(widths); i++ {
+				if widths[i] > floor && (shrink < 0 || widths[i] > widths[shrink]) {
+					shrink = i
+				}
 			}
-		}
-		if shrink < 0 {
-			if widths[0] <= 8 {
+			if shrink < 0 {
 				break
 			}
-			shrink = 0
+			widths[shrink]--
 		}
-		widths[shrink]--
 	}
 	return widths
 }

@@ -138,13 +138,14 @@ func (b *batch) printStats() error {
 	}
 	header := []string{"FLAG", "VARIANT", "USERS", "SHARE", "CONFIGURED"}
 	// After the data, the summary is a note on stderr, always aligned.
-	w, t, count := ios.ErrOut, &table{tty: true, color: ios.ColorErr(), header: header}, ios.ErrOut
+	w, t, count := ios.ErrOut, &table{tty: true, color: ios.ColorErr(), keys: 2, header: header}, ios.ErrOut
 	if b.opts.summaryOnly() {
 		// The summary is the command's output: on stdout, fitted to the
 		// terminal, or tab-separated rows in a pipe (-o table there), with
 		// the user count on stderr so that the rows stay rows.
 		w, t = ios.Out, newTable(ios, header...)
-		if ios.OutTTY {
+		t.keys = 2 // flag and variant
+		if t.tty {
 			count = ios.Out
 		}
 	}
