@@ -2,17 +2,11 @@
 package main
 
 import (
-	"context"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/flagkit/experiment/cmd"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cmd.Main(ctx, os.Args[1:], cmd.System())
-	stop()
-	os.Exit(code)
+	os.Exit(cmd.Run(os.Args[1:]))
 }

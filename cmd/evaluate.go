@@ -122,7 +122,7 @@ func runEvaluate(ctx context.Context, opts *evaluateOptions) (err error) {
 		return err
 	}
 	defer func() {
-		if cerr := opts.exposures.close(err != nil); err == nil {
+		if cerr := opts.exposures.close(ctx, err != nil); err == nil {
 			err = cerr
 		}
 	}()

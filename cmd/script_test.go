@@ -45,14 +45,12 @@ package cmd_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -60,7 +58,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -86,11 +83,9 @@ func openTTY() *os.File {
 	return tty
 }
 
-// experimentMain is main.go's main.
+// experimentMain is main.go's main, which also records the exit code.
 func experimentMain() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cmd.Main(ctx, os.Args[1:], cmd.System())
-	stop()
+	code := cmd.Run(os.Args[1:])
 	writeExitCode(code)
 	os.Exit(code)
 }

@@ -136,8 +136,10 @@ func (s *exposureSink) track(user *experiment.User, results []eval.Result) {
 	_ = s.svc.TrackExposureContext(ctx, user, variants)
 }
 
-// close flushes what is queued, within 10 s even after Ctrl-C (events of
-// users already evaluated are not lost on an interrupt). Lost events are
+// close flushes what is queued: while the server keeps taking events, and
+// at most 10 s after it stops taking any (see drain); after Ctrl-C or
+// SIGTERM (cmdCtx done), within 10 s in all (events of users already
+// evaluated are not lost on an interrupt, nor is the user kept waiting). Lost events are
 // the command's failure: its output stands, but a script that asked for
 // --track-exposure learns from the exit code that Amplitude did not get
 // them (4 for a rejected API key, 5 for the network or server, 6 for a
@@ -146,13 +148,13 @@ func (s *exposureSink) track(user *experiment.User, results []eval.Result) {
 // A --print-events file replaces the one there only when the command
 // succeeded and every event reached it; otherwise it is discarded and an
 // existing file kept.
-func (s *exposureSink) close(failed bool) error {
+func (s *exposureSink) close(cmdCtx context.Context, failed bool) error {
 	if s == nil {
 		return nil
 	}
 	// After a stall, Close gives up what is left at once: the wait was had.
 	wait := flushStall
-	if s.drain(flushStall) {
+	if cmdCtx.Err() == nil && s.drain(flushStall) {
 		wait = 0
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
