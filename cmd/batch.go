@@ -323,6 +323,11 @@ func (b *batch) read(ctx context.Context, in io.Reader, jobs chan<- *chunk, toke
 				return nil
 			}
 		case err != nil:
+			// The lines read before the failure are written first: the
+			// error says "line N", so every line before it must be out.
+			if len(c.lines) > 0 && !send() {
+				return ctx.Err()
+			}
 			return ioError(fmt.Errorf("%s: line %d: %w", b.name, lines.line+1, err))
 		case len(bytes.TrimSpace(data)) == 0:
 			c.lines = append(c.lines, nil)

@@ -235,3 +235,36 @@ func TestBatchUserBiggerThanBudget(t *testing.T) {
 		t.Fatalf("%d lines: %v", out.lines, out.err)
 	}
 }
+
+// failingReader gives its data, then a read error, as a disk or a network
+// file system can.
+type failingReader struct{ data *strings.Reader }
+
+func (r failingReader) Read(p []byte) (int, error) {
+	if r.data.Len() == 0 {
+		return 0, fmt.Errorf("input/output error")
+	}
+	return r.data.Read(p)
+}
+
+// A read error at line N is reported after every line before it was
+// written: the chunk being gathered when it happened included.
+func TestBatchReadErrorKeepsEarlierLines(t *testing.T) {
+	var users strings.Builder
+	for i := range 10 {
+		fmt.Fprintf(&users, "{\"user_id\":\"u%d\"}\n", i)
+	}
+	ios, out, errOut := testStreams("")
+	ios.In = failingReader{strings.NewReader(users.String())}
+	code := Main(context.Background(), []string{"evaluate", "--flags", filepath.Join("..", "testdata", "flags.json"),
+		"--cohorts", filepath.Join("..", "testdata", "cohorts"), "--users", "-", "-o", "jsonl", "dark-mode"}, ios)
+	if code != ExitIO {
+		t.Fatalf("exit %d, want %d; stderr: %s", code, ExitIO, errOut)
+	}
+	if n := strings.Count(out.String(), "\n"); n != 10 {
+		t.Errorf("%d lines written before the error, want 10", n)
+	}
+	if !strings.Contains(errOut.String(), "stdin: line 11: input/output error") {
+		t.Errorf("stderr %q: want the line and the error", errOut)
+	}
+}
