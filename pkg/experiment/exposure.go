@@ -116,8 +116,11 @@ func (s *ExposureService) TrackExposure(user *User, variants map[string]Variant)
 
 // TrackExposureContext is TrackExposure whose wait for room in a full queue
 // (with OverflowBlock) ends with ctx. It returns ctx's error, or
-// ErrTrackerClosed after Close, when the events were not all queued; that
-// evaluation is then not remembered, so the next one like it is sent.
+// ErrTrackerClosed when Close came first, when the events were not all
+// queued, saying how many were not; those are counted as failed unless the
+// call came after Close (it then does nothing). When none was queued the
+// evaluation is not remembered, so the next one like it is sent; when some
+// were, it is, since sending it again would duplicate them.
 func (s *ExposureService) TrackExposureContext(ctx context.Context, user *User, variants map[string]Variant) error {
 	if !trackable(user) || len(variants) == 0 {
 		return nil

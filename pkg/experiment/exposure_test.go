@@ -563,3 +563,45 @@ func TestExposureServiceForgetsWhatItCouldNotQueue(t *testing.T) {
 	}
 	assert.Equal(t, []string{"u2", "u2", "u1"}, users, "u1's exposure was sent the second time")
 }
+
+// TestExposureServiceRemembersWhatItPartlyQueued: when the caller's context
+// ends after some of an evaluation's events were queued, the evaluation
+// stays remembered, so the next one like it does not queue those again;
+// the error says how many were not queued.
+func TestExposureServiceRemembersWhatItPartlyQueued(t *testing.T) {
+	evtLeakCheck(t)
+	srv := newEvtServer(t)
+	log := &evtLog{}
+	cfg := evtTrackerConfig(srv, log)
+	cfg.Overflow = experiment.OverflowBlock
+	cfg.QueueCapacity = 1
+	cfg.FlushQueueSize = 1
+	cfg.MaxConcurrentRequests = 1
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	cfg.HTTPClient = evtHeldTransport(arrived, release)
+	svc, err := experiment.NewExposureService(experiment.ExposureConfig{TrackerConfig: cfg})
+	require.NoError(t, err)
+
+	other := evtProtocolUser()
+	other.UserID = "u2"
+	require.NoError(t, svc.TrackExposureContext(t.Context(), other, map[string]experiment.Variant{"f": {Key: "on"}})) // sent, held
+	<-arrived
+	two := map[string]experiment.Variant{"f": {Key: "on"}, "h": {Key: "on"}}
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	err = svc.TrackExposureContext(ctx, evtProtocolUser(), two) // one queued, one waits
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.ErrorContains(t, err, "1 of 2 events not queued")
+
+	close(release)
+	require.NoError(t, svc.TrackExposureContext(t.Context(), evtProtocolUser(), two))
+	var lost *experiment.LostEventsError
+	require.ErrorAs(t, svc.Close(t.Context()), &lost)
+	assert.Equal(t, 1, lost.Failed, "the exposure not queued")
+	assert.Equal(t, experiment.TrackerStats{Sent: 2, Failed: 1}, svc.Stats(), "3 events tracked")
+	var users []string
+	for _, e := range srv.DecodedEvents() {
+		users = append(users, e["user_id"].(string))
+	}
+	assert.Equal(t, []string{"u2", "u1"}, users, "u1's queued exposure was not queued again")
+}

@@ -376,6 +376,7 @@ type Tracker struct {
 	dropped    int
 	failed     int
 	unreported int   // drops not yet logged
+	waiting    int   // events of blocked producers, not queued yet
 	lastLoss   error // why events were last given up
 
 	// Events are numbered in the order they are queued; the queue holds
@@ -452,7 +453,10 @@ func (t *Tracker) Track(events ...Event) {
 // TrackContext is Track whose wait for room in a full queue (with
 // OverflowBlock) ends with ctx: it then returns ctx's error, and the
 // events it could not queue are counted as failed. It returns
-// ErrTrackerClosed when the tracker is closed before the events are queued.
+// ErrTrackerClosed when the tracker is closed before the events are queued;
+// those of a call waiting for room when Close comes are counted as failed
+// too. Either error says how many of the call's events were not queued
+// (errors.Is tells which).
 func (t *Tracker) TrackContext(ctx context.Context, events ...Event) error {
 	if len(events) == 0 {
 		return nil
@@ -485,20 +489,29 @@ func (t *Tracker) TrackContext(ctx context.Context, events ...Event) error {
 	if len(valid) == 0 {
 		return nil
 	}
-	return t.enqueue(ctx, &valid, len(valid))
+	_, err := t.enqueue(ctx, &valid, len(valid))
+	return err
 }
 
 // enqueue adds the n events of src to the queue. When it is full, it drops
 // the oldest events or, with OverflowBlock, waits for room, until ctx is
-// done (the events not queued then are failed) or the tracker closes.
-func (t *Tracker) enqueue(ctx context.Context, src eventSource, n int) error {
+// done or the tracker closes; the events not queued then are failed. It
+// returns how many of the n were queued, and an error saying how many were
+// not (wrapping ctx's error or ErrTrackerClosed).
+//
+// While it waits, its events not queued yet are counted in t.waiting, so
+// that Close can count them as failed before it computes its result: a
+// producer woken by Close may run only after Close has returned.
+func (t *Tracker) enqueue(ctx context.Context, src eventSource, n int) (int, error) {
 	queued := 0
+	t.mu.Lock()
+	if t.closed {
+		// Not counted: after Close, Track does nothing, and Close's result
+		// (already computed, or being computed) must stay Failed+Dropped.
+		t.mu.Unlock()
+		return 0, notQueued(ErrTrackerClosed, n, n)
+	}
 	for {
-		t.mu.Lock()
-		if t.closed {
-			t.mu.Unlock()
-			return ErrTrackerClosed
-		}
 		drops := 0
 		for ; queued < n; queued++ {
 			if t.queue.n == t.s.capacity && t.s.overflow == OverflowBlock && !t.failing {
@@ -519,6 +532,10 @@ func (t *Tracker) enqueue(ctx context.Context, src eventSource, n int) error {
 		// otherwise a capacity below FlushQueueSize would block forever.
 		due := t.queue.n >= min(t.s.batch, t.s.capacity)
 		space := t.space
+		left := n - queued
+		// Registered under the same lock that saw closed false, so Close
+		// either counts these events or has not set closed yet.
+		t.waiting += left
 		t.mu.Unlock()
 		if due {
 			t.poke()
@@ -526,21 +543,35 @@ func (t *Tracker) enqueue(ctx context.Context, src eventSource, n int) error {
 		if firstDrop {
 			t.s.log.Warn("analytics: queue full, dropping the oldest events", "capacity", t.s.capacity)
 		}
-		if queued == n {
-			return nil
+		if left == 0 {
+			return n, nil
 		}
+		var ctxErr error
 		select {
 		case <-space:
 		case <-t.closing:
-			return ErrTrackerClosed
 		case <-ctx.Done():
-			t.mu.Lock()
-			t.failed += n - queued
+			ctxErr = ctx.Err()
+		}
+		t.mu.Lock()
+		if t.closed {
+			// Close moved our waiting events to failed, and recorded why.
 			t.mu.Unlock()
-			t.lose(ctx.Err(), n-queued, "events not queued: the queue was full")
-			return ctx.Err()
+			return queued, notQueued(ErrTrackerClosed, left, n)
+		}
+		t.waiting -= left
+		if ctxErr != nil {
+			t.failed += left
+			t.mu.Unlock()
+			t.lose(ctxErr, left, "events not queued: the queue was full")
+			return queued, notQueued(ctxErr, left, n)
 		}
 	}
+}
+
+// notQueued says how many of a call's n events were not queued, and why.
+func notQueued(cause error, left, n int) error {
+	return fmt.Errorf("analytics: %d of %d events not queued: %w", left, n, cause)
 }
 
 // poke wakes the dispatcher.
@@ -604,7 +635,8 @@ func (t *Tracker) releaseWaiters() {
 
 // Close stops the tracker: Track does nothing from now on, what is queued
 // is sent within ctx's deadline (a request still failing then is given
-// up, and the events still queued are counted as failed), and the sender
+// up, and the events still queued are counted as failed, as are those of
+// a Track still waiting for room with OverflowBlock), and the sender
 // goroutines stop before Close returns. Close returns promptly once ctx is
 // done. When events were lost during the tracker's life (see TrackerStats)
 // it logs a warning and returns a *LostEventsError; otherwise nil. Calling
@@ -614,7 +646,15 @@ func (t *Tracker) Close(ctx context.Context) error {
 	t.closeOnce.Do(func() {
 		t.mu.Lock()
 		t.closed = true
+		// The events of producers blocked for room will never be queued;
+		// count them now, as their producers may wake after Close returns.
+		abandoned := t.waiting
+		t.failed += abandoned
+		t.waiting = 0
 		t.mu.Unlock()
+		if abandoned > 0 {
+			t.lose(ErrTrackerClosed, abandoned, "events not queued: the tracker closed while they waited for room")
+		}
 		t.stopAfter = context.AfterFunc(ctx, t.cancel) // the deadline aborts sending
 		close(t.closing)
 	})
@@ -1525,16 +1565,20 @@ func newEventService(kind string, cfg TrackerConfig, capacity int, printer *Even
 
 // emit hands the n events of src, an evaluation of key just seen by
 // cache.admit, to the tracker, or prints them with the de-duplication
-// decision. When the tracker could not queue them (ctx, Close), the
+// decision. When the tracker queued none of them (ctx, Close), the
 // evaluation is forgotten, so that the next one like it is sent rather
-// than taken for a duplicate.
+// than taken for a duplicate; when it queued some, it stays remembered, or
+// the next one would queue those again.
 func (s *eventService) emit(ctx context.Context, key dedupKey, src eventSource, n int, deduplicated bool) error {
 	if s.printer == nil {
 		if deduplicated {
 			return nil
 		}
-		err := s.tracker.enqueue(ctx, src, n)
-		if err != nil {
+		queued, err := s.tracker.enqueue(ctx, src, n)
+		if err != nil && queued == 0 {
+			// Nothing of it will be sent: the next evaluation like it must
+			// not be taken for a duplicate. When some events were queued,
+			// forgetting would queue those again.
 			s.cache.forget(key)
 		}
 		return err

@@ -1122,10 +1122,69 @@ func TestTrackerBlockedTrackEndsWithClose(t *testing.T) {
 	defer cancel()
 	var lost *experiment.LostEventsError
 	require.ErrorAs(t, tr.Close(ctx), &lost)
-	assert.ErrorIs(t, <-blocked, experiment.ErrTrackerClosed)
-	assert.Equal(t, 8, lost.Failed, "the held batch and the queued one")
+	err = <-blocked
+	assert.ErrorIs(t, err, experiment.ErrTrackerClosed)
+	assert.Contains(t, err.Error(), "1 of 1 events not queued")
+	assert.Equal(t, 9, lost.Failed, "the held batch, the queued one and the blocked event")
+	assert.Equal(t, experiment.TrackerStats{Failed: 9}, tr.Stats())
+	assert.Contains(t, log.String(), "the tracker closed while they waited for room", "the loss is not silent")
 	close(release)
 	assert.ErrorIs(t, tr.TrackContext(t.Context(), evtEvents(9, 1)...), experiment.ErrTrackerClosed)
+}
+
+// TestTrackerCloseCountsEveryBlockedEvent: producers waiting for room when
+// Close comes, some with part of their events queued, lose the rest as
+// failed events, counted before Close returns: Stats adds up to what was
+// tracked, Close's error says as much, and each TrackContext says how many
+// of its events were not queued.
+func TestTrackerCloseCountsEveryBlockedEvent(t *testing.T) {
+	evtLeakCheck(t)
+	srv := newEvtServer(t)
+	log := &evtLog{}
+	cfg := evtTrackerConfig(srv, log)
+	cfg.Overflow = experiment.OverflowBlock
+	cfg.QueueCapacity = 4
+	cfg.FlushQueueSize = 4
+	cfg.MaxConcurrentRequests = 1
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	cfg.HTTPClient = evtHeldTransport(arrived, release)
+	tr, err := experiment.NewTracker(cfg)
+	require.NoError(t, err)
+
+	tr.Track(evtEvents(0, 4)...) // sent, held
+	<-arrived
+	const producers, each = 6, 3 // 18 events for 4 places: some calls queue part
+	tracked := 4 + producers*each
+	errs := make(chan error, producers)
+	for p := range producers {
+		go func() { errs <- tr.TrackContext(context.Background(), evtEvents(4+p*each, each)...) }()
+	}
+	require.Eventually(t, func() bool { return tr.Stats().Queued == 8 }, 5*time.Second, time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // the other producers reach the wait
+
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	var lost *experiment.LostEventsError
+	require.ErrorAs(t, tr.Close(ctx), &lost)
+	st := tr.Stats() // as Close left them: the producers may not have returned yet
+	assert.Equal(t, tracked, st.Sent+st.Failed+st.Dropped+st.Queued, "%+v", st)
+	assert.Equal(t, st.Failed, lost.Failed)
+	assert.Equal(t, st.Dropped, lost.Dropped)
+
+	notQueued := 0
+	for range producers {
+		if err := <-errs; err != nil {
+			assert.ErrorIs(t, err, experiment.ErrTrackerClosed)
+			var left, of int
+			_, scanErr := fmt.Sscanf(err.Error(), "analytics: %d of %d events not queued", &left, &of)
+			require.NoError(t, scanErr, err.Error())
+			assert.Equal(t, each, of)
+			notQueued += left
+		}
+	}
+	close(release)
+	assert.Equal(t, producers*each-4, notQueued, "each event not queued is reported once")
+	assert.Equal(t, st, tr.Stats(), "nothing counted after Close returned")
 }
 
 // TestTrackerQueueSmallerThanABatchIsSent: a full queue is sent even when
