@@ -1,6 +1,8 @@
 package atomicfile
 
 import (
+	"fmt"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,22 +13,35 @@ import (
 // A write killed between creating its temporary file and renaming it
 // (kill -9, power loss, OOM) leaves the temporary file behind, and repeated
 // kills pile them up next to caches and outputs. Each temporary file names
-// the process that made it, so the next write can tell a leftover (its
-// process is gone) from a concurrent writer's file (its process is alive)
-// and remove only leftovers.
+// the host and the process that made it, so the next write can tell a
+// leftover (made here, by a process that is gone) from a live writer's file
+// (its process is alive, or it was made on another host sharing the
+// directory, where this host cannot see its process) and remove only
+// leftovers.
 
-// staleAge is when a temporary file is a leftover whatever its name says:
-// its process id may have been reused, or it may come from another host
-// sharing the directory. No single write takes this long.
+// staleAge is when a temporary file of another host, or of an unknown
+// maker, is a leftover: no single write takes this long.
 const staleAge = time.Hour
 
 // tempPattern is the os.CreateTemp pattern for a temporary file of base
-// made by this process: ".base.tmp-PID-RANDOM".
+// made by this process: ".base.tmp-HOST-PID-RANDOM".
 func tempPattern(base string) string {
-	return tempPrefix(base) + strconv.Itoa(os.Getpid()) + "-*"
+	return tempPrefix(base) + hostTag + "-" + strconv.Itoa(os.Getpid()) + "-*"
 }
 
 func tempPrefix(base string) string { return "." + base + ".tmp-" }
+
+// hostTag names this host in temporary file names, short and safe for a
+// file name whatever the host name holds.
+var hostTag = func() string {
+	name, err := os.Hostname()
+	if err != nil {
+		name = ""
+	}
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return fmt.Sprintf("h%08x", h.Sum32())
+}()
 
 // removeStale deletes leftover temporary files of path's own naming in dir.
 // It is best effort: a failure to list or remove must not fail the write
@@ -56,19 +71,20 @@ func removeStale(dir, base string) {
 	}
 }
 
-// leftover tells whether a temporary file whose name ends in rest ("PID-RANDOM",
-// or "RANDOM" from versions that did not record the process) was abandoned.
+// leftover tells whether a temporary file whose name ends in rest
+// ("HOST-PID-RANDOM", or an older form without them) was abandoned. On this
+// host the process decides, whatever the age: a live writer may sit idle on
+// a quiet input for hours. Elsewhere, or when the name says nothing, only
+// age can tell.
 func leftover(rest string, modified, now time.Time) bool {
-	if now.Sub(modified) > staleAge {
-		return true
-	}
-	pidText, _, ok := strings.Cut(rest, "-")
-	if !ok {
-		return false // no owner recorded: only age can tell
+	host, rest, ok := strings.Cut(rest, "-")
+	pidText, _, ok2 := strings.Cut(rest, "-")
+	if !ok || !ok2 || host != hostTag {
+		return now.Sub(modified) > staleAge
 	}
 	pid, err := strconv.Atoi(pidText)
 	if err != nil || pid <= 0 {
-		return false
+		return now.Sub(modified) > staleAge
 	}
 	if pid == os.Getpid() {
 		return false // another write of ours, in flight

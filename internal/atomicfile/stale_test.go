@@ -69,15 +69,17 @@ func TestWriteRemovesTempOfKilledWriter(t *testing.T) {
 }
 
 // A temporary file whose process is alive is a concurrent writer's: removing
-// it would make that writer's rename fail. Files of other names are not ours.
+// it would make that writer's rename fail. So is a fresh one of another host
+// sharing the directory. Files of other names are not ours.
 func TestWriteKeepsOthersFiles(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "flags.json")
-	alive := filepath.Join(dir, ".flags.json.tmp-"+itoa(os.Getppid())+"-123")
+	alive := filepath.Join(dir, ".flags.json.tmp-"+hostTag+"-"+itoa(os.Getppid())+"-123")
+	otherHost := filepath.Join(dir, ".flags.json.tmp-h00000000-999999999-1")
 	legacyFresh := filepath.Join(dir, ".flags.json.tmp-456")
-	otherTarget := filepath.Join(dir, ".cohort.json.tmp-999999999-1")
+	otherTarget := filepath.Join(dir, ".cohort.json.tmp-"+hostTag+"-999999999-1")
 	unrelated := filepath.Join(dir, "notes.txt")
-	for _, f := range []string{alive, legacyFresh, otherTarget, unrelated} {
+	for _, f := range []string{alive, otherHost, legacyFresh, otherTarget, unrelated} {
 		if err := os.WriteFile(f, []byte("x"), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -85,7 +87,7 @@ func TestWriteKeepsOthersFiles(t *testing.T) {
 	if err := Write(path, []byte("new"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{alive, legacyFresh, otherTarget, unrelated} {
+	for _, f := range []string{alive, otherHost, legacyFresh, otherTarget, unrelated} {
 		if _, err := os.Stat(f); err != nil {
 			t.Errorf("%s was removed: %v", filepath.Base(f), err)
 		}
@@ -95,22 +97,25 @@ func TestWriteKeepsOthersFiles(t *testing.T) {
 func TestLeftover(t *testing.T) {
 	now := time.Now()
 	fresh, old := now.Add(-time.Second), now.Add(-2*staleAge)
+	here := hostTag + "-"
 	cases := []struct {
 		rest     string
 		modified time.Time
 		want     bool
 	}{
-		{"999999999-1", fresh, true},              // no such process
-		{itoa(os.Getpid()) + "-1", fresh, false},  // our own write in flight
-		{itoa(os.Getppid()) + "-1", fresh, false}, // a live process
-		{itoa(os.Getppid()) + "-1", old, true},    // too old for any write: pid reused
-		{"123456", fresh, false},                  // an older version's name: age only
-		{"123456", old, true},                     //
-		{"x-1", fresh, false},                     // not a process id
-		{"-1", fresh, false},                      //
+		{here + "999999999-1", fresh, true},              // no such process here
+		{here + itoa(os.Getpid()) + "-1", fresh, false},  // our own write in flight
+		{here + itoa(os.Getppid()) + "-1", fresh, false}, // a live process
+		{here + itoa(os.Getppid()) + "-1", old, false},   // live, idle for hours: still live
+		{"h00000000-999999999-1", fresh, false},          // another host: its process is not ours to see
+		{"h00000000-999999999-1", old, true},             // too old for any write
+		{"123456", fresh, false},                         // an older version's name: age only
+		{"123456", old, true},                            //
+		{here + "x-1", fresh, false},                     // not a process id
+		{here + "x-1", old, true},                        //
 	}
 	for _, c := range cases {
-		if c.rest == "999999999-1" && runtime.GOOS == "windows" {
+		if strings.HasPrefix(c.rest, here+"999999999") && runtime.GOOS == "windows" {
 			continue
 		}
 		if got := leftover(c.rest, c.modified, now); got != c.want {
