@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,7 +66,10 @@ type lifecycle struct {
 	// their requests are aborted.
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// workers are the background goroutines launched, which Close waits
+	// for: one by one, so that Close called on one of them (from a
+	// callback) waits for the others but not for itself.
+	workers []*worker
 	// closed is closed when the first CloseContext returns: a concurrent
 	// Close waits for it, so that any Close having returned means closed.
 	closed chan struct{}
@@ -77,6 +82,47 @@ type lifecycle struct {
 	// the mutex by evaluations.
 	track atomic.Pointer[tracking]
 }
+
+// worker is a background goroutine: g is its goid once it runs, done is
+// closed when it ends.
+type worker struct {
+	g    atomic.Uint64
+	done chan struct{}
+}
+
+// goWorker runs fn on a new worker goroutine; l.mu is held.
+func (l *lifecycle) goWorker(fn func()) {
+	w := &worker{done: make(chan struct{})}
+	l.workers = append(l.workers, w)
+	go func() {
+		defer close(w.done)
+		w.g.Store(goid())
+		fn()
+	}()
+}
+
+// goid is the calling goroutine's id, parsed from its stack's header
+// ("goroutine 18 [running]:"). Go gives no other way to tell, in Close,
+// that it was called from a callback on a goroutine Close would wait for:
+// a deadlock forever otherwise. Only Close, deliveries and the start of a
+// worker pay for it, never an evaluation.
+func goid() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = b[len("goroutine "):]
+	for i, ch := range b {
+		if ch == ' ' {
+			b = b[:i]
+			break
+		}
+	}
+	id, _ := strconv.ParseUint(string(b), 10, 64)
+	return id
+}
+
+// errCloseInCallback is joined to CloseContext's error when it was called
+// from OnStatusChange or OnUpdate, which their docs forbid.
+var errCloseInCallback = errors.New("client closed from within OnStatusChange or OnUpdate: Close did not wait for the goroutine it was called on, which stops once the callback returns")
 
 // startAttempt is one attempt of Start; err is set before done is closed.
 type startAttempt struct {
@@ -233,18 +279,12 @@ func (c *LocalClient) launch() bool {
 		return true
 	}
 	l.launched = true
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
+	l.goWorker(func() {
 		defer c.stopUpdates()
 		c.run(l.ctx)
-	}()
+	})
 	if c.cohorts != nil {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			c.pollCohorts(l.ctx)
-		}()
+		l.goWorker(func() { c.pollCohorts(l.ctx) })
 	}
 	return true
 }
@@ -360,6 +400,13 @@ func (c *LocalClient) Close() error {
 //
 // Only the first call does this. A later one returns nil once the first
 // has returned (or its own ctx's error, should ctx end before).
+//
+// No OnStatusChange or OnUpdate call starts once CloseContext began, and
+// one under way on another goroutine is waited for (within ctx). Close
+// must not be called from those callbacks; if it is, it does not wait for
+// the goroutine it was called on (that would be forever): it stops
+// everything else, and returns at once with an error saying so; that
+// goroutine ends once the callback returns.
 func (c *LocalClient) CloseContext(ctx context.Context) error {
 	l := &c.life
 	l.mu.Lock()
@@ -373,40 +420,88 @@ func (c *LocalClient) CloseContext(ctx context.Context) error {
 		}
 	}
 	l.state = stateClosed
+	workers := l.workers // final: no launch once closed
 	l.mu.Unlock()
 	l.cancel()
 	defer close(l.closed)
+	// From now on nothing changes the state back (recordSuccess and
+	// recordError keep StateClosed), not even an update under way.
+	c.mu.Lock()
+	c.status.State = StateClosed
+	c.mu.Unlock()
+
+	self := goid()
+	delivery, inCallback := c.s.notify.shut(self)
+	var applied chan struct{}
+	if c.onUpdateG.Load() == self {
+		inCallback = true // applyMu is held by this very goroutine
+	} else {
+		// An apply under way (Start's, with the cache: Close does not wait
+		// for Start) ends, OnUpdate included, before Close returns; any
+		// later one sees the client closed. Waited for on a goroutine so
+		// that ctx bounds the wait for a slow OnUpdate; should ctx end
+		// first, it ends with that OnUpdate.
+		applied = make(chan struct{})
+		go func() {
+			c.applyMu.Lock()
+			//lint:ignore SA2001 waiting for the apply under way is the point
+			c.applyMu.Unlock()
+			close(applied)
+		}()
+	}
 
 	var errs []error
 	// After the state changed, no Start makes the services any more.
 	if t := l.track.Load(); t != nil {
 		errs = append(errs, t.close(ctx))
 	}
-	stopped := make(chan struct{})
-	go func() {
-		l.wg.Wait()
-		close(stopped)
-	}()
-	select {
-	case <-stopped:
-	case <-ctx.Done():
-		select {
-		case <-stopped: // a ctx already done must not hide a prompt stop
-		default:
-			errs = append(errs, fmt.Errorf("flag updater still stopping: %w", ctx.Err()))
+	waits := make([]<-chan struct{}, 0, len(workers)+2)
+	if delivery != nil {
+		waits = append(waits, delivery)
+	}
+	if applied != nil {
+		waits = append(waits, applied)
+	}
+	for _, w := range workers {
+		if w.g.Load() == self {
+			inCallback = true
+			continue
+		}
+		waits = append(waits, w.done)
+	}
+	if inCallback {
+		errs = append(errs, errCloseInCallback)
+	}
+	for _, ch := range waits {
+		if err := waitFor(ctx, ch); err != nil {
+			errs = append(errs, fmt.Errorf("flag updater still stopping: %w", err))
+			break
 		}
 	}
 	c.stopUpdates() // offline, or never started: there was no updater to do it
 	if c.cohorts != nil {
 		c.cohorts.client.Close()
 	}
-	c.mu.Lock()
-	c.status.State = StateClosed
-	c.mu.Unlock()
 	if c.s.ownsClient {
 		c.s.httpClient.CloseIdleConnections()
 	}
 	return errors.Join(errs...)
+}
+
+// waitFor waits for ch to be closed, or ctx to end; a ctx already done
+// must not hide a prompt stop.
+func waitFor(ctx context.Context, ch <-chan struct{}) error {
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		select {
+		case <-ch:
+			return nil
+		default:
+			return ctx.Err()
+		}
+	}
 }
 
 // endStartWait marks Start as done waiting for the first flags: from now

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -451,4 +452,118 @@ func TestLifecycleRemoteCloseRacesFetches(t *testing.T) {
 		}
 		return n
 	})
+}
+
+// closeWatch is an OnStatusChange (and OnUpdate) that fails the test when
+// called once Close has returned: the docs promise no call then.
+type closeWatch struct {
+	t        *testing.T
+	returned atomic.Bool
+}
+
+func (w *closeWatch) onStatus(ev experiment.StatusEvent) {
+	if w.returned.Load() {
+		w.t.Errorf("OnStatusChange(%v) called after Close returned", ev.Kind)
+	}
+}
+
+func (w *closeWatch) onUpdate(_, _ *experiment.FlagSet) {
+	if w.returned.Load() {
+		w.t.Errorf("OnUpdate called after Close returned")
+	}
+}
+
+// Close while a Start with a cache waits for a slow server (online) or
+// reads the cache (offline): once Close returned, no callback is made, by
+// Start's goroutine either, and Status stays StateClosed, whatever Start
+// does next.
+func TestLifecycleCloseDuringCacheStart(t *testing.T) {
+	noLeaks(t)
+	srv, dir := cachedServer(t)
+	srv.Stall(time.Hour) // slow: Start waits until Close
+	for i := range 60 {
+		w := &closeWatch{t: t}
+		c, err := experiment.NewLocalClient(localKey, &experiment.LocalConfig{ServerURL: srv.URL, Logger: quiet,
+			CacheDir: dir, Offline: i%3 == 0, FlagConfigPollerRequestTimeout: time.Minute,
+			OnStatusChange: w.onStatus, OnUpdate: w.onUpdate})
+		require.NoError(t, err)
+		started := make(chan error, 1)
+		go func() { started <- c.Start(context.Background()) }()
+		time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+		require.NoError(t, c.Close())
+		w.returned.Store(true)
+		assert.Equal(t, experiment.StateClosed, c.Status().State, "run %d: right after Close", i)
+		err = <-started
+		if err != nil {
+			require.ErrorIs(t, err, experiment.ErrClosed, "run %d", i)
+		}
+		assert.Equal(t, experiment.StateClosed, c.Status().State, "run %d: once Start returned", i)
+	}
+}
+
+// Close called from OnStatusChange, on the updater's goroutine, or from
+// OnUpdate, returns at once (with an error: the docs forbid it) instead of
+// waiting for itself forever, and every goroutine ends once the callback
+// returns; a later Close returns too.
+func TestLifecycleCloseFromCallback(t *testing.T) {
+	for _, from := range []string{"OnStatusChange", "OnUpdate"} {
+		t.Run(from, func(t *testing.T) {
+			noLeaks(t)
+			srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
+			defer srv.Close()
+			var c atomic.Pointer[experiment.LocalClient]
+			closed := make(chan error, 1)
+			var once sync.Once
+			closeNow := func() {
+				once.Do(func() { closed <- c.Load().CloseContext(context.Background()) })
+			}
+			cfg := &experiment.LocalConfig{ServerURL: srv.URL, Logger: quiet, FlagConfigPollingInterval: 10 * time.Millisecond}
+			if from == "OnUpdate" {
+				cfg.OnUpdate = func(_, _ *experiment.FlagSet) { closeNow() }
+			} else {
+				cfg.OnStatusChange = func(experiment.StatusEvent) { closeNow() }
+			}
+			cl, err := experiment.NewLocalClient(localKey, cfg)
+			require.NoError(t, err)
+			c.Store(cl)
+			go func() { _ = cl.Start(context.Background()) }()
+			select {
+			case err := <-closed:
+				require.Error(t, err, "Close from a callback says it did not wait for itself")
+			case <-time.After(time.Second):
+				t.Fatal("Close called from " + from + " did not return within 1 s")
+			}
+			later := make(chan error, 1)
+			go func() { later <- cl.Close() }()
+			select {
+			case err := <-later:
+				require.NoError(t, err)
+			case <-time.After(time.Second):
+				t.Fatal("a later Close did not return within 1 s")
+			}
+			assert.Equal(t, experiment.StateClosed, cl.Status().State)
+			assert.True(t, isClosed(cl.Done()))
+		})
+	}
+}
+
+// A callback under way on another goroutine when Close is called is
+// waited for: once Close returned, no callback is running.
+func TestLifecycleCloseWaitsForCallbackUnderWay(t *testing.T) {
+	noLeaks(t)
+	srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
+	defer srv.Close()
+	var running atomic.Bool
+	entered := make(chan struct{})
+	var once sync.Once
+	c := newLocal(t, srv, experiment.LocalConfig{OnStatusChange: func(experiment.StatusEvent) {
+		running.Store(true)
+		once.Do(func() { close(entered) })
+		time.Sleep(100 * time.Millisecond)
+		running.Store(false)
+	}})
+	go func() { _ = c.Start(context.Background()) }()
+	<-entered
+	require.NoError(t, c.Close())
+	assert.False(t, running.Load(), "a callback still ran after Close returned")
 }

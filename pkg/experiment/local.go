@@ -25,6 +25,9 @@ type LocalClient struct {
 	flags   atomic.Pointer[FlagSet]
 	applyMu sync.Mutex // serialises apply: Start may apply the cache while the updater runs
 	digest  [32]byte   // of the configs in use, under applyMu
+	// onUpdateG is the goroutine (goid) running OnUpdate, which holds
+	// applyMu: Close, called from it, must not wait for applyMu.
+	onUpdateG atomic.Uint64
 
 	mu       sync.Mutex
 	status   Status
@@ -112,6 +115,10 @@ func (c *LocalClient) start(ctx context.Context, begin time.Time) error {
 		if cacheErr != nil {
 			return fmt.Errorf("offline: %w", cacheErr)
 		}
+		// apply checks again, under applyMu: Close may come in between.
+		if c.life.ctx.Err() != nil {
+			return ErrClosed
+		}
 		return c.apply(ctx, cached, SourceCache)
 	}
 	c.cohorts.startWait(ctx) // the first flags wait for their cohorts no longer than Start does
@@ -128,6 +135,11 @@ func (c *LocalClient) start(ctx context.Context, begin time.Time) error {
 		// here and in Status, rather than a bare deadline or nothing.
 		lastErr = c.noAnswer(ctx, begin)
 		c.recordError(lastErr)
+	}
+	if c.life.ctx.Err() != nil {
+		// Closed while waiting: the cache must not be put in use, nor
+		// reported, by this goroutine, which Close does not wait for.
+		return ErrClosed
 	}
 	if cached != nil && !errors.Is(lastErr, ErrUnauthorized) {
 		if err := c.apply(ctx, cached, SourceCache); err == nil {
@@ -289,6 +301,11 @@ func (c *LocalClient) apply(ctx context.Context, fc *flagConfigs, source Source)
 	defer c.s.notify.deliver(c.Status) // deferred first, so it runs once applyMu is released
 	c.applyMu.Lock()
 	defer c.applyMu.Unlock()
+	if c.life.ctx.Err() != nil {
+		// Closed: Close waited for applyMu, so once it returned no apply
+		// changes the flags or calls OnUpdate.
+		return ErrClosed
+	}
 	prev := c.flags.Load()
 	if prev != nil && source == SourceCache {
 		return nil // the server answered meanwhile: never go back to the cache
@@ -323,15 +340,26 @@ func (c *LocalClient) apply(ctx context.Context, fc *flagConfigs, source Source)
 		c.mu.Unlock()
 	}
 	c.once.Do(func() { close(c.ready) })
-	if c.s.onUpdate != nil {
-		c.s.onUpdate(prev, next)
-	}
+	c.callOnUpdate(prev, next)
 	return nil
+}
+
+// callOnUpdate calls OnUpdate, if set; applyMu is held.
+func (c *LocalClient) callOnUpdate(prev, next *FlagSet) {
+	if c.s.onUpdate == nil {
+		return
+	}
+	c.onUpdateG.Store(goid())
+	defer c.onUpdateG.Store(0)
+	c.s.onUpdate(prev, next)
 }
 
 func (c *LocalClient) recordSuccess(fc *flagConfigs, source Source, fs *FlagSet) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.status.State == StateClosed {
+		return // an update that raced Close: closed is final
+	}
 	was := c.status.State
 	c.status.State, c.status.Source = StateReady, source
 	c.status.LastSuccess, c.status.Flags = fc.fetchedAt, fs.snap.Len()

@@ -430,13 +430,11 @@ func (c *LocalClient) swapCohorts(fs *FlagSet, store *cohort.Store) {
 	next := newFlagSet(fs.snap, fs.flags, store, fs.refs)
 	c.applyMu.Lock()
 	defer c.applyMu.Unlock()
-	if c.flags.Load() != fs {
-		return
+	if c.flags.Load() != fs || c.life.ctx.Err() != nil {
+		return // closed: Close waited for applyMu, and OnUpdate is not called after it
 	}
 	c.flags.Store(next)
-	if c.s.onUpdate != nil {
-		c.s.onUpdate(fs, next)
-	}
+	c.callOnUpdate(fs, next)
 }
 
 // cohortStatus is Status.Cohorts: one entry per cohort the flags in use

@@ -90,6 +90,11 @@ const maxPendingStatusEvents = 1024
 // already under way on another goroutine, deliver leaves the queued events
 // to it and returns at once, so at most one goroutine waits on a slow
 // callback.
+//
+// Once shut (by CloseContext) it calls the callback no more: events are
+// dropped, so that no call is made once Close has returned, whichever
+// goroutine (the Start caller's too, which Close does not wait for) would
+// have delivered them.
 type statusNotifier struct {
 	fn     func(StatusEvent)
 	logger *slog.Logger
@@ -98,6 +103,13 @@ type statusNotifier struct {
 	queue      []StatusEvent
 	delivering bool
 	dropped    int
+	closed     bool
+	// deliverer is the goroutine (goid) delivering, and idle is closed
+	// when its delivery ends: CloseContext waits for it, unless it is that
+	// goroutine itself (Close called from the callback), which would wait
+	// forever.
+	deliverer uint64
+	idle      chan struct{}
 }
 
 // newStatusNotifier is nil without a callback: a nil notifier does nothing.
@@ -116,6 +128,9 @@ func (n *statusNotifier) add(ev StatusEvent) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.closed {
+		return // never delivered: nothing may be called after Close
+	}
 	if len(n.queue) >= maxPendingStatusEvents {
 		n.queue = n.queue[1:]
 		n.dropped++
@@ -131,12 +146,16 @@ func (n *statusNotifier) deliver(status func() Status) {
 		return
 	}
 	n.mu.Lock()
-	if n.delivering {
+	if n.delivering || n.closed || len(n.queue) == 0 {
 		n.mu.Unlock()
 		return
 	}
-	n.delivering = true
-	for len(n.queue) > 0 {
+	n.delivering, n.deliverer, n.idle = true, goid(), make(chan struct{})
+	// Deferred, so that a callback that panics leaves the notifier usable
+	// and a waiting CloseContext released (the panic goes on, as a
+	// callback's own bug should).
+	defer n.endDelivery()
+	for len(n.queue) > 0 && !n.closed {
 		ev := n.queue[0]
 		n.queue[0] = StatusEvent{}
 		n.queue = n.queue[1:]
@@ -146,28 +165,42 @@ func (n *statusNotifier) deliver(status func() Status) {
 		if dropped > 0 {
 			n.logger.Warn("status events dropped: OnStatusChange did not return in time", "dropped", dropped)
 		}
-		n.call(ev, status)
+		ev.Status = status()
+		n.fn(ev)
 		n.mu.Lock()
 	}
 	n.queue = nil // the drained slice's array is not kept
-	n.delivering = false
 	n.mu.Unlock()
 }
 
-// call runs the callback; should it panic, the next deliver can still run
-// (the panic goes on, as a callback's own bug should).
-func (n *statusNotifier) call(ev StatusEvent, status func() Status) {
-	ok := false
-	defer func() {
-		if !ok {
-			n.mu.Lock()
-			n.delivering = false
-			n.mu.Unlock()
-		}
-	}()
-	ev.Status = status()
-	n.fn(ev)
-	ok = true
+// endDelivery ends the delivery under way; n.mu is not held.
+func (n *statusNotifier) endDelivery() {
+	n.mu.Lock()
+	n.delivering, n.deliverer = false, 0
+	close(n.idle)
+	n.idle = nil
+	n.mu.Unlock()
+}
+
+// shut stops all calls for good. It returns what to wait for before Close
+// may return: the end of a delivery under way on another goroutine than
+// self, or nil. When that delivery is on self (Close called from the
+// callback), inCallback is true: waiting would be waiting for itself.
+func (n *statusNotifier) shut(self uint64) (wait <-chan struct{}, inCallback bool) {
+	if n == nil {
+		return nil, false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.closed = true
+	n.queue = nil
+	if !n.delivering {
+		return nil, false
+	}
+	if n.deliverer == self {
+		return nil, true
+	}
+	return n.idle, false
 }
 
 // flagsChanged queues a StatusEventFlagsChanged for the flags of next that
