@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -139,12 +141,13 @@ func (s *serverFlags) startClient(ctx context.Context, ios *IOStreams, mutate fu
 	if mutate != nil {
 		mutate(cfg) // after the logger is chosen: a command may wrap it to hear of an event
 	}
+	startCtx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	s.failFastWhenRefused(cfg, key, cancel)
 	client, err := experiment.NewLocalClient(key, cfg)
 	if err != nil {
 		return nil, usageError("%v", err)
 	}
-	startCtx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
 	if err := client.Start(startCtx); err != nil {
 		client.Close()
 		if ctx.Err() != nil {
@@ -161,6 +164,31 @@ func (s *serverFlags) startClient(ctx context.Context, ios *IOStreams, mutate fu
 		fmt.Fprintf(ios.ErrOut, "experiment: warning: flag cache not written (%v); --offline will not have these flags\n", st.CacheError)
 	}
 	return client, nil
+}
+
+// failFastWhenRefused ends Start (through stop, which cancels its context)
+// at the first refused connection when there is no cache to fall back on:
+// nothing listens at that address, and retrying it until --timeout runs out
+// is seconds of silence before the same error. Start then returns the
+// refusal, as it does any failure it saw. With a cache, Start falls back on
+// it at once by itself, so the cache's absence is checked first.
+func (s *serverFlags) failFastWhenRefused(cfg *experiment.LocalConfig, key string, stop context.CancelFunc) {
+	if s.offline {
+		return
+	}
+	if _, err := os.Stat(experiment.FlagCachePath(cfg.CacheDir, key)); !errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	next := cfg.OnStatusChange
+	cfg.OnStatusChange = func(ev experiment.StatusEvent) {
+		if ev.Kind == experiment.StatusEventError && ev.Status.Source == experiment.SourceNone &&
+			errors.Is(ev.Err, syscall.ECONNREFUSED) {
+			stop()
+		}
+		if next != nil {
+			next(ev)
+		}
+	}
 }
 
 // serverError maps SDK failures to CLI.md's exit codes: a rejected key is
