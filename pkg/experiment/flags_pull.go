@@ -27,7 +27,10 @@ func (c *LocalClient) PullFlagConfigs(ctx context.Context, out io.Writer) (int, 
 		return 0, errors.New("pull: no cache directory configured")
 	}
 	path := FlagCachePath(c.s.cacheDir, string(c.key))
-	n, f, attempts, _ := retry(ctx, c.flagFetchPolicy(), func(ctx context.Context, _ int) (int, *attemptFailure) {
+	// A pull is a one-off command's: nothing listening is final at once.
+	policy := c.flagFetchPolicy()
+	policy.final = refused
+	n, f, attempts, _ := retry(ctx, policy, func(ctx context.Context, _ int) (int, *attemptFailure) {
 		return c.attemptPull(ctx, path)
 	})
 	if f != nil {

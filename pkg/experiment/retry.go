@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"syscall"
 	"time"
 )
 
@@ -16,6 +17,8 @@ type retryPolicy struct {
 	backoff func(n int) time.Duration // the delay before retry n (0-based)
 	logger  *slog.Logger
 	name    string // in the debug log: "fetch" logs "experiment: fetch retry"
+	// final, when set, makes failures it matches final although retryable.
+	final func(error) bool
 }
 
 // retry makes attempts until one succeeds or a failure is final: not
@@ -39,7 +42,7 @@ func retry[T any](ctx context.Context, p retryPolicy, attempt func(ctx context.C
 			}
 			return v, f, n, true
 		}
-		if !f.retryable || n > p.retries || f.retryAfter > maxRetryAfter {
+		if !f.retryable || (p.final != nil && p.final(f.err)) || n > p.retries || f.retryAfter > maxRetryAfter {
 			return v, f, n, false // waiting longer than maxRetryAfter is the caller's decision
 		}
 		delay := max(p.backoff(n-1), f.retryAfter)
@@ -66,3 +69,10 @@ func retry[T any](ctx context.Context, p retryPolicy, attempt func(ctx context.C
 func retryableStatus(code int) bool {
 	return code < 400 || code >= 500 || code == http.StatusTooManyRequests
 }
+
+// refused reports a connection refused: nothing listens at that address,
+// which seconds of retries will rarely change for a one-off command (a
+// wrong URL, a server not started); failing at once says so while the user
+// is still looking. A service's clients, which live through a server's
+// restart, keep retrying it.
+func refused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -48,5 +51,19 @@ func TestRetryDeadlineDuringWait(t *testing.T) {
 	}
 	if msg := f.err.Error(); !strings.Contains(msg, "503 Service Unavailable") || strings.Contains(msg, "while waiting") {
 		t.Errorf("error %q: want the last failure, not the wait", msg)
+	}
+}
+
+// With final set to refused (flags pull), a refused connection is final at
+// once: nothing listens there, and seconds of retries would only hide it.
+func TestRetryRefusedIsFinal(t *testing.T) {
+	p := retryPolicy{retries: 5, backoff: func(int) time.Duration { return time.Second }, logger: slog.New(slog.DiscardHandler), name: "test", final: refused}
+	attempts := 0
+	_, f, n, canceled := retry(context.Background(), p, func(context.Context, int) (int, *attemptFailure) {
+		attempts++
+		return 0, &attemptFailure{retryable: true, err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
+	})
+	if attempts != 1 || n != 1 || canceled || f == nil {
+		t.Fatalf("attempts %d (reported %d), canceled %v, failure %v: want one final attempt", attempts, n, canceled, f)
 	}
 }
