@@ -508,9 +508,9 @@ func runCohortsList(_ context.Context, opts *cohortsListOptions) error {
 			return renderCohortRows(ios, opts.Output, []cohortRow{}, "SIZE", false)
 		}
 		if errors.Is(err, fs.ErrNotExist) {
-			return inputError(fmt.Errorf("--dir %s: no such directory", opts.dir))
+			return ioError(fmt.Errorf("--dir %s: no such directory", opts.dir))
 		}
-		return fileError(err)
+		return namedFileError("--dir", opts.dir, err)
 	} else if !st.IsDir() {
 		return inputError(fmt.Errorf("%s: not a directory", opts.dir))
 	}

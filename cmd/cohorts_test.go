@@ -407,7 +407,7 @@ func TestCohortsList(t *testing.T) {
 	assert.Len(t, syncRows(t, cli.stdout), 2, "the good ones are still listed")
 	assert.Contains(t, cli.stderr, "experiment: "+filepath.Join(dir, "c.json")+": malformed cohort: offset 29: memberIds[0]: want a string\nhint: ")
 
-	assert.Equal(t, ExitInput, cli.run("cohorts", "list", "--dir", filepath.Join(dir, "nope")))
+	assert.Equal(t, ExitIO, cli.run("cohorts", "list", "--dir", filepath.Join(dir, "nope")), "a missing input is a local I/O failure")
 	assert.Equal(t, "experiment: --dir "+filepath.Join(dir, "nope")+": no such directory\n", cli.stderr)
 	assert.Equal(t, ExitUsage, cli.run("cohorts", "lsit"))
 	assert.True(t, strings.HasPrefix(cli.stderr, "experiment: unknown command \"lsit\" for \"experiment cohorts\"\n"), cli.stderr)

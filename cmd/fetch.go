@@ -442,7 +442,7 @@ func openFetchUsers(ctx context.Context, opts *fetchOptions) (io.Reader, string,
 		if ctx.Err() != nil {
 			return nil, "", nil, err
 		}
-		return nil, "", nil, fileError(err)
+		return nil, "", nil, namedFileError("--users", opts.UsersFile, err)
 	}
 	if st, err := f.Stat(); err == nil && st.IsDir() {
 		f.Close()

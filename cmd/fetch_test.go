@@ -398,7 +398,7 @@ func TestFetchUsersInvalidLine(t *testing.T) {
 	assert.Contains(t, cli.stderr, "experiment: skipped stdin:3: not a JSON object\n")
 	assert.Contains(t, cli.stderr, "experiment: skipped stdin:5: user: ")
 
-	assert.Equal(t, ExitInput, cli.run("fetch", "--users", filepath.Join(t.TempDir(), "missing.jsonl")))
+	assert.Equal(t, ExitIO, cli.run("fetch", "--users", filepath.Join(t.TempDir(), "missing.jsonl")), "a missing input is a local I/O failure")
 }
 
 func TestFetchUsersFailures(t *testing.T) {

@@ -107,7 +107,9 @@ func readUserArg(arg string, stdin io.Reader) (*experiment.User, error) {
 		data, err = io.ReadAll(io.LimitReader(stdin, maxUserBytes+1))
 	case strings.HasPrefix(arg, "@"):
 		source = arg[1:]
-		data, err = readInput(inputContext(stdin), arg[1:], maxUserBytes)
+		if data, err = readInput(inputContext(stdin), arg[1:], maxUserBytes); err != nil {
+			return nil, namedFileError("--user", arg, err)
+		}
 	default:
 		if t := strings.TrimSpace(arg); t != "" && t[0] != '{' && t[0] != '[' {
 			return nil, notUserObject(arg)
@@ -137,15 +139,6 @@ func notUserObject(arg string) error {
 // callers that run without a command's context (shell completion).
 func readFileLimited(path string, limit int64) ([]byte, error) {
 	return readInput(context.Background(), path, limit)
-}
-
-// fileError classifies a failure to open a file the user named: a missing
-// file is bad input, anything else an I/O failure.
-func fileError(err error) error {
-	if os.IsNotExist(err) {
-		return inputError(err)
-	}
-	return ioError(err)
 }
 
 func splitKV(s, sep, flag, form string) (string, string, error) {
