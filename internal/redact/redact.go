@@ -41,9 +41,14 @@ func Key(key string) string {
 	return prefix + "…(fp " + Fingerprint(key) + ")"
 }
 
-// Library is "experiment-go-cli/<version>", the version being this
-// module's as recorded in the binary's build info; sent to every service.
-var Library = sync.OnceValue(func() string {
+// Library is "experiment-go-cli/<version>" (see ModuleVersion): what the
+// CLI, and only the CLI, calls itself to every service.
+var Library = sync.OnceValue(func() string { return "experiment-go-cli/" + ModuleVersion() })
+
+// ModuleVersion is this module's version as the binary's build info records
+// it, as the main module or as a dependency; "dev" when unknown, as in tests
+// and in a build of this repository itself.
+var ModuleVersion = sync.OnceValue(func() string {
 	v := "dev"
 	if info, ok := debug.ReadBuildInfo(); ok {
 		const module = "github.com/flagkit/experiment"
@@ -56,5 +61,5 @@ var Library = sync.OnceValue(func() string {
 			}
 		}
 	}
-	return "experiment-go-cli/" + v
+	return v
 })

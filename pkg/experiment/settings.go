@@ -3,8 +3,9 @@ package experiment
 import (
 	"context"
 	"log/slog"
-	"runtime/debug"
 	"sync"
+
+	"github.com/flagkit/experiment/internal/redact"
 )
 
 // LibraryName is what the SDK calls itself to Amplitude by default: the
@@ -15,24 +16,8 @@ import (
 // else should.
 const LibraryName = "experiment-go"
 
-// defaultLibrary is "experiment-go/<module version>", the version being
-// this module's as the binary's build info records it ("dev" when unknown,
-// as in tests and in a build of this repository itself).
-var defaultLibrary = sync.OnceValue(func() string {
-	v := "dev"
-	if info, ok := debug.ReadBuildInfo(); ok {
-		const module = "github.com/flagkit/experiment"
-		if info.Main.Path == module && info.Main.Version != "" && info.Main.Version != "(devel)" {
-			v = info.Main.Version
-		}
-		for _, d := range info.Deps {
-			if d.Path == module && d.Version != "" {
-				v = d.Version
-			}
-		}
-	}
-	return LibraryName + "/" + v
-})
+// defaultLibrary is "experiment-go/<module version>" (redact.ModuleVersion).
+var defaultLibrary = sync.OnceValue(func() string { return LibraryName + "/" + redact.ModuleVersion() })
 
 // sdkLogger is the logger of a client: the caller's, used as is, or else
 // the process's default logger (slog.Default, read now: a later

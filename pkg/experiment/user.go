@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"unicode"
+
+	"github.com/agnivade/levenshtein"
 )
 
 // User is who flags are evaluated for. Its JSON form is Amplitude's
@@ -224,25 +226,10 @@ func suggestUserField(name string) string {
 	return "user_properties." + name
 }
 
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
-}
+// editDistance counts the single-character edits (of runes, not bytes)
+// between a and b; a well-used library rather than another copy of the
+// algorithm.
+func editDistance(a, b string) int { return levenshtein.ComputeDistance(a, b) }
 
 // jsonTypeName names a Go type the way a JSON user knows it.
 func jsonTypeName(t reflect.Type) string {
