@@ -115,7 +115,7 @@ func newAssertCmd(f *Factory, runF func(context.Context, *assertOptions) error) 
 			return runAssert(c.Context(), opts)
 		},
 	}
-	opts.Source.register(f, c.Flags())
+	opts.Source.register(f, c.Flags(), oneShot...)
 	opts.User.register(c.Flags())
 	c.ValidArgsFunction = completeAssertions
 	return c

@@ -95,7 +95,7 @@ func newCohortsSyncCmd(f *Factory, runF func(context.Context, *cohortsSyncOption
 	fl := c.Flags()
 	fl.StringVar(&opts.Source.flagsFile, "flags", "", "flag configs: a JSON file (the body of GET /sdk/v2/flags), or - for stdin; default: the flags of a deployment key")
 	fl.BoolVar(&opts.Source.strict, "strict", false, "fail on config problems the engine tolerates (unknown operators, bad regexes, missing dependencies)")
-	opts.Source.server.register(f, fl)
+	opts.Source.server.registerWithout(f, fl, oneShot...)
 	fl.StringVar(&opts.APIKey, "api-key", "", "analytics API key (env EXPERIMENT_API_KEY, AMPLITUDE_API_KEY)")
 	fl.StringVar(&opts.SecretKey, "secret-key", "", "analytics secret key (env EXPERIMENT_SECRET_KEY, AMPLITUDE_SECRET_KEY)")
 	fl.StringVar(&opts.CohortServerURL, "cohort-server-url", "", "cohort download server URL (env EXPERIMENT_COHORT_SERVER_URL; default by --server-zone)")

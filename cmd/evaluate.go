@@ -74,7 +74,7 @@ func newEvaluateCmd(f *Factory, runF func(context.Context, *evaluateOptions) err
 		},
 	}
 	fl := c.Flags()
-	opts.Source.register(f, fl)
+	opts.Source.register(f, fl, oneShot...)
 	opts.User.register(fl)
 	opts.Tracking.register(fl)
 	fl.StringVar(&opts.UsersFile, "users", "", "evaluate many users: a JSON Lines file, or - for stdin")

@@ -48,7 +48,7 @@ func newExplainCmd(f *Factory, runF func(context.Context, *explainOptions) error
 			return runExplain(c.Context(), opts)
 		},
 	}
-	opts.Source.register(f, c.Flags())
+	opts.Source.register(f, c.Flags(), oneShot...)
 	opts.User.register(c.Flags())
 	c.Flags().BoolVar(&opts.All, "all", false, "explain every flag")
 	c.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: table|json|yaml (default: table, the text report, in a pipe too)")

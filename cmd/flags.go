@@ -132,7 +132,7 @@ func newFlagsListCmd(f *Factory, runF func(context.Context, *flagsListOptions) e
 			return runFlagsList(c.Context(), opts)
 		},
 	}
-	opts.Source.register(f, c.Flags())
+	opts.Source.register(f, c.Flags(), noEvaluation...)
 	c.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: table|json|jsonl|yaml (default: table on a terminal, json otherwise)")
 	return c
 }
@@ -221,7 +221,7 @@ func newFlagsShowCmd(f *Factory, runF func(context.Context, *flagsShowOptions) e
 			return runFlagsShow(c.Context(), opts)
 		},
 	}
-	opts.Source.register(f, c.Flags())
+	opts.Source.register(f, c.Flags(), noEvaluation...)
 	c.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: table|json|yaml (default: table, the text report, in a pipe too)")
 	c.ValidArgsFunction = completeAtMost(1, completeFlagKeys)
 	return c

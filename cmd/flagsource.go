@@ -27,16 +27,32 @@ type flagSource struct {
 	server     serverFlags
 }
 
-func (s *flagSource) register(f *Factory, fs *pflag.FlagSet) {
+// register adds the options that say where flags (and cohorts) come from;
+// omit names those that would do nothing for the command, so that help
+// shows none that is ignored and giving one is an unknown-option error.
+func (s *flagSource) register(f *Factory, fs *pflag.FlagSet, omit ...string) {
 	fs.StringVar(&s.flagsFile, "flags", "", "flag configs: a JSON file (the body of GET /sdk/v2/flags), or - for stdin")
 	fs.StringVar(&s.cohortsDir, "cohorts", "", "directory of cohort files <cohortId>.json (the body of GET /sdk/v1/cohort/<id>)")
 	fs.BoolVar(&s.strict, "strict", false, "fail on config problems the engine tolerates (unknown operators, bad regexes, missing dependencies) and on cohorts not loaded")
-	s.server.register(f, fs)
+	s.server.registerWithout(f, fs, omit...)
 	// With a deployment key, these turn on cohort sync for cohort targeting.
-	fs.String("api-key", "", "analytics API key, for cohort sync with a deployment key (env EXPERIMENT_API_KEY)")
-	fs.String("secret-key", "", "analytics secret key, for cohort sync with a deployment key (env EXPERIMENT_SECRET_KEY)")
-	fs.String("cohort-server-url", "", "cohort download server URL (env EXPERIMENT_COHORT_SERVER_URL)")
+	for _, o := range []struct{ name, usage string }{
+		{"api-key", "analytics API key, for cohort sync with a deployment key (env EXPERIMENT_API_KEY)"},
+		{"secret-key", "analytics secret key, for cohort sync with a deployment key (env EXPERIMENT_SECRET_KEY)"},
+		{"cohort-server-url", "cohort download server URL (env EXPERIMENT_COHORT_SERVER_URL)"},
+	} {
+		if !slices.Contains(omit, o.name) {
+			fs.String(o.name, "", o.usage)
+		}
+	}
 }
+
+// Options a command may have no use for: only watch keeps a stream open,
+// and commands that evaluate nobody sync no cohorts.
+var (
+	oneShot      = []string{"stream-server-url"}
+	noEvaluation = []string{"stream-server-url", "api-key", "secret-key", "cohort-server-url"}
+)
 
 // load reads, compiles and checks the flag set, warning on stderr about
 // what the engine tolerates unless strict makes it an error.

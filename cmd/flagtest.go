@@ -118,7 +118,7 @@ func newTestCmd(f *Factory, runF func(context.Context, *testOptions) error) *cob
 			return runTest(c.Context(), opts)
 		},
 	}
-	opts.Source.register(f, c.Flags())
+	opts.Source.register(f, c.Flags(), oneShot...)
 	c.Flags().StringVar(&opts.JUnit, "junit", "", "also write a JUnit XML report to this file")
 	return c
 }
