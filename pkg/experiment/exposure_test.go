@@ -531,15 +531,7 @@ func TestExposureServiceBlockingDeliversEveryExposure(t *testing.T) {
 // full) is not taken for a duplicate the next time.
 func TestExposureServiceForgetsWhatItCouldNotQueue(t *testing.T) {
 	evtLeakCheck(t)
-	srv := newEvtServer(t)
-	log := &evtLog{}
-	cfg := evtTrackerConfig(srv, log)
-	cfg.Overflow = experiment.OverflowBlock
-	cfg.QueueCapacity = 1
-	cfg.FlushQueueSize = 1
-	cfg.MaxConcurrentRequests = 1
-	arrived, release := make(chan struct{}, 1), make(chan struct{})
-	cfg.HTTPClient = evtHeldTransport(arrived, release)
+	srv, cfg, _, arrived, release := evtHeldBlocking(t, 1)
 	svc, err := experiment.NewExposureService(experiment.ExposureConfig{TrackerConfig: cfg})
 	require.NoError(t, err)
 
@@ -570,15 +562,7 @@ func TestExposureServiceForgetsWhatItCouldNotQueue(t *testing.T) {
 // the error says how many were not queued.
 func TestExposureServiceRemembersWhatItPartlyQueued(t *testing.T) {
 	evtLeakCheck(t)
-	srv := newEvtServer(t)
-	log := &evtLog{}
-	cfg := evtTrackerConfig(srv, log)
-	cfg.Overflow = experiment.OverflowBlock
-	cfg.QueueCapacity = 1
-	cfg.FlushQueueSize = 1
-	cfg.MaxConcurrentRequests = 1
-	arrived, release := make(chan struct{}, 1), make(chan struct{})
-	cfg.HTTPClient = evtHeldTransport(arrived, release)
+	srv, cfg, _, arrived, release := evtHeldBlocking(t, 1)
 	svc, err := experiment.NewExposureService(experiment.ExposureConfig{TrackerConfig: cfg})
 	require.NoError(t, err)
 

@@ -1054,20 +1054,30 @@ func evtHeldTransport(arrived chan<- struct{}, release <-chan struct{}) *http.Cl
 	})}
 }
 
+// evtHeldBlocking is a blocking tracker's config against srv, sending one
+// request at a time, with queue and batch of n events, whose requests are
+// held until release is closed (arrived hears of the first): the first
+// batch stays in flight and the next n events fill the queue, so the one
+// after waits for room.
+func evtHeldBlocking(t *testing.T, n int) (srv *experimenttest.AnalyticsServer, cfg experiment.TrackerConfig, log *evtLog, arrived chan struct{}, release chan struct{}) {
+	srv = newEvtServer(t)
+	log = &evtLog{}
+	cfg = evtTrackerConfig(srv, log)
+	cfg.Overflow = experiment.OverflowBlock
+	cfg.QueueCapacity = n
+	cfg.FlushQueueSize = n
+	cfg.MaxConcurrentRequests = 1
+	arrived, release = make(chan struct{}, 1), make(chan struct{})
+	cfg.HTTPClient = evtHeldTransport(arrived, release)
+	return srv, cfg, log, arrived, release
+}
+
 // TestTrackerBlockingWaitEndsWithItsContext: a producer waiting for room
 // returns when its context ends (Ctrl-C in the CLI), and the events it
 // could not queue are counted as failed, not forgotten.
 func TestTrackerBlockingWaitEndsWithItsContext(t *testing.T) {
 	evtLeakCheck(t)
-	srv := newEvtServer(t)
-	log := &evtLog{}
-	cfg := evtTrackerConfig(srv, log)
-	cfg.Overflow = experiment.OverflowBlock
-	cfg.QueueCapacity = 10
-	cfg.FlushQueueSize = 10
-	cfg.MaxConcurrentRequests = 1
-	arrived, release := make(chan struct{}, 1), make(chan struct{})
-	cfg.HTTPClient = evtHeldTransport(arrived, release)
+	srv, cfg, log, arrived, release := evtHeldBlocking(t, 10)
 	tr := newEvtTracker(t, cfg, log)
 
 	require.NoError(t, tr.TrackContext(t.Context(), evtEvents(0, 10)...)) // sent, held
@@ -1096,15 +1106,7 @@ func TestTrackerBlockingWaitEndsWithItsContext(t *testing.T) {
 // for room; TrackContext says its events were not queued.
 func TestTrackerBlockedTrackEndsWithClose(t *testing.T) {
 	evtLeakCheck(t)
-	srv := newEvtServer(t)
-	log := &evtLog{}
-	cfg := evtTrackerConfig(srv, log)
-	cfg.Overflow = experiment.OverflowBlock
-	cfg.QueueCapacity = 4
-	cfg.FlushQueueSize = 4
-	cfg.MaxConcurrentRequests = 1
-	arrived, release := make(chan struct{}, 1), make(chan struct{})
-	cfg.HTTPClient = evtHeldTransport(arrived, release)
+	_, cfg, log, arrived, release := evtHeldBlocking(t, 4)
 	tr, err := experiment.NewTracker(cfg)
 	require.NoError(t, err)
 
@@ -1139,15 +1141,7 @@ func TestTrackerBlockedTrackEndsWithClose(t *testing.T) {
 // of its events were not queued.
 func TestTrackerCloseCountsEveryBlockedEvent(t *testing.T) {
 	evtLeakCheck(t)
-	srv := newEvtServer(t)
-	log := &evtLog{}
-	cfg := evtTrackerConfig(srv, log)
-	cfg.Overflow = experiment.OverflowBlock
-	cfg.QueueCapacity = 4
-	cfg.FlushQueueSize = 4
-	cfg.MaxConcurrentRequests = 1
-	arrived, release := make(chan struct{}, 1), make(chan struct{})
-	cfg.HTTPClient = evtHeldTransport(arrived, release)
+	_, cfg, _, arrived, release := evtHeldBlocking(t, 4)
 	tr, err := experiment.NewTracker(cfg)
 	require.NoError(t, err)
 
