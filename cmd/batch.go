@@ -47,8 +47,9 @@ type chunk struct {
 	out       []byte
 	ends      []int // out offset after each line's output
 	bad       []lineError
-	count     int // lines covered
-	held      int // output budget held until written: cap(out)
+	exposures []pendingExposure // of the users covered, sent once written
+	count     int               // lines covered
+	held      int               // output budget held until written: cap(out)
 }
 
 type lineError struct {
@@ -175,7 +176,8 @@ func runBatch(parent context.Context, opts *evaluateOptions, fs *experiment.Flag
 	defer closeIn()
 
 	b := &batch{opts: opts, fs: fs, name: name, json: opts.output() == "json",
-		counts: make([]int, fs.Snapshot().Outcomes()), out: opts.IO.Out}
+		exposures: opts.exposures.in(ctx), // a wait for the event queue ends with the run
+		counts:    make([]int, fs.Snapshot().Outcomes()), out: opts.IO.Out}
 	if opts.summaryOnly() {
 		b.out = io.Discard // the summary is the output; users are still evaluated and counted
 	}
@@ -196,7 +198,7 @@ func runBatch(parent context.Context, opts *evaluateOptions, fs *experiment.Flag
 	pool := make([]*batchWorker, workers)
 	for i := range pool {
 		w := newBatchWorker(fs, opts.Keys)
-		w.exposures = opts.exposures.in(ctx) // a wait for the event queue ends with the run
+		w.tracking = opts.exposures != nil
 		w.budget = budget
 		w.stop = ctx.Done()
 		pool[i] = w
@@ -263,15 +265,16 @@ func openUsers(ctx context.Context, opts *evaluateOptions) (r io.Reader, name st
 }
 
 type batch struct {
-	opts     *evaluateOptions
-	out      io.Writer // where user lines go: stdout, or nowhere when only the summary is shown
-	fs       *experiment.FlagSet
-	name     string
-	json     bool // a JSON array rather than JSON Lines
-	written  int  // users written so far
-	counts   []int
-	users    int
-	progress *progress
+	opts      *evaluateOptions
+	exposures *exposureSink // sent by the writer, for the users written
+	out       io.Writer     // where user lines go: stdout, or nowhere when only the summary is shown
+	fs        *experiment.FlagSet
+	name      string
+	json      bool // a JSON array rather than JSON Lines
+	written   int  // users written so far
+	counts    []int
+	users     int
+	progress  *progress
 }
 
 // read splits the input into chunks. A line longer than maxLineBytes is
@@ -418,6 +421,11 @@ func (b *batch) emit(c *chunk) error {
 	if err := b.writeUsers(out[:end]); err != nil {
 		return err
 	}
+	for _, e := range c.exposures {
+		if e.index < limit {
+			b.exposures.send(e)
+		}
+	}
 	return stop
 }
 
@@ -475,15 +483,15 @@ func (b *batch) finishOutput(_ error) error {
 // Output keys are sorted by placing each result in its flag's slot, by the
 // flag's rank in key order, rather than sorting every user's results.
 type batchWorker struct {
-	fs        *experiment.FlagSet
-	keys      []string
-	results   []eval.Result
-	rendered  [][]byte
-	rankOf    []int32  // per outcome: rank of its flag key
-	slots     [][]byte // per rank: this user's rendered result, or nil
-	exposures *exposureSink
-	counts    []int // per eval outcome, of the users evaluated
-	users     int
+	fs       *experiment.FlagSet
+	keys     []string
+	results  []eval.Result
+	rendered [][]byte
+	rankOf   []int32  // per outcome: rank of its flag key
+	slots    [][]byte // per rank: this user's rendered result, or nil
+	tracking bool     // prepare each user's exposures for the writer
+	counts   []int    // per eval outcome, of the users evaluated
+	users    int
 
 	budget *outputBudget
 	stop   <-chan struct{} // closed when the batch stops
@@ -570,7 +578,7 @@ func (w *batchWorker) process(c *chunk, done chan<- *chunk) {
 			p.bad = append(p.bad, lineError{i - start, err}) // an over-long line
 		} else if line != nil { // nil: a blank line, no user, no output
 			var err error
-			if ok, err = w.user(p, line); err != nil {
+			if ok, err = w.user(p, line, i-start); err != nil {
 				p.bad = append(p.bad, lineError{i - start, err})
 			}
 		}
@@ -619,9 +627,10 @@ func (w *batchWorker) charge(p *chunk) bool {
 	return true
 }
 
-// user evaluates one line into p. ok is false when the batch stopped while
-// waiting for output budget; err is the line's own problem.
-func (w *batchWorker) user(p *chunk, line []byte) (ok bool, err error) {
+// user evaluates one line, index index of the lines p covers, into p. ok
+// is false when the batch stopped while waiting for output budget; err is
+// the line's own problem.
+func (w *batchWorker) user(p *chunk, line []byte, index int) (ok bool, err error) {
 	user, err := decodeUsersLine(line)
 	if err != nil {
 		return true, err
@@ -646,7 +655,9 @@ func (w *batchWorker) user(p *chunk, line []byte) (ok bool, err error) {
 		}
 	}
 	results := onlyRequested(w.results, w.keys)
-	w.exposures.track(user, results)
+	if w.tracking {
+		p.exposures = append(p.exposures, pendingExposure{index: index, user: user, variants: variantsOf(results)})
+	}
 	before := len(p.out)
 	for _, r := range results {
 		w.slots[w.rankOf[r.Outcome]] = w.render(r)

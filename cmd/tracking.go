@@ -125,15 +125,33 @@ func (s *exposureSink) track(user *experiment.User, results []eval.Result) {
 	if s == nil {
 		return
 	}
+	s.send(pendingExposure{user: user, variants: variantsOf(results)})
+}
+
+// pendingExposure is one user's results made ready to track: a batch
+// worker builds it, and the writer sends it once the user's line is
+// written, so that a run stopped at an invalid line tracks exactly the
+// users it printed.
+type pendingExposure struct {
+	index    int // into the lines its part covers
+	user     *experiment.User
+	variants map[string]experiment.Variant
+}
+
+func variantsOf(results []eval.Result) map[string]experiment.Variant {
 	variants := make(map[string]experiment.Variant, len(results))
 	for _, r := range results {
 		variants[r.FlagKey] = experiment.VariantOf(r)
 	}
+	return variants
+}
+
+func (s *exposureSink) send(e pendingExposure) {
 	ctx := s.ctx
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	_ = s.svc.TrackExposureContext(ctx, user, variants)
+	_ = s.svc.TrackExposureContext(ctx, e.user, e.variants)
 }
 
 // close flushes what is queued: while the server keeps taking events, and
