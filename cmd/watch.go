@@ -146,6 +146,13 @@ func watchServer(ctx context.Context, opts *watchOptions, user *experiment.User)
 	defer client.Close()
 	defer stop()
 	fs := client.FlagSet()
+	// Cohorts synced with the flags are reported as evaluate reports them,
+	// at the start and then whenever one's problem changes: a watched
+	// variant computed with stale or missing memberships is said.
+	if err := opts.Source.reportCohorts(opts.IO, client.Status().Cohorts, opts.Now()); err != nil {
+		return err
+	}
+	cohortProblems := cohortErrors(client.Status().Cohorts)
 	fmt.Fprintf(opts.IO.ErrOut, "watching %d flags (%s); Ctrl-C to stop\n", fs.Snapshot().Len(), describeStatus(client.Status()))
 	status := time.NewTicker(time.Second)
 	defer status.Stop()
@@ -176,10 +183,12 @@ func watchServer(ctx context.Context, opts *watchOptions, user *experiment.User)
 			}
 			return serverError(err, opts.Source.server.key(opts.IO))
 		case <-status.C:
-			if st := client.Status(); st.State != last.State || st.Streaming != last.Streaming {
+			st := client.Status()
+			if st.State != last.State || st.Streaming != last.Streaming {
 				fmt.Fprintf(opts.IO.ErrOut, "%s %s\n", opts.Now().Format(time.RFC3339), describeStatus(st))
 				last = st
 			}
+			cohortProblems = reportCohortChanges(opts.IO, st.Cohorts, cohortProblems, opts.Now())
 		}
 	}
 }
@@ -404,4 +413,30 @@ func printWatchEvents(opts *watchOptions, events []watchEvent) error {
 		}
 	}
 	return nil
+}
+
+// cohortErrors maps each cohort with a problem to its error's text.
+func cohortErrors(cohorts []experiment.CohortStatus) map[string]string {
+	m := map[string]string{}
+	for _, c := range cohorts {
+		if c.LastError != nil {
+			m[c.ID] = c.LastError.Error()
+		}
+	}
+	return m
+}
+
+// reportCohortChanges says which cohorts have a new problem, and which are
+// up to date again, since seen; it returns the problems now.
+func reportCohortChanges(ios *IOStreams, cohorts []experiment.CohortStatus, seen map[string]string, now time.Time) map[string]string {
+	current := cohortErrors(cohorts)
+	for _, c := range cohorts {
+		switch msg, bad := current[c.ID]; {
+		case bad && msg != seen[c.ID]:
+			fmt.Fprintf(ios.ErrOut, "experiment: warning: %v; %s\n", c.LastError, inUse(c, now))
+		case !bad && seen[c.ID] != "":
+			fmt.Fprintf(ios.ErrOut, "%s cohort %s up to date again (%d members)\n", now.Format(time.RFC3339), c.ID, c.Members)
+		}
+	}
+	return current
 }
