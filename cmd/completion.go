@@ -13,8 +13,6 @@ package cmd
 
 import (
 	"encoding/json"
-	"fmt"
-	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -22,7 +20,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"unicode"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -263,37 +260,6 @@ func completeAssertions(cmd *cobra.Command, args []string, toComplete string) ([
 	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
-// completeCohortIDs completes cohort ids: the <cohortId>.json files in the
-// --cohorts DIR on the command line, else in the cohort cache of the
-// analytics API key (--api-key, EXPERIMENT_API_KEY or AMPLITUDE_API_KEY).
-// Ids already given are left out; each has its group type and size as
-// description, read from the head of its file.
-func completeCohortIDs(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-	dir := completionFlagOrEnv(cmd, "cohorts")
-	if dir == "" {
-		key := completionFlagOrEnv(cmd, "api-key", "EXPERIMENT_API_KEY", "AMPLITUDE_API_KEY")
-		cacheDir := completionCacheDir(cmd)
-		if key == "" || cacheDir == "" {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		dir = experiment.CohortCacheDir(cacheDir, key)
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	given := completionGiven(args)
-	var out []string
-	for _, e := range entries {
-		id, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || id == "" || e.IsDir() || given[id] || !strings.HasPrefix(id, toComplete) {
-			continue
-		}
-		out = append(out, id+completionDesc(completionCohortDesc(filepath.Join(dir, e.Name()))))
-	}
-	return out, cobra.ShellCompDirectiveNoFileComp
-}
-
 // completeAtMost limits fn to the first n positional arguments, for commands
 // such as `flags show KEY` that take exactly one.
 func completeAtMost(n int, fn cobra.CompletionFunc) cobra.CompletionFunc {
@@ -382,61 +348,6 @@ func completionFlagConfigs(cmd *cobra.Command) []completionFlag {
 	}
 	sort.SliceStable(flags, func(i, j int) bool { return flags[i].Key < flags[j].Key })
 	return flags
-}
-
-// completionCohortDesc is "User, 8 members", from the fields before memberIds
-// in the first 64 KiB of a cohort file, so a million-member cohort costs no
-// more than a small one.
-func completionCohortDesc(path string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	dec := json.NewDecoder(io.LimitReader(f, 64<<10))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return ""
-	}
-	groupType, size := "", -1
-	for dec.More() && (groupType == "" || size < 0) {
-		tok, err := dec.Token()
-		if err != nil {
-			break
-		}
-		key, _ := tok.(string)
-		var err2 error
-		switch strings.ToLower(key) { // the cohort decoder matches names case-insensitively
-		case "grouptype":
-			err2 = dec.Decode(&groupType)
-		case "size":
-			err2 = dec.Decode(&size)
-		case "memberids":
-			err2 = io.EOF // the rest is members: stop here
-		default:
-			var skip json.RawMessage
-			err2 = dec.Decode(&skip)
-		}
-		if err2 != nil {
-			break
-		}
-	}
-	// A tab or newline would split the completion line: spaces instead.
-	groupType = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, groupType)
-	switch {
-	case size < 0:
-		return groupType
-	case groupType == "":
-		groupType = "User"
-	}
-	if size == 1 {
-		return groupType + ", 1 member"
-	}
-	return fmt.Sprintf("%s, %d members", groupType, size)
 }
 
 // completionFlagOrEnv is a string flag's value when it was given on the command line,

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"unicode"
 
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
@@ -457,37 +456,6 @@ func FuzzTestFile(f *testing.F) {
 		}
 		if errors.Is(err, os.ErrNotExist) {
 			t.Fatal("the case file went missing")
-		}
-	})
-}
-
-// FuzzCompletionCohortDesc reads the description shell completion shows for
-// a cohort file: whatever the file holds, one field of one line (a tab or a
-// newline would make a completion candidate of its own).
-func FuzzCompletionCohortDesc(f *testing.F) {
-	for _, id := range []string{"k3v9qa", "x7m2pd"} {
-		data, err := os.ReadFile(filepath.Join("..", "testdata", "cohorts", id+".json"))
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
-	}
-	for _, s := range []string{
-		``, `{}`, `[]`, `{"size":1}`, `{"groupType":"org id","size":-1}`, `{"GROUPTYPE":"x","Size":2,"memberIds":[]}`,
-		`{"memberIds":["a"],"size":3}`, `{"size":"3","groupType":7}`, `{"groupType":"a\tb\nc","size":2}`, `{"size":1e99}`,
-		`{"x":{"y":[1,2]},"size":5`,
-	} {
-		f.Add([]byte(s))
-	}
-	dir := f.TempDir()
-	f.Fuzz(func(t *testing.T, data []byte) {
-		path := filepath.Join(dir, "c.json")
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		desc := completionCohortDesc(path)
-		if strings.IndexFunc(desc, unicode.IsControl) >= 0 {
-			t.Fatalf("description %q", desc)
 		}
 	})
 }
