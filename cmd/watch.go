@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -17,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/flagkit/experiment/internal/redact"
-	"github.com/flagkit/experiment/pkg/eval"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
 
@@ -82,11 +79,11 @@ func newWatchCmd(f *Factory, runF func(context.Context, *watchOptions) error) *c
 
 // watchEvent is one printed change; its JSON form is the jsonl contract.
 type watchEvent struct {
-	Time time.Time `json:"time"`
-	Kind string    `json:"kind"` // added, removed, changed, variant
-	Flag string    `json:"flag"`
-	From string    `json:"from,omitempty"`
-	To   string    `json:"to,omitempty"`
+	Time time.Time      `json:"time"`
+	Kind watchEventKind `json:"kind"`
+	Flag string         `json:"flag"`
+	From string         `json:"from,omitempty"`
+	To   string         `json:"to,omitempty"`
 	// Changes says what changed in a changed flag, a phrase per part
 	// ("variant beta added", "segment 2 allocation"): the version alone
 	// does not, and stays the same for some edits.
@@ -300,90 +297,6 @@ func describeStatus(st experiment.Status) string {
 	return s
 }
 
-// diffFlagSets lists flags added, removed and changed between two sets and,
-// for a user, the flags whose variant for that user changed.
-func diffFlagSets(prev, next *experiment.FlagSet, user *experiment.User, now time.Time) []watchEvent {
-	var events []watchEvent
-	old := map[string][]byte{}
-	oldFlags := map[string]*eval.Flag{}
-	for _, f := range prev.Flags() {
-		old[f.Key], _ = json.Marshal(f)
-		oldFlags[f.Key] = f
-	}
-	seen := map[string]bool{}
-	for _, f := range next.Flags() {
-		seen[f.Key] = true
-		data, _ := json.Marshal(f)
-		before, ok := old[f.Key]
-		switch {
-		case !ok:
-			events = append(events, watchEvent{Time: now, Kind: "added", Flag: f.Key, To: versionOf(f.Metadata)})
-		case !bytes.Equal(before, data):
-			was := oldFlags[f.Key]
-			events = append(events, watchEvent{Time: now, Kind: "changed", Flag: f.Key, From: versionOf(was.Metadata), To: versionOf(f.Metadata),
-				Changes: flagChanges(was, f)})
-		}
-	}
-	for _, f := range prev.Flags() {
-		if !seen[f.Key] {
-			events = append(events, watchEvent{Time: now, Kind: "removed", Flag: f.Key, From: versionOf(f.Metadata)})
-		}
-	}
-	if user != nil {
-		events = append(events, variantChanges(prev, next, user, now)...)
-	}
-	slices.SortStableFunc(events, func(a, b watchEvent) int {
-		if a.Flag < b.Flag {
-			return -1
-		}
-		if a.Flag > b.Flag {
-			return 1
-		}
-		return 0
-	})
-	return events
-}
-
-func variantChanges(prev, next *experiment.FlagSet, user *experiment.User, now time.Time) []watchEvent {
-	before, err1 := prev.EvaluateV2(user)
-	after, err2 := next.EvaluateV2(user)
-	if err1 != nil || err2 != nil {
-		return nil
-	}
-	var events []watchEvent
-	keys := map[string]bool{}
-	for k := range before {
-		keys[k] = true
-	}
-	for k := range after {
-		keys[k] = true
-	}
-	for k := range keys {
-		b, hadB := before[k]
-		a, hasA := after[k]
-		if hadB == hasA && b.Key == a.Key && b.Value == a.Value {
-			continue
-		}
-		// No variant is an absent field in JSON and "(none)" in the table.
-		e := watchEvent{Time: now, Kind: "variant", Flag: k}
-		if hadB {
-			e.From = b.Key
-		}
-		if hasA {
-			e.To = a.Key
-		}
-		events = append(events, e)
-	}
-	return events
-}
-
-func versionOf(meta map[string]any) string {
-	if v, ok := meta["flagVersion"]; ok {
-		return fmt.Sprintf("v%v", v)
-	}
-	return ""
-}
-
 func printWatchEvents(opts *watchOptions, events []watchEvent) error {
 	for _, e := range events {
 		var err error
@@ -391,7 +304,7 @@ func printWatchEvents(opts *watchOptions, events []watchEvent) error {
 			err = writeJSON(opts.IO.Out, e, false)
 		} else {
 			from, to := e.From, e.To
-			if e.Kind == "variant" {
+			if e.Kind == watchVariant {
 				from, to = cmp.Or(from, "(none)"), cmp.Or(to, "(none)")
 			}
 			change := to
@@ -406,7 +319,7 @@ func printWatchEvents(opts *watchOptions, events []watchEvent) error {
 			if len(e.Changes) > 0 {
 				change += ": " + strings.Join(e.Changes, "; ")
 			}
-			_, err = fmt.Fprintf(opts.IO.Out, "%s  %-8s %s  %s\n", e.Time.Format(time.RFC3339), e.Kind, e.Flag, change)
+			_, err = fmt.Fprintf(opts.IO.Out, "%s  %-8s %s  %s\n", e.Time.Format(time.RFC3339), string(e.Kind), e.Flag, change)
 		}
 		if err != nil {
 			return ioError(err)
