@@ -1,0 +1,18 @@
+module github.com/flagkit/experiment/bench/official
+
+go 1.24.0
+
+replace github.com/flagkit/experiment => ../..
+
+require (
+	github.com/amplitude/experiment-go-server v1.12.0
+	github.com/flagkit/experiment v0.0.0-00010101000000-000000000000
+)
+
+require (
+	github.com/amplitude/analytics-go v1.0.1 // indirect
+	github.com/google/uuid v1.3.0 // indirect
+	github.com/spaolacci/murmur3 v1.1.0 // indirect
+	github.com/tmaxmax/go-sse v0.11.0 // indirect
+	github.com/twmb/murmur3 v1.1.8 // indirect
+)
