@@ -2,6 +2,7 @@ package cohort
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flagkit/experiment/internal/httpx"
 	"github.com/flagkit/experiment/internal/redact"
 )
 
@@ -78,9 +80,8 @@ const (
 const (
 	// MaxBodyBytes bounds a cohort body: about 50 million ids of 20
 	// characters.
-	MaxBodyBytes  = 1 << 30
-	maxErrorBody  = 120      // of an error response, quoted in the message
-	maxDrainBytes = 64 << 10 // read from a response before closing it, so the connection is reused
+	MaxBodyBytes = 1 << 30
+	maxErrorBody = 120 // of an error response, quoted in the message
 )
 
 // Errors a download can end with, wrapped in a *DownloadError.
@@ -189,17 +190,16 @@ func NewClient(cfg Config) (*Client, error) {
 		auth:    "Basic " + token,
 		secrets: []string{token, cfg.APIKey, cfg.SecretKey},
 		apiKey:  cfg.APIKey,
-		maxSize: orDefault(cfg.MaxCohortSize, DefaultMaxCohortSize),
-		timeout: orDefault(cfg.RequestTimeout, DefaultRequestTimeout),
-		total:   orDefault(cfg.Timeout, DefaultTimeout),
+		maxSize: cmp.Or(cfg.MaxCohortSize, DefaultMaxCohortSize),
+		timeout: cmp.Or(cfg.RequestTimeout, DefaultRequestTimeout),
+		total:   cmp.Or(cfg.Timeout, DefaultTimeout),
 		http:    cfg.HTTPClient,
 		log:     cfg.Logger,
 		library: cfg.Library,
 	}
 	if c.http == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = defaultConcurrency
-		c.http, c.ownClient = &http.Client{Transport: t}, true
+		// An idle connection for each of Sync's concurrent downloads.
+		c.http, c.ownClient = httpx.NewClient(defaultConcurrency), true
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -210,34 +210,18 @@ func NewClient(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-func orDefault[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
-}
-
 // parseBaseURL accepts an absolute http or https URL with a host and no
 // user info; its query and fragment are dropped.
 func parseBaseURL(s string) (*url.URL, error) {
 	if s == "" {
 		return nil, errors.New("cohort client: ServerURL is required")
 	}
-	u, err := url.Parse(s)
+	u, err := httpx.ParseURL("server URL", s)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // url.Error repeats the URL, credentials included
-		}
-		return nil, fmt.Errorf("cohort client: server URL: %w", err)
+		return nil, fmt.Errorf("cohort client: %w", err)
 	}
 	if u.User != nil {
-		u.User = nil
-		return nil, fmt.Errorf("cohort client: server URL %s: must not carry credentials", u.Redacted())
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("cohort client: server URL %s: want an absolute http or https URL with a host", u)
+		return nil, fmt.Errorf("cohort client: server URL %s: must not carry credentials", httpx.RedactURL(u))
 	}
 	u.RawQuery, u.ForceQuery = "", false
 	u.Fragment, u.RawFragment = "", ""
@@ -297,7 +281,7 @@ func (c *Client) Download(ctx context.Context, id string, stored *Cohort) (*Coho
 		}
 		c.log.LogAttrs(ctx, slog.LevelDebug, "cohort: retrying", slog.String("cohort_id", id),
 			slog.Int("attempt", attempt), slog.String("error", f.err.Error()))
-		if sleep(ctx, retryDelay) != nil {
+		if httpx.Sleep(ctx, retryDelay) != nil {
 			return nil, &DownloadError{CohortID: id, URL: u.String(), StatusCode: f.status,
 				Attempts: attempt, Err: context.Cause(ctx)}
 		}
@@ -326,11 +310,7 @@ func (c *Client) attempt(ctx context.Context, u *url.URL, id string, stored *Coh
 		if ctx.Err() == nil && errors.Is(context.Cause(actx), errStalled) {
 			return &failure{retryable: true, err: fmt.Errorf("%w: no data for %v", ErrTimeout, c.timeout)}
 		}
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // its message repeats the URL, which DownloadError names
-		}
-		return &failure{retryable: true, err: err}
+		return &failure{retryable: true, err: httpx.StripURL(err)} // DownloadError names the URL
 	}
 
 	req, err := http.NewRequestWithContext(actx, http.MethodGet, u.String(), nil)
@@ -352,10 +332,7 @@ func (c *Client) attempt(ctx context.Context, u *url.URL, id string, stored *Coh
 	if err != nil {
 		return nil, timedOut(err)
 	}
-	defer func() {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
-		resp.Body.Close()
-	}()
+	defer httpx.DrainClose(resp.Body)
 
 	code := resp.StatusCode
 	var co *Cohort
@@ -382,8 +359,10 @@ func (c *Client) attempt(ctx context.Context, u *url.URL, id string, stored *Coh
 			f.status = code
 		}
 		if code != http.StatusOK {
-			snippet, _ := io.ReadAll(io.LimitReader(resp.Body, redact.SnippetRead))
-			f.body = c.sanitize(snippet)
+			// Without the keys in any form (the Basic token of the two
+			// too), should a server echo them: the body is redacted whole,
+			// then cut.
+			f.body = httpx.ReadSnippet(resp.Body, maxErrorBody, c.secrets...)
 		}
 	}
 	if debug {
@@ -435,26 +414,7 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// sanitize makes an error body fit an error line: one line, printable,
-// short, and without the keys in any form (the Basic token of the two
-// too), should a server echo them: the body is redacted whole, then cut.
-func (c *Client) sanitize(b []byte) string {
-	return redact.Snippet(b, maxErrorBody, c.secrets...)
-}
-
 // Fingerprint identifies a key without revealing it: the first 8 hex digits
 // of its SHA-256, as experiment.Secret.Fingerprint. Cache directories are
 // named by it.
 func Fingerprint(key string) string { return redact.Fingerprint(key) }
-
-// sleep waits for d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}

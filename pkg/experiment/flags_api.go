@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/flagkit/experiment/internal/httpx"
 	"github.com/flagkit/experiment/pkg/eval"
 )
 
@@ -161,9 +162,9 @@ func (c *LocalClient) getFlagConfigs(ctx context.Context, read func(body io.Read
 	if err != nil {
 		return &attemptFailure{retryable: true, err: transportError(ctx, err, timeout)}
 	}
-	defer drainClose(resp.Body)
+	defer httpx.DrainClose(resp.Body)
 	if code := resp.StatusCode; code != http.StatusOK {
-		retryAfter := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		retryAfter := httpx.RetryAfter(resp.Header.Get("Retry-After"), time.Now())
 		return &attemptFailure{status: code, retryable: retryableStatus(code), retryAfter: retryAfter,
 			err: &statusError{code: code, retryAfter: retryAfter}}
 	}
@@ -214,13 +215,7 @@ func transportError(ctx context.Context, err error, timeout time.Duration) error
 		}
 		return fmt.Errorf("timed out: %w", context.DeadlineExceeded)
 	}
-	var ue interface{ Unwrap() error }
-	if errors.As(err, &ue) {
-		if inner := ue.Unwrap(); inner != nil {
-			return inner // *url.Error repeats the URL, which may carry credentials
-		}
-	}
-	return err
+	return httpx.StripURL(err) // FlagsError names the URL, redacted
 }
 
 // slowBodyError is a response whose body was still arriving when time ran
@@ -243,11 +238,4 @@ func roundWait(d time.Duration) time.Duration {
 		return d.Round(10 * time.Millisecond)
 	}
 	return d.Round(time.Millisecond)
-}
-
-// drainClose lets the connection be reused: the rest of the body is read,
-// bounded, before closing.
-func drainClose(body io.ReadCloser) {
-	io.Copy(io.Discard, io.LimitReader(body, 1<<20))
-	body.Close()
 }

@@ -135,27 +135,6 @@ func FuzzReadFlagCache(f *testing.F) {
 	})
 }
 
-func FuzzRetryAfter(f *testing.F) {
-	for _, s := range []string{
-		"", "0", "1", "120", " 30 ", "-5", "+5", "1.5", "9223372036854775807", "9223372036854775808",
-		"99999999999", "18446744073709551616", "Wed, 21 Oct 2015 07:28:00 GMT", "Sun, 06 Nov 1994 08:49:37 GMT",
-		"Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994", "Fri, 01 Jan 2100 00:00:00 GMT", "soon",
-	} {
-		f.Add(s)
-	}
-	now := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, v string) {
-		// Whatever the header says, a wait is never negative: both the
-		// remote client's and the tracker's readings.
-		if d := parseRetryAfter(v, now); d < 0 {
-			t.Fatalf("parseRetryAfter(%q) = %v", v, d)
-		}
-		if d := eventsRetryAfter(v, now); d < 0 {
-			t.Fatalf("eventsRetryAfter(%q) = %v", v, d)
-		}
-	})
-}
-
 func FuzzServerText(f *testing.F) {
 	const key = "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"
 	for _, s := range []string{

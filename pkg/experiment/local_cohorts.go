@@ -1,6 +1,7 @@
 package experiment
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -135,8 +136,8 @@ func newCohortSync(s *localSettings) (*cohortSync, error) {
 		return nil, err
 	}
 	cs := &cohortSync{client: client, logger: s.logger, turn: make(chan struct{}, 1),
-		interval:    max(orDefault(c.CohortPollingInterval, DefaultCohortPollingInterval), minCohortPollingInterval),
-		loadTimeout: orDefault(c.LoadTimeout, DefaultCohortLoadTimeout),
+		interval:    max(cmp.Or(c.CohortPollingInterval, DefaultCohortPollingInterval), minCohortPollingInterval),
+		loadTimeout: cmp.Or(c.LoadTimeout, DefaultCohortLoadTimeout),
 		origins:     map[*cohort.Cohort]origin{}, errs: map[string]timedError{}, cacheErrs: map[string]error{},
 		notify: s.notify}
 	if s.cacheDir != "" {

@@ -1,11 +1,14 @@
 package experiment
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/flagkit/experiment/internal/httpx"
 )
 
 // Defaults of LocalConfig, the Python SDK's LocalEvaluationConfig.
@@ -173,28 +176,28 @@ func newLocalSettings(cfg *LocalConfig) (*localSettings, error) {
 		errs = append(errs, err)
 	}
 	s := &localSettings{
-		pollInterval:      orDefault(cfg.FlagConfigPollingInterval, DefaultFlagConfigPollingInterval),
-		requestTimeout:    orDefault(cfg.FlagConfigPollerRequestTimeout, DefaultFlagConfigPollerRequestTimeout),
-		streamConnTimeout: orDefault(cfg.StreamFlagConnTimeout, DefaultStreamFlagConnTimeout),
+		pollInterval:      cmp.Or(cfg.FlagConfigPollingInterval, DefaultFlagConfigPollingInterval),
+		requestTimeout:    cmp.Or(cfg.FlagConfigPollerRequestTimeout, DefaultFlagConfigPollerRequestTimeout),
+		streamConnTimeout: cmp.Or(cfg.StreamFlagConnTimeout, DefaultStreamFlagConnTimeout),
 		stream:            cfg.StreamUpdates, offline: cfg.Offline, cacheDir: cfg.CacheDir,
-		library: orDefault(cfg.Library, defaultLibrary()), onUpdate: cfg.OnUpdate, cohorts: cfg.CohortSyncConfig,
+		library: cmp.Or(cfg.Library, defaultLibrary()), onUpdate: cfg.OnUpdate, cohorts: cfg.CohortSyncConfig,
 		zone: cfg.ServerZone.canonical(),
 	}
-	if u, err := endpointURL(orDefault(cfg.ServerURL, cfg.ServerZone.FlagsServerURL()), "/sdk/v2/flags", "v=0"); err != nil {
+	if u, err := endpointURL(cmp.Or(cfg.ServerURL, cfg.ServerZone.FlagsServerURL()), "/sdk/v2/flags", "v=0"); err != nil {
 		errs = append(errs, err)
 	} else {
-		s.flagsURL, s.redactedFlagsURL = u.String(), redactURL(u)
+		s.flagsURL, s.redactedFlagsURL = u.String(), httpx.RedactURL(u)
 	}
-	if u, err := endpointURL(orDefault(cfg.StreamServerURL, cfg.ServerZone.StreamServerURL()), "/sdk/stream/v1/flags", ""); err != nil {
+	if u, err := endpointURL(cmp.Or(cfg.StreamServerURL, cfg.ServerZone.StreamServerURL()), "/sdk/stream/v1/flags", ""); err != nil {
 		errs = append(errs, fmt.Errorf("stream %w", err))
 	} else {
-		s.streamURL, s.redactedStreamURL = u.String(), redactURL(u)
+		s.streamURL, s.redactedStreamURL = u.String(), httpx.RedactURL(u)
 	}
 	if c := cfg.CohortSyncConfig; c != nil {
 		if c.APIKey == "" || c.SecretKey == "" {
 			errs = append(errs, errors.New("CohortSyncConfig needs both APIKey and SecretKey"))
 		}
-		s.cohortURL = orDefault(c.CohortServerURL, cfg.ServerZone.CohortServerURL())
+		s.cohortURL = cmp.Or(c.CohortServerURL, cfg.ServerZone.CohortServerURL())
 	}
 	if len(errs) > 0 {
 		return nil, newConfigError("local config", errs...)

@@ -11,7 +11,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,7 +18,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/flagkit/experiment/internal/redact"
+	"github.com/flagkit/experiment/internal/httpx"
 )
 
 // RemoteClient asks Amplitude's remote evaluation API which variants a user
@@ -59,7 +58,6 @@ var (
 const (
 	maxResponseBytes = 64 << 20 // a response body; real ones are kilobytes
 	maxErrorSnippet  = 256      // of an error body, quoted in the error
-	maxDrainBytes    = 64 << 10 // read from an unused body so the connection is reused
 	// maxRetryAfter is the longest Retry-After the client waits for; a
 	// server asking for more ends the fetch with its error instead.
 	maxRetryAfter = time.Minute
@@ -258,22 +256,6 @@ func (c *RemoteClient) backoff(n int) time.Duration {
 	return time.Duration(rand.Int64N(int64(bound) + 1))
 }
 
-// sleep waits for d or until ctx is done, with a timer that is stopped
-// either way.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return context.Cause(ctx)
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	case <-t.C:
-		return nil
-	}
-}
-
 // attemptFailure is why one attempt failed.
 type attemptFailure struct {
 	status     int
@@ -334,16 +316,9 @@ func (c *RemoteClient) attempt(ctx context.Context, r *request, n int, timeout t
 
 	resp, err := c.s.httpClient.Do(req)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // its message repeats the URL, which FetchError already names
-		}
-		return nil, timedOut(err)
+		return nil, timedOut(httpx.StripURL(err)) // FetchError names the URL, redacted
 	}
-	defer func() {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
-		resp.Body.Close()
-	}()
+	defer httpx.DrainClose(resp.Body)
 	if debug {
 		defer func() {
 			log.LogAttrs(ctx, slog.LevelDebug, "experiment: fetch response", slog.Int("status", resp.StatusCode),
@@ -352,14 +327,16 @@ func (c *RemoteClient) attempt(ctx context.Context, r *request, n int, timeout t
 	}
 
 	if resp.StatusCode != http.StatusOK {
-		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, redact.SnippetRead))
 		code := resp.StatusCode
 		f := &attemptFailure{
 			status:     code,
 			retryable:  retryableStatus(code),
-			retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+			retryAfter: httpx.RetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 		}
-		f.err = &statusError{code: code, body: c.sanitize(snippet), retryAfter: f.retryAfter}
+		// The error body, should a server echo the key, is redacted whole
+		// before it is cut.
+		body := httpx.ReadSnippet(resp.Body, maxErrorSnippet, string(c.key))
+		f.err = &statusError{code: code, body: body, retryAfter: f.retryAfter}
 		return nil, f
 	}
 	body, err := readBody(resp)
@@ -397,35 +374,6 @@ func readBody(resp *http.Response) ([]byte, error) {
 		return nil, fmt.Errorf("%w: larger than %d MiB", ErrMalformedResponse, maxResponseBytes>>20)
 	}
 	return buf.Bytes(), nil
-}
-
-// sanitize makes an error body fit an error line: one line, printable,
-// short, and never the key in any form, should a server echo it (the
-// body is redacted whole, then cut).
-func (c *RemoteClient) sanitize(b []byte) string {
-	return redact.Snippet(b, maxErrorSnippet, string(c.key))
-}
-
-// parseRetryAfter reads a Retry-After header: delay-seconds or an
-// HTTP-date. Missing, malformed or past values are 0.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		if secs > int64(math.MaxInt64/time.Second) {
-			return math.MaxInt64
-		}
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }
 
 // timeoutError is an attempt that ran out of time; it is a

@@ -1,11 +1,14 @@
 package experiment
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
 	"time"
+
+	"github.com/flagkit/experiment/internal/httpx"
 )
 
 // RemoteConfig configures a RemoteClient. It mirrors the Python SDK's
@@ -108,13 +111,13 @@ func (cfg *RemoteConfig) resolve() (*remoteSettings, error) {
 		errs = append(errs, err)
 	}
 	s := &remoteSettings{
-		timeout:       orDefault(cfg.FetchTimeout, DefaultFetchTimeout),
+		timeout:       cmp.Or(cfg.FetchTimeout, DefaultFetchTimeout),
 		retries:       cfg.FetchRetries,
-		backoffMin:    orDefault(cfg.RetryBackoffMin, DefaultRetryBackoffMin),
-		backoffMax:    orDefault(cfg.RetryBackoffMax, DefaultRetryBackoffMax),
-		backoffScalar: orDefault(cfg.RetryBackoffScalar, DefaultRetryBackoffScalar),
-		retryTimeout:  orDefault(cfg.FetchRetryTimeout, DefaultFetchRetryTimeout),
-		library:       orDefault(cfg.Library, defaultLibrary()),
+		backoffMin:    cmp.Or(cfg.RetryBackoffMin, DefaultRetryBackoffMin),
+		backoffMax:    cmp.Or(cfg.RetryBackoffMax, DefaultRetryBackoffMax),
+		backoffScalar: cmp.Or(cfg.RetryBackoffScalar, DefaultRetryBackoffScalar),
+		retryTimeout:  cmp.Or(cfg.FetchRetryTimeout, DefaultFetchRetryTimeout),
+		library:       cmp.Or(cfg.Library, defaultLibrary()),
 	}
 	if s.backoffMax < s.backoffMin {
 		errs = append(errs, fmt.Errorf("RetryBackoffMax (%v) is less than RetryBackoffMin (%v)", s.backoffMax, s.backoffMin))
@@ -127,7 +130,7 @@ func (cfg *RemoteConfig) resolve() (*remoteSettings, error) {
 	if err != nil {
 		errs = append(errs, err)
 	} else {
-		s.url, s.redactedURL = u.String(), redactURL(u)
+		s.url, s.redactedURL = u.String(), httpx.RedactURL(u)
 	}
 	if len(errs) > 0 {
 		return nil, newConfigError("remote config", errs...)
@@ -144,23 +147,7 @@ func httpClientOr(c *http.Client) (*http.Client, bool) {
 	if c != nil {
 		return c, false
 	}
-	return newHTTPClient(), true
-}
-
-func orDefault[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
-}
-
-// newHTTPClient is a client with a transport of its own: the default
-// transport's settings (proxy from the environment, HTTP/2, dial and TLS
-// timeouts) with enough idle connections per host for concurrent fetches.
-// Timeouts are per attempt, through the request context.
-func newHTTPClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = 32
-	return &http.Client{Transport: t}
+	// Enough idle connections per host for concurrent fetches; timeouts
+	// are per attempt, through the request context.
+	return httpx.NewClient(32), true
 }

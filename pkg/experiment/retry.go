@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"syscall"
 	"time"
+
+	"github.com/flagkit/experiment/internal/httpx"
 )
 
 // retryPolicy is how a request is retried (the Python SDK's policy): remote fetches
@@ -53,7 +55,7 @@ func retry[T any](ctx context.Context, p retryPolicy, attempt func(ctx context.C
 			p.logger.LogAttrs(ctx, slog.LevelDebug, "experiment: "+p.name+" retry", slog.Int("attempt", n),
 				slog.Duration("delay", delay), slog.String("error", f.err.Error()))
 		}
-		if err := sleep(ctx, delay); err != nil {
+		if err := httpx.Sleep(ctx, delay); err != nil {
 			// The deadline can still come first on a loaded machine: the
 			// same answer as when it was seen coming, not a bare deadline.
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {

@@ -15,7 +15,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,7 +25,7 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
-	"github.com/flagkit/experiment/internal/redact"
+	"github.com/flagkit/experiment/internal/httpx"
 )
 
 // TrackerConfig configures a Tracker, the analytics client that sends
@@ -267,18 +266,10 @@ func (cfg *TrackerConfig) resolve() (*trackerSettings, error) {
 	if raw == "" {
 		raw = EventsURL(cfg.ServerZone, cfg.UseBatch)
 	}
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil:
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // url.Error repeats the URL, credentials included
-		}
-		errs = append(errs, fmt.Errorf("events server URL: %w", err))
-	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		errs = append(errs, fmt.Errorf("events server URL %s: %w", redactURL(u), errBadServerURL))
-	default:
-		s.url, s.redactedURL = u.String(), redactURL(u)
+	if u, err := httpx.ParseURL("events server URL", raw); err != nil {
+		errs = append(errs, err)
+	} else {
+		s.url, s.redactedURL = u.String(), httpx.RedactURL(u)
 	}
 	if len(errs) > 0 {
 		return nil, newConfigError("tracker config", errs...)
@@ -287,11 +278,7 @@ func (cfg *TrackerConfig) resolve() (*trackerSettings, error) {
 	s.bodyHead, s.bodyTail = payloadFrame(s.key, s.minIDLength)
 	s.client = cfg.HTTPClient
 	if s.client == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		// One idle connection per sender: with the default two, parallel
-		// senders would close and redial (a TLS handshake) all the time.
-		t.MaxIdleConnsPerHost = max(s.concurrency, t.MaxIdleConnsPerHost)
-		s.client, s.ownsClient = &http.Client{Transport: t}, true
+		s.client, s.ownsClient = httpx.NewClient(s.concurrency), true // an idle connection per sender
 	}
 	return s, nil
 }
@@ -1066,16 +1053,7 @@ func (t *Tracker) backoff(n int, retryAfter time.Duration) time.Duration {
 }
 
 // wait sleeps for d unless the tracker's context ends first.
-func (t *Tracker) wait(d time.Duration) bool {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return true
-	case <-t.ctx.Done():
-		return false
-	}
-}
+func (t *Tracker) wait(d time.Duration) bool { return httpx.Sleep(t.ctx, d) == nil }
 
 // eventsPayload is the HTTP V2 API's request body.
 type eventsPayload struct {
@@ -1147,40 +1125,19 @@ func (t *Tracker) post(body []byte) postResult {
 	req.Header.Set("Accept", "*/*")
 	resp, err := t.s.client.Do(req)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // no URL in the log
-		}
-		return postResult{err: err}
+		return postResult{err: httpx.StripURL(err)} // no URL in the log
 	}
-	defer resp.Body.Close()
+	defer httpx.DrainClose(resp.Body)
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxEventsReplyBytes))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxEventsReplyBytes)) // keep the connection
 	r := postResult{status: resp.StatusCode}
 	if err != nil && resp.StatusCode/100 == 2 {
 		r.err = err // the server may not have answered in full
 	}
 	_ = json.Unmarshal(data, &r.reply) // error bodies are best effort
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		r.retryAfter = eventsRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		r.retryAfter = httpx.RetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	return r
-}
-
-// eventsRetryAfter parses a Retry-After header: seconds or an HTTP date.
-func eventsRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.Atoi(v); err == nil {
-		// Clamped before multiplying: 1e10 seconds would overflow.
-		return time.Duration(min(max(secs, 0), int((1<<63-1)/time.Second))) * time.Second
-	}
-	if at, err := http.ParseTime(v); err == nil {
-		return max(at.Sub(now), 0)
-	}
-	return 0
 }
 
 // eventsReply is the part of the HTTP V2 API's reply the tracker reads.
@@ -1256,7 +1213,7 @@ func removeIndices[E any](events []E, idx []int) []E {
 // in any form (Amplitude quotes it in "Invalid API key" errors) before the
 // length is bounded, one line of printable characters.
 func (t *Tracker) serverText(s string) string {
-	return redact.Snippet([]byte(s), maxServerTextLen, string(t.s.key))
+	return httpx.Snippet([]byte(s), maxServerTextLen, string(t.s.key))
 }
 
 // randomInsertID is a random UUID (version 4), what Amplitude's analytics

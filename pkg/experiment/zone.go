@@ -1,10 +1,11 @@
 package experiment
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/flagkit/experiment/internal/httpx"
 )
 
 // ServerZone is the Amplitude data center a project lives in. It picks the
@@ -71,41 +72,19 @@ func (z ServerZone) StreamServerURL() string { return z.urls().stream }
 // CohortServerURL is the zone's cohort download base URL.
 func (z ServerZone) CohortServerURL() string { return z.urls().cohort }
 
-// errBadServerURL is wrapped by endpointURL for a URL that is not an
-// absolute http(s) URL with a host.
-var errBadServerURL = errors.New("want an absolute http or https URL with a host")
-
 // endpointURL joins a service base URL and an endpoint path the way
 // Amplitude's SDKs do it: the base URL's own path is kept and exactly one '/'
 // separates the parts, so "http://h/prefix/" + "/sdk/v2/vardata" is
 // "http://h/prefix/sdk/v2/vardata". The base URL's query and fragment are
 // dropped; query is the endpoint's.
 func endpointURL(base, endpoint, query string) (*url.URL, error) {
-	u, err := url.Parse(base)
+	u, err := httpx.ParseURL("server URL", base)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // url.Error repeats the whole URL, credentials included
-		}
-		return nil, fmt.Errorf("server URL: %w", err)
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("server URL %s: %w", redactURL(u), errBadServerURL)
+		return nil, err
 	}
 	u.Path = strings.TrimRight(u.Path, "/") + "/" + strings.TrimLeft(endpoint, "/")
 	u.RawPath = ""
 	u.RawQuery = query
 	u.Fragment, u.RawFragment = "", ""
 	return u, nil
-}
-
-// redactURL is u without user info: a URL in an error or log line never
-// carries credentials.
-func redactURL(u *url.URL) string {
-	if u == nil {
-		return ""
-	}
-	c := *u
-	c.User = nil
-	return c.String()
 }
