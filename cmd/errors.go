@@ -11,7 +11,7 @@ import (
 	"github.com/flagkit/experiment/internal/redact"
 )
 
-// Exit codes: the contract of CLI.md. Scripts depend on them.
+// Exit codes: the contract of docs/cli.md#exit-codes. Scripts depend on them.
 const (
 	ExitOK          = 0
 	ExitCheckFailed = 1
@@ -48,7 +48,7 @@ func withHint(err error, hint string) error {
 }
 
 // namedFileError is a file the user named that could not be opened or
-// read: a local I/O failure (exit 6, CLI.md), missing files included,
+// read: a local I/O failure (exit 6, docs/cli.md#exit-codes), missing files included,
 // named by the option that gave it and its path ("--flags x.json: no such
 // file or directory"); what the file says, once read, is input (exit 3).
 // option is empty for a command's argument. Errors that are not about
@@ -71,7 +71,7 @@ type silentError struct{ code int }
 
 func (e *silentError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
-// exitCode maps an error to the exit code of CLI.md, in one place.
+// exitCode maps an error to the exit code of docs/cli.md#exit-codes, in one place.
 func exitCode(ctx context.Context, err error) int {
 	var se *silentError
 	var ee *exitError
@@ -102,7 +102,7 @@ func isCobraUsageError(err error) bool {
 	return false
 }
 
-// errorLines renders an error as CLI.md wants it: one line, then an
+// errorLines renders an error as docs/cli.md#errors wants it: one line, then an
 // optional hint line. A key the user gave where no key belongs is not
 // echoed in full (see redactEchoes).
 func errorLines(err error) string {

@@ -20,12 +20,12 @@ import (
 
 // Fuzzers for what the command line parses: the user flags, assertion
 // arguments, one line of --users input (through the whole batch pipeline),
-// the config file and the `experiment test` case file. Each checks CLI.md's
+// the config file and the `experiment test` case file. Each checks docs/cli.md's
 // promise for bad input: a one-line error with the right exit code, no
 // panic, no hang, no key in the message.
 
 // fuzzSecrets are the keys the config seeds hold; no run of seven of their
-// characters may reach an error or the output (CLI.md: at most six), but
+// characters may reach an error or the output (docs/cli.md#keys: at most six), but
 // for "server-", which is no secret.
 var fuzzSecrets = []string{"server-Zq8xK2mN4pL7wR9tV3yB6cD1fG5hJ0k", "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6", "f0e1d2c3b4a5968778695a4b3c2d1e0f"}
 

@@ -10,7 +10,7 @@ package cmd_test
 //
 //	exits N PROG [ARGS...]         run PROG like exec; its exit code must be N
 //	errfmt [-hint]                 stderr of the last command is one error line,
-//	                               `experiment: ...` (CLI.md), then an optional
+//	                               `experiment: ...` (docs/cli.md#errors), then an optional
 //	                               (with -hint, required) `hint:` line; only
 //	                               `experiment: warning:` lines may precede it
 //	lines FILE N                   FILE has exactly N complete lines
@@ -233,7 +233,7 @@ var (
 	warnLine = regexp.MustCompile(`^experiment: warning: `)
 )
 
-// cmdErrfmt checks that stderr is one error in the form of CLI.md.
+// cmdErrfmt checks that stderr is one error in the form of docs/cli.md#errors.
 func cmdErrfmt(ts *testscript.TestScript, neg bool, args []string) {
 	if neg {
 		ts.Fatalf("unsupported: ! errfmt")

@@ -11,7 +11,8 @@ import (
 	"github.com/flagkit/experiment/pkg/cookie"
 )
 
-// Vectors from PROTOCOL.md §5 (the Python SDK's tests/cookie_test.py).
+// Vectors from docs/protocol.md#identity-cookie (the Python SDK's
+// tests/cookie_test.py).
 
 func TestNameVectors(t *testing.T) {
 	name, err := cookie.Name("1234567", cookie.Legacy)

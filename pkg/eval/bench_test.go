@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// benchContext is the benchmark user of shared/bench/README.md.
+// benchContext is the benchmark user of testdata/bench/README.md.
 func benchContext() *Context {
 	return &Context{
 		UserID: "user-12", DeviceID: "0f8fad5b-d9cb-469f-a165-70867728950e",
@@ -40,7 +40,7 @@ func loadBenchSnapshot(tb testing.TB, n int) *Snapshot {
 
 var sinkResults []Result
 
-// BenchmarkEvaluate evaluates every flag of shared/bench/flags-N.json for the
+// BenchmarkEvaluate evaluates every flag of testdata/bench/flags-N.json for the
 // benchmark user. The reference SDK: 4.7µs/59 allocs (1), 63µs/560 (10),
 // 0.61ms/4,161 (100), 10.2ms/37,071 (1000).
 func BenchmarkEvaluate(b *testing.B) {

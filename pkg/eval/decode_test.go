@@ -118,7 +118,8 @@ func TestDecodeFlagsErrors(t *testing.T) {
 }
 
 // TestDecodeFlagsTypeErrorPath: a wrong type names the JSON path of the
-// field (PROTOCOL 2.2: "a clear error naming flag key and field").
+// field (docs/protocol.md#flag-schema: an error naming the flag key and the
+// field).
 func TestDecodeFlagsTypeErrorPath(t *testing.T) {
 	doc := `[{"key":"a"},
  {"key":"b","segments":[{"conditions":[[{"selector":["x"],"op":"is","values":["ok",1]}]]}]}]`

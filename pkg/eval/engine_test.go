@@ -192,8 +192,8 @@ func TestOperatorNames(t *testing.T) {
 	assert.ElementsMatch(t, allOperators, OperatorNames())
 }
 
-// TestNullTable is PROTOCOL 2.10's "null value" column for all 20 operators,
-// with and without "(none)" among the filter values.
+// TestNullTable is the "on null" column of docs/protocol.md#operators for all
+// 20 operators, with and without "(none)" among the filter values.
 func TestNullTable(t *testing.T) {
 	type want struct{ without, with bool }
 	table := map[string]want{

@@ -13,8 +13,8 @@ import (
 	"github.com/flagkit/experiment/pkg/experiment"
 )
 
-// eagerContext is cohort enrichment as PROTOCOL.md 3.4 states it and as
-// FlagSet.Context did it before enrichment became lazy: every membership
+// eagerContext is cohort enrichment as docs/protocol.md#cohort-enrichment
+// states it and as FlagSet.Context did it before enrichment became lazy: every membership
 // looked up before evaluation. Lazy enrichment must be indistinguishable
 // from it. The user's fields come from FlagSet.Context without its lazy
 // oracle; only the enrichment is done again here, the old way.

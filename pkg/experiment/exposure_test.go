@@ -25,8 +25,8 @@ import (
 // evtNow is the composed example's time: day 19675.
 const evtNow = 1700000000000
 
-// evtProtocolVariants are the results of PROTOCOL.md 4.1's example:
-// f -> on, g -> off (default).
+// evtProtocolVariants are the results of the example in
+// docs/protocol.md#exposure-events: f -> on, g -> off (default).
 func evtProtocolVariants() map[string]experiment.Variant {
 	return map[string]experiment.Variant{
 		"f": {Key: "on", Value: "on", Metadata: map[string]any{
@@ -40,8 +40,8 @@ func evtProtocolUser() *experiment.User {
 	return &experiment.User{UserID: "u1", DeviceID: "d1", Groups: map[string][]string{"org id": {"42"}}}
 }
 
-// evtHashCode is PROTOCOL.md 4.3's hashCode written out naively: over UTF-8
-// bytes, modulo 2^32, unsigned.
+// evtHashCode is the hashCode of docs/protocol.md#canonical-string-and-hashcode
+// written out naively: over UTF-8 bytes, modulo 2^32, unsigned.
 func evtHashCode(s string) uint32 {
 	var h uint32
 	for _, c := range []byte(s) {
@@ -50,7 +50,8 @@ func evtHashCode(s string) uint32 {
 	return h
 }
 
-// evtCanonical is PROTOCOL.md 4.3's canonical string written out naively.
+// evtCanonical is the canonical string of
+// docs/protocol.md#canonical-string-and-hashcode written out naively.
 func evtCanonical(u *experiment.User, variants map[string]experiment.Variant) string {
 	s := u.UserID + " " + u.DeviceID + " "
 	for _, k := range slices.Sorted(maps.Keys(variants)) {
@@ -67,7 +68,8 @@ func evtJSON(t *testing.T, v any) string {
 }
 
 func TestHashCodeVectors(t *testing.T) {
-	// PROTOCOL.md 4.3's vectors, first through the naive reference...
+	// The vectors of docs/protocol.md#canonical-string-and-hashcode, first
+	// through the naive reference...
 	assert.Equal(t, uint32(891496898), evtHashCode("u1 d1 f on g off "))
 	assert.Equal(t, uint32(3108135048), evtHashCode("f u1 d1 f on g off "))
 	assert.Equal(t, "u1 d1 f on g off ", evtCanonical(evtProtocolUser(), evtProtocolVariants()))
@@ -158,7 +160,7 @@ func TestExposureEventsNeedAnID(t *testing.T) {
 	assert.Nil(t, experiment.ExposureEvents(evtProtocolUser(), nil, at))
 
 	// Either ID is enough; the missing one is an empty string (Go's
-	// formation, PROTOCOL.md 4.3).
+	// formation, docs/protocol.md#canonical-string-and-hashcode).
 	events := experiment.ExposureEvents(&experiment.User{DeviceID: "d1"}, v, at)
 	require.Len(t, events, 1)
 	assert.Equal(t, fmt.Sprintf(" d1 %d 19675", evtHashCode("f  d1 f on g off ")), events[0].InsertID)
@@ -398,7 +400,8 @@ func TestExposureServiceSendsOncePerTTL(t *testing.T) {
 	assert.Equal(t, experiment.TrackerStats{Sent: 2}, svc.Stats())
 }
 
-// evtGoldenVariants cover every rule of PROTOCOL.md 4.1 and 4.2.
+// evtGoldenVariants cover every rule of docs/protocol.md, sections
+// "Exposure events" and "Assignment events".
 func evtGoldenVariants() map[string]experiment.Variant {
 	return map[string]experiment.Variant{
 		"checkout-flow": {Key: "treatment", Value: "treatment", Payload: map[string]any{"steps": 3.0}, Metadata: map[string]any{

@@ -16,7 +16,7 @@ import (
 	"github.com/flagkit/experiment/pkg/experiment/experimenttest"
 )
 
-// localBenchUser is the benchmark user of shared/bench/README.md.
+// localBenchUser is the benchmark user of testdata/bench/README.md.
 var localBenchUser = &experiment.User{
 	UserID: "user-12", DeviceID: "0f8fad5b-d9cb-469f-a165-70867728950e",
 	Country: "United States", Platform: "iOS", Version: "2.0.0", OS: "iOS 17.1",

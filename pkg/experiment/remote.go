@@ -22,7 +22,7 @@ import (
 )
 
 // RemoteClient asks Amplitude's remote evaluation API which variants a user
-// gets (PROTOCOL.md section 1), the Go form of the Python SDK's
+// gets (docs/protocol.md#remote-evaluation), the Go form of the Python SDK's
 // RemoteEvaluationClient. Create one with NewRemoteClient; there is no
 // global registry, and two clients with different configs can coexist. A
 // RemoteClient is safe for concurrent use. Close it to release its
@@ -106,8 +106,8 @@ func (c *RemoteClient) FetchV2(ctx context.Context, user *User, opts *FetchOptio
 }
 
 // Fetch is the legacy fetch: FetchV2 without default and undeployed
-// variants (FilterDefaults, PROTOCOL.md 1.6). Unlike the Python SDK's, it
-// returns errors instead of an empty map.
+// variants (FilterDefaults, docs/protocol.md#legacy-fetch-filter). Unlike
+// the Python SDK's, it returns errors instead of an empty map.
 //
 // Deprecated: use FetchV2, which also returns default variants.
 func (c *RemoteClient) Fetch(ctx context.Context, user *User, opts *FetchOptions) (map[string]Variant, error) {
@@ -456,8 +456,9 @@ type fastVariant struct {
 	Metadata map[string]any  `json:"metadata"`
 }
 
-// DecodeVariants decodes a remote evaluation response (PROTOCOL.md 1.4): a
-// JSON object from flag key to variant. A string value is kept as is, any
+// DecodeVariants decodes a remote evaluation response
+// (docs/protocol.md#remote-evaluation-response): a JSON object from flag key
+// to variant. A string value is kept as is, any
 // other non-null value becomes its compact JSON text, and null or a missing
 // value is "" (the Python SDK's rule; the Go SDK fails instead). Unknown
 // fields are ignored, a null variant is skipped, and metadata that is not an

@@ -171,7 +171,7 @@ func TestFetchV2FlagKeys(t *testing.T) {
 	got, err := c.FetchV2(t.Context(), &experiment.User{UserID: "u"}, &experiment.FetchOptions{FlagKeys: []string{"checkout-flow"}})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"checkout-flow"}, variantKeys(got))
-	assert.Equal(t, "WyJjaGVja291dC1mbG93Il0", s.LastRequest().Header.Get("X-Amp-Exp-Flag-Keys"), "PROTOCOL.md 1.3's example")
+	assert.Equal(t, "WyJjaGVja291dC1mbG93Il0", s.LastRequest().Header.Get("X-Amp-Exp-Flag-Keys"), "the example of docs/protocol.md#remote-evaluation-request")
 
 	got, err = c.FetchV2(t.Context(), &experiment.User{UserID: "u"}, &experiment.FetchOptions{FlagKeys: []string{"banner", "new-nav", "missing"}})
 	require.NoError(t, err)
@@ -777,7 +777,8 @@ func TestLoggerRule(t *testing.T) {
 }
 
 // TestFakeRemoteServer checks the fake itself speaks every form of
-// PROTOCOL.md 1.8, so other SDKs' requests would be understood too.
+// docs/protocol.md#remote-evaluation-request ("Request forms of other SDKs"),
+// so other SDKs' requests would be understood too.
 func TestFakeRemoteServer(t *testing.T) {
 	remoteLeakCheck(t)
 	s := newFakeRemote(t)

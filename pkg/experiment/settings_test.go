@@ -79,7 +79,7 @@ func (b *logBuffer) String() string {
 
 // TestLocalConfigReachesEveryPart: a LocalClient in the EU zone with an
 // HTTP client of the caller's sends every request (flags, stream, cohorts,
-// exposure and assignment events) to the EU hosts of PROTOCOL.md 0.3,
+// exposure and assignment events) to the EU hosts of docs/protocol.md#base-urls-and-zones,
 // through that client, and names itself the SDK, not the CLI.
 func TestLocalConfigReachesEveryPart(t *testing.T) {
 	noLeaks(t)
