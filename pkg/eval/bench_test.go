@@ -83,3 +83,43 @@ func BenchmarkBucketNoAlloc(b *testing.B) {
 		sinkHash = hashBucket("x1y2z3w4", "0f8fad5b-d9cb-469f-a165-70867728950e")
 	}
 }
+
+func benchDoc(tb testing.TB, n int) []byte {
+	tb.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "bench", fmt.Sprintf("flags-%d.json", n)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return data
+}
+
+var sinkFlags []*Flag
+
+// BenchmarkDecodeFlags decodes flags-1000.json.
+func BenchmarkDecodeFlags(b *testing.B) {
+	data := benchDoc(b, 1000)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if sinkFlags, err = DecodeFlags(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+var sinkSnapshot *Snapshot
+
+// BenchmarkCompile compiles the decoded flags-1000.json.
+func BenchmarkCompile(b *testing.B) {
+	flags, err := DecodeFlags(benchDoc(b, 1000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if sinkSnapshot, err = Compile(flags); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

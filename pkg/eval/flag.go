@@ -102,9 +102,12 @@ var ErrNotFlagList = errors.New("want a JSON array of flag configs")
 // the line, column and JSON path of the first problem; the document is
 // rejected whole, so a caller never works with half a config.
 func DecodeFlags(data []byte) ([]*Flag, error) {
-	flags, err := decodeFlags(data)
-	if err != nil {
-		return nil, err
+	flags, ok := decodeFlagsFast(data)
+	if !ok {
+		var err error
+		if flags, err = decodeFlags(data); err != nil {
+			return nil, err
+		}
 	}
 	for i, f := range flags {
 		if err := validateFlag(i, f); err != nil {
@@ -133,6 +136,7 @@ func decodeFlags(data []byte) ([]*Flag, error) {
 		return nil, at(valueStart(data, 0), "", ErrNotFlagList)
 	}
 	flags := []*Flag{}
+	strs := map[string]string{}
 	for i := 0; dec.More(); i++ {
 		path := fmt.Sprintf("flags[%d]", i)
 		start := valueStart(data, dec.InputOffset())
@@ -140,7 +144,7 @@ func decodeFlags(data []byte) ([]*Flag, error) {
 		if err := dec.Decode(&raw); err != nil {
 			return nil, syntaxError(data, err, path, start)
 		}
-		f, err := decodeFlag(raw)
+		f, err := decodeFlag(raw, strs)
 		if err != nil {
 			return nil, locate(data, raw, start, path, err)
 		}
@@ -157,7 +161,15 @@ func decodeFlags(data []byte) ([]*Flag, error) {
 
 var errNullFlag = errors.New("null flag, want an object")
 
-func decodeFlag(raw json.RawMessage) (*Flag, error) {
+// decodeFlag decodes one flag, with the fast decoder when it can; strs
+// interns strings across the flags of a document.
+func decodeFlag(raw json.RawMessage, strs map[string]string) (*Flag, error) {
+	d := &fastDecoder{data: raw, strs: strs}
+	if f := d.flag(); f != nil && !d.failed {
+		if d.ws(); d.pos == len(raw) {
+			return f, nil
+		}
+	}
 	var f *Flag
 	if err := json.Unmarshal(raw, &f); err != nil {
 		return nil, err
