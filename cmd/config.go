@@ -21,6 +21,7 @@ import (
 
 	"github.com/flagkit/experiment/internal/atomicfile"
 	"github.com/flagkit/experiment/internal/redact"
+	"github.com/flagkit/experiment/pkg/analytics"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
 
@@ -623,7 +624,7 @@ func (f *Factory) defaultSetting(name string) string {
 	case "cohort-server-url":
 		return zone.CohortServerURL()
 	case "events-server-url":
-		return experiment.EventsURL(zone, false)
+		return analytics.EventsURL(analytics.ServerZone(zone), false)
 	case "cache-dir":
 		if base, err := os.UserCacheDir(); err == nil {
 			return filepath.Join(base, "experiment")

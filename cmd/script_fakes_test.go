@@ -49,6 +49,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/flagkit/experiment/pkg/analytics/analyticstest"
 	"github.com/flagkit/experiment/pkg/cohort/cohorttest"
 	"github.com/flagkit/experiment/pkg/eval"
 	"github.com/flagkit/experiment/pkg/experiment"
@@ -68,7 +69,7 @@ type scriptFakes struct {
 	remote     *experimenttest.RemoteServer
 	cohorts    *cohorttest.Server
 	cohortMark int // cohort requests before "cohortserver mark"
-	events     *experimenttest.AnalyticsServer
+	events     *analyticstest.Server
 }
 
 var fakesByScript sync.Map // *testscript.TestScript -> *scriptFakes
@@ -310,7 +311,7 @@ func cmdEventServer(ts *testscript.TestScript, neg bool, args []string) {
 		}); len(extra) != 0 {
 			ts.Fatalf("usage: eventserver start [-key K]")
 		}
-		f.events = experimenttest.NewAnalyticsServer()
+		f.events = analyticstest.NewServer()
 		f.events.RequireAPIKey(key)
 		ts.Setenv("EVENTS_SERVER", f.events.EventsURL())
 		ts.Setenv("EVENTS_SERVER_BASE", f.events.URL)

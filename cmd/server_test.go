@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/flagkit/experiment/pkg/analytics/analyticstest"
 	"github.com/flagkit/experiment/pkg/cohort/cohorttest"
 	"github.com/flagkit/experiment/pkg/experiment/experimenttest"
 )
@@ -179,16 +180,16 @@ func TestEvaluateFromServerWithCohortSync(t *testing.T) {
 }
 
 func TestEvaluateTrackExposure(t *testing.T) {
-	analytics := experimenttest.NewAnalyticsServer()
-	defer analytics.Close()
-	env := map[string]string{"EXPERIMENT_API_KEY": "analytics-key-1234", "EXPERIMENT_EVENTS_SERVER_URL": analytics.EventsURL()}
+	events := analyticstest.NewServer()
+	defer events.Close()
+	env := map[string]string{"EXPERIMENT_API_KEY": "analytics-key-1234", "EXPERIMENT_EVENTS_SERVER_URL": events.EventsURL()}
 	users := filepath.Join("..", "testdata", "users.jsonl")
 	code, out, errOut := run(t, env, "evaluate", "--flags", filepath.Join("..", "testdata", "flags.json"), "--users", users, "--track-exposure", "dark-mode", "-o", "jsonl")
 	require.Equal(t, 0, code, errOut)
 	assert.Equal(t, 37, strings.Count(out, "\n"))
 	on := strings.Count(out, `"dark-mode":{"key":"on"`)
 	require.Positive(t, on)
-	assert.Len(t, analytics.Events(), on, "one exposure per user who got dark-mode on, flushed before exit")
+	assert.Len(t, events.Events(), on, "one exposure per user who got dark-mode on, flushed before exit")
 	assert.NotContains(t, errOut, "analytics-key-1234")
 
 	code, _, errOut = run(t, map[string]string{}, "evaluate", "--flags", filepath.Join("..", "testdata", "flags.json"), "--user-id", "u", "--track-exposure")

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/flagkit/experiment/internal/atomicfile"
+	"github.com/flagkit/experiment/pkg/analytics"
 	"github.com/flagkit/experiment/pkg/eval"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
@@ -49,7 +50,7 @@ const (
 type exposureSink struct {
 	svc   *experiment.ExposureService
 	out   *atomicfile.File // --print-events=FILE
-	print *experiment.EventPrinter
+	print *analytics.Printer
 	errw  io.Writer
 	key   experiment.Secret // the analytics API key, when sending
 	// ctx ends a wait for room in the queue: the batch's, so that Ctrl-C
@@ -75,7 +76,7 @@ func (t *trackingFlags) open(f *Factory) (*exposureSink, error) {
 			}
 			w, sink.out = file, file
 		}
-		sink.print = experiment.NewEventPrinter(w)
+		sink.print = analytics.NewPrinter(w)
 		cfg.Printer = sink.print
 		cfg.Library = cliLibrary()
 	} else {
@@ -94,8 +95,8 @@ func (t *trackingFlags) open(f *Factory) (*exposureSink, error) {
 		}
 		base, _ := f.settingValue(t.fs, "events-server-url")
 		url := eventsEndpoint(base)
-		cfg.TrackerConfig = experiment.TrackerConfig{APIKey: key, ServerZone: zone, ServerURL: url, Logger: discardLogger(), Library: cliLibrary(),
-			Overflow: experiment.OverflowBlock, FlushQueueSize: trackBatchEvents,
+		cfg.Config = analytics.Config{APIKey: key, ServerZone: analytics.ServerZone(zone), ServerURL: url, Logger: discardLogger(), Library: cliLibrary(),
+			Overflow: analytics.OverflowBlock, FlushQueueSize: trackBatchEvents,
 			MaxConcurrentRequests: trackSenders, QueueCapacity: trackQueueEvents}
 		sink.key = experiment.Secret(key)
 	}
@@ -224,7 +225,7 @@ func (s *exposureSink) lossError(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, experiment.ErrAPIKeyRejected):
+	case errors.Is(err, analytics.ErrAPIKeyRejected):
 		return &exitError{code: ExitAuth, err: fmt.Errorf("exposure events: API key %v rejected: %w", s.key, err),
 			hint: "use the analytics API key of the project (Amplitude > Settings > Projects), not a deployment key"}
 	default:

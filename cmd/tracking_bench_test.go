@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flagkit/experiment/pkg/experiment/experimenttest"
+	"github.com/flagkit/experiment/pkg/analytics/analyticstest"
 )
 
 // BenchmarkBatchTracked is `evaluate --users --track-exposure` over 10,000
@@ -32,9 +32,9 @@ func BenchmarkBatchTracked(b *testing.B) {
 			events := 0
 			for b.Loop() {
 				args := []string{"evaluate", "--flags", flags, "--users", users, "-o", "jsonl"}
-				var srv *experimenttest.AnalyticsServer
+				var srv *analyticstest.Server
 				if tc.track {
-					srv = experimenttest.NewAnalyticsServer()
+					srv = analyticstest.NewServer()
 					srv.SetLatency(tc.latency)
 					args = append(args, "--track-exposure", "--api-key", "benchApiKey0123456789", "--events-server-url", srv.EventsURL())
 				}

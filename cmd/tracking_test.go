@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/flagkit/experiment/pkg/experiment/experimenttest"
+	"github.com/flagkit/experiment/pkg/analytics/analyticstest"
 )
 
 const trackKey = "cmdTrackingApiKey0123"
@@ -70,7 +70,7 @@ func TestTrackedBatchWithLatencyLosesNothing(t *testing.T) {
 	// has to wait for the server.
 	require.Greater(t, len(want), trackQueueEvents+trackSenders*trackBatchEvents)
 
-	srv := experimenttest.NewAnalyticsServer()
+	srv := analyticstest.NewServer()
 	defer srv.Close()
 	srv.RequireAPIKey(trackKey)
 	srv.SetLatency(50 * time.Millisecond)
@@ -103,7 +103,7 @@ func TestTrackedBatchWithLatencyLosesNothing(t *testing.T) {
 // answers, evaluation waits for room in the queue; Ctrl-C still ends the
 // run: exit 130 once close's 10 s flush gives up, the loss a warning.
 func TestTrackedBatchInterruptedWhileWaiting(t *testing.T) {
-	srv := experimenttest.NewAnalyticsServer()
+	srv := analyticstest.NewServer()
 	defer srv.Close()
 	srv.SetLatency(time.Hour)
 	users := benchUsers(t, 20000)
@@ -129,7 +129,7 @@ func TestTrackedBatchInterruptedWhileWaiting(t *testing.T) {
 	case r := <-done:
 		assert.Less(t, time.Since(start), 12*time.Second)
 		assert.Equal(t, ExitInterrupted, r.code, r.errOut)
-		assert.Contains(t, r.errOut, "experiment: warning: exposure events: analytics:")
+		assert.Contains(t, r.errOut, "experiment: warning: exposure events: ")
 		assert.True(t, strings.Contains(r.errOut, "events lost"), r.errOut)
 	case <-time.After(30 * time.Second):
 		t.Fatal("the interrupted batch did not end")

@@ -7,6 +7,8 @@ import (
 	"maps"
 	"strconv"
 	"time"
+
+	"github.com/flagkit/experiment/pkg/analytics"
 )
 
 // AssignmentEvent builds the assignment event of one evaluation at now,
@@ -18,11 +20,11 @@ import (
 //
 // Deprecated: assignment events are superseded by exposure events
 // (ExposureEvents); Amplitude keeps them for old analyses.
-func AssignmentEvent(user *User, variants map[string]Variant, now time.Time, evaluatedProps bool) (ev Event, ok bool) {
+func AssignmentEvent(user *User, variants map[string]Variant, now time.Time, evaluatedProps bool) (ev analytics.Event, ok bool) {
 	if !trackable(user) || len(variants) == 0 {
-		return Event{}, false
+		return analytics.Event{}, false
 	}
-	return newAssignmentRecord(user, variants, now.UnixMilli(), evaluatedProps).event(0), true
+	return newAssignmentRecord(user, variants, now.UnixMilli(), evaluatedProps).Event(0), true
 }
 
 // AssignmentService sends the assignment events of evaluations,
@@ -42,7 +44,7 @@ type AssignmentService struct {
 //
 // Deprecated: use NewExposureService.
 func NewAssignmentService(cfg AssignmentConfig) (*AssignmentService, error) {
-	svc, err := newEventService("assignment", cfg.TrackerConfig, cfg.CacheCapacity, cfg.Printer)
+	svc, err := newEventService("assignment", cfg.Config, cfg.CacheCapacity, cfg.Printer)
 	if err != nil {
 		return nil, err
 	}
@@ -80,11 +82,11 @@ func (s *AssignmentService) TrackAssignmentContext(ctx context.Context, user *Us
 func (s *AssignmentService) Flush(ctx context.Context) error { return s.svc.flush(ctx) }
 
 // Close flushes what is queued within ctx's deadline and stops the sender;
-// see Tracker.Close. Later TrackAssignment calls do nothing.
+// see analytics.Client.Close. Later TrackAssignment calls do nothing.
 func (s *AssignmentService) Close(ctx context.Context) error { return s.svc.close(ctx) }
 
 // Stats counts the events of the service's tracker; zero when printing.
-func (s *AssignmentService) Stats() TrackerStats { return s.svc.stats() }
+func (s *AssignmentService) Stats() analytics.Stats { return s.svc.stats() }
 
 // assignmentRecord is what an assignment event needs from one evaluation,
 // extracted by TrackAssignment; sorting, hashing and the event's maps are
@@ -126,8 +128,8 @@ func newAssignmentRecord(user *User, variants map[string]Variant, nowMs int64, e
 	return rec
 }
 
-// event builds the assignment event; a record has one.
-func (r *assignmentRecord) event(int) Event {
+// Event builds the assignment event; a record has one (analytics.Source).
+func (r *assignmentRecord) Event(int) analytics.Event {
 	props := make(map[string]any, 2*len(r.flags))
 	set := make(map[string]any, len(r.flags))
 	unset := make(map[string]any)
@@ -149,7 +151,7 @@ func (r *assignmentRecord) event(int) Event {
 		results[i] = resultKey{f.key, f.variant}
 	}
 	code, _ := digestCanonical(r.userID, r.deviceID, results)
-	ev := Event{
+	ev := analytics.Event{
 		EventType:       AssignmentEventType,
 		UserID:          r.userID,
 		DeviceID:        r.deviceID,

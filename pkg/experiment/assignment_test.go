@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/flagkit/experiment/pkg/analytics"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
 
@@ -115,8 +116,8 @@ func TestAssignmentServiceDeduplicates(t *testing.T) {
 	clock := newEvtClock(evtNow)
 	var buf bytes.Buffer
 	svc, err := experiment.NewAssignmentService(experiment.AssignmentConfig{
-		TrackerConfig: experiment.TrackerConfig{Now: clock.Now},
-		Printer:       experiment.NewEventPrinter(&buf),
+		Config:  analytics.Config{Now: clock.Now},
+		Printer: analytics.NewPrinter(&buf),
 	})
 	require.NoError(t, err)
 	decisions := func() []bool {
@@ -142,12 +143,12 @@ func TestAssignmentGoldenPayload(t *testing.T) {
 	evtLeakCheck(t)
 	srv := newEvtServer(t)
 	log := &evtLog{}
-	cfg := evtTrackerConfig(srv, log)
+	cfg := evtConfig(srv, log)
 	cfg.Now = newEvtClock(evtNow).Now
 	cfg.Library = "experiment-go-cli/test"
 	minID := 1
 	cfg.MinIDLength = &minID
-	svc, err := experiment.NewAssignmentService(experiment.AssignmentConfig{TrackerConfig: cfg, SendEvaluatedProps: true})
+	svc, err := experiment.NewAssignmentService(experiment.AssignmentConfig{Config: cfg, SendEvaluatedProps: true})
 	require.NoError(t, err)
 	for _, u := range evtGoldenUsers() {
 		svc.TrackAssignment(u, evtGoldenVariants())
@@ -160,5 +161,5 @@ func TestAssignmentGoldenPayload(t *testing.T) {
 	require.Len(t, reqs, 1)
 	evtGolden(t, "assignment_payload.json", evtIndent(t, reqs[0].Body))
 	assert.Len(t, reqs[0].Events, 2, "one event per evaluation, the duplicate held back")
-	assert.Equal(t, experiment.TrackerStats{Sent: 2}, svc.Stats())
+	assert.Equal(t, analytics.Stats{Sent: 2}, svc.Stats())
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/flagkit/experiment/pkg/analytics"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
 
@@ -44,13 +45,13 @@ func TestConfigErrorsAreInspectable(t *testing.T) {
 			})
 			return err
 		}, "local config", 2},
-		"tracker: no API key": {func() error {
-			_, err := experiment.NewTracker(experiment.TrackerConfig{})
+		"exposure: no API key": {func() error {
+			_, err := experiment.NewExposureService(experiment.ExposureConfig{Config: analytics.Config{FlushInterval: -1}})
 			return err
-		}, "tracker config", 1},
+		}, "exposure config", 1},
 		"exposure: negative cache": {func() error {
 			_, err := experiment.NewExposureService(experiment.ExposureConfig{
-				TrackerConfig: experiment.TrackerConfig{APIKey: "api"}, CacheCapacity: -1})
+				Config: analytics.Config{APIKey: "api"}, CacheCapacity: -1})
 			return err
 		}, "exposure config", 1},
 	} {

@@ -1,25 +1,28 @@
 package experiment
 
+import "github.com/flagkit/experiment/pkg/analytics"
+
 // ExposureConfig enables exposure tracking in the local client: the Go form
-// of the Python SDK's ExposureConfig. Like the Python
-// class, which extends the analytics client's Config, it carries the
-// analytics settings (TrackerConfig, whose zero values mean the defaults)
-// plus its own. By default tracking never waits and a full queue drops its
-// oldest events, counted and reported; TrackerConfig.Overflow =
-// OverflowBlock makes it wait instead (see OverflowPolicy).
+// of the Python SDK's ExposureConfig. Like the Python class, which extends
+// the analytics client's Config, it carries the analytics client's
+// settings (analytics.Config, whose zero values mean the defaults) plus
+// its own. By default tracking never waits and a full queue drops its
+// oldest events, counted and reported; Config.Overflow =
+// analytics.OverflowBlock makes it wait instead (see
+// analytics.OverflowPolicy).
 type ExposureConfig struct {
-	TrackerConfig
+	analytics.Config
 
 	// CacheCapacity bounds the de-duplication cache: how many distinct
 	// evaluations (user, flags and variants) are remembered for 24 hours.
 	// Default: 65536 (DefaultCacheCapacity).
 	CacheCapacity int
 
-	// Printer, when set, receives the events instead of a Tracker: each
-	// event that would be sent, and each one de-duplication held back, is
-	// written as a JSON line with the decision. Nothing is sent and APIKey
-	// is not needed. It backs the CLI's --print-events.
-	Printer *EventPrinter
+	// Printer, when set, receives the events instead of an analytics
+	// client: each event that would be sent, and each one de-duplication
+	// held back, is written as a JSON line with the decision. Nothing is
+	// sent and APIKey is not needed. It backs the CLI's --print-events.
+	Printer *analytics.Printer
 }
 
 // AssignmentConfig enables assignment tracking in the local client: the Go
@@ -28,7 +31,7 @@ type ExposureConfig struct {
 // Deprecated: use ExposureConfig; Amplitude keeps assignment events for old
 // analyses.
 type AssignmentConfig struct {
-	TrackerConfig
+	analytics.Config
 
 	// CacheCapacity bounds the de-duplication cache, as in ExposureConfig.
 	// Default: 65536.
@@ -41,35 +44,11 @@ type AssignmentConfig struct {
 	// $unset.
 	SendEvaluatedProps bool
 
-	// Printer, when set, receives the events instead of a Tracker, as in
-	// ExposureConfig.
-	Printer *EventPrinter
+	// Printer, when set, receives the events instead of an analytics
+	// client, as in ExposureConfig.
+	Printer *analytics.Printer
 }
 
 // DefaultCacheCapacity is the default size of a de-duplication cache, the
 // Python SDK's cache_capacity.
 const DefaultCacheCapacity = 65536
-
-// The analytics endpoints.
-const (
-	eventsURLUS      = "https://api2.amplitude.com/2/httpapi"
-	eventsURLEU      = "https://api.eu.amplitude.com/2/httpapi"
-	eventsBatchURLUS = "https://api2.amplitude.com/batch"
-	eventsBatchURLEU = "https://api.eu.amplitude.com/batch"
-)
-
-// EventsURL is the analytics endpoint of a zone: Amplitude's HTTP V2 API,
-// or its batch API when useBatch is set. The zero zone is US; any case is
-// accepted.
-func EventsURL(zone ServerZone, useBatch bool) string {
-	zone = zone.canonical()
-	switch {
-	case zone == ServerZoneEU && useBatch:
-		return eventsBatchURLEU
-	case zone == ServerZoneEU:
-		return eventsURLEU
-	case useBatch:
-		return eventsBatchURLUS
-	}
-	return eventsURLUS
-}

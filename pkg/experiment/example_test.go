@@ -7,6 +7,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/flagkit/experiment/pkg/analytics"
+	"github.com/flagkit/experiment/pkg/analytics/analyticstest"
 	"github.com/flagkit/experiment/pkg/cohort/cohorttest"
 	"github.com/flagkit/experiment/pkg/experiment"
 	"github.com/flagkit/experiment/pkg/experiment/experimenttest"
@@ -142,13 +144,13 @@ func ExampleCohortSyncConfig() {
 func ExampleLocalClient_EvaluateV2WithOptions() {
 	flags := exampleFlagServer()
 	defer flags.Close()
-	analytics := experimenttest.NewAnalyticsServer()
-	defer analytics.Close()
+	analyticsSrv := analyticstest.NewServer()
+	defer analyticsSrv.Close()
 
 	client, err := experiment.NewLocalClient(exampleKey, &experiment.LocalConfig{
 		ServerURL: flags.URL,
 		ExposureConfig: &experiment.ExposureConfig{
-			TrackerConfig: experiment.TrackerConfig{APIKey: "analytics-api-key", ServerURL: analytics.EventsURL()},
+			Config: analytics.Config{APIKey: "analytics-api-key", ServerURL: analyticsSrv.EventsURL()},
 		},
 	})
 	if err != nil {
@@ -174,7 +176,7 @@ func ExampleLocalClient_EvaluateV2WithOptions() {
 		fmt.Println(err)
 		return
 	}
-	for _, ev := range analytics.DecodedEvents() {
+	for _, ev := range analyticsSrv.DecodedEvents() {
 		props := ev["event_properties"].(map[string]any)
 		fmt.Println(ev["event_type"], props["[Experiment] Flag Key"], props["[Experiment] Variant"])
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/flagkit/experiment/pkg/analytics"
 )
 
 // The event types Amplitude Experiment analyses.
@@ -25,48 +27,12 @@ const (
 	userPropertyPrefix = "[Experiment] "
 )
 
-// Event is one analytics event in the form Amplitude's HTTP V2 API takes.
-// Fields are encoded in this order, empty ones omitted;
-// the maps are encoded with sorted keys, so an Event always encodes to the
-// same bytes. The device fields between Groups and InsertID are only set
-// on assignment events with AssignmentConfig.SendEvaluatedProps.
-type Event struct {
-	EventType       string              `json:"event_type"`
-	UserID          string              `json:"user_id,omitempty"`
-	DeviceID        string              `json:"device_id,omitempty"`
-	EventProperties map[string]any      `json:"event_properties,omitempty"`
-	UserProperties  map[string]any      `json:"user_properties,omitempty"`
-	Groups          map[string][]string `json:"groups,omitempty"`
-
-	Country            string `json:"country,omitempty"`
-	Region             string `json:"region,omitempty"`
-	City               string `json:"city,omitempty"`
-	DMA                string `json:"dma,omitempty"`
-	Language           string `json:"language,omitempty"`
-	Platform           string `json:"platform,omitempty"`
-	AppVersion         string `json:"app_version,omitempty"`
-	OSName             string `json:"os_name,omitempty"`
-	DeviceBrand        string `json:"device_brand,omitempty"`
-	DeviceManufacturer string `json:"device_manufacturer,omitempty"`
-	DeviceModel        string `json:"device_model,omitempty"`
-	Carrier            string `json:"carrier,omitempty"`
-	IP                 string `json:"ip,omitempty"`
-
-	// InsertID lets Amplitude drop a duplicate of the event (per device,
-	// within 7 days).
-	InsertID string `json:"insert_id,omitempty"`
-	// Time is when the event happened, in Unix milliseconds.
-	Time int64 `json:"time,omitempty"`
-	// Library names the sender; a Tracker fills it in when empty.
-	Library string `json:"library,omitempty"`
-}
-
 // ExposureEvents builds the exposure events of one evaluation at now,
 // without de-duplication: one event per flag, in flag key
 // order, skipping flags whose metadata.trackExposure is false and default
 // variants. It returns nil for a nil user or one with neither a user ID nor
 // a device ID, since Amplitude rejects such events.
-func ExposureEvents(user *User, variants map[string]Variant, now time.Time) []Event {
+func ExposureEvents(user *User, variants map[string]Variant, now time.Time) []analytics.Event {
 	if !trackable(user) || len(variants) == 0 {
 		return nil
 	}
@@ -74,9 +40,9 @@ func ExposureEvents(user *User, variants map[string]Variant, now time.Time) []Ev
 	if rec == nil {
 		return nil
 	}
-	events := make([]Event, len(rec.flags))
+	events := make([]analytics.Event, len(rec.flags))
 	for i := range events {
-		events[i] = rec.event(i)
+		events[i] = rec.Event(i)
 	}
 	return events
 }
@@ -92,7 +58,7 @@ type ExposureService struct {
 // NewExposureService validates cfg, fills its defaults and starts the
 // sender (none when cfg.Printer is set).
 func NewExposureService(cfg ExposureConfig) (*ExposureService, error) {
-	svc, err := newEventService("exposure", cfg.TrackerConfig, cfg.CacheCapacity, cfg.Printer)
+	svc, err := newEventService("exposure", cfg.Config, cfg.CacheCapacity, cfg.Printer)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +82,7 @@ func (s *ExposureService) TrackExposure(user *User, variants map[string]Variant)
 
 // TrackExposureContext is TrackExposure whose wait for room in a full queue
 // (with OverflowBlock) ends with ctx. It returns ctx's error, or
-// ErrTrackerClosed when Close came first, when the events were not all
+// analytics.ErrClosed when Close came first, when the events were not all
 // queued, saying how many were not; those are counted as failed unless the
 // call came after Close (it then does nothing). When none was queued the
 // evaluation is not remembered, so the next one like it is sent; when some
@@ -142,16 +108,17 @@ func (s *ExposureService) TrackExposureContext(ctx context.Context, user *User, 
 func (s *ExposureService) Flush(ctx context.Context) error { return s.svc.flush(ctx) }
 
 // Close flushes what is queued within ctx's deadline and stops the sender;
-// see Tracker.Close. Later TrackExposure calls do nothing.
+// see analytics.Client.Close. Later TrackExposure calls do nothing.
 func (s *ExposureService) Close(ctx context.Context) error { return s.svc.close(ctx) }
 
 // Stats counts the events of the service's tracker; zero when printing.
-func (s *ExposureService) Stats() TrackerStats { return s.svc.stats() }
+func (s *ExposureService) Stats() analytics.Stats { return s.svc.stats() }
 
 // exposureRecord is one evaluation's exposures, captured by TrackExposure
 // in a few allocations and turned into Events only when they are encoded,
 // on a sender's goroutine: sorting, hashing and building the events' maps
-// happen there, not in the evaluation. A batch may end inside a record, so
+// happen there, not in the evaluation. It is the analytics.Source (and
+// Appender) of the exposures of one evaluation. A batch may end inside a record, so
 // two senders may build its events at once: prepare runs once, and event
 // only reads the record.
 type exposureRecord struct {
@@ -244,9 +211,21 @@ func (r *exposureRecord) digest() {
 	}
 }
 
-// appendEvent writes the JSON of event(i) with library, without building
-// it: the fields in Event's order, object keys sorted, as encoding/json
-// writes them (TestExposureAppendEventIsEncodingJSON holds it to that).
+// AppendEvent appends the JSON of Event(i) with library to dst, for the
+// analytics client's sender (analytics.Appender).
+func (r *exposureRecord) AppendEvent(dst []byte, i int, library string) (out []byte, userID, deviceID string, err error) {
+	w := jsonWriters.Get().(*jsonWriter)
+	w.buf = dst
+	userID, deviceID, err = r.appendEvent(w, i, library)
+	out, w.buf = w.buf, nil
+	jsonWriters.Put(w)
+	return out, userID, deviceID, err
+}
+
+// appendEvent writes the JSON of Event(i) with library, without building
+// it: the fields in analytics.Event's order, object keys sorted, as
+// encoding/json writes them (TestExposureAppendEventIsEncodingJSON holds
+// it to that).
 func (r *exposureRecord) appendEvent(w *jsonWriter, i int, library string) (userID, deviceID string, err error) {
 	r.prepare()
 	f := &r.flags[i]
@@ -347,8 +326,9 @@ func (r *exposureRecord) appendEvent(w *jsonWriter, i int, library string) (user
 	return r.userID, r.deviceID, nil
 }
 
-// event builds the i-th exposure event, in flag key order.
-func (r *exposureRecord) event(i int) Event {
+// Event builds the i-th exposure event, in flag key order
+// (analytics.Source).
+func (r *exposureRecord) Event(i int) analytics.Event {
 	r.prepare()
 	f := &r.flags[i]
 	var meta map[string]any
@@ -380,7 +360,7 @@ func (r *exposureRecord) event(i int) Event {
 	}
 	// hashCode(flagKey + " " + canonical), from the canonical's own hash.
 	code := hashCodeAdd(hashCodeAdd(0, f.key), " ")*r.pow + r.code
-	return Event{
+	return analytics.Event{
 		EventType:       ExposureEventType,
 		UserID:          r.userID,
 		DeviceID:        r.deviceID,

@@ -12,11 +12,11 @@ import (
 	"github.com/flagkit/experiment/pkg/eval"
 )
 
-// encodingJSON is what the tracker sent before exposures wrote their own
-// JSON: event(i), library filled in, through encoding/json.
+// encodingJSON is what the analytics client sends for an event it builds:
+// Event(i), library filled in, through encoding/json.
 func encodingJSON(t testing.TB, rec *exposureRecord, i int, library string) string {
 	t.Helper()
-	ev := rec.event(i)
+	ev := rec.Event(i)
 	if ev.Library == "" {
 		ev.Library = library
 	}
@@ -29,23 +29,21 @@ func encodingJSON(t testing.TB, rec *exposureRecord, i int, library string) stri
 	return string(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 }
 
-// checkAppendEvent compares appendEvent with encodingJSON for every event
-// of the evaluation.
+// checkAppendEvent compares AppendEvent with encodingJSON for every event
+// of the evaluation, appended after what the buffer already holds.
 func checkAppendEvent(t testing.TB, user *User, variants map[string]Variant, nowMs int64, library string) int {
 	t.Helper()
 	rec := newExposureRecord(user, variants, nowMs)
 	if rec == nil {
 		return 0
 	}
-	w := newJSONWriter()
 	for i := range rec.flags {
-		w.buf = w.buf[:0]
-		uid, did, err := rec.appendEvent(w, i, library)
+		out, uid, did, err := rec.AppendEvent([]byte("[previous],"), i, library)
 		if err != nil {
 			t.Fatalf("event %d: %v", i, err)
 		}
-		if want := encodingJSON(t, rec, i, library); string(w.buf) != want {
-			t.Fatalf("event %d:\n got %s\nwant %s", i, w.buf, want)
+		if want := "[previous]," + encodingJSON(t, rec, i, library); string(out) != want {
+			t.Fatalf("event %d:\n got %s\nwant %s", i, out, want)
 		}
 		if uid != user.UserID || did != user.DeviceID {
 			t.Fatalf("event %d: IDs %q %q", i, uid, did)
@@ -121,13 +119,12 @@ func TestExposureAppendEventFailsAlone(t *testing.T) {
 	rec := newExposureRecord(&User{UserID: "u1"}, map[string]Variant{
 		"bad": {Key: "on", Metadata: map[string]any{"x": math.NaN()}},
 	}, 1)
-	w := newJSONWriter()
-	w.buf = append(w.buf, "before"...)
-	if _, _, err := rec.appendEvent(w, 0, "lib"); err == nil {
+	out, _, _, err := rec.AppendEvent([]byte("before"), 0, "lib")
+	if err == nil {
 		t.Fatal("want an error for NaN")
 	}
-	if string(w.buf) != "before" {
-		t.Fatalf("buffer left %q", w.buf)
+	if string(out) != "before" {
+		t.Fatalf("buffer left %q", out)
 	}
 }
 
@@ -146,7 +143,7 @@ func TestJSONFloatIsEncodingJSON(t *testing.T) {
 	}
 }
 
-// FuzzExposureAppendEvent holds appendEvent to encoding/json for any IDs,
+// FuzzExposureAppendEvent holds AppendEvent to encoding/json for any IDs,
 // flag key, variant, metadata string and number, and group.
 func FuzzExposureAppendEvent(f *testing.F) {
 	f.Add("u1", "d1", "flag", "on", "val", "exp-1", "experiment", 7.0)

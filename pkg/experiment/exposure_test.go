@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/flagkit/experiment/pkg/analytics"
 	"github.com/flagkit/experiment/pkg/eval"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
@@ -261,8 +262,8 @@ func TestExposureServiceDeduplicatesFor24Hours(t *testing.T) {
 	clock := newEvtClock(evtNow)
 	var buf bytes.Buffer
 	svc, err := experiment.NewExposureService(experiment.ExposureConfig{
-		TrackerConfig: experiment.TrackerConfig{Now: clock.Now},
-		Printer:       experiment.NewEventPrinter(&buf),
+		Config:  analytics.Config{Now: clock.Now},
+		Printer: analytics.NewPrinter(&buf),
 	})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, svc.Close(t.Context())) }()
@@ -315,7 +316,7 @@ func TestExposureServiceCacheIsLRU(t *testing.T) {
 	var buf bytes.Buffer
 	svc, err := experiment.NewExposureService(experiment.ExposureConfig{
 		CacheCapacity: 2,
-		Printer:       experiment.NewEventPrinter(&buf),
+		Printer:       analytics.NewPrinter(&buf),
 	})
 	require.NoError(t, err)
 	v := map[string]experiment.Variant{"f": {Key: "on"}}
@@ -338,7 +339,7 @@ func TestExposureServiceCacheIsLRU(t *testing.T) {
 
 func TestExposureServiceSkipsUnidentifiedUsers(t *testing.T) {
 	var buf bytes.Buffer
-	svc, err := experiment.NewExposureService(experiment.ExposureConfig{Printer: experiment.NewEventPrinter(&buf)})
+	svc, err := experiment.NewExposureService(experiment.ExposureConfig{Printer: analytics.NewPrinter(&buf)})
 	require.NoError(t, err)
 	svc.TrackExposure(nil, evtProtocolVariants())
 	svc.TrackExposure(&experiment.User{Country: "DE"}, evtProtocolVariants())
@@ -351,9 +352,9 @@ func TestExposureServiceCopiesWhatItKeeps(t *testing.T) {
 	evtLeakCheck(t)
 	srv := newEvtServer(t)
 	log := &evtLog{}
-	cfg := evtTrackerConfig(srv, log)
+	cfg := evtConfig(srv, log)
 	cfg.Now = newEvtClock(evtNow).Now
-	svc, err := experiment.NewExposureService(experiment.ExposureConfig{TrackerConfig: cfg})
+	svc, err := experiment.NewExposureService(experiment.ExposureConfig{Config: cfg})
 	require.NoError(t, err)
 
 	user, variants := evtProtocolUser(), evtProtocolVariants()
@@ -377,9 +378,9 @@ func TestExposureServiceSendsOncePerTTL(t *testing.T) {
 	srv := newEvtServer(t)
 	log := &evtLog{}
 	clock := newEvtClock(evtNow)
-	cfg := evtTrackerConfig(srv, log)
+	cfg := evtConfig(srv, log)
 	cfg.Now = clock.Now
-	svc, err := experiment.NewExposureService(experiment.ExposureConfig{TrackerConfig: cfg})
+	svc, err := experiment.NewExposureService(experiment.ExposureConfig{Config: cfg})
 	require.NoError(t, err)
 
 	for range 3 {
@@ -397,7 +398,7 @@ func TestExposureServiceSendsOncePerTTL(t *testing.T) {
 		ids = append(ids, e["insert_id"].(string))
 	}
 	assert.Equal(t, []string{"u1 d1 3108135048 19675", "u1 d1 3108135048 19676"}, ids)
-	assert.Equal(t, experiment.TrackerStats{Sent: 2}, svc.Stats())
+	assert.Equal(t, analytics.Stats{Sent: 2}, svc.Stats())
 }
 
 // evtGoldenVariants cover every rule of docs/protocol.md, sections
@@ -429,10 +430,10 @@ func TestExposureGoldenPayload(t *testing.T) {
 	evtLeakCheck(t)
 	srv := newEvtServer(t)
 	log := &evtLog{}
-	cfg := evtTrackerConfig(srv, log)
+	cfg := evtConfig(srv, log)
 	cfg.Now = newEvtClock(evtNow).Now
 	cfg.Library = "experiment-go-cli/test"
-	svc, err := experiment.NewExposureService(experiment.ExposureConfig{TrackerConfig: cfg})
+	svc, err := experiment.NewExposureService(experiment.ExposureConfig{Config: cfg})
 	require.NoError(t, err)
 	for _, u := range evtGoldenUsers() {
 		svc.TrackExposure(u, evtGoldenVariants())
@@ -452,11 +453,11 @@ func TestPrintEventsGolden(t *testing.T) {
 	// The CLI's --print-events: exposure and assignment services sharing a
 	// printer, nothing sent, de-duplication decisions shown.
 	var buf bytes.Buffer
-	p := experiment.NewEventPrinter(&buf)
-	tc := experiment.TrackerConfig{Now: newEvtClock(evtNow).Now, Library: "experiment-go-cli/test"}
-	exp, err := experiment.NewExposureService(experiment.ExposureConfig{TrackerConfig: tc, Printer: p})
+	p := analytics.NewPrinter(&buf)
+	tc := analytics.Config{Now: newEvtClock(evtNow).Now, Library: "experiment-go-cli/test"}
+	exp, err := experiment.NewExposureService(experiment.ExposureConfig{Config: tc, Printer: p})
 	require.NoError(t, err)
-	asg, err := experiment.NewAssignmentService(experiment.AssignmentConfig{TrackerConfig: tc, Printer: p})
+	asg, err := experiment.NewAssignmentService(experiment.AssignmentConfig{Config: tc, Printer: p})
 	require.NoError(t, err)
 	for _, u := range evtGoldenUsers() {
 		exp.TrackExposure(u, evtGoldenVariants())
@@ -464,7 +465,7 @@ func TestPrintEventsGolden(t *testing.T) {
 	}
 	require.NoError(t, exp.Close(t.Context()))
 	require.NoError(t, asg.Close(t.Context()))
-	assert.Equal(t, experiment.TrackerStats{}, exp.Stats())
+	assert.Equal(t, analytics.Stats{}, exp.Stats())
 	evtGolden(t, "print_events.jsonl", buf.Bytes())
 	for line := range strings.Lines(buf.String()) {
 		assert.True(t, json.Valid([]byte(line)), line)
@@ -482,12 +483,12 @@ func TestExposureServiceBlockingDeliversEveryExposure(t *testing.T) {
 	srv.SetLatency(2 * time.Millisecond)
 	log := &evtLog{}
 	clock := newEvtClock(evtNow)
-	cfg := evtTrackerConfig(srv, log)
+	cfg := evtConfig(srv, log)
 	cfg.Now = clock.Now
-	cfg.Overflow = experiment.OverflowBlock
+	cfg.Overflow = analytics.OverflowBlock
 	cfg.FlushQueueSize = 13 // the bench user has about 74 exposures
 	cfg.QueueCapacity = 50
-	svc, err := experiment.NewExposureService(experiment.ExposureConfig{TrackerConfig: cfg})
+	svc, err := experiment.NewExposureService(experiment.ExposureConfig{Config: cfg})
 	require.NoError(t, err)
 
 	fs := evtBenchFlagSet(t, 100)
@@ -526,7 +527,7 @@ func TestExposureServiceBlockingDeliversEveryExposure(t *testing.T) {
 		got[id] = evtJSON(t, e["event_properties"])
 	}
 	assert.Equal(t, want, got)
-	assert.Equal(t, experiment.TrackerStats{Sent: len(want)}, svc.Stats())
+	assert.Equal(t, analytics.Stats{Sent: len(want)}, svc.Stats())
 }
 
 // TestExposureServiceForgetsWhatItCouldNotQueue: an evaluation whose
@@ -535,7 +536,7 @@ func TestExposureServiceBlockingDeliversEveryExposure(t *testing.T) {
 func TestExposureServiceForgetsWhatItCouldNotQueue(t *testing.T) {
 	evtLeakCheck(t)
 	srv, cfg, _, arrived, release := evtHeldBlocking(t, 1)
-	svc, err := experiment.NewExposureService(experiment.ExposureConfig{TrackerConfig: cfg})
+	svc, err := experiment.NewExposureService(experiment.ExposureConfig{Config: cfg})
 	require.NoError(t, err)
 
 	other := evtProtocolUser()
@@ -549,7 +550,7 @@ func TestExposureServiceForgetsWhatItCouldNotQueue(t *testing.T) {
 
 	close(release)
 	require.NoError(t, svc.TrackExposureContext(t.Context(), evtProtocolUser(), evtProtocolVariants()))
-	var lost *experiment.LostEventsError
+	var lost *analytics.LostEventsError
 	require.ErrorAs(t, svc.Close(t.Context()), &lost)
 	assert.Equal(t, 1, lost.Failed, "the exposure not queued the first time")
 	var users []string
@@ -566,7 +567,7 @@ func TestExposureServiceForgetsWhatItCouldNotQueue(t *testing.T) {
 func TestExposureServiceRemembersWhatItPartlyQueued(t *testing.T) {
 	evtLeakCheck(t)
 	srv, cfg, _, arrived, release := evtHeldBlocking(t, 1)
-	svc, err := experiment.NewExposureService(experiment.ExposureConfig{TrackerConfig: cfg})
+	svc, err := experiment.NewExposureService(experiment.ExposureConfig{Config: cfg})
 	require.NoError(t, err)
 
 	other := evtProtocolUser()
@@ -582,10 +583,10 @@ func TestExposureServiceRemembersWhatItPartlyQueued(t *testing.T) {
 
 	close(release)
 	require.NoError(t, svc.TrackExposureContext(t.Context(), evtProtocolUser(), two))
-	var lost *experiment.LostEventsError
+	var lost *analytics.LostEventsError
 	require.ErrorAs(t, svc.Close(t.Context()), &lost)
 	assert.Equal(t, 1, lost.Failed, "the exposure not queued")
-	assert.Equal(t, experiment.TrackerStats{Sent: 2, Failed: 1}, svc.Stats(), "3 events tracked")
+	assert.Equal(t, analytics.Stats{Sent: 2, Failed: 1}, svc.Stats(), "3 events tracked")
 	var users []string
 	for _, e := range srv.DecodedEvents() {
 		users = append(users, e["user_id"].(string))

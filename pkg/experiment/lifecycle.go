@@ -294,28 +294,14 @@ func (c *LocalClient) launch() bool {
 // with the client, in Start.
 func checkTracking(s *localSettings) error {
 	if e := s.exposure; e != nil {
-		if err := checkEventService("exposure", e.TrackerConfig, e.CacheCapacity, e.Printer != nil); err != nil {
+		if err := checkEventService(e.Config, e.CacheCapacity, e.Printer != nil); err != nil {
 			return newConfigError("local config", fmt.Errorf("exposure: %w", err))
 		}
 	}
 	if a := s.assignment; a != nil {
-		if err := checkEventService("assignment", a.TrackerConfig, a.CacheCapacity, a.Printer != nil); err != nil {
+		if err := checkEventService(a.Config, a.CacheCapacity, a.Printer != nil); err != nil {
 			return newConfigError("local config", fmt.Errorf("assignment: %w", err))
 		}
-	}
-	return nil
-}
-
-// checkEventService makes the checks of newEventService.
-func checkEventService(kind string, cfg TrackerConfig, capacity int, printing bool) error {
-	if capacity < 0 {
-		return fmt.Errorf("%s config: CacheCapacity is negative (%d)", kind, capacity)
-	}
-	if printing {
-		return nil // no tracker: its settings are not used
-	}
-	if _, err := cfg.resolve(); err != nil {
-		return fmt.Errorf("%s config: %w", kind, err)
 	}
 	return nil
 }

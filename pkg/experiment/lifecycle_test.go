@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/flagkit/experiment/pkg/analytics"
+	"github.com/flagkit/experiment/pkg/analytics/analyticstest"
 	"github.com/flagkit/experiment/pkg/experiment"
 	"github.com/flagkit/experiment/pkg/experiment/experimenttest"
 )
@@ -240,8 +242,8 @@ func TestLifecycleStartTimeout(t *testing.T) {
 func TestLifecycleRandomOrders(t *testing.T) {
 	noLeaks(t)
 	rng := rand.New(rand.NewPCG(15, 2026))
-	analytics := experimenttest.NewAnalyticsServer()
-	defer analytics.Close()
+	analyticsSrv := analyticstest.NewServer()
+	defer analyticsSrv.Close()
 	var servers []*experimenttest.FlagServer
 	defer func() {
 		for _, s := range servers {
@@ -265,8 +267,8 @@ func TestLifecycleRandomOrders(t *testing.T) {
 		cfg := &experiment.LocalConfig{ServerURL: srv.URL, StreamServerURL: srv.URL, StreamUpdates: i%3 == 0,
 			Logger: quiet, FlagConfigPollingInterval: 5 * time.Millisecond}
 		if tracks {
-			cfg.ExposureConfig = &experiment.ExposureConfig{TrackerConfig: experiment.TrackerConfig{
-				APIKey: "analytics-api-key", ServerURL: analytics.EventsURL(), Logger: quiet, FlushInterval: 5 * time.Millisecond}}
+			cfg.ExposureConfig = &experiment.ExposureConfig{Config: analytics.Config{
+				APIKey: "analytics-api-key", ServerURL: analyticsSrv.EventsURL(), Logger: quiet, FlushInterval: 5 * time.Millisecond}}
 		}
 		c, err := experiment.NewLocalClient(localKey, cfg)
 		require.NoError(t, err)
@@ -335,23 +337,23 @@ func TestLifecycleRandomOrders(t *testing.T) {
 // never started costs no goroutine. A bad tracking config still fails it.
 func TestLifecycleNoGoroutineBeforeStart(t *testing.T) {
 	noLeaks(t)
-	analytics := experimenttest.NewAnalyticsServer()
-	defer analytics.Close()
+	analyticsSrv := analyticstest.NewServer()
+	defer analyticsSrv.Close()
 	srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
 	defer srv.Close()
-	tracker := experiment.TrackerConfig{APIKey: "analytics-api-key", ServerURL: analytics.EventsURL(), Logger: quiet}
+	tracker := analytics.Config{APIKey: "analytics-api-key", ServerURL: analyticsSrv.EventsURL(), Logger: quiet}
 	before := goleak.IgnoreCurrent()
 	c, err := experiment.NewLocalClient(localKey, &experiment.LocalConfig{ServerURL: srv.URL, Logger: quiet,
-		ExposureConfig:   &experiment.ExposureConfig{TrackerConfig: tracker},
-		AssignmentConfig: &experiment.AssignmentConfig{TrackerConfig: tracker}})
+		ExposureConfig:   &experiment.ExposureConfig{Config: tracker},
+		AssignmentConfig: &experiment.AssignmentConfig{Config: tracker}})
 	require.NoError(t, err)
 	goleak.VerifyNone(t, before)
 	require.NoError(t, c.Close())
 
 	for _, cfg := range []*experiment.LocalConfig{
 		{ExposureConfig: &experiment.ExposureConfig{}},
-		{ExposureConfig: &experiment.ExposureConfig{TrackerConfig: tracker, CacheCapacity: -1}},
-		{AssignmentConfig: &experiment.AssignmentConfig{TrackerConfig: experiment.TrackerConfig{APIKey: "k", FlushInterval: -1}}},
+		{ExposureConfig: &experiment.ExposureConfig{Config: tracker, CacheCapacity: -1}},
+		{AssignmentConfig: &experiment.AssignmentConfig{Config: analytics.Config{APIKey: "k", FlushInterval: -1}}},
 	} {
 		_, err := experiment.NewLocalClient(localKey, cfg)
 		require.Error(t, err)
@@ -376,11 +378,11 @@ func TestLifecycleCloseContextBoundsTheFlush(t *testing.T) {
 	noLeaks(t)
 	srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
 	defer srv.Close()
-	analytics := experimenttest.NewAnalyticsServer()
-	defer analytics.Close()
-	analytics.SetDown(503)
-	c := newLocal(t, srv, experiment.LocalConfig{ExposureConfig: &experiment.ExposureConfig{TrackerConfig: experiment.TrackerConfig{
-		APIKey: "analytics-api-key", ServerURL: analytics.EventsURL(), Logger: quiet}}})
+	analyticsSrv := analyticstest.NewServer()
+	defer analyticsSrv.Close()
+	analyticsSrv.SetDown(503)
+	c := newLocal(t, srv, experiment.LocalConfig{ExposureConfig: &experiment.ExposureConfig{Config: analytics.Config{
+		APIKey: "analytics-api-key", ServerURL: analyticsSrv.EventsURL(), Logger: quiet}}})
 	require.NoError(t, c.Start(t.Context()))
 	for _, id := range []string{"a", "b", "c"} {
 		_, err := c.EvaluateV2WithOptions(&experiment.User{UserID: id}, &experiment.EvaluateOptions{TracksExposure: true})
@@ -391,7 +393,7 @@ func TestLifecycleCloseContextBoundsTheFlush(t *testing.T) {
 	begin := time.Now()
 	err := c.CloseContext(ctx)
 	assert.Less(t, time.Since(begin), 2*time.Second, "CloseContext outlived its context")
-	var lost *experiment.LostEventsError
+	var lost *analytics.LostEventsError
 	require.ErrorAs(t, err, &lost)
 	assert.Equal(t, 3, lost.Failed)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)

@@ -31,17 +31,17 @@ const (
 // the cohort sync and the exposure and assignment trackers all use its
 // ServerZone, HTTPClient (and so its Timeout and Transport), Logger and
 // Library, unless the part's own config (CohortSyncConfig,
-// ExposureConfig.TrackerConfig, AssignmentConfig.TrackerConfig) sets that
-// setting explicitly. Each part keeps its own request timeout
+// ExposureConfig.Config, AssignmentConfig.Config) sets that setting
+// explicitly. Each part keeps its own request timeout
 // (FlagConfigPollerRequestTimeout, StreamFlagConnTimeout,
-// CohortSyncConfig.RequestTimeout, TrackerConfig.RequestTimeout).
+// CohortSyncConfig.RequestTimeout, analytics.Config.RequestTimeout).
 type LocalConfig struct {
 	// Debug lets the client's DEBUG records through to the default logger
 	// when Logger is nil.
 	Debug bool
 	// Logger, when set, is used as is and Debug is ignored; otherwise the
 	// process's default logger, slog.Default() as it is when the client is
-	// made. The trackers use it too unless their TrackerConfig has one.
+	// made. The trackers use it too unless their analytics.Config has one.
 	Logger *slog.Logger
 	// ServerURL is the flag config server; default by ServerZone.
 	ServerURL string
@@ -207,12 +207,12 @@ func newLocalSettings(cfg *LocalConfig) (*localSettings, error) {
 	s.notify = newStatusNotifier(cfg.OnStatusChange, s.logger)
 	if e := cfg.ExposureConfig; e != nil {
 		c := *e
-		c.TrackerConfig = s.inherit(c.TrackerConfig)
+		c.Config = s.inherit(c.Config)
 		s.exposure = &c
 	}
 	if a := cfg.AssignmentConfig; a != nil {
 		c := *a
-		c.TrackerConfig = s.inherit(c.TrackerConfig)
+		c.Config = s.inherit(c.Config)
 		s.assignment = &c
 	}
 	return s, nil

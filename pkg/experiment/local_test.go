@@ -21,6 +21,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/flagkit/experiment/pkg/analytics"
+	"github.com/flagkit/experiment/pkg/analytics/analyticstest"
 	"github.com/flagkit/experiment/pkg/cohort/cohorttest"
 	"github.com/flagkit/experiment/pkg/eval"
 	"github.com/flagkit/experiment/pkg/experiment"
@@ -523,10 +525,10 @@ func TestLocalExposureTracking(t *testing.T) {
 	require.NoError(t, err)
 	srv := experimenttest.NewFlagServer(localKey, body)
 	defer srv.Close()
-	analytics := experimenttest.NewAnalyticsServer()
-	defer analytics.Close()
+	analyticsSrv := analyticstest.NewServer()
+	defer analyticsSrv.Close()
 	c := newLocal(t, srv, experiment.LocalConfig{ExposureConfig: &experiment.ExposureConfig{
-		TrackerConfig: experiment.TrackerConfig{APIKey: "analytics-api-key", ServerURL: analytics.EventsURL(), Logger: quiet}}})
+		Config: analytics.Config{APIKey: "analytics-api-key", ServerURL: analyticsSrv.EventsURL(), Logger: quiet}}})
 	require.NoError(t, c.Start(t.Context()))
 	user := &experiment.User{UserID: "user-1", DeviceID: "device-1", Platform: "iOS"}
 	for range 3 { // the same evaluation three times: exposed once
@@ -536,7 +538,7 @@ func TestLocalExposureTracking(t *testing.T) {
 	_, err = c.EvaluateV2(user, "dark-mode") // no TracksExposure: nothing
 	require.NoError(t, err)
 	require.NoError(t, c.Close())
-	events := analytics.Events()
+	events := analyticsSrv.Events()
 	require.Len(t, events, 1, "offline-mode is a default variant and is never exposed")
 	assert.Contains(t, string(events[0]), `"[Experiment] Flag Key":"dark-mode"`)
 }

@@ -6,13 +6,14 @@ import (
 	"sync"
 
 	"github.com/flagkit/experiment/internal/redact"
+	"github.com/flagkit/experiment/pkg/analytics"
 )
 
 // LibraryName is what the SDK calls itself to Amplitude by default: the
 // X-Amp-Exp-Library header, a fetched user's "library" field and each
 // event's "library". A program that wraps the SDK and wants its own traffic
 // told apart (the experiment CLI sends "experiment-go-cli/<version>") sets
-// the Library field of LocalConfig, RemoteConfig or TrackerConfig; nothing
+// the Library field of LocalConfig, RemoteConfig or analytics.Config; nothing
 // else should.
 const LibraryName = "experiment-go"
 
@@ -53,15 +54,15 @@ func (h minLevelHandler) WithGroup(name string) slog.Handler {
 	return minLevelHandler{min: h.min, Handler: h.Handler.WithGroup(name)}
 }
 
-// inherit fills the settings a tracker of a LocalClient leaves unset with
-// the client's own, so that one LocalConfig reaches every part: the zone
-// (unless the tracker has a ServerURL or a zone of its own), the HTTP
-// client (and with it its timeout and transport), the logger and the
-// library name. What the tracker's config sets explicitly wins. cfg is a
-// copy: the caller's config is not modified.
-func (s *localSettings) inherit(cfg TrackerConfig) TrackerConfig {
+// inherit fills the settings an analytics client of a LocalClient leaves
+// unset with the client's own, so that one LocalConfig reaches every
+// part: the zone (unless the analytics config has a ServerURL or a zone of
+// its own), the HTTP client (and with it its timeout and transport), the
+// logger and the library name. What the analytics config sets explicitly
+// wins. cfg is a copy: the caller's config is not modified.
+func (s *localSettings) inherit(cfg analytics.Config) analytics.Config {
 	if cfg.ServerURL == "" && cfg.ServerZone == "" {
-		cfg.ServerZone = s.zone
+		cfg.ServerZone = analytics.ServerZone(s.zone)
 	}
 	if cfg.HTTPClient == nil && !s.ownsClient {
 		cfg.HTTPClient = s.httpClient

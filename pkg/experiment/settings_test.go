@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/flagkit/experiment/pkg/analytics"
+	"github.com/flagkit/experiment/pkg/analytics/analyticstest"
 	"github.com/flagkit/experiment/pkg/cohort/cohorttest"
 	"github.com/flagkit/experiment/pkg/experiment"
 	"github.com/flagkit/experiment/pkg/experiment/experimenttest"
@@ -91,22 +93,22 @@ func TestLocalConfigReachesEveryPart(t *testing.T) {
 	cohorts := cohorttest.NewServer(cohortAPIKey, cohortSecretKey)
 	defer cohorts.Close()
 	require.NoError(t, cohorts.AddDir(filepath.Join("..", "..", "testdata", "cohorts")))
-	analytics := experimenttest.NewAnalyticsServer()
-	defer analytics.Close()
+	analyticsSrv := analyticstest.NewServer()
+	defer analyticsSrv.Close()
 
 	rec := &hostRecorder{fakes: map[string]string{
 		"flag.lab.eu.amplitude.com":      flags.URL,
 		"stream.lab.eu.amplitude.com":    flags.URL,
 		"cohort-v2.lab.eu.amplitude.com": cohorts.URL,
-		"api.eu.amplitude.com":           analytics.URL,
+		"api.eu.amplitude.com":           analyticsSrv.URL,
 	}}
-	tracker := experiment.TrackerConfig{APIKey: "analytics-api-key"} // no zone, client, logger or URL of its own
+	tracker := analytics.Config{APIKey: "analytics-api-key"} // no zone, client, logger or URL of its own
 	c, err := experiment.NewLocalClient(localKey, &experiment.LocalConfig{
 		ServerZone: experiment.ServerZoneEU, HTTPClient: &http.Client{Transport: rec}, Logger: quiet,
 		StreamUpdates:    true,
 		CohortSyncConfig: &experiment.CohortSyncConfig{APIKey: cohortAPIKey, SecretKey: cohortSecretKey},
-		ExposureConfig:   &experiment.ExposureConfig{TrackerConfig: tracker},
-		AssignmentConfig: &experiment.AssignmentConfig{TrackerConfig: tracker},
+		ExposureConfig:   &experiment.ExposureConfig{Config: tracker},
+		AssignmentConfig: &experiment.AssignmentConfig{Config: tracker},
 	})
 	require.NoError(t, err)
 	defer c.Close()
@@ -129,7 +131,7 @@ func TestLocalConfigReachesEveryPart(t *testing.T) {
 		"cohort-v2.lab.eu.amplitude.com": true, "api.eu.amplitude.com": true}, hosts,
 		"every part used the EU hosts, and the given client")
 	types := map[string]bool{}
-	for _, ev := range analytics.DecodedEvents() {
+	for _, ev := range analyticsSrv.DecodedEvents() {
 		types[ev["event_type"].(string)] = true
 		assert.Regexp(t, `^experiment-go/`, ev["library"])
 	}
@@ -143,22 +145,22 @@ func TestLocalConfigOverridesWin(t *testing.T) {
 	noLeaks(t)
 	srv := experimenttest.NewFlagServer(localKey, flagsV("1"))
 	defer srv.Close()
-	analytics := experimenttest.NewAnalyticsServer()
-	defer analytics.Close()
-	analytics.SetDown(http.StatusBadRequest)
+	analyticsSrv := analyticstest.NewServer()
+	defer analyticsSrv.Close()
+	analyticsSrv.SetDown(http.StatusBadRequest)
 	var local, own logBuffer
 	c := newLocal(t, srv, experiment.LocalConfig{
 		ServerZone: experiment.ServerZoneEU, Logger: slog.New(slog.NewTextHandler(&local, nil)),
-		ExposureConfig: &experiment.ExposureConfig{TrackerConfig: experiment.TrackerConfig{APIKey: "k",
-			ServerURL: analytics.EventsURL(), Logger: slog.New(slog.NewTextHandler(&own, nil))}},
-		AssignmentConfig: &experiment.AssignmentConfig{TrackerConfig: experiment.TrackerConfig{APIKey: "k",
-			ServerURL: analytics.EventsURL()}},
+		ExposureConfig: &experiment.ExposureConfig{Config: analytics.Config{APIKey: "k",
+			ServerURL: analyticsSrv.EventsURL(), Logger: slog.New(slog.NewTextHandler(&own, nil))}},
+		AssignmentConfig: &experiment.AssignmentConfig{Config: analytics.Config{APIKey: "k",
+			ServerURL: analyticsSrv.EventsURL()}},
 	})
 	require.NoError(t, c.Start(t.Context()))
 	_, err := c.EvaluateV2WithOptions(&experiment.User{UserID: "user-1"}, &experiment.EvaluateOptions{TracksExposure: true})
 	require.NoError(t, err)
 	_ = c.Close()
-	require.Len(t, analytics.Requests(), 2, "both trackers used their own URL")
+	require.Len(t, analyticsSrv.Requests(), 2, "both trackers used their own URL")
 	assert.Contains(t, own.String(), "level=WARN", "the exposure tracker's own logger")
 	assert.Contains(t, local.String(), "level=WARN", "the assignment tracker warns through the LocalClient's logger")
 }
@@ -184,43 +186,39 @@ func TestDefaultLoggerIsSlogDefault(t *testing.T) {
 	require.NoError(t, c.Close())
 	assert.Contains(t, logs.String(), "flag config update failed", "the local client's warning")
 
-	analytics := experimenttest.NewAnalyticsServer()
-	defer analytics.Close()
-	analytics.SetDown(http.StatusBadRequest)
-	tr, err := experiment.NewTracker(experiment.TrackerConfig{APIKey: "k", ServerURL: analytics.EventsURL()})
+	analyticsSrv := analyticstest.NewServer()
+	defer analyticsSrv.Close()
+	analyticsSrv.SetDown(http.StatusBadRequest)
+	tr, err := experiment.NewExposureService(experiment.ExposureConfig{Config: analytics.Config{APIKey: "k", ServerURL: analyticsSrv.EventsURL()}})
 	require.NoError(t, err)
-	tr.Track(experiment.Event{EventType: "e", UserID: "user-1"})
+	tr.TrackExposure(&experiment.User{UserID: "user-1"}, map[string]experiment.Variant{"f": {Key: "on"}})
 	_ = tr.Close(t.Context())
-	assert.Contains(t, logs.String(), "analytics: request rejected", "the tracker's warning")
+	assert.Contains(t, logs.String(), "analytics: request rejected", "the analytics client's warning")
 
 	// Debug lets the SDK's DEBUG records through to the default handler.
 	logs = logBuffer{}
 	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	c, err = experiment.NewLocalClient(srv.Key, &experiment.LocalConfig{ServerURL: srv.URL, Debug: true,
-		ExposureConfig: &experiment.ExposureConfig{TrackerConfig: experiment.TrackerConfig{APIKey: "k", ServerURL: analytics.EventsURL()}}})
+		ExposureConfig: &experiment.ExposureConfig{Config: analytics.Config{APIKey: "k", ServerURL: analyticsSrv.EventsURL()}}})
 	require.NoError(t, err)
 	srv.SetDown(0)
 	require.NoError(t, c.Start(t.Context())) // the trackers may start only with the client
 	require.NoError(t, c.Close())
-	assert.Contains(t, logs.String(), "level=DEBUG msg=\"analytics tracker started\"")
+	assert.Contains(t, logs.String(), "level=DEBUG msg=\"analytics client started\"")
 }
 
 // TestServerZoneAnyCase: ServerZone("eu") is the EU zone everywhere, as
-// ParseServerZone("eu") is.
+// ParseServerZone("eu") is (package analytics's zones are tested there).
 func TestServerZoneAnyCase(t *testing.T) {
 	for _, z := range []experiment.ServerZone{"eu", "Eu", " EU "} {
 		assert.Equal(t, "https://flag.lab.eu.amplitude.com", z.FlagsServerURL(), z)
 		assert.Equal(t, "https://api.lab.eu.amplitude.com", z.RemoteServerURL(), z)
-		assert.Equal(t, "https://api.eu.amplitude.com/2/httpapi", experiment.EventsURL(z, false), z)
 		c, err := experiment.NewLocalClient(localKey, &experiment.LocalConfig{ServerZone: z})
 		require.NoError(t, err, z)
 		require.NoError(t, c.Close())
 		rc, err := experiment.NewRemoteClient(remoteKey, &experiment.RemoteConfig{ServerZone: z})
 		require.NoError(t, err, z)
 		rc.Close()
-		tr, err := experiment.NewTracker(experiment.TrackerConfig{APIKey: "k", ServerZone: z})
-		require.NoError(t, err, z)
-		require.NoError(t, tr.Close(t.Context()))
 		parsed, err := experiment.ParseServerZone(string(z))
 		require.NoError(t, err)
 		assert.Equal(t, experiment.ServerZoneEU, parsed)

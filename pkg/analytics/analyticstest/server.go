@@ -1,4 +1,8 @@
-package experimenttest
+// Package analyticstest serves a fake of Amplitude's HTTP V2 analytics API
+// on an httptest server, so that tests of code that sends events (package
+// analytics, exposure tracking in package experiment, the CLI) run offline
+// and can see what was sent.
+package analyticstest
 
 import (
 	"bytes"
@@ -12,13 +16,13 @@ import (
 	"time"
 )
 
-// The analytics endpoints AnalyticsServer answers: the HTTP V2 and Batch APIs.
+// The analytics endpoints Server answers: the HTTP V2 and Batch APIs.
 const (
-	AnalyticsPath      = "/2/httpapi"
-	AnalyticsBatchPath = "/batch"
+	Path      = "/2/httpapi"
+	BatchPath = "/batch"
 )
 
-// AnalyticsServer is a fake of Amplitude's analytics HTTP API: POST
+// Server is a fake of Amplitude's analytics HTTP API: POST
 // /2/httpapi and POST /batch on 127.0.0.1. It checks requests as the real
 // API does (a JSON body with api_key and events; each event needs an
 // event_type and a user_id or device_id; time, when present, is a number),
@@ -29,11 +33,11 @@ const (
 //
 // It records every request with the status it got. Tests script answers
 // (Script, SetDown), limits (SetMaxEvents for 413s) and latency
-// (SetLatency). An AnalyticsServer is safe for concurrent use and answers
+// (SetLatency). An Server is safe for concurrent use and answers
 // requests in parallel; Close it when done.
-type AnalyticsServer struct {
+type Server struct {
 	// URL is the server's base URL; EventsURL and BatchURL are the full
-	// endpoint URLs to configure a tracker with.
+	// endpoint URLs to configure a client with.
 	URL string
 
 	srv     *httptest.Server
@@ -42,18 +46,18 @@ type AnalyticsServer struct {
 
 	mu        sync.Mutex
 	apiKey    string
-	script    []AnalyticsReply
-	down      *AnalyticsReply
+	script    []Reply
+	down      *Reply
 	maxEvents int
 	latency   time.Duration
 	inFlight  int // requests being answered
 	peak      int // most requests answered at once
-	requests  []AnalyticsRequest
+	requests  []Request
 	ingested  []json.RawMessage
 }
 
-// AnalyticsRequest is one request the server received.
-type AnalyticsRequest struct {
+// Request is one request the server received.
+type Request struct {
 	Path   string
 	Header http.Header
 	// Body is the request body as sent.
@@ -68,11 +72,11 @@ type AnalyticsRequest struct {
 	Status int
 }
 
-// AnalyticsReply scripts one answer. A zero Status means the normal
+// Reply scripts one answer. A zero Status means the normal
 // behaviour (check, ingest, answer). Otherwise the server answers Status
 // with Body (for a 2xx without Body, the success JSON, and the events are
 // ingested) and Header, after Delay.
-type AnalyticsReply struct {
+type Reply struct {
 	Status int
 	Body   string
 	Header http.Header
@@ -82,33 +86,33 @@ type AnalyticsReply struct {
 // InvalidEventsReply is a 400 that names invalid events the way Amplitude
 // does: field name to the indices of the events of the request with a bad
 // value for it.
-func InvalidEventsReply(invalid map[string][]int) AnalyticsReply {
+func InvalidEventsReply(invalid map[string][]int) Reply {
 	body, _ := json.Marshal(map[string]any{
 		"code": 400, "error": "Request contains invalid events", "events_with_invalid_fields": invalid,
 	})
-	return AnalyticsReply{Status: http.StatusBadRequest, Body: string(body)}
+	return Reply{Status: http.StatusBadRequest, Body: string(body)}
 }
 
-// NewAnalyticsServer starts a fake that accepts any API key until
+// NewServer starts a fake that accepts any API key until
 // RequireAPIKey.
-func NewAnalyticsServer() *AnalyticsServer {
-	s := &AnalyticsServer{closing: make(chan struct{})}
+func NewServer() *Server {
+	s := &Server{closing: make(chan struct{})}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+AnalyticsPath, s.serve)
-	mux.HandleFunc("POST "+AnalyticsBatchPath, s.serve)
+	mux.HandleFunc("POST "+Path, s.serve)
+	mux.HandleFunc("POST "+BatchPath, s.serve)
 	s.srv = httptest.NewServer(mux)
 	s.URL = s.srv.URL
 	return s
 }
 
-// EventsURL is the HTTP V2 endpoint, for TrackerConfig.ServerURL.
-func (s *AnalyticsServer) EventsURL() string { return s.URL + AnalyticsPath }
+// EventsURL is the HTTP V2 endpoint, for analytics.Config.ServerURL.
+func (s *Server) EventsURL() string { return s.URL + Path }
 
 // BatchURL is the batch endpoint.
-func (s *AnalyticsServer) BatchURL() string { return s.URL + AnalyticsBatchPath }
+func (s *Server) BatchURL() string { return s.URL + BatchPath }
 
 // Close stops the server, releasing delayed answers first.
-func (s *AnalyticsServer) Close() {
+func (s *Server) Close() {
 	s.once.Do(func() {
 		close(s.closing)
 		s.srv.CloseClientConnections()
@@ -118,14 +122,14 @@ func (s *AnalyticsServer) Close() {
 
 // RequireAPIKey makes the server answer requests with another key the way
 // Amplitude does: 400 {"code":400,"error":"Invalid API key: <key>"}.
-func (s *AnalyticsServer) RequireAPIKey(key string) {
+func (s *Server) RequireAPIKey(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.apiKey = key
 }
 
 // Script queues answers for the next requests, in order.
-func (s *AnalyticsServer) Script(replies ...AnalyticsReply) {
+func (s *Server) Script(replies ...Reply) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.script = append(s.script, replies...)
@@ -133,19 +137,19 @@ func (s *AnalyticsServer) Script(replies ...AnalyticsReply) {
 
 // SetDown makes every request without a scripted answer get status
 // (e.g. 503) until SetDown(0).
-func (s *AnalyticsServer) SetDown(status int) {
+func (s *Server) SetDown(status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if status == 0 {
 		s.down = nil
 		return
 	}
-	s.down = &AnalyticsReply{Status: status, Body: `{"code":` + strconv.Itoa(status) + `,"error":"scripted failure"}`}
+	s.down = &Reply{Status: status, Body: `{"code":` + strconv.Itoa(status) + `,"error":"scripted failure"}`}
 }
 
 // SetMaxEvents makes requests with more than n events get 413, as requests
 // over the API's size limit do; 0 removes the limit.
-func (s *AnalyticsServer) SetMaxEvents(n int) {
+func (s *Server) SetMaxEvents(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.maxEvents = n
@@ -153,7 +157,7 @@ func (s *AnalyticsServer) SetMaxEvents(n int) {
 
 // SetLatency delays every answer by d (on top of a scripted Delay), as a
 // distant server does; 0 removes it.
-func (s *AnalyticsServer) SetLatency(d time.Duration) {
+func (s *Server) SetLatency(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.latency = d
@@ -161,21 +165,21 @@ func (s *AnalyticsServer) SetLatency(d time.Duration) {
 
 // PeakConcurrency is the largest number of requests the server was
 // answering at the same time.
-func (s *AnalyticsServer) PeakConcurrency() int {
+func (s *Server) PeakConcurrency() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.peak
 }
 
 // EventCount is len(Events()), without copying them.
-func (s *AnalyticsServer) EventCount() int {
+func (s *Server) EventCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.ingested)
 }
 
 // Requests returns a copy of the requests received so far.
-func (s *AnalyticsServer) Requests() []AnalyticsRequest {
+func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.requests)
@@ -183,14 +187,14 @@ func (s *AnalyticsServer) Requests() []AnalyticsRequest {
 
 // Events returns the events ingested so far (answered 2xx), in order, each
 // as the JSON it was sent as.
-func (s *AnalyticsServer) Events() []json.RawMessage {
+func (s *Server) Events() []json.RawMessage {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.ingested)
 }
 
 // DecodedEvents returns Events decoded into maps.
-func (s *AnalyticsServer) DecodedEvents() []map[string]any {
+func (s *Server) DecodedEvents() []map[string]any {
 	raw := s.Events()
 	out := make([]map[string]any, len(raw))
 	for i, e := range raw {
@@ -206,9 +210,9 @@ type analyticsBody struct {
 	Options map[string]any    `json:"options"`
 }
 
-func (s *AnalyticsServer) serve(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	req := AnalyticsRequest{Path: r.URL.Path, Header: r.Header.Clone(), Body: body}
+	req := Request{Path: r.URL.Path, Header: r.Header.Clone(), Body: body}
 	var parsed analyticsBody
 	parseErr := json.Unmarshal(body, &parsed)
 	if parseErr == nil {
@@ -222,7 +226,7 @@ func (s *AnalyticsServer) serve(w http.ResponseWriter, r *http.Request) {
 	s.inFlight++
 	s.peak = max(s.peak, s.inFlight)
 	delay := s.latency
-	var reply *AnalyticsReply
+	var reply *Reply
 	if len(s.script) > 0 {
 		reply = &s.script[0]
 		s.script = s.script[1:]
@@ -281,7 +285,7 @@ func (s *AnalyticsServer) serve(w http.ResponseWriter, r *http.Request) {
 
 // check validates a request as the API does and ingests it when valid.
 // The caller holds s.mu.
-func (s *AnalyticsServer) check(parseErr error, b *analyticsBody, size int) (int, []byte) {
+func (s *Server) check(parseErr error, b *analyticsBody, size int) (int, []byte) {
 	fail := func(v map[string]any) (int, []byte) {
 		v["code"] = http.StatusBadRequest
 		out, _ := json.Marshal(v)
@@ -350,7 +354,7 @@ func jsonString(raw json.RawMessage) string {
 }
 
 // ingest records events and returns the success JSON. The caller holds s.mu.
-func (s *AnalyticsServer) ingest(events []json.RawMessage, size int) []byte {
+func (s *Server) ingest(events []json.RawMessage, size int) []byte {
 	for _, e := range events {
 		s.ingested = append(s.ingested, bytes.Clone(e))
 	}

@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flagkit/experiment/pkg/analytics"
+	"github.com/flagkit/experiment/pkg/analytics/analyticstest"
 	"github.com/flagkit/experiment/pkg/experiment"
-	"github.com/flagkit/experiment/pkg/experiment/experimenttest"
 )
 
 // evtBenchUsers are distinct users: cycling through more of them than the
@@ -37,7 +38,7 @@ func evtBenchService(b *testing.B) *experiment.ExposureService {
 	b.Helper()
 	svc, err := experiment.NewExposureService(experiment.ExposureConfig{
 		CacheCapacity: evtBenchCache,
-		TrackerConfig: experiment.TrackerConfig{
+		Config: analytics.Config{
 			APIKey: evtAPIKey, ServerURL: "http://127.0.0.1:1/2/httpapi",
 			Logger: slog.New(slog.DiscardHandler),
 			HTTPClient: &http.Client{Transport: evtRoundTripper(func(r *http.Request) (*http.Response, error) {
@@ -159,7 +160,7 @@ func BenchmarkTrackerSend(b *testing.B) {
 	}
 	svc, err := experiment.NewExposureService(experiment.ExposureConfig{
 		CacheCapacity: evtBenchCache,
-		TrackerConfig: experiment.TrackerConfig{
+		Config: analytics.Config{
 			APIKey: evtAPIKey, ServerURL: "http://127.0.0.1:1/2/httpapi", QueueCapacity: 1 << 20,
 			FlushQueueSize: 200, FlushInterval: time.Hour, Logger: slog.New(slog.DiscardHandler),
 			HTTPClient: &http.Client{Transport: evtRoundTripper(func(r *http.Request) (*http.Response, error) {
@@ -211,11 +212,11 @@ func BenchmarkTrackerThroughput(b *testing.B) {
 		b.Run(fmt.Sprintf("latency=%v", latency), func(b *testing.B) {
 			delivered := 0
 			for b.Loop() {
-				srv := experimenttest.NewAnalyticsServer()
+				srv := analyticstest.NewServer()
 				srv.SetLatency(latency)
-				svc, err := experiment.NewExposureService(experiment.ExposureConfig{TrackerConfig: experiment.TrackerConfig{
+				svc, err := experiment.NewExposureService(experiment.ExposureConfig{Config: analytics.Config{
 					APIKey: evtAPIKey, ServerURL: srv.EventsURL(), Logger: slog.New(slog.DiscardHandler),
-					Overflow: experiment.OverflowBlock, FlushQueueSize: 2000, MaxConcurrentRequests: 8, QueueCapacity: 32000,
+					Overflow: analytics.OverflowBlock, FlushQueueSize: 2000, MaxConcurrentRequests: 8, QueueCapacity: 32000,
 				}})
 				if err != nil {
 					b.Fatal(err)
