@@ -147,17 +147,17 @@ func runAssert(ctx context.Context, opts *assertOptions) error {
 		return evalError(opts.Source.name(), err)
 	}
 	failed := 0
-	p := newTracePrinter(opts.IO.ColorOut())
+	scheme := opts.IO.OutScheme()
 	for _, x := range opts.Expectations {
 		r := findResult(results, x.Flag)
 		if x.check(r) {
 			if opts.IO.OutTTY {
-				fmt.Fprintf(opts.IO.Out, "%s %s: %s\n", p.ok("✓"), x.Flag, x)
+				fmt.Fprintf(opts.IO.Out, "%s %s: %s\n", scheme.Matched("✓"), x.Flag, x)
 			}
 			continue
 		}
 		failed++
-		fmt.Fprintf(opts.IO.Out, "%s %s: want %s, got %s\n", p.bad("✗"), x.Flag, x, describeResult(r, fs))
+		fmt.Fprintf(opts.IO.Out, "%s %s: want %s, got %s\n", scheme.Failed("✗"), x.Flag, x, describeResult(r, fs))
 	}
 	if failed > 0 {
 		return &silentError{code: ExitCheckFailed}

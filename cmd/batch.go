@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/flagkit/experiment/internal/cli"
 	"github.com/flagkit/experiment/pkg/eval"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
@@ -181,8 +182,8 @@ func runBatch(parent context.Context, opts *evaluateOptions, fs *experiment.Flag
 	if opts.summaryOnly() {
 		b.out = io.Discard // the summary is the output; users are still evaluated and counted
 	}
-	if opts.Progress && opts.IO.ProgressErr() {
-		b.progress = newProgress(opts.IO.ErrOut, size, opts.IO.ColorErr())
+	if opts.Progress {
+		b.progress = opts.IO.NewProgress("evaluating", size, cli.Bytes)
 	}
 	workers := runtime.GOMAXPROCS(0)
 	tokens := make(chan struct{}, 2*workers)
@@ -225,7 +226,7 @@ func runBatch(parent context.Context, opts *evaluateOptions, fs *experiment.Flag
 		}
 	}
 	rerr := <-readErr
-	b.progress.finish()
+	b.progress.Finish()
 	if werr == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
 		werr = rerr
 	}
@@ -274,7 +275,7 @@ type batch struct {
 	written   int  // users written so far
 	counts    []int
 	users     int
-	progress  *progress
+	progress  *cli.Progress
 }
 
 // read splits the input into chunks. A line longer than maxLineBytes is
@@ -282,10 +283,7 @@ type batch struct {
 // last line read, and with it the rest of the line is read but not kept.
 func (b *batch) read(ctx context.Context, in io.Reader, jobs chan<- *chunk, tokens chan struct{}) error {
 	defer close(jobs)
-	if b.progress != nil {
-		in = progressReader{in, b.progress}
-	}
-	lines := newLineReader(in)
+	lines := newLineReader(b.progress.CountReads(in))
 	seq := 0
 	c := &chunk{firstLine: 1}
 	size := 0
@@ -342,18 +340,6 @@ func (b *batch) read(ctx context.Context, in io.Reader, jobs chan<- *chunk, toke
 			return ctx.Err()
 		}
 	}
-}
-
-// progressReader counts the bytes read for the progress bar.
-type progressReader struct {
-	r io.Reader
-	p *progress
-}
-
-func (r progressReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	r.p.add(n)
-	return n, err
 }
 
 // write emits the parts of chunks in sequence, giving back their output

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -18,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/flagkit/experiment/internal/cli"
 	"github.com/flagkit/experiment/pkg/cohort"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
@@ -220,13 +220,13 @@ func runCohortsSync(ctx context.Context, opts *cohortsSyncOptions) error {
 	}
 	defer client.Close()
 
-	bar := newCohortProgress(ios, len(ids))
+	bar := ios.NewProgress("syncing cohorts", int64(len(ids)), cli.Items)
 	results := map[string]cohort.Result{}
 	_, _ = cohort.Sync(ctx, client, current, ids, cohort.OnResult(func(r cohort.Result) {
 		results[r.ID] = r
-		bar.add()
+		bar.Add(1)
 	}))
-	bar.finish()
+	bar.Finish()
 
 	// Save what arrived, even when interrupted: each file is whole or absent.
 	// A file the server confirmed (204) gets the time of that answer, so
@@ -357,42 +357,6 @@ func debugLogger(ios *IOStreams, debug bool) *slog.Logger {
 	return slog.New(slog.NewTextHandler(ios.ErrOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// cohortProgress is a one-line progress bar on stderr while cohorts
-// download, on a terminal only; a nil one does nothing.
-type cohortProgress struct {
-	w           io.Writer
-	done, total int
-}
-
-func newCohortProgress(ios *IOStreams, total int) *cohortProgress {
-	if !ios.ProgressErr() {
-		return nil
-	}
-	p := &cohortProgress{w: ios.ErrOut, total: total}
-	p.draw()
-	return p
-}
-
-// add counts one finished cohort; calls never overlap (cohort.OnResult).
-func (p *cohortProgress) add() {
-	if p != nil {
-		p.done++
-		p.draw()
-	}
-}
-
-func (p *cohortProgress) draw() {
-	const width = 20
-	filled := width * p.done / max(p.total, 1)
-	fmt.Fprintf(p.w, "\r\033[Ksyncing cohorts %s%s %d/%d", strings.Repeat("█", filled), strings.Repeat("░", width-filled), p.done, p.total)
-}
-
-func (p *cohortProgress) finish() {
-	if p != nil {
-		fmt.Fprint(p.w, "\r\033[K")
-	}
-}
-
 // renderCohortRows prints rows as a table (sizeHeader names the size
 // column) or data (writeData).
 func renderCohortRows(ios *IOStreams, format string, rows []cohortRow, sizeHeader string, withStatus bool) error {
@@ -403,22 +367,22 @@ func renderCohortRows(ios *IOStreams, format string, rows []cohortRow, sizeHeade
 	if withStatus {
 		header = append(header, "STATUS")
 	}
-	t := newTable(ios, header...)
+	t := ios.OutTable(header...)
 	for _, r := range rows {
-		style := styleNone
+		cells := []string{r.ID, r.GroupType, strconv.Itoa(r.Size), formatMillis(r.LastModified)}
+		if !withStatus {
+			t.AddRow(cells...)
+			continue
+		}
+		t.AddRow(append(cells, r.Status)...)
 		switch r.Status {
 		case statusFailed:
-			style = styleBad
+			t.StyleCell(len(cells), cli.Failed)
 		case statusNotFound, statusTooLarge:
-			style = styleDim
+			t.StyleCell(len(cells), cli.Warning)
 		}
-		cells := []string{r.ID, r.GroupType, strconv.Itoa(r.Size), formatMillis(r.LastModified)}
-		if withStatus {
-			cells = append(cells, r.Status)
-		}
-		t.addRow(style, cells...)
 	}
-	return writeOutput(t.render(ios.Out))
+	return writeOutput(t.Render(ios.Out))
 }
 
 // formatMillis is a lastModified in RFC 3339, UTC, or "-" for none.

@@ -145,7 +145,7 @@ type configFile struct {
 }
 
 // configPath is --config, EXPERIMENT_CONFIG, or the user config dir.
-func (f *Factory) configPath() string { return configPathFor(f.ConfigPath, f.IO.env) }
+func (f *Factory) configPath() string { return configPathFor(f.ConfigPath, f.IO.Env) }
 
 // configPathFor is configPath from its parts, for shell completion, which
 // runs before any command and has a --config flag but no Factory.
@@ -167,7 +167,7 @@ func (f *Factory) profile() string {
 	if f.Profile != "" {
 		return f.Profile
 	}
-	return f.IO.env("EXPERIMENT_PROFILE")
+	return f.IO.Env("EXPERIMENT_PROFILE")
 }
 
 // profileSource names the profile in use and where it was given, for an
@@ -286,7 +286,7 @@ func (f *Factory) setting(fs *pflag.FlagSet, name string) (value, source string,
 		}
 	}
 	for _, e := range def.envs {
-		if v := f.IO.env(e); v != "" {
+		if v := f.IO.Env(e); v != "" {
 			return checked(v, "env "+e, func(shown string, err error) error {
 				return usageError("%s=%q: %v", e, shown, err)
 			})
@@ -415,11 +415,11 @@ func newConfigListCmd(f *Factory) *cobra.Command {
 			if output != "table" {
 				return writeOutput(writeData(f.IO.Out, output, map[string]any{"config": f.configPath(), "profile": f.profile(), "settings": rows}))
 			}
-			t := newTable(f.IO, "KEY", "VALUE", "SOURCE")
+			t := f.IO.OutTable("KEY", "VALUE", "SOURCE")
 			for _, r := range rows {
-				t.addRow(styleNone, r.Key, r.Value, r.Source)
+				t.AddRow(r.Key, r.Value, r.Source)
 			}
-			return writeOutput(t.render(f.IO.Out))
+			return writeOutput(t.Render(f.IO.Out))
 		},
 	}
 	c.Flags().StringVarP(&output, "output", "o", "", "output format: table|json|yaml (default: table on a terminal, json otherwise)")
@@ -456,15 +456,15 @@ func listProfiles(f *Factory, output string) error {
 		fmt.Fprintf(f.IO.ErrOut, "no profiles in %s; add one with: experiment --profile NAME config set KEY VALUE\n", f.configPath())
 		return nil
 	}
-	t := newTable(f.IO, "PROFILE", "ACTIVE", "SETTINGS")
+	t := f.IO.OutTable("PROFILE", "ACTIVE", "SETTINGS")
 	for _, r := range rows {
 		active := ""
 		if r.Active {
 			active = "yes"
 		}
-		t.addRow(styleNone, r.Name, active, strings.Join(r.Settings, ", "))
+		t.AddRow(r.Name, active, strings.Join(r.Settings, ", "))
 	}
-	return writeOutput(t.render(f.IO.Out))
+	return writeOutput(t.Render(f.IO.Out))
 }
 
 func newConfigGetCmd(f *Factory) *cobra.Command {

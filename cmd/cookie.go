@@ -157,11 +157,11 @@ func renderIdentity(ios *IOStreams, output string, id cookie.Identity, format co
 	if output != "table" {
 		return writeOutput(writeData(ios.Out, output, experiment.User{DeviceID: id.DeviceID, UserID: id.UserID}))
 	}
-	t := newTable(ios, "FIELD", "VALUE")
-	t.addRow(styleNone, "format", format.String())
-	t.addRow(styleNone, "device_id", id.DeviceID)
-	t.addRow(styleNone, "user_id", id.UserID)
-	return writeOutput(t.render(ios.Out))
+	t := ios.OutTable("FIELD", "VALUE")
+	t.AddRow("format", format.String())
+	t.AddRow("device_id", id.DeviceID)
+	t.AddRow("user_id", id.UserID)
+	return writeOutput(t.Render(ios.Out))
 }
 
 func newCookieGenerateCmd(f *Factory) *cobra.Command {

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/fatih/color"
 	"github.com/spf13/cobra"
 
 	"github.com/flagkit/experiment/pkg/eval"
@@ -85,7 +84,7 @@ func runExplain(ctx context.Context, opts *explainOptions) error {
 	if opts.Output != "table" {
 		err = writeData(opts.IO.Out, opts.Output, trace)
 	} else {
-		err = newTracePrinter(opts.IO.ColorOut()).print(opts.IO.Out, trace)
+		err = newTracePrinter(opts.IO).print(opts.IO.Out, trace)
 	}
 	if err != nil {
 		return ioError(fmt.Errorf("writing output: %w", err))
@@ -95,58 +94,36 @@ func runExplain(ctx context.Context, opts *explainOptions) error {
 
 // tracePrinter renders a trace as an indented tree: matched conditions
 // green, failed red, the deciding segment bold, segments never reached dim.
-type tracePrinter struct {
-	ok, bad, dim, bold, key func(a ...any) string
-	b                       strings.Builder
-}
+type tracePrinter struct{ *textReport }
 
-func newTracePrinter(useColor bool) *tracePrinter {
-	paint := func(attrs ...color.Attribute) func(a ...any) string {
-		c := color.New(attrs...)
-		if useColor {
-			c.EnableColor()
-		} else {
-			c.DisableColor()
-		}
-		return c.SprintFunc()
-	}
-	return &tracePrinter{ok: paint(color.FgGreen), bad: paint(color.FgRed), dim: paint(color.Faint),
-		bold: paint(color.Bold), key: paint(color.Bold, color.FgCyan)}
-}
+func newTracePrinter(ios *IOStreams) *tracePrinter { return &tracePrinter{newTextReport(ios)} }
 
 func (p *tracePrinter) print(w io.Writer, t *eval.Trace) error {
 	for i, ft := range t.Flags {
 		if i > 0 {
-			p.b.WriteByte('\n')
+			p.blank()
 		}
 		p.flag(ft)
 	}
-	_, err := io.WriteString(w, p.b.String())
-	return err
-}
-
-func (p *tracePrinter) line(indent int, format string, args ...any) {
-	p.b.WriteString(strings.Repeat("  ", indent))
-	fmt.Fprintf(&p.b, format, args...)
-	p.b.WriteByte('\n')
+	return p.writeTo(w)
 }
 
 func (p *tracePrinter) flag(ft eval.FlagTrace) {
-	outcome := p.bad("no variant") + " (" + ft.Reason + ")"
+	outcome := p.scheme.Failed("no variant") + " (" + ft.Reason + ")"
 	if !ft.Absent {
-		outcome = p.ok(ft.Variant)
+		outcome = p.scheme.Matched(ft.Variant)
 		if ft.Value != "" && ft.Value != ft.Variant {
 			outcome += " = " + strconv.Quote(ft.Value)
 		}
 		outcome += fmt.Sprintf(" from segment %d %q", ft.Segment, ft.Segments[ft.Segment].Name)
 	}
-	p.line(0, "%s → %s", p.key(ft.Key), outcome)
+	p.line(0, "%s → %s", p.scheme.Key(ft.Key), outcome)
 	for _, d := range ft.Dependencies {
 		switch {
 		case d.Missing:
-			p.line(1, "depends on %s: %s", d.Key, p.dim("not in the config (reads as no result)"))
+			p.line(1, "depends on %s: %s", d.Key, p.scheme.Dimmed("not in the config (reads as no result)"))
 		case d.Absent:
-			p.line(1, "depends on %s: %s", d.Key, p.dim("no result"))
+			p.line(1, "depends on %s: %s", d.Key, p.scheme.Dimmed("no result"))
 		default:
 			p.line(1, "depends on %s: %s", d.Key, d.Variant)
 		}
@@ -163,21 +140,21 @@ func (p *tracePrinter) segment(s eval.SegmentTrace, deciding bool) {
 	title := fmt.Sprintf("segment %d %q", s.Index, s.Name)
 	switch {
 	case !s.Reached:
-		p.line(1, "%s", p.dim("· "+title+" (not reached)"))
+		p.line(1, "%s", p.scheme.Dimmed("· "+title+" (not reached)"))
 		return
 	case deciding:
-		p.line(1, "%s %s", p.ok("✓"), p.bold(title))
+		p.line(1, "%s %s", p.scheme.Matched("✓"), p.scheme.Strong(title))
 	case s.Matched:
-		p.line(1, "%s %s", p.bad("✗"), title+" matched, but variant "+strconv.Quote(s.Variant)+" does not exist")
+		p.line(1, "%s %s", p.scheme.Failed("✗"), title+" matched, but variant "+strconv.Quote(s.Variant)+" does not exist")
 	default:
-		p.line(1, "%s %s", p.bad("✗"), title)
+		p.line(1, "%s %s", p.scheme.Failed("✗"), title)
 	}
 	if s.Always {
-		p.line(2, "%s", p.dim("no conditions: everyone matches"))
+		p.line(2, "%s", p.scheme.Dimmed("no conditions: everyone matches"))
 	}
 	for gi, group := range s.Conditions {
 		if gi > 0 {
-			p.line(2, "%s", p.dim("or"))
+			p.line(2, "%s", p.scheme.Dimmed("or"))
 		}
 		for _, c := range group {
 			p.condition(c)
@@ -192,9 +169,9 @@ func (p *tracePrinter) segment(s eval.SegmentTrace, deciding bool) {
 }
 
 func (p *tracePrinter) condition(c eval.ConditionTrace) {
-	mark := p.ok("✓")
+	mark := p.scheme.Matched("✓")
 	if !c.Matched {
-		mark = p.bad("✗")
+		mark = p.scheme.Failed("✗")
 	}
 	value := "absent"
 	if !c.Absent {
@@ -207,19 +184,19 @@ func (p *tracePrinter) condition(c eval.ConditionTrace) {
 	if c.UnknownOperator {
 		op += " (unknown operator: never matches)"
 	}
-	p.line(2, "%s %s %s %s %s", mark, strings.Join(c.Selector, "."), op, jsonText(c.Values), p.dim("(user: "+value+")"))
+	p.line(2, "%s %s %s %s %s", mark, strings.Join(c.Selector, "."), op, jsonText(c.Values), p.scheme.Dimmed("(user: "+value+")"))
 }
 
 func (p *tracePrinter) bucket(b *eval.BucketTrace) {
 	sel := strings.Join(b.Selector, ".")
 	if b.Absent {
-		p.line(2, "bucket by %s: %s", sel, p.dim("no value, so no bucketing"))
+		p.line(2, "bucket by %s: %s", sel, p.scheme.Dimmed("no value, so no bucketing"))
 		return
 	}
 	p.line(2, "bucket by %s = %q", sel, b.Value)
 	p.line(3, "murmur3(%q) = %d", b.Hashed, b.Hash)
 	if b.AllocationIndex < 0 {
-		p.line(3, "allocation %d, distribution %d: %s", b.Allocation, b.Distribution, p.dim("no allocation and distribution hit: segment variant"))
+		p.line(3, "allocation %d, distribution %d: %s", b.Allocation, b.Distribution, p.scheme.Dimmed("no allocation and distribution hit: segment variant"))
 		return
 	}
 	p.line(3, "allocation %d in [%d, %d) of allocation %d", b.Allocation, b.AllocationRange[0], b.AllocationRange[1], b.AllocationIndex)

@@ -128,7 +128,7 @@ func TestFetchTable(t *testing.T) {
 	cli.tty = true
 	delete(cli.env, "NO_COLOR")
 	require.Equal(t, 0, cli.run("fetch", "--user-id", "u1"))
-	assert.Contains(t, cli.stdout, "\x1b[2mnew-nav\x1b[22m")
+	assert.Contains(t, cli.stdout, "\x1b[2mnew-nav\x1b[0m")
 	assert.Contains(t, cli.stdout, "\x1b[32mtreatment\x1b[0m")
 }
 

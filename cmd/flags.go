@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/flagkit/experiment/internal/atomicfile"
+	"github.com/flagkit/experiment/internal/cli"
 	"github.com/flagkit/experiment/pkg/eval"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
@@ -186,15 +187,14 @@ func runFlagsList(ctx context.Context, opts *flagsListOptions) error {
 		}
 		return writeOutput(writeData(opts.IO.Out, opts.Output, list))
 	}
-	t := newTable(opts.IO, "KEY", "TYPE", "VARIANTS", "SEGMENTS", "DEPLOYED", "DEPENDS ON")
+	t := opts.IO.OutTable("KEY", "TYPE", "VARIANTS", "SEGMENTS", "DEPLOYED", "DEPENDS ON")
 	for _, s := range list {
-		style := styleNone
+		t.AddRow(s.Key, s.Type, strings.Join(s.Variants, ","), strconv.Itoa(s.Segments), strconv.FormatBool(s.Deployed), strings.Join(s.Dependencies, ","))
 		if !s.Deployed {
-			style = styleDim
+			t.StyleRow(cli.Dimmed)
 		}
-		t.addRow(style, s.Key, s.Type, strings.Join(s.Variants, ","), strconv.Itoa(s.Segments), strconv.FormatBool(s.Deployed), strings.Join(s.Dependencies, ","))
 	}
-	return writeOutput(t.render(opts.IO.Out))
+	return writeOutput(t.Render(opts.IO.Out))
 }
 
 type flagsShowOptions struct {
@@ -245,9 +245,9 @@ func runFlagsShow(ctx context.Context, opts *flagsShowOptions) error {
 // describeFlag prints a flag for people: what it is, its variants, and its
 // segments in order with their conditions and allocations.
 func describeFlag(ios *IOStreams, f *eval.Flag) error {
-	p := newTracePrinter(ios.ColorOut())
+	p := newTextReport(ios)
 	s := summarize(f)
-	p.line(0, "%s  %s v%v, deployed: %t", p.key(f.Key), s.Type, s.Version, s.Deployed)
+	p.line(0, "%s  %s v%v, deployed: %t", p.scheme.Key(f.Key), s.Type, s.Version, s.Deployed)
 	if s.ExperimentKey != "" {
 		p.line(1, "experiment key: %s", s.ExperimentKey)
 	}
@@ -268,29 +268,28 @@ func describeFlag(ios *IOStreams, f *eval.Flag) error {
 			line += "  payload " + jsonText(v.Payload)
 		}
 		if d, _ := v.Metadata["default"].(bool); d {
-			line += p.dim("  (default)")
+			line += p.scheme.Dimmed("  (default)")
 		}
 		p.line(2, "%s", line)
 	}
 	for i, seg := range f.Segments {
 		describeSegment(p, i, seg)
 	}
-	_, err := fmt.Fprint(ios.Out, p.b.String())
-	return err
+	return p.writeTo(ios.Out)
 }
 
-func describeSegment(p *tracePrinter, i int, seg *eval.Segment) {
+func describeSegment(p *textReport, i int, seg *eval.Segment) {
 	name, _ := seg.Metadata["segmentName"].(string)
 	p.line(1, "segment %d %q:", i, name)
 	switch {
 	case seg.Conditions == nil:
-		p.line(2, "%s", p.dim("everyone"))
+		p.line(2, "%s", p.scheme.Dimmed("everyone"))
 	case len(seg.Conditions) == 0:
-		p.line(2, "%s", p.dim("no one (empty condition list)"))
+		p.line(2, "%s", p.scheme.Dimmed("no one (empty condition list)"))
 	}
 	for gi, group := range seg.Conditions {
 		if gi > 0 {
-			p.line(2, "%s", p.dim("or"))
+			p.line(2, "%s", p.scheme.Dimmed("or"))
 		}
 		for _, c := range group {
 			p.line(2, "%s %s %s", strings.Join(c.Selector, "."), c.Op, jsonText(c.Values))

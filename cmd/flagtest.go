@@ -261,21 +261,21 @@ func failedConditions(fs *experiment.FlagSet, user *experiment.User, flag string
 }
 
 func reportCases(ios *IOStreams, results []caseResult) int {
-	p := newTracePrinter(ios.ColorOut())
+	scheme := ios.OutScheme()
 	failed := 0
 	for _, r := range results {
 		if len(r.failures) == 0 {
 			continue
 		}
 		failed++
-		fmt.Fprintf(ios.Out, "%s %s\n", p.bad("--- FAIL:"), r.name)
+		fmt.Fprintf(ios.Out, "%s %s\n", scheme.Failed("--- FAIL:"), r.name)
 		for _, f := range r.failures {
 			fmt.Fprintf(ios.Out, "    %s\n", f)
 		}
 	}
-	word := p.ok("ok:")
+	word := scheme.Matched("ok:")
 	if failed > 0 {
-		word = p.bad("FAIL:")
+		word = scheme.Failed("FAIL:")
 	}
 	fmt.Fprintf(ios.Out, "%s %d passed, %d failed\n", word, len(results)-failed, failed)
 	return failed

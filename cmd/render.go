@@ -11,10 +11,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/fatih/color"
-	"github.com/mattn/go-runewidth"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/flagkit/experiment/internal/cli"
 	"github.com/flagkit/experiment/pkg/eval"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
@@ -44,7 +43,7 @@ func renderVariantMap(ios *IOStreams, format string, variants map[string]experim
 	case "yaml":
 		err = writeYAML(ios.Out, variants)
 	default:
-		err = variantTable(ios, variants).render(ios.Out)
+		err = variantTable(ios, variants).Render(ios.Out)
 	}
 	if err != nil {
 		return ioError(fmt.Errorf("writing output: %w", err))
@@ -108,170 +107,59 @@ func writeYAML(w io.Writer, v any) error {
 // there is no colour to dim them they are marked instead: "(default)"
 // after the variant in the aligned table, and a last column true/false in
 // tab-separated values, so that scripts and NO_COLOR users can tell them
-// apart. Flag and variant keys are never cut to fit (keys).
-func variantTable(ios *IOStreams, variants map[string]experiment.Variant) *table {
-	t := newTable(ios, "FLAG", "VARIANT", "VALUE", "SEGMENT", "PAYLOAD")
-	t.keys = 2
+// apart. Flag and variant keys are never cut to fit.
+func variantTable(ios *IOStreams, variants map[string]experiment.Variant) *cli.Table {
+	t := ios.OutTable("FLAG", "VARIANT", "VALUE", "SEGMENT", "PAYLOAD")
+	t.KeyColumns(2)
 	for _, flag := range slices.Sorted(maps.Keys(variants)) {
 		v := variants[flag]
 		segment, _ := v.Metadata["segmentName"].(string)
-		style := styleHighlight
-		if v.IsDefault() {
-			style = styleDim
-		}
 		payload := ""
 		if v.Payload != nil {
 			payload = jsonText(v.Payload)
 		}
 		variant := v.Key
-		if v.IsDefault() && t.tty && !t.color {
+		if v.IsDefault() && t.Aligned() && !t.Colored() {
 			variant += " (default)"
 		}
 		cells := []string{flag, variant, v.Value, segment, payload}
-		if !t.tty {
+		if !t.Aligned() {
 			cells = append(cells, strconv.FormatBool(v.IsDefault()))
 		}
-		t.addRow(style, cells...)
+		t.AddRow(cells...)
+		if v.IsDefault() {
+			t.StyleRow(cli.Dimmed)
+		} else {
+			t.StyleCell(1, cli.Matched)
+		}
 	}
 	return t
 }
 
-type rowStyle int
-
-const (
-	styleNone rowStyle = iota
-	styleDim
-	styleHighlight
-	styleBad
-)
-
-// table prints aligned, width-fitted columns with a header and colour on a
-// terminal, and tab-separated values without header, truncation or colour
-// otherwise, like gh. Forced colour (CLICOLOR_FORCE, for `| less -R`)
-// keeps the aligned, coloured table in a pipe too.
-type table struct {
-	tty    bool
-	color  bool
-	width  int
-	keys   int // leading columns that name the row: never cut to fit
-	header []string
-	rows   [][]string
-	styles []rowStyle
+// textReport is a report for people (explain, flags show): indented
+// lines, painted with stdout's scheme, the same text in a pipe without
+// colour.
+type textReport struct {
+	scheme *cli.Scheme
+	b      strings.Builder
 }
 
-func newTable(ios *IOStreams, header ...string) *table {
-	color := ios.ColorOut() // off a terminal, only when forced
-	return &table{tty: ios.OutTTY || color, color: color, width: ios.Width, keys: 1, header: header}
+func newTextReport(ios *IOStreams) *textReport { return &textReport{scheme: ios.OutScheme()} }
+
+// line adds a line indented by indent levels of two spaces.
+func (r *textReport) line(indent int, format string, args ...any) {
+	r.b.WriteString(strings.Repeat("  ", indent))
+	fmt.Fprintf(&r.b, format, args...)
+	r.b.WriteByte('\n')
 }
 
-func (t *table) addRow(style rowStyle, cells ...string) {
-	for i, c := range cells {
-		cells[i] = strings.Map(func(r rune) rune {
-			if r == '\n' || r == '\t' || r == '\r' {
-				return ' '
-			}
-			return r
-		}, c)
-	}
-	t.rows = append(t.rows, cells)
-	t.styles = append(t.styles, style)
-}
+// blank adds an empty line, between parts of a report.
+func (r *textReport) blank() { r.b.WriteByte('\n') }
 
-func (t *table) render(w io.Writer) error {
-	var b strings.Builder
-	if !t.tty {
-		for _, r := range t.rows {
-			b.WriteString(strings.Join(r, "\t"))
-			b.WriteByte('\n')
-		}
-		_, err := io.WriteString(w, b.String())
-		return err
-	}
-	widths := t.columnWidths()
-	t.writeRow(&b, t.header, widths, styleNone, true)
-	for i, r := range t.rows {
-		t.writeRow(&b, r, widths, t.styles[i], false)
-	}
-	_, err := io.WriteString(w, b.String())
+// writeTo writes the report to w, at once.
+func (r *textReport) writeTo(w io.Writer) error {
+	_, err := io.WriteString(w, r.b.String())
 	return err
-}
-
-// columnWidths fits the columns to the terminal by shrinking the widest
-// value column, first down to 8 characters, then down to 4. Key columns
-// are never cut: a cut flag key cannot be read or copied, a cut value
-// still says what it is. A table whose keys alone are wider than the
-// terminal wraps.
-func (t *table) columnWidths() []int {
-	widths := make([]int, len(t.header))
-	for i, h := range t.header {
-		widths[i] = runewidth.StringWidth(h)
-	}
-	for _, r := range t.rows {
-		for i, c := range r {
-			widths[i] = max(widths[i], runewidth.StringWidth(c))
-		}
-	}
-	if t.width <= 0 {
-		return widths
-	}
-	total := func() int {
-		n := 2 * (len(widths) - 1)
-		for _, w := range widths {
-			n += w
-		}
-		return n
-	}
-	for _, floor := range []int{8, 4} {
-		for total() > t.width {
-			shrink := -1
-			for i := t.keys; i < len(widths); i++ {
-				if widths[i] > floor && (shrink < 0 || widths[i] > widths[shrink]) {
-					shrink = i
-				}
-			}
-			if shrink < 0 {
-				break
-			}
-			widths[shrink]--
-		}
-	}
-	return widths
-}
-
-func (t *table) writeRow(b *strings.Builder, cells []string, widths []int, style rowStyle, header bool) {
-	for i, c := range cells {
-		c = runewidth.Truncate(c, widths[i], "…")
-		pad := widths[i] - runewidth.StringWidth(c)
-		if i == len(cells)-1 {
-			pad = 0
-		}
-		b.WriteString(t.paint(c, style, header, i))
-		if i < len(cells)-1 {
-			b.WriteString(strings.Repeat(" ", pad+2))
-		}
-	}
-	b.WriteByte('\n')
-}
-
-func (t *table) paint(s string, style rowStyle, header bool, col int) string {
-	if !t.color || s == "" {
-		return s
-	}
-	var c *color.Color
-	switch {
-	case header:
-		c = color.New(color.Bold)
-	case style == styleDim:
-		c = color.New(color.Faint)
-	case style == styleHighlight && col == 1:
-		c = color.New(color.FgGreen)
-	case style == styleBad && col == 1:
-		c = color.New(color.FgRed)
-	default:
-		return s
-	}
-	c.EnableColor()
-	return c.Sprint(s)
 }
 
 // jsonText is compact JSON for display, without HTML escaping.

@@ -6,6 +6,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/flagkit/experiment/internal/cli"
 )
 
 // Run is the process's entry point, main's and the test scripts' alike (the
@@ -22,7 +24,7 @@ func Run(args []string) int {
 	// exits with its own code.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	context.AfterFunc(ctx, func() { time.AfterFunc(duplicateSignalWindow, stop) })
-	return Main(ctx, args, System())
+	return Main(ctx, args, cli.System())
 }
 
 // duplicateSignalWindow is how long after the first signal another one is

@@ -138,28 +138,28 @@ func (b *batch) printStats() error {
 	}
 	header := []string{"FLAG", "VARIANT", "USERS", "SHARE", "CONFIGURED"}
 	// After the data, the summary is a note on stderr, always aligned.
-	w, t, count := ios.ErrOut, &table{tty: true, color: ios.ColorErr(), keys: 2, header: header}, ios.ErrOut
+	w, t, count := ios.ErrOut, ios.ErrTable(header...), ios.ErrOut
 	if b.opts.summaryOnly() {
 		// The summary is the command's output: on stdout, fitted to the
 		// terminal, or tab-separated rows in a pipe (-o table there), with
 		// the user count on stderr so that the rows stay rows.
-		w, t = ios.Out, newTable(ios, header...)
-		t.keys = 2 // flag and variant
-		if t.tty {
+		w, t = ios.Out, ios.OutTable(header...)
+		if t.Aligned() {
 			count = ios.Out
 		}
 	}
+	t.KeyColumns(2) // flag and variant
 	for _, st := range s.Variants {
 		configured := "-"
 		if st.Configured != nil {
 			configured = percent(*st.Configured)
 		}
-		t.addRow(styleNone, st.Flag, st.Variant, strconv.Itoa(st.Users), percent(st.Share), configured)
+		t.AddRow(st.Flag, st.Variant, strconv.Itoa(st.Users), percent(st.Share), configured)
 	}
 	if _, err := fmt.Fprintf(count, "%d users\n", s.Users); err != nil && count == ios.Out {
 		return writeOutput(err)
 	}
-	if err := t.render(w); err != nil {
+	if err := t.Render(w); err != nil {
 		if w == ios.Out {
 			return writeOutput(err)
 		}

@@ -70,30 +70,31 @@ func (s *IOStreams) ColorOut() bool { return s.colorOn(s.OutTTY) }
 func (s *IOStreams) ColorErr() bool { return s.colorOn(s.ErrTTY) }
 
 // OutScheme is the colour scheme for stdout: colour as ColorOut says.
-func (s *IOStreams) OutScheme() *Scheme { return NewScheme(s.ColorOut(), s.env) }
+func (s *IOStreams) OutScheme() *Scheme { return NewScheme(s.ColorOut(), s.Env) }
 
 // ErrScheme is the colour scheme for stderr: colour as ColorErr says.
-func (s *IOStreams) ErrScheme() *Scheme { return NewScheme(s.ColorErr(), s.env) }
+func (s *IOStreams) ErrScheme() *Scheme { return NewScheme(s.ColorErr(), s.Env) }
 
 // ProgressErr reports whether progress bars may be drawn on stderr: a
 // terminal that can move the cursor (not TERM=dumb, which shows escape
 // codes and carriage returns as they are).
 func (s *IOStreams) ProgressErr() bool {
-	return s.ErrTTY && s.env("TERM") != "dumb"
+	return s.ErrTTY && s.Env("TERM") != "dumb"
 }
 
 func (s *IOStreams) colorOn(isTTY bool) bool {
-	if s.NoColor || s.env("NO_COLOR") != "" || s.env("TERM") == "dumb" {
+	if s.NoColor || s.Env("NO_COLOR") != "" || s.Env("TERM") == "dumb" {
 		return false
 	}
-	if f := s.env("CLICOLOR_FORCE"); f != "" && f != "0" {
+	if f := s.Env("CLICOLOR_FORCE"); f != "" && f != "0" {
 		return true
 	}
-	return isTTY && s.env("CLICOLOR") != "0"
+	return isTTY && s.Env("CLICOLOR") != "0"
 }
 
-// env reads an environment variable through the injected Getenv.
-func (s *IOStreams) env(key string) string {
+// Env reads an environment variable through the injected Getenv; "" when
+// there is none.
+func (s *IOStreams) Env(key string) string {
 	if s.Getenv == nil {
 		return ""
 	}

@@ -27,8 +27,9 @@ const (
 	// Warning is what works but deserves a look: a cohort the server does
 	// not know, or one too large to download.
 	Warning
-	// Heading is a table's header row.
-	Heading
+	// Strong is what a reader looks for first: a table's header row, the
+	// segment that decided a variant.
+	Strong
 	// Key is the flag key a report is about.
 	Key
 
@@ -69,7 +70,7 @@ func NewScheme(color bool, getenv func(string) string) *Scheme {
 	s.styles[Failed] = plain.Foreground(adaptive("1", "160"))
 	s.styles[Dimmed] = plain.Faint(true)
 	s.styles[Warning] = plain.Foreground(adaptive("3", "130"))
-	s.styles[Heading] = plain.Bold(true)
+	s.styles[Strong] = plain.Bold(true)
 	s.styles[Key] = plain.Bold(true).Foreground(adaptive("6", "24"))
 	return s
 }
@@ -149,8 +150,8 @@ func (s *Scheme) Dimmed(text string) string { return s.Paint(Dimmed, text) }
 // Warning paints text as Warning.
 func (s *Scheme) Warning(text string) string { return s.Paint(Warning, text) }
 
-// Heading paints text as Heading.
-func (s *Scheme) Heading(text string) string { return s.Paint(Heading, text) }
+// Strong paints text as Strong.
+func (s *Scheme) Strong(text string) string { return s.Paint(Strong, text) }
 
 // Key paints text as Key.
 func (s *Scheme) Key(text string) string { return s.Paint(Key, text) }

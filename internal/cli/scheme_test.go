@@ -19,7 +19,7 @@ func TestSchemeCodes(t *testing.T) {
 		{Failed, "\x1b[31mx\x1b[0m"},
 		{Dimmed, "\x1b[2mx\x1b[0m"},
 		{Warning, "\x1b[33mx\x1b[0m"},
-		{Heading, "\x1b[1mx\x1b[0m"},
+		{Strong, "\x1b[1mx\x1b[0m"},
 		{Key, "\x1b[1;36mx\x1b[0m"},
 	} {
 		if got := dark.Paint(c.style, "x"); got != c.want {

@@ -126,7 +126,7 @@ func (t *Table) draw() string {
 			style := Default
 			switch {
 			case row == table.HeaderRow:
-				style = Heading
+				style = Strong
 			case t.styles[row] != nil && t.rows[row][col] != "":
 				style = t.styles[row][col]
 			}
