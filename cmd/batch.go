@@ -170,20 +170,22 @@ func runBatch(parent context.Context, opts *evaluateOptions, fs *experiment.Flag
 	}
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
-	in, name, size, closeIn, err := openUsers(ctx, opts)
+	in, err := openUsers(ctx, opts.IO, opts.UsersFile)
 	if err != nil {
 		return err
 	}
-	defer closeIn()
+	defer in.close()
 
-	b := &batch{opts: opts, fs: fs, name: name, json: opts.output() == "json",
-		exposures: opts.exposures.in(ctx), // a wait for the event queue ends with the run
-		counts:    make([]int, fs.Snapshot().Outcomes()), out: opts.IO.Out}
+	out := opts.IO.Out
 	if opts.summaryOnly() {
-		b.out = io.Discard // the summary is the output; users are still evaluated and counted
+		out = io.Discard // the summary is the output; users are still evaluated and counted
 	}
+	b := &batch{opts: opts, fs: fs, name: in.name, out: cli.NewJSONList(out, opts.output() == "json"),
+		exposures: opts.exposures.in(ctx), // a wait for the event queue ends with the run
+		counts:    make([]int, fs.Snapshot().Outcomes())}
 	if opts.Progress {
-		b.progress = opts.IO.NewProgress("evaluating", size, cli.Bytes)
+		b.progress = opts.IO.NewProgress("evaluating", in.size, cli.Bytes)
+		in.countReads(b.progress)
 	}
 	workers := runtime.GOMAXPROCS(0)
 	tokens := make(chan struct{}, 2*workers)
@@ -233,8 +235,10 @@ func runBatch(parent context.Context, opts *evaluateOptions, fs *experiment.Flag
 	if werr == nil && parent.Err() != nil {
 		werr = parent.Err() // interrupted: what was written is whole lines
 	}
-	if err := b.finishOutput(werr); err != nil && werr == nil {
-		werr = err
+	// The JSON array is closed even after a failure: what was written
+	// stays valid JSON, and the exit code says the run failed.
+	if err := b.out.Close(); err != nil && werr == nil {
+		werr = ioError(fmt.Errorf("writing output: %w", err))
 	}
 	if werr == nil && opts.Stats {
 		werr = b.printStats()
@@ -242,37 +246,12 @@ func runBatch(parent context.Context, opts *evaluateOptions, fs *experiment.Flag
 	return werr
 }
 
-// openUsers opens --users for reading under ctx: a read blocked on a
-// stalled pipe or terminal ends with the batch.
-func openUsers(ctx context.Context, opts *evaluateOptions) (r io.Reader, name string, size int64, closeFn func(), err error) {
-	if opts.UsersFile == "-" {
-		return newCancelReader(ctx, opts.IO.In), "stdin", 0, func() {}, nil
-	}
-	f, err := openInput(ctx, opts.UsersFile)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, "", 0, nil, err
-		}
-		return nil, "", 0, nil, namedFileError("--users", opts.UsersFile, err)
-	}
-	if st, err := f.Stat(); err == nil {
-		if st.IsDir() {
-			f.Close()
-			return nil, "", 0, nil, inputError(fmt.Errorf("--users %s: is a directory", opts.UsersFile))
-		}
-		size = st.Size()
-	}
-	return newCancelReader(ctx, f), opts.UsersFile, size, func() { f.Close() }, nil
-}
-
 type batch struct {
 	opts      *evaluateOptions
 	exposures *exposureSink // sent by the writer, for the users written
-	out       io.Writer     // where user lines go: stdout, or nowhere when only the summary is shown
+	out       *cli.JSONList // where user lines go: stdout, or nowhere when only the summary is shown
 	fs        *experiment.FlagSet
 	name      string
-	json      bool // a JSON array rather than JSON Lines
-	written   int  // users written so far
 	counts    []int
 	users     int
 	progress  *cli.Progress
@@ -281,10 +260,9 @@ type batch struct {
 // read splits the input into chunks. A line longer than maxLineBytes is
 // reported as soon as it passes the limit: without --skip-invalid it is the
 // last line read, and with it the rest of the line is read but not kept.
-func (b *batch) read(ctx context.Context, in io.Reader, jobs chan<- *chunk, tokens chan struct{}) error {
+func (b *batch) read(ctx context.Context, in *usersInput, jobs chan<- *chunk, tokens chan struct{}) error {
 	defer close(jobs)
-	lines := newLineReader(b.progress.CountReads(in))
-	seq := 0
+	seq, line := 0, 0
 	c := &chunk{firstLine: 1}
 	size := 0
 	send := func() bool {
@@ -300,12 +278,13 @@ func (b *batch) read(ctx context.Context, in io.Reader, jobs chan<- *chunk, toke
 		case <-ctx.Done():
 			return false
 		}
-		c = &chunk{firstLine: lines.line + 1}
+		c = &chunk{firstLine: line + 1}
 		size = 0
 		return true
 	}
 	for {
-		data, err := lines.next()
+		n, data, err := in.next()
+		line = n
 		switch {
 		case err == io.EOF:
 			if len(c.lines) > 0 && !send() {
@@ -329,7 +308,7 @@ func (b *batch) read(ctx context.Context, in io.Reader, jobs chan<- *chunk, toke
 			if len(c.lines) > 0 && !send() {
 				return ctx.Err()
 			}
-			return ioError(fmt.Errorf("%s: line %d: %w", b.name, lines.line+1, err))
+			return err
 		case len(bytes.TrimSpace(data)) == 0:
 			c.lines = append(c.lines, nil)
 		default:
@@ -348,11 +327,6 @@ func (b *batch) read(ctx context.Context, in io.Reader, jobs chan<- *chunk, toke
 func (b *batch) write(done <-chan *chunk, tokens <-chan struct{}, budget *outputBudget) error {
 	pending := map[partKey]*chunk{}
 	next := partKey{}
-	if b.json {
-		if _, err := io.WriteString(b.out, "["); err != nil {
-			return ioError(err)
-		}
-	}
 	for c := range done {
 		pending[partKey{c.seq, c.part}] = c
 		for {
@@ -415,50 +389,9 @@ func (b *batch) emit(c *chunk) error {
 	return stop
 }
 
-// writeUsers writes complete user lines; in JSON array form they are
-// separated by commas.
+// writeUsers writes complete user lines.
 func (b *batch) writeUsers(out []byte) error {
-	if len(out) == 0 {
-		return nil
-	}
-	var err error
-	if b.json {
-		for _, line := range bytes.SplitAfter(out, []byte{'\n'}) {
-			if len(line) == 0 {
-				continue
-			}
-			sep := ",\n"
-			if b.written == 0 {
-				sep = "\n"
-			}
-			b.written++
-			if _, err = io.WriteString(b.out, sep); err == nil {
-				_, err = b.out.Write(bytes.TrimSuffix(line, []byte{'\n'}))
-			}
-			if err != nil {
-				break
-			}
-		}
-	} else {
-		_, err = b.out.Write(out)
-	}
-	if err != nil {
-		return ioError(fmt.Errorf("writing output: %w", err))
-	}
-	return nil
-}
-
-// finishOutput closes the JSON array, even after a failure: what was
-// written stays valid JSON, and the exit code says the run failed.
-func (b *batch) finishOutput(_ error) error {
-	if !b.json {
-		return nil
-	}
-	tail := "]\n"
-	if b.written > 0 {
-		tail = "\n]\n"
-	}
-	if _, err := io.WriteString(b.out, tail); err != nil {
+	if err := b.out.Write(out); err != nil {
 		return ioError(fmt.Errorf("writing output: %w", err))
 	}
 	return nil

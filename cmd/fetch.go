@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/flagkit/experiment/internal/cli"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
 
@@ -288,16 +289,17 @@ type fetchJob struct {
 func runFetchUsers(parent context.Context, opts *fetchOptions, client *experiment.RemoteClient) error {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
-	in, name, closeIn, err := openFetchUsers(ctx, opts)
+	in, err := openUsers(ctx, opts.IO, opts.UsersFile)
 	if err != nil {
 		return err
 	}
-	defer closeIn()
+	defer in.close()
+	name := in.name
 
 	n := opts.Concurrency
 	order := make(chan *fetchJob, 2*n) // bounds the jobs read but not yet written
 	jobs := make(chan *fetchJob, n)
-	go readFetchUsers(ctx, in, name, opts.SkipInvalid, order, jobs)
+	go readFetchUsers(ctx, in, opts.SkipInvalid, order, jobs)
 
 	fo := opts.sdkOptions()
 	var wg sync.WaitGroup
@@ -313,7 +315,7 @@ func runFetchUsers(parent context.Context, opts *fetchOptions, client *experimen
 		}()
 	}
 
-	w := &jsonLinesWriter{w: opts.IO.Out, array: opts.output() == "json"}
+	w := cli.NewJSONList(opts.IO.Out, opts.output() == "json")
 	var werr error
 	for j := range order {
 		<-j.done
@@ -330,7 +332,7 @@ func runFetchUsers(parent context.Context, opts *fetchOptions, client *experimen
 			cancel()
 			continue
 		}
-		if err := w.write(j.out); err != nil {
+		if err := w.Write(j.out); err != nil {
 			werr = ioError(fmt.Errorf("writing output: %w", err))
 			cancel()
 		}
@@ -339,10 +341,10 @@ func runFetchUsers(parent context.Context, opts *fetchOptions, client *experimen
 	if werr == nil && parent.Err() != nil {
 		werr = parent.Err()
 	}
-	if werr == nil {
-		if err := w.finish(); err != nil {
-			werr = ioError(fmt.Errorf("writing output: %w", err))
-		}
+	// The JSON array is closed even after a failure: what was written
+	// stays valid JSON, and the exit code says the run failed.
+	if err := w.Close(); err != nil && werr == nil {
+		werr = ioError(fmt.Errorf("writing output: %w", err))
 	}
 	return werr
 }
@@ -362,22 +364,18 @@ func (e *invalidLine) Unwrap() error { return e.err }
 // channels. A read failure becomes a last job, so it is reported after the
 // lines before it; so does a line over the limit unless skipInvalid, when
 // it is an invalid line like any other and reading goes on after it.
-func readFetchUsers(ctx context.Context, in io.Reader, name string, skipInvalid bool, order, jobs chan<- *fetchJob) {
+func readFetchUsers(ctx context.Context, in *usersInput, skipInvalid bool, order, jobs chan<- *fetchJob) {
 	defer close(jobs)
 	defer close(order)
-	lines := newLineReader(in)
 	for {
-		data, err := lines.next()
+		line, data, err := in.next()
 		if err == io.EOF {
 			return
 		}
 		if err != nil {
-			j := &fetchJob{line: lines.line + 1, done: make(chan struct{})}
+			j := &fetchJob{line: line, err: err, done: make(chan struct{})}
 			if errors.Is(err, errLineTooLong) {
-				j.line = lines.line
-				j.err = inputError(&invalidLine{name: name, line: lines.line, err: err})
-			} else {
-				j.err = ioError(fmt.Errorf("%s:%d: %w", name, lines.line+1, err))
+				j.err = inputError(&invalidLine{name: in.name, line: line, err: err})
 			}
 			close(j.done)
 			select {
@@ -393,7 +391,7 @@ func readFetchUsers(ctx context.Context, in io.Reader, name string, skipInvalid 
 		if len(bytes.TrimSpace(data)) == 0 {
 			continue
 		}
-		j := &fetchJob{line: lines.line, data: data, done: make(chan struct{})}
+		j := &fetchJob{line: line, data: data, done: make(chan struct{})}
 		select {
 		case order <- j:
 		case <-ctx.Done():
@@ -430,61 +428,4 @@ func fetchUserLine(ctx context.Context, client *experiment.RemoteClient, fo *exp
 		return nil, err
 	}
 	return buf.Bytes(), nil
-}
-
-// openFetchUsers opens --users for reading under ctx, as evaluate does.
-func openFetchUsers(ctx context.Context, opts *fetchOptions) (io.Reader, string, func(), error) {
-	if opts.UsersFile == "-" {
-		return newCancelReader(ctx, opts.IO.In), "stdin", func() {}, nil
-	}
-	f, err := openInput(ctx, opts.UsersFile)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, "", nil, err
-		}
-		return nil, "", nil, namedFileError("--users", opts.UsersFile, err)
-	}
-	if st, err := f.Stat(); err == nil && st.IsDir() {
-		f.Close()
-		return nil, "", nil, inputError(fmt.Errorf("--users %s: is a directory", opts.UsersFile))
-	}
-	return newCancelReader(ctx, f), opts.UsersFile, func() { f.Close() }, nil
-}
-
-// jsonLinesWriter writes user lines as JSON Lines, or as the elements of
-// one JSON array.
-type jsonLinesWriter struct {
-	w       io.Writer
-	array   bool
-	written int
-}
-
-func (w *jsonLinesWriter) write(line []byte) error {
-	if !w.array {
-		_, err := w.w.Write(line)
-		return err
-	}
-	sep := ",\n"
-	if w.written == 0 {
-		sep = "[\n"
-	}
-	w.written++
-	if _, err := io.WriteString(w.w, sep); err != nil {
-		return err
-	}
-	_, err := w.w.Write(bytes.TrimSuffix(line, []byte{'\n'}))
-	return err
-}
-
-// finish closes the array; JSON Lines need nothing.
-func (w *jsonLinesWriter) finish() error {
-	if !w.array {
-		return nil
-	}
-	tail := "\n]\n"
-	if w.written == 0 {
-		tail = "[]\n"
-	}
-	_, err := io.WriteString(w.w, tail)
-	return err
 }

@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/flagkit/experiment/internal/cli"
 )
 
 // Reading what the user gives (stdin, files, pipes) so that Ctrl-C and
@@ -229,4 +232,61 @@ func (lr *lineReader) next() ([]byte, error) {
 		}
 		return line, nil
 	}
+}
+
+// usersInput is the --users input of evaluate and fetch: JSON Lines from a
+// file or stdin, read under the command's context, split by one lineReader
+// so that both commands number lines, report over-long lines and read
+// failures alike.
+type usersInput struct {
+	name  string // the file, or "stdin", for errors
+	size  int64  // bytes, for a progress bar; 0 when unknown (stdin)
+	r     io.Reader
+	lines *lineReader
+	close func()
+}
+
+// openUsers opens --users (path, or - for stdin): a read blocked on a
+// stalled pipe or terminal ends with ctx. A missing or unreadable file is
+// exit 6 naming the option; a directory is exit 3.
+func openUsers(ctx context.Context, ios *IOStreams, path string) (*usersInput, error) {
+	if path == "-" {
+		return &usersInput{name: "stdin", r: newCancelReader(ctx, ios.In), close: func() {}}, nil
+	}
+	f, err := openInput(ctx, path)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, namedFileError("--users", path, err)
+	}
+	in := &usersInput{name: path, r: newCancelReader(ctx, f), close: func() { f.Close() }}
+	if st, err := f.Stat(); err == nil {
+		if st.IsDir() {
+			f.Close()
+			return nil, inputError(fmt.Errorf("--users %s: is a directory", path))
+		}
+		in.size = st.Size()
+	}
+	return in, nil
+}
+
+// countReads makes the input count what is read into a progress bar; it
+// must come before the first line is read.
+func (in *usersInput) countReads(p *cli.Progress) { in.r = p.CountReads(in.r) }
+
+// next returns the next line, without its line end, and its number (from
+// 1); io.EOF after the last. A line over maxLineBytes is errLineTooLong,
+// an invalid line: reading may go on after it. Any other error is a read
+// failure, exit 6 naming the line it stopped at.
+func (in *usersInput) next() (int, []byte, error) {
+	if in.lines == nil {
+		in.lines = newLineReader(in.r)
+	}
+	data, err := in.lines.next()
+	switch {
+	case err == nil, err == io.EOF, errors.Is(err, errLineTooLong):
+		return in.lines.line, data, err
+	}
+	return in.lines.line + 1, nil, ioError(fmt.Errorf("%s: line %d: %w", in.name, in.lines.line+1, err))
 }
