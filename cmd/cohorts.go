@@ -176,38 +176,66 @@ const (
 )
 
 func runCohortsSync(ctx context.Context, opts *cohortsSyncOptions) error {
-	ios := opts.IO
 	flagSet, err := opts.Source.loadWithoutCohorts(ctx)
 	if err != nil {
 		return err
 	}
 	refs := flagSet.CohortReferences()
 	ids := refs.All()
-
 	if len(ids) == 0 {
-		fmt.Fprintf(ios.ErrOut, "no cohorts to sync: no flag in %s targets a cohort\n", opts.Source.name())
-		return renderCohortRows(ios, opts.Output, []cohortRow{}, "MEMBERS", true)
+		fmt.Fprintf(opts.IO.ErrOut, "no cohorts to sync: no flag in %s targets a cohort\n", opts.Source.name())
+		return renderCohortRows(opts.IO, opts.Output, []cohortRow{}, "MEMBERS", true)
 	}
-	dir := opts.Out
-	if dir == "" {
-		cache, err := opts.Source.server.cachePath(ios)
-		if err != nil {
-			return err
-		}
-		dir = experiment.CohortCacheDir(cache, opts.apiKey)
+	dir, err := opts.cohortDir()
+	if err != nil {
+		return err
 	}
-	// Fail before downloading anything that could not be saved.
-	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
-		return ioError(fmt.Errorf("cohort directory %s: not a directory", dir))
+	results, err := downloadCohorts(ctx, opts, dir, ids)
+	if err != nil {
+		return err
 	}
+	// Save what arrived, even when interrupted: each file is whole or absent.
+	if err := saveCohorts(dir, ids, results, time.Now()); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tally := syncTally{counts: map[string]int{}}
+	for _, id := range ids {
+		tally.add(opts, id, referencedType(refs, id), results[id])
+	}
+	return tally.report(opts, dir)
+}
 
+// cohortDir is where cohorts sync writes: --out, or the cohort cache of
+// the API key. It fails before anything is downloaded that could not be
+// saved.
+func (o *cohortsSyncOptions) cohortDir() (string, error) {
+	dir := o.Out
+	if dir == "" {
+		cache, err := o.Source.server.cachePath(o.IO)
+		if err != nil {
+			return "", err
+		}
+		dir = experiment.CohortCacheDir(cache, o.apiKey)
+	}
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		return "", ioError(fmt.Errorf("cohort directory %s: not a directory", dir))
+	}
+	return dir, nil
+}
+
+// downloadCohorts downloads the cohorts ids that changed since the copies
+// in dir, with a progress bar on a terminal, and returns each one's result.
+func downloadCohorts(ctx context.Context, opts *cohortsSyncOptions, dir string, ids []string) (map[string]cohort.Result, error) {
+	ios := opts.IO
 	current, loadErrs := cohort.LoadDir(dir, ids)
 	for _, err := range loadErrs {
 		if !errors.Is(err, fs.ErrNotExist) {
 			fmt.Fprintf(ios.ErrOut, "experiment: warning: %v; downloading it again\n", err)
 		}
 	}
-
 	client, err := cohort.NewClient(cohort.Config{
 		APIKey: opts.apiKey, SecretKey: opts.secretKey, ServerURL: opts.serverURL,
 		// --timeout bounds each cohort's whole download, retries included,
@@ -216,7 +244,7 @@ func runCohortsSync(ctx context.Context, opts *cohortsSyncOptions) error {
 		Logger: debugLogger(ios, opts.Source.server.debug),
 	})
 	if err != nil {
-		return usageError("%v", err)
+		return nil, usageError("%v", err)
 	}
 	defer client.Close()
 
@@ -227,11 +255,13 @@ func runCohortsSync(ctx context.Context, opts *cohortsSyncOptions) error {
 		bar.Add(1)
 	}))
 	bar.Finish()
+	return results, nil
+}
 
-	// Save what arrived, even when interrupted: each file is whole or absent.
-	// A file the server confirmed (204) gets the time of that answer, so
-	// its age counts from when it was last known current.
-	now := time.Now()
+// saveCohorts writes the cohorts that were downloaded into dir. A file the
+// server confirmed (204) gets the time of that answer, now, so that its age
+// counts from when it was last known current.
+func saveCohorts(dir string, ids []string, results map[string]cohort.Result, now time.Time) error {
 	for _, id := range ids {
 		switch r := results[id]; r.Outcome {
 		case cohort.Updated:
@@ -244,57 +274,65 @@ func runCohortsSync(ctx context.Context, opts *cohortsSyncOptions) error {
 			}
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+	return nil
+}
 
-	rows := make([]cohortRow, 0, len(ids))
-	var failed []error
-	var unauthorized error
-	counts := map[string]int{}
-	for _, id := range ids {
-		r := results[id]
-		row := cohortRow{ID: id, GroupType: referencedType(refs, id), Status: syncStatus(r)}
-		if c := r.Cohort; c != nil {
-			row.GroupType, row.Size, row.LastModified = c.GroupType, c.Len(), c.LastModified
-		}
-		counts[row.Status]++
-		if r.Err != nil {
-			row.Error = r.Err.Error()
-		}
-		switch row.Status {
-		case statusNotFound:
-			fmt.Fprintf(ios.ErrOut, "experiment: warning: cohort %s: not found on the cohort server (404); nobody is a member%s\n", id, kept(r))
-		case statusTooLarge:
-			fmt.Fprintf(ios.ErrOut, "experiment: warning: cohort %s: skipped: more than %d members (--max-cohort-size)%s\n", id, opts.MaxCohortSize, kept(r))
-		case statusFailed:
-			if errors.Is(r.Err, cohort.ErrUnauthorized) {
-				if unauthorized == nil {
-					unauthorized = r.Err
-				}
-			} else {
-				failed = append(failed, r.Err)
-			}
-		}
-		rows = append(rows, row)
+// syncTally is what a sync did, cohort by cohort: the rows of its output,
+// how many cohorts ended in each status, and the failures.
+type syncTally struct {
+	rows         []cohortRow
+	counts       map[string]int
+	failed       []error
+	unauthorized error // the first rejection of the keys
+}
+
+// add counts the result r of cohort id, which the flags target as
+// groupType, and warns on stderr of one nobody is a member of.
+func (t *syncTally) add(opts *cohortsSyncOptions, id, groupType string, r cohort.Result) {
+	row := cohortRow{ID: id, GroupType: groupType, Status: syncStatus(r)}
+	if c := r.Cohort; c != nil {
+		row.GroupType, row.Size, row.LastModified = c.GroupType, c.Len(), c.LastModified
 	}
-	if err := renderCohortRows(ios, opts.Output, rows, "MEMBERS", true); err != nil {
+	t.counts[row.Status]++
+	if r.Err != nil {
+		row.Error = r.Err.Error()
+	}
+	switch row.Status {
+	case statusNotFound:
+		fmt.Fprintf(opts.IO.ErrOut, "experiment: warning: cohort %s: not found on the cohort server (404); nobody is a member%s\n", id, kept(r))
+	case statusTooLarge:
+		fmt.Fprintf(opts.IO.ErrOut, "experiment: warning: cohort %s: skipped: more than %d members (--max-cohort-size)%s\n", id, opts.MaxCohortSize, kept(r))
+	case statusFailed:
+		if !errors.Is(r.Err, cohort.ErrUnauthorized) {
+			t.failed = append(t.failed, r.Err)
+		} else if t.unauthorized == nil {
+			t.unauthorized = r.Err
+		}
+	}
+	t.rows = append(t.rows, row)
+}
+
+// report prints the rows, then fails with the keys' rejection (exit 4) or
+// the downloads that failed (exit 5), or says what was synced into dir.
+func (t *syncTally) report(opts *cohortsSyncOptions, dir string) error {
+	ios := opts.IO
+	if err := renderCohortRows(ios, opts.Output, t.rows, "MEMBERS", true); err != nil {
 		return err
 	}
-	if unauthorized != nil {
-		return cohortKeysRejected(opts.apiKey, opts.secretKey, unauthorized)
+	if t.unauthorized != nil {
+		return cohortKeysRejected(opts.apiKey, opts.secretKey, t.unauthorized)
 	}
-	if len(failed) > 0 {
-		for _, err := range failed[1:] {
+	if len(t.failed) > 0 {
+		for _, err := range t.failed[1:] {
 			fmt.Fprintf(ios.ErrOut, "experiment: warning: %v\n", err)
 		}
 		return &exitError{code: ExitNetwork,
-			err:  fmt.Errorf("%d of %d cohorts failed to download: %w", len(failed), len(ids), failed[0]),
+			err:  fmt.Errorf("%d of %d cohorts failed to download: %w", len(t.failed), len(t.rows), t.failed[0]),
 			hint: fmt.Sprintf("the last good copies in %s are kept; check --cohort-server-url / --server-zone and the network, then run again", dir)}
 	}
 	// Only on success: after a failure stderr holds just the error (CLI.md),
 	// and the table on stdout has each cohort's status.
-	fmt.Fprintf(ios.ErrOut, "synced %d cohorts into %s: %s\n", len(ids), dir, countSummary(counts))
+	fmt.Fprintf(ios.ErrOut, "synced %d cohorts into %s: %s\n", len(t.rows), dir, countSummary(t.counts))
 	return nil
 }
 
