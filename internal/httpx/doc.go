@@ -16,11 +16,11 @@
 //	client            attempts          delay before retry n               retried                  final at once
 //	----------------  ----------------  ---------------------------------  -----------------------  -------------------------
 //	remote fetch      1+FetchRetries    uniform in [0, min(500ms*1.5^n,    no answer, timeout,      4xx (401/403 are
-//	(experiment)      (default 1)       10s)] (RetryBackoff*); a longer    malformed 200, 429,      ErrUnauthorized),
+//	(experiment)      (1 by default)    10s)] (RetryBackoff*); a longer    malformed 200, 429,      ErrUnauthorized),
 //	                                    Retry-After wins                   5xx, other statuses      Retry-After over 1 min,
 //	                                                                                                no time left in ctx
-//	flag configs,     1 per poll        the next poll, sooner: uniform in  as remote fetch          401/403 (polling stops),
-//	polling                             [10ms, min(1s*2^n, interval)]                               a body over 256 MiB
+//	flag configs,     1 per poll        the next poll, sooner: uniform in  any other failure        401/403 (polling stops)
+//	polling                             [10ms, min(1s*2^n, interval)]
 //	(experiment)
 //	FetchFlagConfigs  1+8               uniform in [10ms, min(500ms*2^n,   as remote fetch          as remote fetch; pull
 //	PullFlagConfigs                     10s)]; a longer Retry-After wins                            also a refused connection
@@ -29,7 +29,7 @@
 //	(cohort)                                                               malformed 200, 202,      204 without a stored
 //	                                                                       429, 5xx                 copy; Timeout in all
 //	analytics events  1+FlushMaxRetries uniform in [b/2, b], b doubling    no answer, timeout,      400 (only the events it
-//	(analytics)       (default 13)      from 100ms to 3.2s; a 429's or     408, 429 (users over     names are dropped, the
+//	(analytics)       (13 by default)   from 100ms to 3.2s; a 429's or     408, 429 (users over     names are dropped, the
 //	                                    503's Retry-After wins, up to      their daily quota        rest resent at once),
 //	                                    1 min                              dropped first), 5xx      413 of one event (more
 //	                                                                                                are split in halves), 4xx

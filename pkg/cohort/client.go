@@ -261,7 +261,7 @@ func (c *Client) endpoint(id string, stored *Cohort) *url.URL {
 // at once, and the error is then its cause (context.Cause).
 func (c *Client) Download(ctx context.Context, id string, stored *Cohort) (*Cohort, error) {
 	if id == "" {
-		return nil, errors.New("cohort: empty cohort id")
+		return nil, errors.New("empty cohort id")
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, c.total,
 		fmt.Errorf("%w: download not complete within %v", ErrTimeout, c.total))

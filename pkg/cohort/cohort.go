@@ -53,7 +53,7 @@ func Decode(data []byte) (*Cohort, error) {
 // groupType means UserGroupType; Size is the number of members given.
 func New(id, groupType string, lastModified int64, members []string) (*Cohort, error) {
 	if id == "" {
-		return nil, errors.New("cohort: empty id")
+		return nil, errors.New("empty cohort id")
 	}
 	if groupType == "" {
 		groupType = UserGroupType

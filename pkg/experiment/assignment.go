@@ -11,44 +11,39 @@ import (
 	"github.com/flagkit/experiment/pkg/analytics"
 )
 
-// AssignmentEvent builds the assignment event of one evaluation at now,
+// assignmentEvent builds the assignment event of one evaluation at now,
 // without de-duplication: one event for all flags. With
 // evaluatedProps, the user's device fields and user properties are copied
 // onto the event, as the Python SDK's send_evaluated_props does. ok is
 // false for a nil user, one with neither a user ID nor a device ID, or no
 // variants.
-//
-// Deprecated: assignment events are superseded by exposure events
-// (ExposureEvents); Amplitude keeps them for old analyses.
-func AssignmentEvent(user *User, variants map[string]Variant, now time.Time, evaluatedProps bool) (ev analytics.Event, ok bool) {
+// Assignment events are superseded by exposure events (exposureEvents);
+// Amplitude keeps them for old analyses.
+func assignmentEvent(user *User, variants map[string]Variant, now time.Time, evaluatedProps bool) (ev analytics.Event, ok bool) {
 	if !trackable(user) || len(variants) == 0 {
 		return analytics.Event{}, false
 	}
 	return newAssignmentRecord(user, variants, now.UnixMilli(), evaluatedProps).Event(0), true
 }
 
-// AssignmentService sends the assignment events of evaluations,
-// de-duplicated: the Go form of the Python SDK's
-// assignment service, enabled by LocalConfig.AssignmentConfig. It is safe
-// for concurrent use; Close it to flush what is queued and stop its sender.
-//
-// Deprecated: use ExposureService; Amplitude keeps assignment events for old
-// analyses.
-type AssignmentService struct {
+// assignmentService sends the assignment events of evaluations,
+// de-duplicated: the Go form of the Python SDK's assignment service,
+// enabled by LocalConfig.AssignmentConfig (deprecated: Amplitude keeps
+// assignment events for old analyses). It is safe for concurrent use;
+// close it to flush what is queued and stop its sender.
+type assignmentService struct {
 	svc            *eventService
 	evaluatedProps bool
 }
 
-// NewAssignmentService validates cfg, fills its defaults and starts the
+// newAssignmentService validates cfg, fills its defaults and starts the
 // sender (none when cfg.Printer is set).
-//
-// Deprecated: use NewExposureService.
-func NewAssignmentService(cfg AssignmentConfig) (*AssignmentService, error) {
+func newAssignmentService(cfg AssignmentConfig) (*assignmentService, error) {
 	svc, err := newEventService("assignment", cfg.Config, cfg.CacheCapacity, cfg.Printer)
 	if err != nil {
 		return nil, err
 	}
-	return &AssignmentService{svc: svc, evaluatedProps: cfg.SendEvaluatedProps}, nil
+	return &assignmentService{svc: svc, evaluatedProps: cfg.SendEvaluatedProps}, nil
 }
 
 // TrackAssignment records the result of one evaluation for user, default
@@ -58,13 +53,13 @@ func NewAssignmentService(cfg AssignmentConfig) (*AssignmentService, error) {
 // while the queue is full, as TrackExposure does) and does not keep
 // variants or user. A user with neither a user ID nor a device ID is
 // skipped.
-func (s *AssignmentService) TrackAssignment(user *User, variants map[string]Variant) {
+func (s *assignmentService) TrackAssignment(user *User, variants map[string]Variant) {
 	_ = s.TrackAssignmentContext(context.Background(), user, variants)
 }
 
 // TrackAssignmentContext is TrackAssignment whose wait for room in a full
 // queue (with OverflowBlock) ends with ctx; see TrackExposureContext.
-func (s *AssignmentService) TrackAssignmentContext(ctx context.Context, user *User, variants map[string]Variant) error {
+func (s *assignmentService) TrackAssignmentContext(ctx context.Context, user *User, variants map[string]Variant) error {
 	if !trackable(user) || len(variants) == 0 {
 		return nil
 	}
@@ -79,14 +74,15 @@ func (s *AssignmentService) TrackAssignmentContext(ctx context.Context, user *Us
 
 // Flush sends what is queued and waits until it is sent or given up, or
 // until ctx is done.
-func (s *AssignmentService) Flush(ctx context.Context) error { return s.svc.flush(ctx) }
+func (s *assignmentService) Flush(ctx context.Context) error { return s.svc.flush(ctx) }
 
 // Close flushes what is queued within ctx's deadline and stops the sender;
 // see analytics.Client.Close. Later TrackAssignment calls do nothing.
-func (s *AssignmentService) Close(ctx context.Context) error { return s.svc.close(ctx) }
+func (s *assignmentService) Close(ctx context.Context) error { return s.svc.close(ctx) }
 
-// Stats counts the events of the service's tracker; zero when printing.
-func (s *AssignmentService) Stats() analytics.Stats { return s.svc.stats() }
+// Stats counts the events of the service's analytics client; zero when
+// printing.
+func (s *assignmentService) Stats() analytics.Stats { return s.svc.stats() }
 
 // assignmentRecord is what an assignment event needs from one evaluation,
 // extracted by TrackAssignment; sorting, hashing and the event's maps are
@@ -152,7 +148,7 @@ func (r *assignmentRecord) Event(int) analytics.Event {
 	}
 	code, _ := digestCanonical(r.userID, r.deviceID, results)
 	ev := analytics.Event{
-		EventType:       AssignmentEventType,
+		EventType:       assignmentEventType,
 		UserID:          r.userID,
 		DeviceID:        r.deviceID,
 		EventProperties: props,

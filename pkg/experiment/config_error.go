@@ -7,10 +7,10 @@ import (
 
 // ErrInvalidConfig matches, with errors.Is, every error a constructor returns
 // because of what it was given rather than anything it met at run time:
-// NewLocalClient, NewRemoteClient, NewTracker, NewExposureService and
-// NewAssignmentService reject an empty deployment key, a negative duration,
-// CohortSyncConfig without both keys, and the like this way, before starting
-// anything. Such an error is a bug in the caller's setup: retrying cannot
+// NewLocalClient, NewRemoteClient and NewExposureService reject an empty
+// deployment key, a negative duration, CohortSyncConfig without both keys,
+// an analytics config analytics.NewClient would refuse, and the like this
+// way, before starting anything. Such an error is a bug in the caller's setup: retrying cannot
 // help.
 var ErrInvalidConfig = errors.New("invalid config")
 
@@ -19,8 +19,8 @@ var ErrInvalidConfig = errors.New("invalid config")
 // only the first, so one run shows all there is to fix.
 type ConfigError struct {
 	// Config names what was rejected as the message begins with it: "local
-	// config", "remote config", "tracker config", "exposure config",
-	// "local client" (its deployment key) and so on.
+	// config", "remote config", "exposure config", "local client" (its
+	// deployment key) and so on.
 	Config string
 	// Problems says what is wrong, one error per setting, naming the field
 	// ("FetchTimeout is negative (-1s)"). Some wrap a more specific error.

@@ -3,6 +3,7 @@ package experiment_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,7 +64,7 @@ func TestConfigErrorsAreInspectable(t *testing.T) {
 			require.ErrorAs(t, err, &ce)
 			assert.Equal(t, tc.config, ce.Config)
 			assert.Len(t, ce.Problems, tc.problems, err.Error())
-			assert.Contains(t, err.Error(), tc.config+": ")
+			assert.True(t, strings.HasPrefix(err.Error(), tc.config+": "), "no package prefix: %s", err)
 		})
 	}
 }

@@ -51,8 +51,8 @@
 // An experiment's analysis counts the users who were exposed to a variant.
 // With LocalConfig.ExposureConfig, an evaluation whose [EvaluateOptions] set
 // TracksExposure sends an "[Experiment] Exposure" event per variant served,
-// de-duplicated for 24 hours, through a background [Tracker] that batches
-// and retries; evaluation never waits for it. Remote evaluation tracks on
+// de-duplicated for 24 hours, through a background [analytics.Client] that
+// batches and retries; evaluation never waits for it. Remote evaluation tracks on
 // the server instead (FetchOptions.TracksExposure). The analytics API key
 // belongs to the same project as the deployment key.
 //
@@ -62,7 +62,7 @@
 // matches [ErrInvalidConfig]. Start fetches the first flag configs and
 // starts the background updater; it returns once flags are in use, or an
 // error when its context ends first, and never waits longer than
-// LocalConfig.StartTimeout ([DefaultStartTimeout], 10 s) even under
+// LocalConfig.StartTimeout (10 s by default) even under
 // context.Background() (with LocalConfig.CacheDir, a cached copy is used at
 // once instead, and Status says so). Until then evaluations fail with
 // [ErrNotStarted]. A failed Start may be called again, and concurrent Starts
@@ -78,8 +78,9 @@
 //
 // # Testing
 //
-// Package experimenttest serves fakes of Amplitude's flag, evaluation and
-// analytics APIs on httptest servers, and package cohort/cohorttest one of
-// the cohort API, so tests of code that uses this package run offline; the
-// examples here use them.
+// Package experimenttest serves fakes of Amplitude's flag and evaluation
+// APIs on httptest servers, package analytics/analyticstest one of the
+// analytics API and package cohort/cohorttest one of the cohort API, so
+// tests of code that uses this package run offline; the examples here use
+// them.
 package experiment

@@ -10,7 +10,7 @@ import (
 	"github.com/flagkit/experiment/pkg/analytics"
 )
 
-// eventService is what ExposureService and AssignmentService share: the
+// eventService is what ExposureService and assignmentService share: the
 // de-duplication cache and where events go, an analytics client or a
 // printer.
 type eventService struct {
@@ -28,7 +28,7 @@ func newEventService(kind string, cfg analytics.Config, capacity int, printer *a
 	if err := checkEventService(cfg, capacity, printer != nil); err != nil {
 		return nil, newConfigError(kind+" config", err)
 	}
-	cache, err := newDedupCache(cmp.Or(capacity, DefaultCacheCapacity))
+	cache, err := newDedupCache(cmp.Or(capacity, defaultCacheCapacity))
 	if err != nil {
 		return nil, newConfigError(kind+" config", err)
 	}

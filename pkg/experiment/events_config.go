@@ -15,7 +15,7 @@ type ExposureConfig struct {
 
 	// CacheCapacity bounds the de-duplication cache: how many distinct
 	// evaluations (user, flags and variants) are remembered for 24 hours.
-	// Default: 65536 (DefaultCacheCapacity).
+	// Default: 65536, the Python SDK's.
 	CacheCapacity int
 
 	// Printer, when set, receives the events instead of an analytics
@@ -49,6 +49,6 @@ type AssignmentConfig struct {
 	Printer *analytics.Printer
 }
 
-// DefaultCacheCapacity is the default size of a de-duplication cache, the
+// defaultCacheCapacity is the default size of a de-duplication cache, the
 // Python SDK's cache_capacity.
-const DefaultCacheCapacity = 65536
+const defaultCacheCapacity = 65536

@@ -14,8 +14,8 @@ import (
 
 // The event types Amplitude Experiment analyses.
 const (
-	ExposureEventType   = "[Experiment] Exposure"
-	AssignmentEventType = "[Experiment] Assignment"
+	exposureEventType   = "[Experiment] Exposure"
+	assignmentEventType = "[Experiment] Assignment"
 )
 
 const (
@@ -27,12 +27,12 @@ const (
 	userPropertyPrefix = "[Experiment] "
 )
 
-// ExposureEvents builds the exposure events of one evaluation at now,
+// exposureEvents builds the exposure events of one evaluation at now,
 // without de-duplication: one event per flag, in flag key
 // order, skipping flags whose metadata.trackExposure is false and default
 // variants. It returns nil for a nil user or one with neither a user ID nor
 // a device ID, since Amplitude rejects such events.
-func ExposureEvents(user *User, variants map[string]Variant, now time.Time) []analytics.Event {
+func exposureEvents(user *User, variants map[string]Variant, now time.Time) []analytics.Event {
 	if !trackable(user) || len(variants) == 0 {
 		return nil
 	}
@@ -111,7 +111,8 @@ func (s *ExposureService) Flush(ctx context.Context) error { return s.svc.flush(
 // see analytics.Client.Close. Later TrackExposure calls do nothing.
 func (s *ExposureService) Close(ctx context.Context) error { return s.svc.close(ctx) }
 
-// Stats counts the events of the service's tracker; zero when printing.
+// Stats counts the events of the service's analytics client; zero when
+// printing.
 func (s *ExposureService) Stats() analytics.Stats { return s.svc.stats() }
 
 // exposureRecord is one evaluation's exposures, captured by TrackExposure
@@ -244,7 +245,7 @@ func (r *exposureRecord) appendEvent(w *jsonWriter, i int, library string) (user
 		}
 	}
 	mark := len(w.buf)
-	w.raw(`{"event_type":"` + ExposureEventType + `"`)
+	w.raw(`{"event_type":"` + exposureEventType + `"`)
 	if r.userID != "" {
 		w.raw(`,"user_id":`)
 		w.str(r.userID)
@@ -361,7 +362,7 @@ func (r *exposureRecord) Event(i int) analytics.Event {
 	// hashCode(flagKey + " " + canonical), from the canonical's own hash.
 	code := hashCodeAdd(hashCodeAdd(0, f.key), " ")*r.pow + r.code
 	return analytics.Event{
-		EventType:       ExposureEventType,
+		EventType:       exposureEventType,
 		UserID:          r.userID,
 		DeviceID:        r.deviceID,
 		EventProperties: props,

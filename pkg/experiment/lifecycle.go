@@ -26,11 +26,11 @@ import (
 //   - A Start that failed leaves the client startable: the next Start
 //     tries again. Concurrent Starts share one attempt.
 
-// DefaultStartTimeout bounds Start when neither LocalConfig.StartTimeout
+// defaultStartTimeout bounds Start when neither LocalConfig.StartTimeout
 // nor the caller's context sets an earlier deadline. The official SDKs fail
 // fast when the flag server cannot be reached; a Start without a bound would
 // hang a service's boot forever.
-const DefaultStartTimeout = 10 * time.Second
+const defaultStartTimeout = 10 * time.Second
 
 // ErrClosed is returned by a closed client: by LocalClient.Start once Close
 // has been called (or when Close came while Start was waiting), since a
@@ -130,13 +130,6 @@ type startAttempt struct {
 	err  error
 }
 
-// tracking is a started client's exposure and assignment services, either
-// of which may be nil.
-type tracking struct {
-	exposure   *ExposureService
-	assignment *AssignmentService
-}
-
 func (l *lifecycle) init() {
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.retry = make(chan struct{}, 1)
@@ -161,7 +154,7 @@ func (l *lifecycle) pause(ctx context.Context, d time.Duration) error {
 // startTimeoutOf is LocalConfig.StartTimeout, or its default.
 func startTimeoutOf(cfg *LocalConfig) (time.Duration, error) {
 	if cfg == nil || cfg.StartTimeout == 0 {
-		return DefaultStartTimeout, nil
+		return defaultStartTimeout, nil
 	}
 	if cfg.StartTimeout < 0 {
 		return 0, newConfigError("local config", fmt.Errorf("StartTimeout is negative (%v)", cfg.StartTimeout))
@@ -176,12 +169,11 @@ func startTimeoutOf(cfg *LocalConfig) (time.Duration, error) {
 // returns the error of the last attempt. A rejected key (ErrUnauthorized)
 // is returned at once, cache or not.
 //
-// Start waits no longer than LocalConfig.StartTimeout (DefaultStartTimeout,
-// 10 s, unless set), or ctx's deadline when that is earlier: so
-// Start(context.Background()) with the server unreachable and no cache
-// fails after 10 s, with the last attempt's error. The wait for the
-// cohorts the first flags target (CohortSyncConfig.LoadTimeout) is within
-// that bound too.
+// Start waits no longer than LocalConfig.StartTimeout (10 s unless set),
+// or ctx's deadline when that is earlier: so Start(context.Background())
+// with the server unreachable and no cache fails after 10 s, with the last
+// attempt's error. The wait for the cohorts the first flags target
+// (CohortSyncConfig.LoadTimeout) is within that bound too.
 //
 // After a failed Start the client keeps trying in the background until
 // Close, unless the key was rejected, and flags that arrive are used. A
@@ -287,78 +279,6 @@ func (c *LocalClient) launch() bool {
 		l.goWorker(func() { c.pollCohorts(l.ctx) })
 	}
 	return true
-}
-
-// checkTracking validates the tracking configs as NewExposureService and
-// NewAssignmentService would, without starting their senders: those start
-// with the client, in Start.
-func checkTracking(s *localSettings) error {
-	if e := s.exposure; e != nil {
-		if err := checkEventService(e.Config, e.CacheCapacity, e.Printer != nil); err != nil {
-			return newConfigError("local config", fmt.Errorf("exposure: %w", err))
-		}
-	}
-	if a := s.assignment; a != nil {
-		if err := checkEventService(a.Config, a.CacheCapacity, a.Printer != nil); err != nil {
-			return newConfigError("local config", fmt.Errorf("assignment: %w", err))
-		}
-	}
-	return nil
-}
-
-// startTracking makes the tracking services, and so starts their senders.
-func (c *LocalClient) startTracking() (*tracking, error) {
-	t := &tracking{}
-	var err error
-	if e := c.s.exposure; e != nil {
-		if t.exposure, err = NewExposureService(*e); err != nil {
-			return nil, fmt.Errorf("local config: exposure: %w", err)
-		}
-	}
-	if a := c.s.assignment; a != nil {
-		if t.assignment, err = NewAssignmentService(*a); err != nil {
-			if t.exposure != nil {
-				_ = t.exposure.Close(context.Background()) // nothing was queued
-			}
-			return nil, fmt.Errorf("local config: assignment: %w", err)
-		}
-	}
-	return t, nil
-}
-
-func (t *tracking) flush(ctx context.Context) error {
-	var errs []error
-	if t.exposure != nil {
-		errs = append(errs, t.exposure.Flush(ctx))
-	}
-	if t.assignment != nil {
-		errs = append(errs, t.assignment.Flush(ctx))
-	}
-	return errors.Join(errs...)
-}
-
-// close flushes and stops both services at once, so that together they
-// take no longer than ctx allows either. Their errors (*LostEventsError)
-// say which events were lost.
-func (t *tracking) close(ctx context.Context) error {
-	var exposureErr, assignmentErr error
-	var wg sync.WaitGroup
-	if t.exposure != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := t.exposure.Close(ctx); err != nil {
-				exposureErr = fmt.Errorf("exposure events: %w", err)
-			}
-		}()
-	}
-	if t.assignment != nil {
-		if err := t.assignment.Close(ctx); err != nil {
-			assignmentErr = fmt.Errorf("assignment events: %w", err)
-		}
-	}
-	wg.Wait()
-	return errors.Join(exposureErr, assignmentErr)
 }
 
 // Close is CloseContext with up to 10 seconds for the queued tracking

@@ -29,11 +29,11 @@ import (
 // withholds them. Status.Cohorts says what came of each cohort.
 
 const (
-	DefaultCohortPollingInterval = 60 * time.Second
+	defaultCohortPollingInterval = 60 * time.Second
 	minCohortPollingInterval     = 60 * time.Second
-	// DefaultCohortLoadTimeout is about three attempts of a stalled
+	// defaultCohortLoadTimeout is about three attempts of a stalled
 	// download: what a flag update waited before the wait had a bound.
-	DefaultCohortLoadTimeout = 30 * time.Second
+	defaultCohortLoadTimeout = 30 * time.Second
 )
 
 // CohortStatus is the state of one cohort that the flags in use target.
@@ -136,8 +136,8 @@ func newCohortSync(s *localSettings) (*cohortSync, error) {
 		return nil, err
 	}
 	cs := &cohortSync{client: client, logger: s.logger, turn: make(chan struct{}, 1),
-		interval:    max(cmp.Or(c.CohortPollingInterval, DefaultCohortPollingInterval), minCohortPollingInterval),
-		loadTimeout: cmp.Or(c.LoadTimeout, DefaultCohortLoadTimeout),
+		interval:    max(cmp.Or(c.CohortPollingInterval, defaultCohortPollingInterval), minCohortPollingInterval),
+		loadTimeout: cmp.Or(c.LoadTimeout, defaultCohortLoadTimeout),
 		origins:     map[*cohort.Cohort]origin{}, errs: map[string]timedError{}, cacheErrs: map[string]error{},
 		notify: s.notify}
 	if s.cacheDir != "" {

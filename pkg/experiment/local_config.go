@@ -14,8 +14,8 @@ import (
 // Defaults of LocalConfig, the Python SDK's LocalEvaluationConfig.
 const (
 	DefaultFlagConfigPollingInterval      = 30 * time.Second
-	DefaultFlagConfigPollerRequestTimeout = 10 * time.Second
-	DefaultStreamFlagConnTimeout          = 1500 * time.Millisecond
+	defaultFlagConfigPollerRequestTimeout = 10 * time.Second
+	defaultStreamFlagConnTimeout          = 1500 * time.Millisecond
 	// streamKeepAliveTimeout: the server sends a keep-alive every 15 s;
 	// two seconds of grace, as the official SDKs allow.
 	streamKeepAliveTimeout = 17 * time.Second
@@ -28,7 +28,7 @@ const (
 // LocalConfig configures a LocalClient. Zero values mean the defaults.
 //
 // One config reaches every part of the client: the flag fetch, the stream,
-// the cohort sync and the exposure and assignment trackers all use its
+// the cohort sync and the exposure and assignment services all use its
 // ServerZone, HTTPClient (and so its Timeout and Transport), Logger and
 // Library, unless the part's own config (CohortSyncConfig,
 // ExposureConfig.Config, AssignmentConfig.Config) sets that setting
@@ -41,14 +41,16 @@ type LocalConfig struct {
 	Debug bool
 	// Logger, when set, is used as is and Debug is ignored; otherwise the
 	// process's default logger, slog.Default() as it is when the client is
-	// made. The trackers use it too unless their analytics.Config has one.
+	// made. The tracking services use it too unless their analytics.Config
+	// has one.
 	Logger *slog.Logger
 	// ServerURL is the flag config server; default by ServerZone.
 	ServerURL string
 	// ServerZone is the data center of the project: it picks the default
 	// URL of the flag server, the stream, the cohort server and the
-	// analytics API the trackers send events to ("EU" keeps all of them in
-	// the EU). A URL set explicitly, or a tracker's own ServerZone, wins.
+	// analytics API tracked events are sent to ("EU" keeps all of them in
+	// the EU). A URL set explicitly, or a tracking config's own ServerZone,
+	// wins.
 	// Any case is accepted ("eu" is ServerZoneEU).
 	ServerZone ServerZone
 	// FlagConfigPollingInterval is how often flags are fetched when not
@@ -58,7 +60,7 @@ type LocalConfig struct {
 	FlagConfigPollerRequestTimeout time.Duration
 	// StartTimeout bounds LocalClient.Start, retries and the wait for
 	// cohorts included, when the context given to Start has no earlier
-	// deadline (10 s, DefaultStartTimeout): a server that cannot be
+	// deadline (10 s by default): a server that cannot be
 	// reached fails Start instead of hanging it.
 	StartTimeout time.Duration
 	// StreamUpdates receives flag updates over server-sent events instead
@@ -106,12 +108,12 @@ type LocalConfig struct {
 	// is made once Close has returned.
 	OnStatusChange func(StatusEvent)
 	// HTTPClient is used for every request (flags, stream, cohorts and
-	// tracked events) unless a tracker's config has its own; default: a
+	// tracked events) unless a tracking config has its own; default: a
 	// client of the LocalClient's own for flags and cohorts, and one of
-	// each tracker's own for events.
+	// each analytics client's own for events.
 	HTTPClient *http.Client
 	// Library is sent in X-Amp-Exp-Library and as each event's "library".
-	// Default: "experiment-go/<module version>" (see LibraryName); only a
+	// Default: "experiment-go/<module version>"; only a
 	// program wrapping the SDK, such as the experiment CLI, sets its own.
 	Library string
 }
@@ -177,8 +179,8 @@ func newLocalSettings(cfg *LocalConfig) (*localSettings, error) {
 	}
 	s := &localSettings{
 		pollInterval:      cmp.Or(cfg.FlagConfigPollingInterval, DefaultFlagConfigPollingInterval),
-		requestTimeout:    cmp.Or(cfg.FlagConfigPollerRequestTimeout, DefaultFlagConfigPollerRequestTimeout),
-		streamConnTimeout: cmp.Or(cfg.StreamFlagConnTimeout, DefaultStreamFlagConnTimeout),
+		requestTimeout:    cmp.Or(cfg.FlagConfigPollerRequestTimeout, defaultFlagConfigPollerRequestTimeout),
+		streamConnTimeout: cmp.Or(cfg.StreamFlagConnTimeout, defaultStreamFlagConnTimeout),
 		stream:            cfg.StreamUpdates, offline: cfg.Offline, cacheDir: cfg.CacheDir,
 		library: cmp.Or(cfg.Library, defaultLibrary()), onUpdate: cfg.OnUpdate, cohorts: cfg.CohortSyncConfig,
 		zone: cfg.ServerZone.canonical(),

@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/flagkit/experiment/internal/httpx"
 )
@@ -47,11 +46,6 @@ var (
 	// ErrMalformedResponse: the server answered 200 with a body that is not
 	// a JSON object of variants.
 	ErrMalformedResponse = errors.New("malformed response")
-	// ErrClientClosed is ErrClosed, under the name the remote client had
-	// first: errors.Is matches either.
-	//
-	// Deprecated: use ErrClosed, which both clients return.
-	ErrClientClosed = ErrClosed
 )
 
 // Limits on what a fetch reads.
@@ -70,15 +64,15 @@ const (
 func NewRemoteClient(deploymentKey string, cfg *RemoteConfig) (*RemoteClient, error) {
 	key := strings.TrimSpace(deploymentKey)
 	if key == "" {
-		return nil, fmt.Errorf("experiment: %w", newConfigError("remote client", errors.New("deployment key is empty")))
+		return nil, newConfigError("remote client", errors.New("deployment key is empty"))
 	}
 	if strings.IndexFunc(key, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
-		return nil, fmt.Errorf("experiment: %w", newConfigError("remote client",
-			fmt.Errorf("deployment key %v contains white space or control characters", Secret(key))))
+		return nil, newConfigError("remote client",
+			fmt.Errorf("deployment key %v contains white space or control characters", Secret(key)))
 	}
 	s, err := cfg.resolve()
 	if err != nil {
-		return nil, fmt.Errorf("experiment: %w", err)
+		return nil, err
 	}
 	c := &RemoteClient{key: Secret(key), s: s}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
@@ -106,7 +100,7 @@ func (c *RemoteClient) FetchV2(ctx context.Context, user *User, opts *FetchOptio
 }
 
 // Fetch is the legacy fetch: FetchV2 without default and undeployed
-// variants (FilterDefaults, docs/protocol.md#legacy-fetch-filter). Unlike
+// variants (docs/protocol.md#legacy-fetch-filter). Unlike
 // the Python SDK's, it returns errors instead of an empty map.
 //
 // Deprecated: use FetchV2, which also returns default variants.
@@ -115,7 +109,7 @@ func (c *RemoteClient) Fetch(ctx context.Context, user *User, opts *FetchOptions
 	if err != nil {
 		return nil, err
 	}
-	return FilterDefaults(v), nil
+	return filterDefaults(v), nil
 }
 
 // FetchResult is the outcome of an asynchronous fetch: variants, or the
@@ -171,7 +165,7 @@ func (c *RemoteClient) begin() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return fmt.Errorf("experiment: remote %w", ErrClosed)
+		return fmt.Errorf("remote %w", ErrClosed)
 	}
 	c.wg.Add(1)
 	return nil
@@ -196,11 +190,11 @@ func (c *RemoteClient) prepare(user *User, opts *FetchOptions) (*request, error)
 	}
 	body, err := json.Marshal(&u)
 	if err != nil {
-		return nil, fmt.Errorf("experiment: encoding user: %w", err)
+		return nil, fmt.Errorf("encoding user: %w", err)
 	}
 	flagKeys, err := opts.encodedFlagKeys()
 	if err != nil {
-		return nil, fmt.Errorf("experiment: encoding flag keys: %w", err)
+		return nil, fmt.Errorf("encoding flag keys: %w", err)
 	}
 	r := &request{body: body, flagKeys: flagKeys}
 	if opts != nil {
@@ -254,24 +248,6 @@ func (c *RemoteClient) backoff(n int) time.Duration {
 		return 0
 	}
 	return time.Duration(rand.Int64N(int64(bound) + 1))
-}
-
-// attemptFailure is why one attempt failed.
-type attemptFailure struct {
-	status     int
-	retryAfter time.Duration
-	retryable  bool
-	err        error
-}
-
-func (f *attemptFailure) withErr(err error) *attemptFailure {
-	g := *f
-	g.err = err
-	return &g
-}
-
-func (f *attemptFailure) withNote(note string) *attemptFailure {
-	return f.withErr(fmt.Errorf("%w; %s", f.err, note))
 }
 
 // failed is the error of a fetch that ran out of attempts, logged at WARN
@@ -345,7 +321,7 @@ func (c *RemoteClient) attempt(ctx context.Context, r *request, n int, timeout t
 		f.status = resp.StatusCode
 		return nil, f
 	}
-	variants, err := DecodeVariants(body)
+	variants, err := decodeVariants(body)
 	if err != nil {
 		return nil, &attemptFailure{status: resp.StatusCode, retryable: true, err: err}
 	}
@@ -374,35 +350,6 @@ func readBody(resp *http.Response) ([]byte, error) {
 		return nil, fmt.Errorf("%w: larger than %d MiB", ErrMalformedResponse, maxResponseBytes>>20)
 	}
 	return buf.Bytes(), nil
-}
-
-// timeoutError is an attempt that ran out of time; it is a
-// context.DeadlineExceeded.
-type timeoutError time.Duration
-
-func (e timeoutError) Error() string        { return fmt.Sprintf("no response within %v", time.Duration(e)) }
-func (e timeoutError) Timeout() bool        { return true }
-func (e timeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
-
-// statusError is a non-200 answer.
-type statusError struct {
-	code       int
-	body       string
-	retryAfter time.Duration
-}
-
-func (e *statusError) Error() string {
-	msg := strconv.Itoa(e.code)
-	if text := http.StatusText(e.code); text != "" {
-		msg += " " + text
-	}
-	if e.body != "" {
-		msg += ": " + e.body
-	}
-	if e.retryAfter > 0 {
-		msg += fmt.Sprintf(" (Retry-After %v)", e.retryAfter)
-	}
-	return msg
 }
 
 // FetchError is a remote fetch that failed after every attempt.
@@ -438,126 +385,3 @@ func (e *FetchError) Unwrap() error { return e.Err }
 func (e *FetchError) Is(target error) bool {
 	return target == ErrUnauthorized && (e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden)
 }
-
-// wireVariant is a variant as the server sends it. Key and value are kept
-// raw: any JSON is accepted and rendered as text.
-type wireVariant struct {
-	Key      json.RawMessage `json:"key"`
-	Value    json.RawMessage `json:"value"`
-	Payload  any             `json:"payload"`
-	Metadata json.RawMessage `json:"metadata"`
-}
-
-// fastVariant is wireVariant for the common case: metadata an object.
-type fastVariant struct {
-	Key      json.RawMessage `json:"key"`
-	Value    json.RawMessage `json:"value"`
-	Payload  any             `json:"payload"`
-	Metadata map[string]any  `json:"metadata"`
-}
-
-// DecodeVariants decodes a remote evaluation response
-// (docs/protocol.md#remote-evaluation-response): a JSON object from flag key
-// to variant. A string value is kept as is, any
-// other non-null value becomes its compact JSON text, and null or a missing
-// value is "" (the Python SDK's rule; the Go SDK fails instead). Unknown
-// fields are ignored, a null variant is skipped, and metadata that is not an
-// object is dropped. Anything else wraps ErrMalformedResponse and names
-// what is wrong. It never panics.
-func DecodeVariants(data []byte) (map[string]Variant, error) {
-	data = trimJSONSpace(data)
-	if len(data) == 0 {
-		return nil, fmt.Errorf("%w: empty body, want a JSON object", ErrMalformedResponse)
-	}
-	if data[0] != '{' {
-		return nil, fmt.Errorf("%w: want a JSON object, got %s", ErrMalformedResponse, jsonKind(data))
-	}
-	// Fast path: one pass for a well-formed response. Anything unusual (a
-	// variant or metadata that is not an object, or a syntax error) goes
-	// through the careful path, which tolerates or explains it.
-	var fast map[string]*fastVariant
-	if json.Unmarshal(data, &fast) == nil {
-		out := make(map[string]Variant, len(fast))
-		for flag, w := range fast {
-			if w != nil {
-				out[flag] = Variant{Key: jsonText(w.Key), Value: jsonText(w.Value), Payload: w.Payload, Metadata: w.Metadata}
-			}
-		}
-		return out, nil
-	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedResponse, describeJSONError(err))
-	}
-	out := make(map[string]Variant, len(raw))
-	for flag, rv := range raw {
-		switch kind := jsonKind(rv); kind {
-		case "null":
-			continue
-		case "object":
-		default:
-			return nil, fmt.Errorf("%w: flag %q: want a variant object, got %s", ErrMalformedResponse, flag, kind)
-		}
-		var w wireVariant
-		if err := json.Unmarshal(rv, &w); err != nil {
-			return nil, fmt.Errorf("%w: flag %q: %v", ErrMalformedResponse, flag, describeJSONError(err))
-		}
-		v := Variant{Key: jsonText(w.Key), Value: jsonText(w.Value), Payload: w.Payload}
-		if jsonKind(w.Metadata) == "object" {
-			_ = json.Unmarshal(w.Metadata, &v.Metadata) // valid: it was decoded once
-		}
-		out[flag] = v
-	}
-	return out, nil
-}
-
-// jsonText is a JSON value as variant text: a string's contents, compact
-// JSON for anything else, "" for null or absent.
-func jsonText(raw json.RawMessage) string {
-	raw = trimJSONSpace(raw)
-	switch jsonKind(raw) {
-	case "absent", "null":
-		return ""
-	case "string":
-		if len(raw) >= 2 && raw[len(raw)-1] == '"' {
-			if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && bytes.IndexByte(inner, '"') < 0 && utf8.Valid(inner) {
-				return string(inner) // no escapes: the bytes are the string
-			}
-		}
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			return s
-		}
-	}
-	var buf bytes.Buffer
-	if json.Compact(&buf, raw) != nil {
-		return string(raw)
-	}
-	return buf.String()
-}
-
-// jsonKind names the kind of a JSON value by its first byte.
-func jsonKind(raw []byte) string {
-	raw = trimJSONSpace(raw)
-	if len(raw) == 0 {
-		return "absent"
-	}
-	switch raw[0] {
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	case '"':
-		return "string"
-	case 't', 'f':
-		return "boolean"
-	case 'n':
-		return "null"
-	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		return "number"
-	}
-	return "invalid JSON"
-}
-
-// trimJSONSpace trims the white space JSON allows, and only that.
-func trimJSONSpace(b []byte) []byte { return bytes.Trim(b, " \t\r\n") }

@@ -54,7 +54,7 @@ type RemoteConfig struct {
 	HTTPClient *http.Client
 
 	// Library is sent as the user's "library" field when the user has none.
-	// Default: "experiment-go/<module version>" (see LibraryName); only a
+	// Default: "experiment-go/<module version>"; only a
 	// program wrapping the SDK, such as the experiment CLI, sets its own.
 	Library string
 }
@@ -63,10 +63,10 @@ type RemoteConfig struct {
 const (
 	DefaultFetchTimeout       = 10 * time.Second
 	DefaultFetchRetries       = 0
-	DefaultRetryBackoffMin    = 500 * time.Millisecond
-	DefaultRetryBackoffMax    = 10 * time.Second
-	DefaultRetryBackoffScalar = 1.5
-	DefaultFetchRetryTimeout  = 10 * time.Second
+	defaultRetryBackoffMin    = 500 * time.Millisecond
+	defaultRetryBackoffMax    = 10 * time.Second
+	defaultRetryBackoffScalar = 1.5
+	defaultFetchRetryTimeout  = 10 * time.Second
 )
 
 // resolved is a validated RemoteConfig with every default filled in.
@@ -113,10 +113,10 @@ func (cfg *RemoteConfig) resolve() (*remoteSettings, error) {
 	s := &remoteSettings{
 		timeout:       cmp.Or(cfg.FetchTimeout, DefaultFetchTimeout),
 		retries:       cfg.FetchRetries,
-		backoffMin:    cmp.Or(cfg.RetryBackoffMin, DefaultRetryBackoffMin),
-		backoffMax:    cmp.Or(cfg.RetryBackoffMax, DefaultRetryBackoffMax),
-		backoffScalar: cmp.Or(cfg.RetryBackoffScalar, DefaultRetryBackoffScalar),
-		retryTimeout:  cmp.Or(cfg.FetchRetryTimeout, DefaultFetchRetryTimeout),
+		backoffMin:    cmp.Or(cfg.RetryBackoffMin, defaultRetryBackoffMin),
+		backoffMax:    cmp.Or(cfg.RetryBackoffMax, defaultRetryBackoffMax),
+		backoffScalar: cmp.Or(cfg.RetryBackoffScalar, defaultRetryBackoffScalar),
+		retryTimeout:  cmp.Or(cfg.FetchRetryTimeout, defaultFetchRetryTimeout),
 		library:       cmp.Or(cfg.Library, defaultLibrary()),
 	}
 	if s.backoffMax < s.backoffMin {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -78,3 +79,50 @@ func retryableStatus(code int) bool {
 // is still looking. A service's clients, which live through a server's
 // restart, keep retrying it.
 func refused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
+
+// attemptFailure is why one attempt failed.
+type attemptFailure struct {
+	status     int
+	retryAfter time.Duration
+	retryable  bool
+	err        error
+}
+
+func (f *attemptFailure) withErr(err error) *attemptFailure {
+	g := *f
+	g.err = err
+	return &g
+}
+
+func (f *attemptFailure) withNote(note string) *attemptFailure {
+	return f.withErr(fmt.Errorf("%w; %s", f.err, note))
+}
+
+// timeoutError is an attempt that ran out of time; it is a
+// context.DeadlineExceeded.
+type timeoutError time.Duration
+
+func (e timeoutError) Error() string        { return fmt.Sprintf("no response within %v", time.Duration(e)) }
+func (e timeoutError) Timeout() bool        { return true }
+func (e timeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
+
+// statusError is a non-200 answer.
+type statusError struct {
+	code       int
+	body       string
+	retryAfter time.Duration
+}
+
+func (e *statusError) Error() string {
+	msg := strconv.Itoa(e.code)
+	if text := http.StatusText(e.code); text != "" {
+		msg += " " + text
+	}
+	if e.body != "" {
+		msg += ": " + e.body
+	}
+	if e.retryAfter > 0 {
+		msg += fmt.Sprintf(" (Retry-After %v)", e.retryAfter)
+	}
+	return msg
+}

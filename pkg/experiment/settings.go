@@ -9,16 +9,16 @@ import (
 	"github.com/flagkit/experiment/pkg/analytics"
 )
 
-// LibraryName is what the SDK calls itself to Amplitude by default: the
+// libraryName is what the SDK calls itself to Amplitude by default: the
 // X-Amp-Exp-Library header, a fetched user's "library" field and each
 // event's "library". A program that wraps the SDK and wants its own traffic
 // told apart (the experiment CLI sends "experiment-go-cli/<version>") sets
 // the Library field of LocalConfig, RemoteConfig or analytics.Config; nothing
 // else should.
-const LibraryName = "experiment-go"
+const libraryName = "experiment-go"
 
 // defaultLibrary is "experiment-go/<module version>" (redact.ModuleVersion).
-var defaultLibrary = sync.OnceValue(func() string { return LibraryName + "/" + redact.ModuleVersion() })
+var defaultLibrary = sync.OnceValue(func() string { return libraryName + "/" + redact.ModuleVersion() })
 
 // sdkLogger is the logger of a client: the caller's, used as is, or else
 // the process's default logger (slog.Default, read now: a later

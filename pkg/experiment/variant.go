@@ -41,9 +41,9 @@ func (v Variant) clone() Variant {
 	return v
 }
 
-// FilterDefaults drops default and undeployed variants, the legacy
+// filterDefaults drops default and undeployed variants, the legacy
 // Evaluate/Fetch behaviour.
-func FilterDefaults(variants map[string]Variant) map[string]Variant {
+func filterDefaults(variants map[string]Variant) map[string]Variant {
 	out := make(map[string]Variant, len(variants))
 	for k, v := range variants {
 		if !v.IsDefault() && v.IsDeployed() {
