@@ -173,11 +173,14 @@ func (s *flagSource) cohortSettings(cfg *experiment.LocalConfig) {
 }
 
 // reportCohorts says on stderr which targeted cohorts are not up to date,
-// and what is used instead; a rejected key, or with --strict any such
-// cohort, is an error.
+// and what is used instead, and which could not be cached; a rejected key,
+// or with --strict a cohort not up to date, is an error.
 func (s *flagSource) reportCohorts(ios *IOStreams, cohorts []experiment.CohortStatus, now time.Time) error {
 	var problems []experiment.CohortStatus
 	for _, c := range cohorts {
+		if c.CacheError != nil { // as the flag cache's: only a later --offline run misses the copy
+			fmt.Fprintf(ios.ErrOut, "experiment: warning: cohort cache not written (%v); --offline will not have this copy\n", c.CacheError)
+		}
 		if c.LastError == nil {
 			continue
 		}

@@ -233,3 +233,26 @@ func TestLocalCohortLoadTimeoutValidated(t *testing.T) {
 	require.Error(t, err)
 	assert.ErrorContains(t, err, "LoadTimeout is negative")
 }
+
+// TestLocalCohortUnchangedButNotCached: a cohort the server confirms
+// unchanged (204) whose cached file cannot be marked current is a
+// CacheError in Status, as a copy that cannot be written is; the copy in
+// use is the confirmed one.
+func TestLocalCohortUnchangedButNotCached(t *testing.T) {
+	noLeaks(t)
+	f := newCohortFixture(t)
+	first := f.client(t, false, nil)
+	require.NoError(t, first.Start(t.Context()))
+	require.NoError(t, first.Close())
+
+	c := f.client(t, false, nil) // loads the cached copies
+	require.NoError(t, os.Remove(filepath.Join(f.cohortDir(), userCohort+".json")))
+	require.NoError(t, c.Start(t.Context()))
+	s := cohortStatus(t, c, userCohort)
+	require.Error(t, s.CacheError, "the file's time could not be set: the write's failure is not dropped")
+	assert.ErrorContains(t, s.CacheError, "cohort k3v9qa: caching: ")
+	assert.NoError(t, s.LastError)
+	assert.Equal(t, experiment.SourceServer, s.Source)
+	assert.Equal(t, "on", variantOf(t, c, member, "power-user-perks"))
+	assert.NoError(t, cohortStatus(t, c, orgCohort).CacheError)
+}
