@@ -180,7 +180,7 @@ func runBatch(parent context.Context, opts *evaluateOptions, fs *experiment.Flag
 	if opts.summaryOnly() {
 		out = io.Discard // the summary is the output; users are still evaluated and counted
 	}
-	b := &batch{opts: opts, fs: fs, name: in.name, out: cli.NewJSONList(out, opts.output() == "json"),
+	b := &batch{opts: opts, fs: fs, name: in.name, out: cli.NewJSONList(out, opts.Output == "json"),
 		exposures: opts.exposures.in(ctx), // a wait for the event queue ends with the run
 		counts:    make([]int, fs.Snapshot().Outcomes())}
 	if opts.Progress {

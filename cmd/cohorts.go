@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,22 +44,18 @@ func newCohortsCmd(f *Factory, runF *cohortsRunners) *cobra.Command {
 
 type cohortsSyncOptions struct {
 	IO     *IOStreams
-	F      *Factory
 	Source flagSource
 
 	APIKey          string
 	SecretKey       string
-	CohortServerURL string
+	CohortServerURL string // the zone's when no setting gives one (validate)
 	MaxCohortSize   int
 	Out             string
 	Output          string
-
-	// Resolved from flags and environment by validate.
-	apiKey, secretKey, serverURL string
 }
 
 func newCohortsSyncCmd(f *Factory, runF func(context.Context, *cohortsSyncOptions) error) *cobra.Command {
-	opts := &cohortsSyncOptions{IO: f.IO, F: f}
+	opts := &cohortsSyncOptions{IO: f.IO}
 	c := &cobra.Command{
 		Use:   "sync [--out DIR]",
 		Short: "Download the cohorts the flags target into the cache or a directory",
@@ -72,18 +67,14 @@ func newCohortsSyncCmd(f *Factory, runF func(context.Context, *cohortsSyncOption
 			"cohort's whole download, retries included: raise it for very large cohorts.\n\n" +
 			"Exit status: 0 when every cohort is current (a cohort the server does not know, or one over\n" +
 			"--max-cohort-size, is a warning: nobody is a member); 4 when the keys are rejected; 5 when\n" +
-			"downloads failed after retries.\n\n" +
-			"Environment: EXPERIMENT_API_KEY (or AMPLITUDE_API_KEY), EXPERIMENT_SECRET_KEY (or\n" +
-			"AMPLITUDE_SECRET_KEY), EXPERIMENT_COHORT_SERVER_URL, EXPERIMENT_SERVER_ZONE,\n" +
-			"EXPERIMENT_CACHE_DIR, EXPERIMENT_OUTPUT. Flags win over the environment, which wins over\n" +
-			"the config file.",
+			"downloads failed after retries.",
 		Example: `  export EXPERIMENT_API_KEY=... EXPERIMENT_SECRET_KEY=...
   experiment cohorts sync --flags flags.json --out cohorts/
   experiment evaluate --flags flags.json --cohorts cohorts/ --user-id user@company.com
   experiment cohorts sync --deployment-key server-... --server-zone eu`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := opts.validate(c.Flags()); err != nil {
+			if err := opts.validate(); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -96,54 +87,30 @@ func newCohortsSyncCmd(f *Factory, runF func(context.Context, *cohortsSyncOption
 	fl.StringVar(&opts.Source.flagsFile, "flags", "", "flag configs: a JSON file (the body of GET /sdk/v2/flags), or - for stdin; default: the flags of a deployment key")
 	fl.BoolVar(&opts.Source.strict, "strict", false, "fail on config problems the engine tolerates (unknown operators, bad regexes, missing dependencies)")
 	opts.Source.server.registerWithout(f, fl, oneShot...)
-	fl.StringVar(&opts.APIKey, "api-key", "", "analytics API key (env EXPERIMENT_API_KEY, AMPLITUDE_API_KEY)")
-	fl.StringVar(&opts.SecretKey, "secret-key", "", "analytics secret key (env EXPERIMENT_SECRET_KEY, AMPLITUDE_SECRET_KEY)")
-	fl.StringVar(&opts.CohortServerURL, "cohort-server-url", "", "cohort download server URL (env EXPERIMENT_COHORT_SERVER_URL; default by --server-zone)")
+	bindSetting(fl, &opts.APIKey, "api-key", "analytics API key")
+	bindSetting(fl, &opts.SecretKey, "secret-key", "analytics secret key")
+	bindSetting(fl, &opts.CohortServerURL, "cohort-server-url", "cohort download server URL")
 	fl.IntVar(&opts.MaxCohortSize, "max-cohort-size", cohort.DefaultMaxCohortSize, "skip cohorts with more members than this")
 	fl.StringVar(&opts.Out, "out", "", "directory DIR to write <cohortId>.json files into (default: the cohort cache of the API key)")
-	fl.StringVarP(&opts.Output, "output", "o", "", "output format: table|json|jsonl|yaml (default: table on a terminal, json otherwise)")
+	registerOutput(fl, &opts.Output, dataOutput, outputForms...)
+	c.Long += "\n\n" + environmentHelp(fl, "Flags win over the environment, which wins over the config file.")
 	return c
 }
 
-// settings resolves each named setting of fl (flag > environment > config
-// file > default) into its string.
-func settings(f *Factory, fl *pflag.FlagSet, into map[string]*string) error {
-	for name, dst := range into {
-		v, err := f.settingValue(fl, name)
-		if err != nil {
-			return err
-		}
-		*dst = v
-	}
-	return nil
-}
-
-func (o *cohortsSyncOptions) validate(fl *pflag.FlagSet) error {
-	if err := checkOutput(&o.Output, o.F, "table", "json", "jsonl", "yaml"); err != nil {
-		return err
-	}
+func (o *cohortsSyncOptions) validate() error {
 	if o.Source.server.offline {
 		return usageError("--offline: cohorts sync needs the cohort server")
 	}
-	var zoneName string
-	if err := settings(o.F, fl, map[string]*string{"api-key": &o.apiKey, "secret-key": &o.secretKey,
-		"cohort-server-url": &o.serverURL, "server-zone": &zoneName}); err != nil {
-		return err
-	}
-	if o.apiKey == "" || o.secretKey == "" {
+	if o.APIKey == "" || o.SecretKey == "" {
 		missing := "an API key (--api-key or EXPERIMENT_API_KEY)"
-		if o.apiKey != "" {
+		if o.APIKey != "" {
 			missing = "a secret key (--secret-key or EXPERIMENT_SECRET_KEY)"
 		}
 		return withHint(usageError("cohort sync needs the analytics project's API key and secret key: %s is missing", missing),
 			"both are under Settings > Projects > (project) > General in Amplitude; they are not the deployment key")
 	}
-	zone, err := experiment.ParseServerZone(zoneName)
-	if err != nil {
-		return usageError("--server-zone: %v", err)
-	}
-	if o.serverURL == "" {
-		o.serverURL = zone.CohortServerURL()
+	if o.CohortServerURL == "" {
+		o.CohortServerURL = o.Source.server.serverZone.CohortServerURL()
 	}
 	if o.MaxCohortSize < 1 {
 		return usageError("--max-cohort-size %d: want a positive number", o.MaxCohortSize)
@@ -214,11 +181,11 @@ func runCohortsSync(ctx context.Context, opts *cohortsSyncOptions) error {
 func (o *cohortsSyncOptions) cohortDir() (string, error) {
 	dir := o.Out
 	if dir == "" {
-		cache, err := o.Source.server.cachePath(o.IO)
+		cache, err := o.Source.server.cachePath()
 		if err != nil {
 			return "", err
 		}
-		dir = experiment.CohortCacheDir(cache, o.apiKey)
+		dir = experiment.CohortCacheDir(cache, o.APIKey)
 	}
 	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
 		return "", ioError(fmt.Errorf("cohort directory %s: not a directory", dir))
@@ -237,7 +204,7 @@ func downloadCohorts(ctx context.Context, opts *cohortsSyncOptions, dir string, 
 		}
 	}
 	client, err := cohort.NewClient(cohort.Config{
-		APIKey: opts.apiKey, SecretKey: opts.secretKey, ServerURL: opts.serverURL,
+		APIKey: opts.APIKey, SecretKey: opts.SecretKey, ServerURL: opts.CohortServerURL,
 		// --timeout bounds each cohort's whole download, retries included,
 		// and also any silence within it.
 		MaxCohortSize: opts.MaxCohortSize, RequestTimeout: opts.Source.server.timeout, Timeout: opts.Source.server.timeout,
@@ -320,7 +287,7 @@ func (t *syncTally) report(opts *cohortsSyncOptions, dir string) error {
 		return err
 	}
 	if t.unauthorized != nil {
-		return cohortKeysRejected(opts.apiKey, opts.secretKey, t.unauthorized)
+		return cohortKeysRejected(opts.APIKey, opts.SecretKey, t.unauthorized)
 	}
 	if len(t.failed) > 0 {
 		for _, err := range t.failed[1:] {
@@ -433,7 +400,6 @@ func formatMillis(ms int64) string {
 
 type cohortsListOptions struct {
 	IO       *IOStreams
-	F        *Factory
 	Dir      string
 	APIKey   string
 	CacheDir string
@@ -444,13 +410,12 @@ type cohortsListOptions struct {
 }
 
 func newCohortsListCmd(f *Factory, runF func(context.Context, *cohortsListOptions) error) *cobra.Command {
-	opts := &cohortsListOptions{IO: f.IO, F: f}
+	opts := &cohortsListOptions{IO: f.IO}
 	c := &cobra.Command{
 		Use:   "list [--dir DIR]",
 		Short: "List cached cohorts: id, group type, size, last modified",
 		Long: "List the cohorts in a directory of <cohortId>.json files: --dir DIR, or the cohort cache of\n" +
-			"the API key (where 'experiment cohorts sync' writes by default).\n\n" +
-			"Environment: EXPERIMENT_API_KEY (or AMPLITUDE_API_KEY), EXPERIMENT_CACHE_DIR, EXPERIMENT_OUTPUT.",
+			"the API key (where 'experiment cohorts sync' writes by default).",
 		Example: `  experiment cohorts list
   experiment cohorts list --dir cohorts/ -o json`,
 		Args: argsUsage(cobra.NoArgs),
@@ -466,16 +431,14 @@ func newCohortsListCmd(f *Factory, runF func(context.Context, *cohortsListOption
 	}
 	fl := c.Flags()
 	fl.StringVar(&opts.Dir, "dir", "", "directory DIR of <cohortId>.json files (default: the cohort cache of the API key)")
-	fl.StringVar(&opts.APIKey, "api-key", "", "analytics API key whose cached cohorts to list (env EXPERIMENT_API_KEY, AMPLITUDE_API_KEY)")
-	fl.StringVar(&opts.CacheDir, "cache-dir", "", "flag and cohort cache (env EXPERIMENT_CACHE_DIR; default: the user cache directory)")
-	fl.StringVarP(&opts.Output, "output", "o", "", "output format: table|json|jsonl|yaml (default: table on a terminal, json otherwise)")
+	bindSetting(fl, &opts.APIKey, "api-key", "analytics API key whose cached cohorts to list")
+	bindSetting(fl, &opts.CacheDir, "cache-dir", "flag and cohort cache")
+	registerOutput(fl, &opts.Output, dataOutput, outputForms...)
+	c.Long += "\n\n" + environmentHelp(fl, "")
 	return c
 }
 
 func (o *cohortsListOptions) validate(fl *pflag.FlagSet) error {
-	if err := checkOutput(&o.Output, o.F, "table", "json", "jsonl", "yaml"); err != nil {
-		return err
-	}
 	if o.Dir != "" {
 		if fl.Changed("api-key") || fl.Changed("cache-dir") {
 			return usageError("--dir names the directory: --api-key and --cache-dir only pick the default one")
@@ -483,22 +446,15 @@ func (o *cohortsListOptions) validate(fl *pflag.FlagSet) error {
 		o.dir = o.Dir
 		return nil
 	}
-	var key, cache string
-	if err := settings(o.F, fl, map[string]*string{"api-key": &key, "cache-dir": &cache}); err != nil {
-		return err
-	}
-	if key == "" {
+	if o.APIKey == "" {
 		return withHint(usageError("which cohorts? pass --dir DIR, or the API key whose cache to list (--api-key or EXPERIMENT_API_KEY)"),
 			"cohorts are cached per analytics API key by 'experiment cohorts sync'")
 	}
-	if cache == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			return withHint(usageError("no cache directory: %v", err), "pass --dir, --cache-dir or set EXPERIMENT_CACHE_DIR")
-		}
-		cache = filepath.Join(base, "experiment")
+	cache, err := requireCacheDir(o.CacheDir, "pass --dir, --cache-dir or set EXPERIMENT_CACHE_DIR")
+	if err != nil {
+		return err
 	}
-	o.dir, o.defaultDir = experiment.CohortCacheDir(cache, key), true
+	o.dir, o.defaultDir = experiment.CohortCacheDir(cache, o.APIKey), true
 	return nil
 }
 

@@ -111,34 +111,34 @@ func TestNewCohortsSyncCmd(t *testing.T) {
 		check   func(*testing.T, *cohortsSyncOptions)
 	}{
 		{name: "defaults", env: base, args: "--flags f.json", check: func(t *testing.T, o *cohortsSyncOptions) {
-			assert.Equal(t, "ak", o.apiKey)
-			assert.Equal(t, "sk", o.secretKey)
-			assert.Equal(t, "https://cohort-v2.lab.amplitude.com", o.serverURL)
+			assert.Equal(t, "ak", o.APIKey)
+			assert.Equal(t, "sk", o.SecretKey)
+			assert.Equal(t, "https://cohort-v2.lab.amplitude.com", o.CohortServerURL)
 			assert.Equal(t, cohort.DefaultMaxCohortSize, o.MaxCohortSize)
 			assert.Equal(t, 10*time.Second, o.Source.server.timeout)
 			assert.Equal(t, "json", o.Output)
 			assert.Equal(t, "f.json", o.Source.flagsFile)
 		}},
 		{name: "eu", env: with(map[string]string{"EXPERIMENT_SERVER_ZONE": "eu"}), args: "", check: func(t *testing.T, o *cohortsSyncOptions) {
-			assert.Equal(t, "https://cohort-v2.lab.eu.amplitude.com", o.serverURL)
+			assert.Equal(t, "https://cohort-v2.lab.eu.amplitude.com", o.CohortServerURL)
 		}},
 		{name: "url beats zone", env: with(map[string]string{"EXPERIMENT_COHORT_SERVER_URL": "http://env"}), args: "--server-zone eu", check: func(t *testing.T, o *cohortsSyncOptions) {
-			assert.Equal(t, "http://env", o.serverURL)
+			assert.Equal(t, "http://env", o.CohortServerURL)
 		}},
 		{name: "flag beats env", env: with(map[string]string{"EXPERIMENT_COHORT_SERVER_URL": "http://env"}),
 			args: "--cohort-server-url http://flag --api-key ak2 --secret-key sk2 --max-cohort-size 7 --timeout 3s -o table --out d",
 			check: func(t *testing.T, o *cohortsSyncOptions) {
-				assert.Equal(t, "http://flag", o.serverURL)
-				assert.Equal(t, "ak2", o.apiKey)
-				assert.Equal(t, "sk2", o.secretKey)
+				assert.Equal(t, "http://flag", o.CohortServerURL)
+				assert.Equal(t, "ak2", o.APIKey)
+				assert.Equal(t, "sk2", o.SecretKey)
 				assert.Equal(t, 7, o.MaxCohortSize)
 				assert.Equal(t, 3*time.Second, o.Source.server.timeout)
 				assert.Equal(t, "table", o.Output)
 				assert.Equal(t, "d", o.Out)
 			}},
 		{name: "amplitude env names", env: map[string]string{"AMPLITUDE_API_KEY": "a", "AMPLITUDE_SECRET_KEY": "s"}, check: func(t *testing.T, o *cohortsSyncOptions) {
-			assert.Equal(t, "a", o.apiKey)
-			assert.Equal(t, "s", o.secretKey)
+			assert.Equal(t, "a", o.APIKey)
+			assert.Equal(t, "s", o.SecretKey)
 		}},
 		{name: "no keys", env: map[string]string{}, wantErr: "an API key (--api-key or EXPERIMENT_API_KEY) is missing"},
 		{name: "no secret", env: map[string]string{"EXPERIMENT_API_KEY": "a"}, wantErr: "a secret key (--secret-key or EXPERIMENT_SECRET_KEY) is missing"},

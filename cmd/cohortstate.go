@@ -53,7 +53,7 @@ func (s *flagSource) loadEvaluating(ctx context.Context, keys []string) (*experi
 // member would silently evaluate as a non-member. With --strict it is a
 // usage error, since what is missing is an option.
 func (s *flagSource) reportNoMemberships(fs *experiment.FlagSet, keys []string) error {
-	if s.cohortsDir != "" || (s.flagsFile == "" && s.server.value("api-key") != "" && s.server.value("secret-key") != "") {
+	if s.cohortsDir != "" || (s.flagsFile == "" && s.server.apiKey != "" && s.server.secretKey != "") {
 		return nil
 	}
 	flags, ids := flagsTargetingCohorts(fs.Flags(), keys)
@@ -185,7 +185,7 @@ func (s *flagSource) reportCohorts(ios *IOStreams, cohorts []experiment.CohortSt
 			continue
 		}
 		if errors.Is(c.LastError, cohort.ErrUnauthorized) {
-			return cohortKeysRejected(s.server.value("api-key"), s.server.value("secret-key"), c.LastError)
+			return cohortKeysRejected(s.server.apiKey, s.server.secretKey, c.LastError)
 		}
 		problems = append(problems, c)
 	}

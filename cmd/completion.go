@@ -317,7 +317,7 @@ func completionFlagConfigs(cmd *cobra.Command) []completionFlag {
 		}
 		raw = data
 	} else {
-		key := completionFlagOrEnv(cmd, "deployment-key", "EXPERIMENT_DEPLOYMENT_KEY", "EXPERIMENT_KEY")
+		key := completionSetting(cmd, "deployment-key")
 		cacheDir := completionCacheDir(cmd)
 		if key == "" || cacheDir == "" {
 			return nil
@@ -365,17 +365,21 @@ func completionFlagOrEnv(cmd *cobra.Command, name string, envs ...string) string
 	return ""
 }
 
-// completionCacheDir is --cache-dir, EXPERIMENT_CACHE_DIR, or the user cache
-// directory's experiment/, as serverFlags.cachePath resolves it.
+// completionSetting is a setting's option when given, else its variables
+// (the settings table's): what completion can know without the config file.
+func completionSetting(cmd *cobra.Command, name string) string {
+	def, _ := lookupSetting(name)
+	return completionFlagOrEnv(cmd, name, def.envs...)
+}
+
+// completionCacheDir is the cache directory as settings resolve it, but for
+// the config file.
 func completionCacheDir(cmd *cobra.Command) string {
-	if dir := completionFlagOrEnv(cmd, "cache-dir", "EXPERIMENT_CACHE_DIR"); dir != "" {
+	if dir := completionSetting(cmd, "cache-dir"); dir != "" {
 		return dir
 	}
-	base, err := os.UserCacheDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(base, "experiment")
+	dir, _ := userCacheDir()
+	return dir
 }
 
 // completionGiven is the set of keys already on the command line (FLAG of

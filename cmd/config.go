@@ -6,136 +6,19 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"unicode"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/term"
 
 	"github.com/flagkit/experiment/internal/atomicfile"
-	"github.com/flagkit/experiment/internal/redact"
-	"github.com/flagkit/experiment/pkg/analytics"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
-
-// A setting is named like its flag; its value comes from the flag, else its
-// environment variables, else the config file (the --profile section over
-// the top level), else the flag's default. CLI.md's precedence, in one place.
-type settingDef struct {
-	name   string
-	envs   []string
-	secret bool
-	help   string
-	// check rejects a value that could never work, wherever it comes from,
-	// so that the error names that place and not a failure much later.
-	check func(string) error
-}
-
-var settingDefs = []settingDef{
-	{"deployment-key", []string{"EXPERIMENT_DEPLOYMENT_KEY", "EXPERIMENT_KEY"}, true, "server deployment key", checkDeploymentKey},
-	{"api-key", []string{"EXPERIMENT_API_KEY", "AMPLITUDE_API_KEY"}, true, "analytics API key", nil},
-	{"secret-key", []string{"EXPERIMENT_SECRET_KEY", "AMPLITUDE_SECRET_KEY"}, true, "analytics secret key", nil},
-	{"server-zone", []string{"EXPERIMENT_SERVER_ZONE"}, false, "us or eu", checkZone},
-	{"server-url", []string{"EXPERIMENT_SERVER_URL"}, false, "evaluation and flag config server", checkServerURL},
-	{"stream-server-url", []string{"EXPERIMENT_STREAM_SERVER_URL"}, false, "flag stream server", checkServerURL},
-	{"cohort-server-url", []string{"EXPERIMENT_COHORT_SERVER_URL"}, false, "cohort download server", checkServerURL},
-	{"events-server-url", []string{"EXPERIMENT_EVENTS_SERVER_URL"}, false, "analytics events server", checkServerURL},
-	{"cache-dir", []string{"EXPERIMENT_CACHE_DIR"}, false, "flag and cohort cache", nil},
-	{"output", []string{"EXPERIMENT_OUTPUT"}, false, "default output form", checkOutputForm},
-}
-
-// checkDeploymentKey refuses, before anything is sent, a key that the flag
-// config and evaluation services would reject anyway: every command that
-// takes one (fetch, flags pull, watch, local evaluation) needs a server
-// deployment key, and a 401 after a round trip (or a silent fall back on
-// the cache) says less than naming the problem here.
-func checkDeploymentKey(v string) error {
-	const where = "a server deployment key starts with server- (Amplitude: Experiment > Deployments)"
-	switch rest, isServer := strings.CutPrefix(v, "server-"); {
-	case strings.IndexFunc(v, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
-		return errors.New("contains white space or control characters: copy the key again, without spaces or line breaks")
-	case strings.HasPrefix(v, "client-"):
-		return errors.New("a client deployment key, for browser and mobile SDKs; this command needs a server deployment key: " + where)
-	case isServer && rest == "":
-		return errors.New("only the prefix server-: the key is missing after it")
-	case !isServer && analyticsKeyShape.MatchString(v):
-		return errors.New("an analytics API or secret key (32 hex digits), not a deployment key: " + where)
-	case !isServer:
-		return errors.New("not a deployment key: " + where)
-	}
-	return nil
-}
-
-// analyticsKeyShape is how analytics API and secret keys look.
-var analyticsKeyShape = regexp.MustCompile(`^[0-9a-fA-F]{32}$`)
-
-func checkZone(v string) error {
-	if _, err := experiment.ParseServerZone(v); err != nil {
-		return errors.New("want us or eu")
-	}
-	return nil
-}
-
-// checkServerURL wants what every client accepts: an absolute http(s) URL
-// with a host and no credentials (keys travel in headers, never in URLs).
-func checkServerURL(v string) error {
-	u, err := url.Parse(v)
-	switch {
-	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		return errors.New("want an absolute http or https URL, such as https://api.lab.amplitude.com")
-	case u.User != nil:
-		return errors.New("a URL must not carry credentials")
-	}
-	return nil
-}
-
-// shownValue is a value a user gave, as an error may echo it: the
-// password of a URL hidden, and anything that looks like a key (one pasted
-// into the wrong setting) shown as keys are, a prefix and a fingerprint.
-func shownValue(v string) string { return redact.Text(redactURLCredentials(v)) }
-
-// shownSetting is a setting's value as an error may echo it: a key always
-// as keys are shown, however short or odd it is (shownValue leaves a run
-// alone that does not look like a key: "client-abc", a key with a space).
-func shownSetting(def settingDef, v string) string {
-	if def.secret {
-		return experiment.Secret(v).String()
-	}
-	return shownValue(v)
-}
-
-// redactURLCredentials hides the password of a URL-shaped value.
-func redactURLCredentials(v string) string {
-	if u, err := url.Parse(v); err == nil && u.User != nil {
-		return u.Redacted()
-	}
-	return v
-}
-
-func checkOutputForm(v string) error {
-	if !slices.Contains(outputForms, v) {
-		return fmt.Errorf("want one of %s", strings.Join(outputForms, ", "))
-	}
-	return nil
-}
-
-// outputForms are every -o form some command has.
-var outputForms = []string{"table", "json", "jsonl", "yaml"}
-
-func lookupSetting(name string) (settingDef, bool) {
-	i := slices.IndexFunc(settingDefs, func(d settingDef) bool { return d.name == name })
-	if i < 0 {
-		return settingDef{}, false
-	}
-	return settingDefs[i], true
-}
 
 // configFile is the YAML config: settings at the top level and in named
 // profiles.
@@ -264,106 +147,6 @@ func redactedProfile(p string) string {
 	return "…"
 }
 
-// setting resolves one setting for a command whose flags are fs (which may
-// lack the flag): the value and where it came from.
-func (f *Factory) setting(fs *pflag.FlagSet, name string) (value, source string, err error) {
-	def, _ := lookupSetting(name)
-	// fail says where a rejected value came from; the value is shown with
-	// any credentials of a URL redacted.
-	checked := func(v, source string, fail func(shown string, err error) error) (string, string, error) {
-		if def.check != nil && v != "" {
-			if err := def.check(v); err != nil {
-				return "", "", fail(shownSetting(def, v), err)
-			}
-		}
-		return v, source, nil
-	}
-	if fs != nil {
-		if fl := fs.Lookup(name); fl != nil && fl.Changed {
-			return checked(fl.Value.String(), "flag --"+name, func(shown string, err error) error {
-				return usageError("--%s %q: %v", name, shown, err)
-			})
-		}
-	}
-	for _, e := range def.envs {
-		if v := f.IO.Env(e); v != "" {
-			return checked(v, "env "+e, func(shown string, err error) error {
-				return usageError("%s=%q: %v", e, shown, err)
-			})
-		}
-	}
-	cfg, err := f.config()
-	if err != nil {
-		return "", "", err
-	}
-	// A bad value in the file is put right with config set or unset,
-	// which the hint spells (with the profile, for the profile's value).
-	fromFile := func(v, source, fix string) (string, string, error) {
-		return checked(v, source, func(shown string, err error) error {
-			return withHint(inputError(fmt.Errorf("%s: %s %q: %v", source, name, shown, err)),
-				fmt.Sprintf("%s set %s VALUE, or %s unset %s", fix, name, fix, name))
-		})
-	}
-	if p := f.profile(); p != "" {
-		if v, ok := cfg.Profiles[p][name]; ok {
-			shown := shownValue(p)
-			return fromFile(v, fmt.Sprintf("config %s (profile %s)", f.configPath(), shown), "experiment --profile "+shown+" config")
-		}
-	}
-	if v, ok := cfg.Settings[name]; ok {
-		return fromFile(v, "config "+f.configPath(), "experiment config")
-	}
-	if fs != nil {
-		if fl := fs.Lookup(name); fl != nil {
-			return fl.Value.String(), "default", nil
-		}
-	}
-	return "", "default", nil
-}
-
-// checkSettings resolves every setting for the command c as it would be
-// used, so that a value that cannot work is refused where it came from
-// whether or not c uses it: README's exit 2 for a flag or variable, 3 for
-// the config file. A value that a higher source overrides is not used,
-// and not checked: a flag is how one runs past a bad variable. -o is left
-// to each command, whose forms are its own (config list has no jsonl);
-// the variable's or the file's output is checked when no -o is given.
-//
-// version, help and completion always run, and so do config set, unset
-// and path: they are how a bad value in the file is found and put right.
-func (f *Factory) checkSettings(c *cobra.Command) error {
-	for p := c; p != nil; p = p.Parent() {
-		switch {
-		case p.Parent() == nil:
-		case p.Name() == "version" || p.Name() == "help" || p.Name() == "completion" || strings.HasPrefix(p.Name(), "__complete"):
-			return nil
-		case p.Parent().Name() == "config" && (p.Name() == "set" || p.Name() == "unset" || p.Name() == "path"):
-			return nil
-		}
-	}
-	fs := c.Flags()
-	for _, d := range settingDefs {
-		flags := fs
-		if d.name == "output" {
-			if fl := fs.Lookup("output"); fl != nil && fl.Changed {
-				continue
-			}
-			flags = nil
-		}
-		if _, _, err := f.setting(flags, d.name); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// settingValue is setting without the source; a broken config file is an
-// error of its own, reported once.
-func (f *Factory) settingValue(fs *pflag.FlagSet, name string) (string, error) {
-	v, _, err := f.setting(fs, name)
-	return v, err
-}
-
 func newConfigCmd(f *Factory) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "config",
@@ -392,25 +175,12 @@ func newConfigListCmd(f *Factory) *cobra.Command {
 			"With --profiles: the profiles of the config file, each with the settings it sets.",
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := checkOutput(&output, f, "table", "json", "yaml"); err != nil {
-				return err
-			}
 			if profiles {
 				return listProfiles(f, output)
 			}
-			var rows []settingRow
-			for _, d := range settingDefs {
-				v, src, err := f.setting(nil, d.name)
-				if err != nil {
-					return err
-				}
-				if d.secret && v != "" {
-					v = experiment.Secret(v).String()
-				}
-				if v == "" && src == "default" {
-					v = f.defaultSetting(d.name)
-				}
-				rows = append(rows, settingRow{d.name, v, src})
+			rows, err := settingRows(f, false)
+			if err != nil {
+				return err
 			}
 			if output != "table" {
 				return writeOutput(writeData(f.IO.Out, output, map[string]any{"config": f.configPath(), "profile": f.profile(), "settings": rows}))
@@ -422,9 +192,30 @@ func newConfigListCmd(f *Factory) *cobra.Command {
 			return writeOutput(t.Render(f.IO.Out))
 		},
 	}
-	c.Flags().StringVarP(&output, "output", "o", "", "output format: table|json|yaml (default: table on a terminal, json otherwise)")
+	registerOutput(c.Flags(), &output, dataOutput, "table", "json", "yaml")
 	c.Flags().BoolVar(&profiles, "profiles", false, "list the config file's profiles instead of the settings")
 	return c
+}
+
+// settingRows are the settings as config list and get show them: each
+// setting's effective value (a default spelled out, a key redacted unless
+// reveal) and where it came from.
+func settingRows(f *Factory, reveal bool) ([]settingRow, error) {
+	all, err := f.resolveAll()
+	if err != nil {
+		return nil, err
+	}
+	var zone experiment.ServerZone
+	for _, r := range all {
+		if r.def.name == "server-zone" {
+			zone, _ = experiment.ParseServerZone(r.value) // checked
+		}
+	}
+	rows := make([]settingRow, 0, len(all))
+	for _, r := range all {
+		rows = append(rows, settingRow{r.def.name, r.shown(zone, f.IO.OutTTY, reveal), r.source})
+	}
+	return rows, nil
 }
 
 type profileRow struct {
@@ -483,19 +274,14 @@ func newConfigGetCmd(f *Factory) *cobra.Command {
 			if !ok {
 				return usageError("unknown setting %q: want one of %s", shownValue(args[0]), settingNamesList())
 			}
-			v, src, err := f.setting(nil, def.name)
+			rows, err := settingRows(f, reveal)
 			if err != nil {
 				return err
 			}
-			if v == "" && src == "default" {
-				v = f.defaultSetting(def.name)
-			}
+			v := rows[slices.IndexFunc(rows, func(r settingRow) bool { return r.Key == def.name })].Value
 			if v == "" {
 				fmt.Fprintf(f.IO.ErrOut, "%s is not set\n", def.name)
 				return nil
-			}
-			if def.secret && !reveal {
-				v = experiment.Secret(v).String()
 			}
 			_, err = fmt.Fprintln(f.IO.Out, v)
 			return writeOutput(err)
@@ -600,42 +386,6 @@ func newConfigUnsetCmd(f *Factory) *cobra.Command {
 			return runConfigUnset(c.Context(), f, args[0])
 		},
 	}
-}
-
-// defaultSetting is what a setting left unset amounts to, for config list:
-// the URLs of the effective server zone, the cache directory, the output
-// form for this stdout. Keys have no default.
-func (f *Factory) defaultSetting(name string) string {
-	zoneName, _ := f.settingValue(nil, "server-zone")
-	zone, err := experiment.ParseServerZone(zoneName)
-	if err != nil {
-		return ""
-	}
-	switch name {
-	case "server-zone":
-		return strings.ToLower(string(zone))
-	case "server-url":
-		if zone.RemoteServerURL() == zone.FlagsServerURL() {
-			return zone.RemoteServerURL()
-		}
-		return zone.RemoteServerURL() + " (fetch), " + zone.FlagsServerURL() + " (flags)"
-	case "stream-server-url":
-		return zone.StreamServerURL()
-	case "cohort-server-url":
-		return zone.CohortServerURL()
-	case "events-server-url":
-		return analytics.EventsURL(analytics.ServerZone(zone), false)
-	case "cache-dir":
-		if base, err := os.UserCacheDir(); err == nil {
-			return filepath.Join(base, "experiment")
-		}
-	case "output":
-		if f.IO.OutTTY {
-			return "table"
-		}
-		return "json"
-	}
-	return ""
 }
 
 // completeSettingNames completes the KEY of config set and unset.

@@ -50,15 +50,11 @@ func newCookieNameCmd(f *Factory) *cobra.Command {
 		Short: "Print the identity cookie's name for an analytics API key",
 		Args:  argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			key, err := f.settingValue(c.Flags(), "api-key")
-			if err != nil {
-				return err
-			}
-			if key == "" {
+			if apiKey == "" {
 				return withHint(usageError("an API key is needed: --api-key or EXPERIMENT_API_KEY"),
 					"it is the analytics project's API key, under Settings > Projects in Amplitude")
 			}
-			name, err := cookie.Name(key, ff.format())
+			name, err := cookie.Name(apiKey, ff.format())
 			if err != nil {
 				return inputError(err)
 			}
@@ -66,7 +62,7 @@ func newCookieNameCmd(f *Factory) *cobra.Command {
 			return err
 		},
 	}
-	c.Flags().StringVar(&apiKey, "api-key", "", "analytics API key (env EXPERIMENT_API_KEY)")
+	bindSetting(c.Flags(), &apiKey, "api-key", "analytics API key")
 	ff.register(c, false)
 	return c
 }
@@ -83,9 +79,6 @@ func newCookieParseCmd(f *Factory) *cobra.Command {
 			"  experiment cookie parse \"$C\" -o json | experiment evaluate --flags flags.json --user -",
 		Args: needArgs(1, 1, "a cookie value (or - to read it from stdin)"),
 		RunE: func(c *cobra.Command, args []string) error {
-			if err := checkOutput(&output, f, "table", "json", "yaml"); err != nil {
-				return err
-			}
 			value, err := cookieArg(args[0], f.IO.In)
 			if err != nil {
 				return err
@@ -98,8 +91,11 @@ func newCookieParseCmd(f *Factory) *cobra.Command {
 		},
 	}
 	ff.register(c, true)
+	// Not the api-key setting: a key from the environment or the config
+	// file, for one project, must not make a header from another site
+	// fail; the option only chooses among the cookies of a header.
 	c.Flags().StringVar(&apiKey, "api-key", "", "with a Cookie header: pick the cookie named for this analytics API key")
-	c.Flags().StringVarP(&output, "output", "o", "", "output format: table|json|yaml (default: table on a terminal, json otherwise)")
+	registerOutput(c.Flags(), &output, dataOutput, "table", "json", "yaml")
 	c.ValidArgsFunction = cobra.NoFileCompletions
 	return c
 }

@@ -46,24 +46,6 @@ func newEvaluateCmd(f *Factory, runF func(context.Context, *evaluateOptions) err
 			opts.Keys = args
 			opts.cmd = c
 			opts.userGiven = opts.User.given(c.Flags())
-			if opts.Output == "" {
-				configured, source, err := f.setting(nil, "output")
-				if err != nil {
-					return err
-				}
-				if configured != "" && !slices.Contains([]string{"table", "json", "jsonl", "yaml"}, configured) {
-					return usageError("output %q from %s: want table, json, jsonl or yaml", configured, source)
-				}
-				// A configured form this mode lacks is ignored: the setting
-				// is global, and a batch cannot print a table.
-				forms := []string{"table", "json", "jsonl", "yaml"}
-				if opts.UsersFile != "" {
-					forms = []string{"json", "jsonl"}
-				}
-				if slices.Contains(forms, configured) {
-					opts.Output = configured
-				}
-			}
 			if err := opts.validate(); err != nil {
 				return err
 			}
@@ -78,7 +60,7 @@ func newEvaluateCmd(f *Factory, runF func(context.Context, *evaluateOptions) err
 	opts.User.register(fl)
 	opts.Tracking.register(fl)
 	fl.StringVar(&opts.UsersFile, "users", "", "evaluate many users: a JSON Lines file, or - for stdin")
-	fl.StringVarP(&opts.Output, "output", "o", "", "output format: table|json|jsonl|yaml (default: table on a terminal, json otherwise; jsonl with --users)")
+	registerBatchOutput(fl, &opts.Output, func() (bool, bool) { return opts.UsersFile != "", opts.Stats })
 	fl.BoolVar(&opts.Stats, "stats", false, "with --users: per flag and variant counts and shares; on a terminal or with -o table only this summary, otherwise on stderr after the data")
 	fl.BoolVar(&opts.SkipInvalid, "skip-invalid", false, "with --users: report and skip lines that are not user objects instead of failing")
 	fl.BoolVar(&opts.Progress, "progress", true, "with --users: show a progress bar on stderr when it is a terminal")
@@ -87,9 +69,6 @@ func newEvaluateCmd(f *Factory, runF func(context.Context, *evaluateOptions) err
 }
 
 func (o *evaluateOptions) validate() error {
-	if o.Output != "" && !slices.Contains([]string{"table", "json", "jsonl", "yaml"}, o.Output) {
-		return usageError("--output %q: want table, json, jsonl or yaml", o.Output)
-	}
 	if o.UsersFile != "" {
 		if o.userGiven {
 			return usageError("--users cannot be combined with a single user's flags (--user, --user-id, -p, ...)")
@@ -119,7 +98,7 @@ func runEvaluate(ctx context.Context, opts *evaluateOptions) (err error) {
 	if err := checkKeys(fs, opts.Keys, opts.Source.name()); err != nil {
 		return err
 	}
-	if opts.exposures, err = opts.Tracking.open(opts.Source.server.f); err != nil {
+	if opts.exposures, err = opts.Tracking.open(opts.IO, opts.Source.server.apiKey, opts.Source.server.serverZone); err != nil {
 		return err
 	}
 	defer func() {
@@ -142,30 +121,17 @@ func runEvaluate(ctx context.Context, opts *evaluateOptions) (err error) {
 		return evalError(opts.Source.name(), err)
 	}
 	opts.exposures.track(user, onlyRequested(slices.Clone(results), opts.Keys))
-	return renderVariants(opts.IO, opts.output(), onlyRequested(results, opts.Keys))
-}
-
-func (o *evaluateOptions) output() string {
-	switch {
-	case o.summaryOnly():
-		return "table"
-	case o.Output != "":
-		return o.Output
-	case o.UsersFile != "":
-		return "jsonl"
-	case o.IO.OutTTY:
-		return "table"
-	}
-	return "json"
+	return renderVariants(opts.IO, opts.Output, onlyRequested(results, opts.Keys))
 }
 
 // summaryOnly reports whether a batch prints only its --stats summary, on
-// stdout: --stats on a terminal without -o, or with -o table. On a terminal
-// the per-user JSON (a line per user, thousands of them) would scroll the
-// summary away, and nobody reads it there; a pipe keeps the data on stdout
-// and the summary on stderr, as scripts expect.
+// stdout: --stats on a terminal without -o, or with -o table (outputFlag
+// resolves the one to the other). On a terminal the per-user JSON (a line
+// per user, thousands of them) would scroll the summary away, and nobody
+// reads it there; a pipe keeps the data on stdout and the summary on
+// stderr, as scripts expect.
 func (o *evaluateOptions) summaryOnly() bool {
-	return o.UsersFile != "" && o.Stats && (o.Output == "table" || (o.Output == "" && o.IO.OutTTY))
+	return o.UsersFile != "" && o.Stats && o.Output == "table"
 }
 
 // evalError reports an evaluation failure (a dependency cycle) as bad input.

@@ -38,9 +38,6 @@ func newExplainCmd(f *Factory, runF func(context.Context, *explainOptions) error
 			if len(args) == 0 && !opts.All {
 				return withHint(usageError("name at least one flag, or --all"), "see 'experiment explain --help'")
 			}
-			if err := checkReportOutput(&opts.Output, f, "table", "json", "yaml"); err != nil {
-				return err
-			}
 			if runF != nil {
 				return runF(c.Context(), opts)
 			}
@@ -50,7 +47,7 @@ func newExplainCmd(f *Factory, runF func(context.Context, *explainOptions) error
 	opts.Source.register(f, c.Flags(), oneShot...)
 	opts.User.register(c.Flags())
 	c.Flags().BoolVar(&opts.All, "all", false, "explain every flag")
-	c.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: table|json|yaml (default: table, the text report, in a pipe too)")
+	registerOutput(c.Flags(), &opts.Output, reportOutput, "table", "json", "yaml")
 	c.ValidArgsFunction = completeFlagKeys
 	return c
 }

@@ -8,8 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -28,35 +26,31 @@ const (
 type fetchOptions struct {
 	IO *IOStreams
 
-	User          userFlags
-	UsersFile     string
+	User      userFlags
+	UsersFile string
+	// Settings (settings.go): flag > environment > config file > default.
 	DeploymentKey string
-	ServerZone    string
+	ServerZone    experiment.ServerZone
 	ServerURL     string
-	Timeout       time.Duration
-	Retries       int
-	Concurrency   int
-	Output        string
-	SkipInvalid   bool
-	Debug         bool
-	Keys          []string
+
+	Timeout     time.Duration
+	Retries     int
+	Concurrency int
+	Output      string
+	SkipInvalid bool
+	Debug       bool
+	Keys        []string
 	// TrackAssignment and TrackExposure are nil unless their flag was
 	// given: only then is the tracking header sent.
 	TrackAssignment *bool
 	TrackExposure   *bool
 
-	userGiven  bool
-	cmd        *cobra.Command
-	f          *Factory
-	settingErr error // a config file that could not be read
-	// Resolved from flags and environment by validate.
-	key  string
-	zone experiment.ServerZone
-	url  string
+	userGiven bool
+	cmd       *cobra.Command
 }
 
 func newFetchCmd(f *Factory, runF func(context.Context, *fetchOptions) error) *cobra.Command {
-	opts := &fetchOptions{IO: f.IO, f: f}
+	opts := &fetchOptions{IO: f.IO}
 	var trackAssignment, trackExposure bool
 	c := &cobra.Command{
 		Use:   "fetch [FLAG_KEY...]",
@@ -66,9 +60,7 @@ func newFetchCmd(f *Factory, runF func(context.Context, *fetchOptions) error) *c
 			"only those flags are evaluated. One user comes from the user flags; many come from\n" +
 			"--users FILE (JSON Lines), fetched concurrently and written one line per user, in input order.\n\n" +
 			"The server tracks an assignment event per fetch unless --track-assignment=false; exposures\n" +
-			"are tracked only with --track-exposure. Without these flags no tracking header is sent.\n\n" +
-			"Environment: EXPERIMENT_DEPLOYMENT_KEY (or EXPERIMENT_KEY), EXPERIMENT_SERVER_ZONE,\n" +
-			"EXPERIMENT_SERVER_URL, EXPERIMENT_OUTPUT. Flags win over the environment.",
+			"are tracked only with --track-exposure. Without these flags no tracking header is sent.",
 		Example: `  export EXPERIMENT_DEPLOYMENT_KEY=server-...
   experiment fetch --user-id user@company.com -p plan=pro
   experiment fetch --device-id d-1 checkout-flow new-nav -o json
@@ -97,41 +89,23 @@ func newFetchCmd(f *Factory, runF func(context.Context, *fetchOptions) error) *c
 	fl := c.Flags()
 	opts.User.register(fl)
 	fl.StringVar(&opts.UsersFile, "users", "", "fetch for many users: a JSON Lines file, or - for stdin")
-	fl.StringVar(&opts.DeploymentKey, "deployment-key", "", "server deployment key (env EXPERIMENT_DEPLOYMENT_KEY or EXPERIMENT_KEY)")
-	fl.StringVar(&opts.ServerZone, "server-zone", "", "us or eu: picks the default server URL (env EXPERIMENT_SERVER_ZONE; default us)")
-	fl.StringVar(&opts.ServerURL, "server-url", "", "evaluation server base URL; a path in it is kept (env EXPERIMENT_SERVER_URL)")
+	bindSetting(fl, &opts.DeploymentKey, "deployment-key", "server deployment key")
+	bindZone(fl, &opts.ServerZone, "us or eu: picks the default server URL")
+	bindSetting(fl, &opts.ServerURL, "server-url", "evaluation server base URL; a path in it is kept")
 	fl.DurationVar(&opts.Timeout, "timeout", experiment.DefaultFetchTimeout, "per request, including reading the answer")
 	fl.IntVar(&opts.Retries, "retries", experiment.DefaultFetchRetries, "retries of a failed request (timeouts, network errors, 429, 5xx), with backoff")
 	fl.IntVar(&opts.Concurrency, "concurrency", defaultFetchConcurrency, "with --users: requests in flight at once")
 	fl.BoolVar(&trackAssignment, "track-assignment", false, "tell the server to track (true) or not track (false) an assignment event; unset: the server's default (track)")
 	fl.BoolVar(&trackExposure, "track-exposure", false, "tell the server to track (true) or not track (false) an exposure event; unset: the server's default (no)")
-	fl.StringVarP(&opts.Output, "output", "o", "", "output format: table|json|jsonl|yaml (default: table on a terminal, json otherwise; jsonl with --users)")
+	registerBatchOutput(fl, &opts.Output, func() (bool, bool) { return opts.UsersFile != "", false })
 	fl.BoolVar(&opts.SkipInvalid, "skip-invalid", false, "with --users: report and skip lines that are not user objects instead of failing")
 	fl.BoolVar(&opts.Debug, "debug", false, "log requests and retries on stderr (keys redacted)")
 	c.ValidArgsFunction = completeFlagKeys
+	c.Long += "\n\n" + environmentHelp(fl, "Flags win over the environment, which wins over the config file.")
 	return c
 }
 
-// setting is a flag's value when given, else the first non-empty
-// environment variable, else the flag's default: CLI.md's precedence.
-func (o *fetchOptions) setting(flag string) string {
-	if o.f == nil || o.cmd == nil {
-		return ""
-	}
-	v, err := o.f.settingValue(o.cmd.Flags(), flag)
-	if err != nil && o.settingErr == nil {
-		o.settingErr = err
-	}
-	return v
-}
-
 func (o *fetchOptions) validate() error {
-	if o.Output == "" {
-		o.Output = o.setting("output")
-	}
-	if o.Output != "" && !slices.Contains([]string{"table", "json", "jsonl", "yaml"}, o.Output) {
-		return usageError("--output %q: want table, json, jsonl or yaml", o.Output)
-	}
 	if o.Timeout <= 0 {
 		return usageError("--timeout %v: want a positive duration, e.g. 5s", o.Timeout)
 	}
@@ -161,35 +135,11 @@ func (o *fetchOptions) validate() error {
 		}
 	}
 
-	o.key = strings.TrimSpace(o.setting("deployment-key"))
-	if o.settingErr != nil {
-		return o.settingErr
-	}
-	if o.key == "" {
+	if o.DeploymentKey == "" {
 		return withHint(usageError("no deployment key: pass --deployment-key or set EXPERIMENT_DEPLOYMENT_KEY"),
 			"use a server deployment key: in Amplitude, Experiment > Deployments (it starts with \"server-\")")
 	}
-	zone, err := experiment.ParseServerZone(o.setting("server-zone"))
-	if err != nil {
-		return usageError("--server-zone: %v", err)
-	}
-	o.zone = zone
-	o.url = o.setting("server-url")
-	return o.settingErr
-}
-
-// output is the format: -o, else jsonl for --users, table on a terminal,
-// json otherwise.
-func (o *fetchOptions) output() string {
-	switch {
-	case o.Output != "":
-		return o.Output
-	case o.UsersFile != "":
-		return "jsonl"
-	case o.IO.OutTTY:
-		return "table"
-	}
-	return "json"
+	return nil
 }
 
 // sdkOptions are the fetch options of the SDK call.
@@ -202,8 +152,8 @@ func (o *fetchOptions) client() (*experiment.RemoteClient, error) {
 	if o.Debug {
 		logger = slog.New(slog.NewTextHandler(o.IO.ErrOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	c, err := experiment.NewRemoteClient(o.key, &experiment.RemoteConfig{
-		ServerURL: o.url, ServerZone: o.zone, FetchTimeout: o.Timeout, FetchRetryTimeout: o.Timeout,
+	c, err := experiment.NewRemoteClient(o.DeploymentKey, &experiment.RemoteConfig{
+		ServerURL: o.ServerURL, ServerZone: o.ServerZone, FetchTimeout: o.Timeout, FetchRetryTimeout: o.Timeout,
 		FetchRetries: o.Retries, Logger: logger, Library: cliLibrary(),
 	})
 	if err != nil {
@@ -227,14 +177,14 @@ func runFetch(ctx context.Context, opts *fetchOptions) error {
 	}
 	variants, err := client.FetchV2(ctx, user, opts.sdkOptions())
 	if err != nil {
-		return fetchFailure(err, opts.key)
+		return fetchFailure(err, opts.DeploymentKey)
 	}
 	for _, k := range opts.Keys {
 		if _, ok := variants[k]; !ok {
 			fmt.Fprintf(opts.IO.ErrOut, "experiment: warning: no variant for flag %q: not in this deployment, or no such flag\n", k)
 		}
 	}
-	return renderVariantMap(opts.IO, opts.output(), variants)
+	return renderVariantMap(opts.IO, opts.Output, variants)
 }
 
 // fetchFailure maps a failed fetch to CLI.md's exit codes: a rejected key is
@@ -308,14 +258,14 @@ func runFetchUsers(parent context.Context, opts *fetchOptions, client *experimen
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				j.out, j.err = fetchUserLine(ctx, client, fo, opts.key, name, j)
+				j.out, j.err = fetchUserLine(ctx, client, fo, opts.DeploymentKey, name, j)
 				j.data = nil
 				close(j.done)
 			}
 		}()
 	}
 
-	w := cli.NewJSONList(opts.IO.Out, opts.output() == "json")
+	w := cli.NewJSONList(opts.IO.Out, opts.Output == "json")
 	var werr error
 	for j := range order {
 		<-j.done

@@ -124,9 +124,6 @@ func newFlagsListCmd(f *Factory, runF func(context.Context, *flagsListOptions) e
 		Short: "List flags: key, type, variants, segments, deployed",
 		Args:  argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := checkOutput(&opts.Output, f, "table", "json", "jsonl", "yaml"); err != nil {
-				return err
-			}
 			if runF != nil {
 				return runF(c.Context(), opts)
 			}
@@ -134,7 +131,7 @@ func newFlagsListCmd(f *Factory, runF func(context.Context, *flagsListOptions) e
 		},
 	}
 	opts.Source.register(f, c.Flags(), noEvaluation...)
-	c.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: table|json|jsonl|yaml (default: table on a terminal, json otherwise)")
+	registerOutput(c.Flags(), &opts.Output, dataOutput, "table", "json", "jsonl", "yaml")
 	return c
 }
 
@@ -212,9 +209,6 @@ func newFlagsShowCmd(f *Factory, runF func(context.Context, *flagsShowOptions) e
 		Args:  needArgs(1, 1, "a flag key"),
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.Key = args[0]
-			if err := checkReportOutput(&opts.Output, f, "table", "json", "yaml"); err != nil {
-				return err
-			}
 			if runF != nil {
 				return runF(c.Context(), opts)
 			}
@@ -222,7 +216,7 @@ func newFlagsShowCmd(f *Factory, runF func(context.Context, *flagsShowOptions) e
 		},
 	}
 	opts.Source.register(f, c.Flags(), noEvaluation...)
-	c.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: table|json|yaml (default: table, the text report, in a pipe too)")
+	registerOutput(c.Flags(), &opts.Output, reportOutput, "table", "json", "yaml")
 	c.ValidArgsFunction = completeAtMost(1, completeFlagKeys)
 	return c
 }
@@ -312,67 +306,6 @@ func describeSegment(p *textReport, i int, seg *eval.Segment) {
 	case seg.Variant != "":
 		p.line(2, "→ %s", seg.Variant)
 	}
-}
-
-// checkOutput fills the default output form (table on a terminal, json
-// otherwise, EXPERIMENT_OUTPUT first) and rejects forms not in allowed.
-// It is for commands whose output is data.
-func checkOutput(output *string, f *Factory, allowed ...string) error {
-	return fillOutput(output, f, false, allowed)
-}
-
-// checkReportOutput is checkOutput for commands whose output is a report
-// for people (explain, flags show): the text form also in a pipe, so that
-// `| less` or `> report.txt` gets what a terminal shows, without colour.
-// Scripts ask for the machine form with -o json (CLI.md, "Human output in
-// pipes").
-func checkReportOutput(output *string, f *Factory, allowed ...string) error {
-	return fillOutput(output, f, true, allowed)
-}
-
-func fillOutput(output *string, f *Factory, report bool, allowed []string) error {
-	if *output == "" {
-		configured, err := f.settingValue(nil, "output")
-		if err != nil {
-			return err
-		}
-		if slices.Contains(allowed, configured) {
-			*output = configured // a form this command lacks is ignored: the setting is global
-		}
-	}
-	if *output == "" {
-		*output = "table"
-		if !f.IO.OutTTY && !report {
-			*output = machineOutput(allowed)
-		}
-	}
-	if !slices.Contains(allowed, *output) {
-		return usageError("--output %q: want %s", *output, orList(allowed))
-	}
-	return nil
-}
-
-// orList spells a list of choices: "a", "a or b", "a, b or c".
-func orList(choices []string) string {
-	if len(choices) < 2 {
-		return strings.Join(choices, "")
-	}
-	return strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
-}
-
-// machineOutput is the form for scripts among allowed: json where the
-// command has it (CLI.md's default off a terminal), else its first form
-// that is not a table (watch's jsonl).
-func machineOutput(allowed []string) string {
-	if slices.Contains(allowed, "json") {
-		return "json"
-	}
-	for _, form := range allowed {
-		if form != "table" {
-			return form
-		}
-	}
-	return "table"
 }
 
 func writeOutput(err error) error {

@@ -36,13 +36,16 @@ func (s *flagSource) register(f *Factory, fs *pflag.FlagSet, omit ...string) {
 	fs.BoolVar(&s.strict, "strict", false, "fail on config problems the engine tolerates (unknown operators, bad regexes, missing dependencies) and on cohorts not loaded")
 	s.server.registerWithout(f, fs, omit...)
 	// With a deployment key, these turn on cohort sync for cohort targeting.
-	for _, o := range []struct{ name, usage string }{
-		{"api-key", "analytics API key, for cohort sync with a deployment key (env EXPERIMENT_API_KEY)"},
-		{"secret-key", "analytics secret key, for cohort sync with a deployment key (env EXPERIMENT_SECRET_KEY)"},
-		{"cohort-server-url", "cohort download server URL (env EXPERIMENT_COHORT_SERVER_URL)"},
+	for _, o := range []struct {
+		dst         *string
+		name, usage string
+	}{
+		{&s.server.apiKey, "api-key", "analytics API key, for cohort sync with a deployment key"},
+		{&s.server.secretKey, "secret-key", "analytics secret key, for cohort sync with a deployment key"},
+		{&s.server.cohortServerURL, "cohort-server-url", "cohort download server URL"},
 	} {
 		if !slices.Contains(omit, o.name) {
-			fs.String(o.name, "", o.usage)
+			bindSetting(fs, o.dst, o.name, o.usage)
 		}
 	}
 }

@@ -69,9 +69,10 @@ func NewRootCmd(f *Factory) *cobra.Command {
 			"and shows which variant a user gets and why.",
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		// Every setting is checked before any command runs (a subcommand
-		// with a PersistentPreRunE of its own must call this too).
-		PersistentPreRunE: func(c *cobra.Command, _ []string) error { return f.checkSettings(c) },
+		// Every setting is resolved, into the options of the command, and
+		// checked before any command runs (settings.go; a subcommand with a
+		// PersistentPreRunE of its own must call this too).
+		PersistentPreRunE: func(c *cobra.Command, _ []string) error { return f.resolveSettings(c) },
 		// Checked here rather than by cobra, so that an option of a
 		// subcommand given before it (`experiment --offline flags list`)
 		// reaches the option error, which says where it goes, instead of

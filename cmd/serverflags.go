@@ -7,7 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -16,21 +16,24 @@ import (
 	"github.com/flagkit/experiment/pkg/experiment"
 )
 
-// serverFlags are the settings of commands that talk to Amplitude's flag
-// config service with a deployment key. Each value comes from its flag,
-// else its environment variable, else the default (CLI.md precedence).
+// serverFlags are the options of commands that talk to Amplitude's flag
+// config service with a deployment key. The settings among them are
+// resolved before the command runs (settings.go): flag > environment >
+// config file > default.
 type serverFlags struct {
 	deploymentKey   string
-	serverZone      string
+	serverZone      experiment.ServerZone
 	serverURL       string
 	streamServerURL string
 	cacheDir        string
-	offline         bool
-	timeout         time.Duration
-	debug           bool
-	fs              *pflag.FlagSet
-	f               *Factory
-	err             error // a config file that could not be read
+	// With a deployment key, the analytics keys turn on cohort sync, for
+	// the commands that evaluate users (flagSource.register binds them).
+	apiKey, secretKey, cohortServerURL string
+
+	offline bool
+	timeout time.Duration
+	debug   bool
+	f       *Factory
 }
 
 func (s *serverFlags) register(f *Factory, fs *pflag.FlagSet) { s.registerWithout(f, fs) }
@@ -39,70 +42,35 @@ func (s *serverFlags) register(f *Factory, fs *pflag.FlagSet) { s.registerWithou
 // they would do nothing (`flags pull --offline`): help shows no option that
 // is ignored, and giving one is an unknown-option error.
 func (s *serverFlags) registerWithout(f *Factory, all *pflag.FlagSet, omit ...string) {
-	s.f, s.fs = f, all
+	s.f = f
 	fs := pflag.NewFlagSet("", pflag.ContinueOnError)
 	defer fs.VisitAll(func(fl *pflag.Flag) {
-		for _, o := range omit {
-			if fl.Name == o {
-				return
-			}
+		if !slices.Contains(omit, fl.Name) {
+			all.AddFlag(fl)
 		}
-		all.AddFlag(fl)
 	})
-	fs.StringVar(&s.deploymentKey, "deployment-key", "", "server deployment key (env EXPERIMENT_DEPLOYMENT_KEY)")
-	fs.StringVar(&s.serverZone, "server-zone", "", "us or eu: picks every default URL (env EXPERIMENT_SERVER_ZONE)")
-	fs.StringVar(&s.serverURL, "server-url", "", "flag config server URL (env EXPERIMENT_SERVER_URL)")
-	fs.StringVar(&s.streamServerURL, "stream-server-url", "", "flag stream server URL (env EXPERIMENT_STREAM_SERVER_URL)")
-	fs.StringVar(&s.cacheDir, "cache-dir", "", "flag and cohort cache (env EXPERIMENT_CACHE_DIR; default: the user cache directory)")
+	bindSetting(fs, &s.deploymentKey, "deployment-key", "server deployment key")
+	bindZone(fs, &s.serverZone, "us or eu: picks every default URL")
+	bindSetting(fs, &s.serverURL, "server-url", "flag config server URL")
+	bindSetting(fs, &s.streamServerURL, "stream-server-url", "flag stream server URL")
+	bindSetting(fs, &s.cacheDir, "cache-dir", "flag and cohort cache")
 	fs.BoolVar(&s.offline, "offline", false, "use the cached flag configs only; never contact the server")
 	fs.DurationVar(&s.timeout, "timeout", 10*time.Second, "how long to wait for the server")
 	fs.BoolVar(&s.debug, "debug", false, "SDK debug log on stderr (keys redacted)")
 }
 
-// value resolves one setting (flag > env > config > default); a config
-// file error is kept and reported by localConfig.
-func (s *serverFlags) value(name string) string {
-	if s.f == nil {
-		return ""
-	}
-	v, err := s.f.settingValue(s.fs, name)
-	if err != nil && s.err == nil {
-		s.err = err
-	}
-	return v
-}
-
-func (s *serverFlags) key(ios *IOStreams) string {
-	return s.value("deployment-key")
-}
-
-// cachePath is --cache-dir, EXPERIMENT_CACHE_DIR, or the user cache dir.
-func (s *serverFlags) cachePath(ios *IOStreams) (string, error) {
-	if dir := s.value("cache-dir"); dir != "" {
-		return dir, nil
-	}
-	base, err := os.UserCacheDir()
-	if err != nil {
-		return "", withHint(usageError("no cache directory: %v", err), "pass --cache-dir or set EXPERIMENT_CACHE_DIR")
-	}
-	return filepath.Join(base, "experiment"), nil
+// cachePath is the cache directory.
+func (s *serverFlags) cachePath() (string, error) {
+	return requireCacheDir(s.cacheDir, "pass --cache-dir or set EXPERIMENT_CACHE_DIR")
 }
 
 // localConfig builds the SDK configuration these flags describe.
 func (s *serverFlags) localConfig(ios *IOStreams) (string, *experiment.LocalConfig, error) {
-	key := s.key(ios)
-	if s.err != nil {
-		return "", nil, s.err
-	}
-	if key == "" {
+	if s.deploymentKey == "" {
 		return "", nil, withHint(usageError("no flag configs: pass --flags FILE, or a deployment key with --deployment-key or EXPERIMENT_DEPLOYMENT_KEY"),
 			"a server deployment key is under Experiment > Deployments in Amplitude; or try: experiment evaluate --flags testdata/flags.json")
 	}
-	zone, err := experiment.ParseServerZone(s.value("server-zone"))
-	if err != nil {
-		return "", nil, usageError("--server-zone: %v", err)
-	}
-	cacheDir, err := s.cachePath(ios)
+	cacheDir, err := s.cachePath()
 	if err != nil {
 		return "", nil, err
 	}
@@ -110,22 +78,17 @@ func (s *serverFlags) localConfig(ios *IOStreams) (string, *experiment.LocalConf
 	if s.debug {
 		level = slog.LevelDebug
 	}
-	apiKey, secretKey := s.value("api-key"), s.value("secret-key")
 	cfg := &experiment.LocalConfig{
-		ServerZone: zone, ServerURL: s.value("server-url"),
-		StreamServerURL: s.value("stream-server-url"),
-		CacheDir:        cacheDir, Offline: s.offline, FlagConfigPollerRequestTimeout: s.timeout,
+		ServerZone: s.serverZone, ServerURL: s.serverURL, StreamServerURL: s.streamServerURL,
+		CacheDir: cacheDir, Offline: s.offline, FlagConfigPollerRequestTimeout: s.timeout,
 		Logger:  slog.New(slog.NewTextHandler(ios.ErrOut, &slog.HandlerOptions{Level: level})),
 		Library: cliLibrary(), // the SDK's default names the SDK; the CLI's traffic is told apart
 	}
-	if apiKey != "" && secretKey != "" {
-		cfg.CohortSyncConfig = &experiment.CohortSyncConfig{APIKey: apiKey, SecretKey: secretKey,
-			CohortServerURL: s.value("cohort-server-url")}
+	if s.apiKey != "" && s.secretKey != "" {
+		cfg.CohortSyncConfig = &experiment.CohortSyncConfig{APIKey: s.apiKey, SecretKey: s.secretKey,
+			CohortServerURL: s.cohortServerURL}
 	}
-	if s.err != nil {
-		return "", nil, s.err
-	}
-	return key, cfg, nil
+	return s.deploymentKey, cfg, nil
 }
 
 // startClient starts a local client and waits at most --timeout for flags;

@@ -21,17 +21,16 @@ import (
 // the exposures of the evaluated users to Amplitude, or print the events
 // that would be sent.
 type trackingFlags struct {
-	track       bool
-	printEvents string
-	fs          *pflag.FlagSet
+	track           bool
+	printEvents     string
+	eventsServerURL string // a setting (settings.go)
 }
 
 func (t *trackingFlags) register(fs *pflag.FlagSet) {
-	t.fs = fs
 	fs.BoolVar(&t.track, "track-exposure", false, "send exposure events of the evaluated users to Amplitude (needs --api-key), flushed before exit")
 	fs.StringVar(&t.printEvents, "print-events", "", "print the events that would be sent, with the de-dup decision, as JSON Lines on stderr, or to FILE with --print-events=FILE (replaced when the command succeeds); nothing is sent")
 	fs.Lookup("print-events").NoOptDefVal = "-"
-	fs.String("events-server-url", "", "analytics events server base URL; /2/httpapi is added to one without a path (env EXPERIMENT_EVENTS_SERVER_URL; default by --server-zone)")
+	bindSetting(fs, &t.eventsServerURL, "events-server-url", "analytics events server base URL; /2/httpapi is added to one without a path")
 }
 
 // The tracked batch's sending: requests as large as the API takes (2000
@@ -58,14 +57,16 @@ type exposureSink struct {
 	ctx context.Context
 }
 
-func (t *trackingFlags) open(f *Factory) (*exposureSink, error) {
+// open starts tracking, with the command's analytics API key and zone
+// (its --api-key and --server-zone), when the options ask for it.
+func (t *trackingFlags) open(ios *IOStreams, apiKey string, zone experiment.ServerZone) (*exposureSink, error) {
 	if !t.track && t.printEvents == "" {
 		return nil, nil
 	}
 	cfg := experiment.ExposureConfig{}
-	sink := &exposureSink{errw: f.IO.ErrOut}
+	sink := &exposureSink{errw: ios.ErrOut}
 	if t.printEvents != "" {
-		var w io.Writer = f.IO.ErrOut
+		var w io.Writer = ios.ErrOut
 		if t.printEvents != "-" {
 			// Written aside and renamed at the end, as every output file is:
 			// a full disk or a failed run never leaves the file empty or half
@@ -80,25 +81,15 @@ func (t *trackingFlags) open(f *Factory) (*exposureSink, error) {
 		cfg.Printer = sink.print
 		cfg.Library = cliLibrary()
 	} else {
-		key, err := f.settingValue(t.fs, "api-key")
-		if err != nil {
-			return nil, err
-		}
-		if key == "" {
+		if apiKey == "" {
 			return nil, withHint(usageError("--track-exposure needs the analytics API key: --api-key or EXPERIMENT_API_KEY"),
 				"or use --print-events to see the events without sending them")
 		}
-		zoneName, _ := f.settingValue(t.fs, "server-zone")
-		zone, err := experiment.ParseServerZone(zoneName)
-		if err != nil {
-			return nil, usageError("--server-zone: %v", err)
-		}
-		base, _ := f.settingValue(t.fs, "events-server-url")
-		url := eventsEndpoint(base)
-		cfg.Config = analytics.Config{APIKey: key, ServerZone: analytics.ServerZone(zone), ServerURL: url, Logger: discardLogger(), Library: cliLibrary(),
+		url := eventsEndpoint(t.eventsServerURL)
+		cfg.Config = analytics.Config{APIKey: apiKey, ServerZone: analytics.ServerZone(zone), ServerURL: url, Logger: discardLogger(), Library: cliLibrary(),
 			Overflow: analytics.OverflowBlock, FlushQueueSize: trackBatchEvents,
 			MaxConcurrentRequests: trackSenders, QueueCapacity: trackQueueEvents}
-		sink.key = experiment.Secret(key)
+		sink.key = experiment.Secret(apiKey)
 	}
 	svc, err := experiment.NewExposureService(cfg)
 	if err != nil {

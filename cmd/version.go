@@ -49,19 +49,14 @@ func newVersionCmd(f *Factory) *cobra.Command {
 		Short: "Print the version, commit, build date and Go version",
 		Args:  argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			if output == "" {
-				output = "table" // the version is for people first, also in a pipe
-			}
-			if err := checkOutput(&output, f, "table", "json", "yaml"); err != nil {
-				return err
-			}
 			if output != "table" {
 				return writeOutput(writeData(f.IO.Out, output, currentVersion()))
 			}
 			return printVersion(f.IO.Out)
 		},
 	}
-	c.Flags().StringVarP(&output, "output", "o", "", "output format: table|json|yaml")
+	// The version is for people first, also in a pipe.
+	registerVersionOutput(c.Flags(), &output)
 	return c
 }
 

@@ -59,9 +59,6 @@ func newWatchCmd(f *Factory, runF func(context.Context, *watchOptions) error) *c
 			if opts.PollInterval <= 0 {
 				return usageError("--poll-interval %v: want a positive duration", opts.PollInterval)
 			}
-			if err := checkOutput(&opts.Output, f, "table", "jsonl"); err != nil {
-				return err
-			}
 			if runF != nil {
 				return runF(c.Context(), opts)
 			}
@@ -73,7 +70,7 @@ func newWatchCmd(f *Factory, runF func(context.Context, *watchOptions) error) *c
 	c.Flags().BoolVar(&opts.Stream, "stream", false, "receive updates over the flag stream (polling while it is down)")
 	c.Flags().DurationVar(&opts.PollInterval, "poll-interval", experiment.DefaultFlagConfigPollingInterval, "how often to poll")
 	c.Flags().BoolVar(&opts.UntilChange, "until-change", false, "exit after the first change")
-	c.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: table|jsonl (default: table on a terminal, jsonl otherwise)")
+	registerOutput(c.Flags(), &opts.Output, dataOutput, "table", "jsonl")
 	return c
 }
 
@@ -178,7 +175,7 @@ func watchServer(ctx context.Context, opts *watchOptions, user *experiment.User)
 			if err == nil {
 				err = errors.New("flag updates stopped")
 			}
-			return serverError(err, opts.Source.server.key(opts.IO))
+			return serverError(err, opts.Source.server.deploymentKey)
 		case <-status.C:
 			st := client.Status()
 			if st.State != last.State || st.Streaming != last.Streaming {
