@@ -106,7 +106,7 @@ func (p *tracePrinter) print(w io.Writer, t *eval.Trace) error {
 }
 
 func (p *tracePrinter) flag(ft eval.FlagTrace) {
-	outcome := p.scheme.Failed("no variant") + " (" + ft.Reason + ")"
+	outcome := p.scheme.Failed("no variant") + " (" + string(ft.Reason) + ")"
 	if !ft.Absent {
 		outcome = p.scheme.Matched(ft.Variant)
 		if ft.Value != "" && ft.Value != ft.Variant {

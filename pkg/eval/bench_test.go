@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 )
 
@@ -110,6 +111,19 @@ func BenchmarkDecodeFlags(b *testing.B) {
 
 var sinkSnapshot *Snapshot
 
+// BenchmarkLoad loads flags-1000.json: decoded and compiled in one call.
+func BenchmarkLoad(b *testing.B) {
+	data := benchDoc(b, 1000)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if sinkSnapshot, err = Load(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkCompile compiles the decoded flags-1000.json.
 func BenchmarkCompile(b *testing.B) {
 	flags, err := DecodeFlags(benchDoc(b, 1000))
@@ -121,5 +135,68 @@ func BenchmarkCompile(b *testing.B) {
 		if sinkSnapshot, err = Compile(flags); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// heapInUse is the live heap after a full collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// BenchmarkSnapshotBytes reports the heap one compiled flags-N.json holds,
+// per flag: loaded (Load keeps the document), decoded and compiled (the
+// Snapshot keeps the decoded flags, for Flag and Explain), and compiled
+// alone (what Compile adds to the flags); then loaded and warm, after an
+// evaluation built the metadata it serves.
+func BenchmarkSnapshotBytes(b *testing.B) {
+	for _, n := range []int{1000} {
+		data := benchDoc(b, n)
+		b.Run(fmt.Sprintf("flags=%d/loaded", n), func(b *testing.B) {
+			var held uint64
+			for b.Loop() {
+				before := heapInUse()
+				snap, _ := Load(data)
+				held = heapInUse() - before
+				runtime.KeepAlive(snap)
+			}
+			b.ReportMetric(float64(held)/float64(n), "B/flag")
+		})
+		b.Run(fmt.Sprintf("flags=%d/loaded-warm", n), func(b *testing.B) {
+			var held uint64
+			for b.Loop() {
+				before := heapInUse()
+				snap, _ := Load(data)
+				snap.Evaluate(benchContext(), nil, nil)
+				held = heapInUse() - before
+				runtime.KeepAlive(snap)
+			}
+			b.ReportMetric(float64(held)/float64(n), "B/flag")
+		})
+		b.Run(fmt.Sprintf("flags=%d/decoded+compiled", n), func(b *testing.B) {
+			var held uint64
+			for b.Loop() {
+				before := heapInUse()
+				flags, _ := DecodeFlags(data)
+				snap, _ := Compile(flags)
+				held = heapInUse() - before
+				runtime.KeepAlive(snap)
+			}
+			b.ReportMetric(float64(held)/float64(n), "B/flag")
+		})
+		b.Run(fmt.Sprintf("flags=%d/compiled", n), func(b *testing.B) {
+			flags, _ := DecodeFlags(data)
+			var held uint64
+			for b.Loop() {
+				before := heapInUse()
+				snap, _ := Compile(flags)
+				held = heapInUse() - before
+				runtime.KeepAlive(snap)
+			}
+			b.ReportMetric(float64(held)/float64(n), "B/flag")
+		})
 	}
 }

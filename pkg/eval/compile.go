@@ -5,69 +5,123 @@ import (
 	"math"
 	"reflect"
 	"regexp"
+	"regexp/syntax"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Snapshot is a compiled, immutable set of flags. It is safe for concurrent
 // use by any number of goroutines.
+//
+// Its layout is flat: the records of all flags (segments, conditions,
+// values, variants, buckets) sit in a few contiguous slices and refer to
+// each other by index, so that an evaluation walks memory in order instead
+// of chasing a pointer per condition, and 10,000 flags cost ten times 1,000.
 type Snapshot struct {
-	flags     []compiledFlag
-	index     map[string]int
-	order     []int32    // all flags, dependencies first, in config order otherwise
-	selectors []selector // shared by conditions and buckets, deduplicated
-	cycle     *CycleError
-	problems  []Problem
-	outcomes  []outcomeInfo
-	pool      sync.Pool
+	flags        []flagRec
+	segments     []segRec
+	conds        []condRec
+	vals         []string     // condition values as configured, then per condition its sorted distinct values
+	bools        []uint8      // boolKind of each configured value, parallel to vals
+	lower        []string     // contains: the values lowered
+	nums         []float64    // comparisons: the values as numbers, NaN where not one
+	vers         []version    // version comparisons: the values parsed, major -1 where not a version
+	regexes      []*lazyRegex // regex matches: one per value, nil where it does not compile
+	variants     []variantRec
+	buckets      []bucketRec
+	allocs       []allocRec
+	dists        []distRec
+	deps         []int32
+	pairs        []metaPair // the flags', segments' and variants' own metadata
+	meta         []metaSlot // merged metadata of each (segment, variant), made on first use
+	selectors    []selector // shared by conditions and buckets, deduplicated
+	index        map[string]int
+	order        []int32 // all flags, dependencies first, in config order otherwise
+	cycle        *CycleError
+	problems     []Problem
+	outcomes     int
+	sources      []atomic.Pointer[Flag] // each flag as configured, for Flag and Explain
+	raw          *rawSource             // set by Load: where sources not yet decoded come from
+	keepsResults bool                   // some selector reads flag results: evaluations keep them
+	pool         sync.Pool
 }
 
-type outcomeInfo struct {
-	flag, segment int
-	variant       string
-}
+// span is a range [start, end) of one of the Snapshot's slices.
+type span struct{ start, end uint32 }
 
-type compiledFlag struct {
+func (s span) len() int { return int(s.end - s.start) }
+
+type flagRec struct {
 	key      string
-	deps     []int32 // known dependencies, in configured order
+	segs     span // in segments
+	variants uint32
+	nvars    uint32 // variants[variants : variants+nvars], sorted by key
+	deps     span   // known dependencies, in configured order
+	meta     span   // in pairs
 	cyclic   *CycleError
-	segments []compiledSegment
-	variants []*compiledVariant
-	src      *Flag
 }
 
-type compiledSegment struct {
-	always  bool // no conditions: everyone matches
-	groups  [][]*compiledCondition
-	bucket  *compiledBucket
-	variant int32            // the segment's own variant, -1 when it names none that exists
-	meta    []map[string]any // merged metadata per variant index; nil when empty
-	outcome int              // Result.Outcome of this segment's first variant
+type segRec struct {
+	flag     int32
+	variant  int32 // the segment's own variant (an index into the flag's), -1 when it names none that exists
+	bucket   int32 // in buckets, -1 for none
+	outcome  int32 // Result.Outcome of the flag's first variant here
+	metaSlot uint32
+	conds    span // AND-groups one after another, each ending at a condition marked groupEnd
+	meta     span
+	matchAll bool // no conditions, or an empty AND-group: everyone matches
 }
 
-type compiledBucket struct {
+type bucketRec struct {
 	selector int32
 	salt     string
-	allocs   []compiledAllocation
+	allocs   span
 }
 
-type compiledAllocation struct {
+type allocRec struct {
 	start, end uint64
-	dists      []compiledDistribution
+	dists      span
 }
 
-type compiledDistribution struct {
+type distRec struct {
 	start, end uint64
 	variant    int32 // -1 when the key is not among the flag's variants
 }
 
-type compiledVariant struct {
+type variantRec struct {
 	key         string
-	value       any
 	valueString string
+	value       any
 	payload     any
-	meta        map[string]any
+	meta        span
+}
+
+type metaPair struct {
+	key   string
+	value any
+}
+
+// metaSlot holds a merged metadata map once some evaluation needed it: a
+// segment's metadata per variant it can yield would otherwise be built for
+// every variant of every segment, most of them never served.
+type metaSlot struct {
+	p atomic.Pointer[map[string]any]
+}
+
+// lazyRegex is a pattern compiled on first use, shared by every condition
+// value that spells it.
+type lazyRegex struct {
+	pattern string
+	once    sync.Once
+	re      *regexp.Regexp
+}
+
+func (l *lazyRegex) get() *regexp.Regexp {
+	l.once.Do(func() { l.re, _ = regexp.Compile(l.pattern) })
+	return l.re
 }
 
 // Problem is something in the config that evaluation tolerates, as the
@@ -109,7 +163,8 @@ func (e *CycleError) Error() string {
 // Compile turns decoded flag configs into a Snapshot. It fails only on what
 // cannot be evaluated at all; everything the reference engine tolerates
 // (unknown operators, bad regexes, missing dependencies or variants, cycles)
-// compiles, and is listed by Problems.
+// compiles, and is listed by Problems. The Snapshot keeps the flags for
+// Flag and Explain: callers must not modify them afterwards.
 func Compile(flags []*Flag) (*Snapshot, error) {
 	for i, f := range flags {
 		if f == nil {
@@ -119,40 +174,115 @@ func Compile(flags []*Flag) (*Snapshot, error) {
 			return nil, err
 		}
 	}
-	s := &Snapshot{index: make(map[string]int, len(flags))}
-	kept := dedupeFlags(flags, s)
+	s := &Snapshot{}
+	kept, positions := dedupeFlags(flags, s)
+	s.compile(kept, positions)
+	s.sources = make([]atomic.Pointer[Flag], len(kept))
+	for i, f := range kept {
+		s.sources[i].Store(f)
+	}
+	return s, nil
+}
+
+// compile builds the records of the kept flags; positions are their
+// indices in the document, for the paths of problems.
+func (s *Snapshot) compile(kept []*Flag, positions []int) {
+	s.index = make(map[string]int, len(kept))
 	for i, f := range kept {
 		s.index[f.Key] = i
 	}
-	c := compiler{snap: s, selectorIDs: map[string]int32{}}
-	s.flags = make([]compiledFlag, len(kept))
+	c := newCompiler(s)
+	s.allocate(kept)
 	for i, f := range kept {
-		s.flags[i] = c.flag(i, f)
+		c.flag(positions[i], f)
 	}
+	s.meta = make([]metaSlot, c.metaSlots)
 	s.order, s.cycle = dependencyOrder(s)
 	s.pool.New = func() any { return newEvaluator(s) }
-	return s, nil
+}
+
+// allocate gives the record slices the exact room the flags need: they are
+// appended to without ever growing, and hold no spare capacity.
+func (s *Snapshot) allocate(flags []*Flag) {
+	var n struct{ segs, conds, vals, lower, nums, vers, regexes, variants, buckets, allocs, dists, deps, pairs int }
+	for _, f := range flags {
+		n.deps += len(f.Dependencies)
+		n.pairs += len(f.Metadata)
+		for _, v := range f.Variants {
+			if v != nil {
+				n.variants++
+				n.pairs += len(v.Metadata)
+			}
+		}
+		for _, seg := range f.Segments {
+			n.segs++
+			n.pairs += len(seg.Metadata)
+			for _, group := range seg.Conditions {
+				n.conds += len(group)
+				for _, c := range group {
+					k := len(c.Values)
+					n.vals += k
+					switch o := opNames[c.Op]; {
+					case o == opContains || o == opDoesNotContain:
+						n.lower += k
+					case o.isCompare():
+						n.nums += k
+					case o.isVersion():
+						n.vers += k
+					case o == opRegexMatch || o == opRegexDoesNotMatch:
+						n.regexes += k
+					case o.isSet() || (o == opIs || o == opIsNot) && k > sortedLookup:
+						n.vals += k // room for the distinct values
+					}
+				}
+			}
+			if b := seg.Bucket; b != nil {
+				n.buckets++
+				n.allocs += len(b.Allocations)
+				for _, a := range b.Allocations {
+					n.dists += len(a.Distributions)
+				}
+			}
+		}
+	}
+	s.flags = make([]flagRec, 0, len(flags))
+	s.segments = make([]segRec, 0, n.segs)
+	s.conds = make([]condRec, 0, n.conds)
+	s.vals = make([]string, 0, n.vals)
+	s.bools = make([]uint8, 0, n.vals)
+	s.lower = make([]string, 0, n.lower)
+	s.nums = make([]float64, 0, n.nums)
+	s.vers = make([]version, 0, n.vers)
+	s.regexes = make([]*lazyRegex, 0, n.regexes)
+	s.variants = make([]variantRec, 0, n.variants)
+	s.buckets = make([]bucketRec, 0, n.buckets)
+	s.allocs = make([]allocRec, 0, n.allocs)
+	s.dists = make([]distRec, 0, n.dists)
+	s.deps = make([]int32, 0, n.deps)
+	s.pairs = make([]metaPair, 0, n.pairs)
 }
 
 // dedupeFlags keeps the last definition of each key, in the position of the
 // first, matching the reference's map store without losing config order.
-func dedupeFlags(flags []*Flag, s *Snapshot) []*Flag {
+func dedupeFlags(flags []*Flag, s *Snapshot) (kept []*Flag, positions []int) {
 	pos := make(map[string]int, len(flags))
-	kept := make([]*Flag, 0, len(flags))
+	kept = make([]*Flag, 0, len(flags))
+	positions = make([]int, 0, len(flags))
 	for i, f := range flags {
 		if f == nil {
 			continue
 		}
 		if p, ok := pos[f.Key]; ok {
-			kept[p] = f
+			kept[p], positions[p] = f, i
 			s.problems = append(s.problems, Problem{Flag: f.Key, Path: fmt.Sprintf("flags[%d]", i), Kind: ProblemDuplicateFlag,
 				Message: fmt.Sprintf("flag %q is defined again; the later definition wins", f.Key)})
 			continue
 		}
 		pos[f.Key] = len(kept)
 		kept = append(kept, f)
+		positions = append(positions, i)
 	}
-	return kept
+	return kept, positions
 }
 
 // Problems lists what Compile found suspicious, in config order.
@@ -161,13 +291,23 @@ func (s *Snapshot) Problems() []Problem { return s.problems }
 // Outcomes is the number of distinct (flag, segment, variant) outcomes;
 // Result.Outcome is below it. Callers use it to size per-outcome caches
 // (rendered JSON, counters) instead of hashing keys.
-func (s *Snapshot) Outcomes() int { return len(s.outcomes) }
+func (s *Snapshot) Outcomes() int { return s.outcomes }
 
 // Outcome describes outcome i: the flag key, the deciding segment's index
 // and the variant key.
 func (s *Snapshot) Outcome(i int) (flagKey string, segment int, variantKey string) {
-	o := s.outcomes[i]
-	return s.flags[o.flag].key, o.segment, o.variant
+	// the last segment starting at or before i: segments without variants
+	// start where the next one does, so it is never one of them
+	si, _ := slices.BinarySearchFunc(s.segments, int32(i), func(seg segRec, target int32) int {
+		if seg.outcome <= target {
+			return -1
+		}
+		return 1
+	})
+	si--
+	seg := &s.segments[si]
+	f := &s.flags[seg.flag]
+	return f.key, si - int(f.segs.start), s.variants[f.variants+uint32(i-int(seg.outcome))].key
 }
 
 // Len is the number of flags.
@@ -185,212 +325,224 @@ func (s *Snapshot) Keys() []string {
 // Flag returns the flag config as decoded, or nil. Callers must not modify it.
 func (s *Snapshot) Flag(key string) *Flag {
 	if i, ok := s.index[key]; ok {
-		return s.flags[i].src
+		return s.source(i)
 	}
 	return nil
 }
 
-type compiler struct {
-	snap            *Snapshot
-	selectorIDs     map[string]int32
-	flagPos, segPos int
+// source returns flag i as configured.
+func (s *Snapshot) source(i int) *Flag {
+	if f := s.sources[i].Load(); f != nil {
+		return f
+	}
+	s.sources[i].CompareAndSwap(nil, s.raw.flag(i))
+	return s.sources[i].Load()
 }
 
-func (c *compiler) problem(flag, path string, kind ProblemKind, format string, args ...any) {
-	c.snap.problems = append(c.snap.problems, Problem{Flag: flag, Path: path, Kind: kind, Message: fmt.Sprintf(format, args...)})
+// mergedMetadata returns the flag, segment and variant metadata overlaid,
+// later wins; nil when all are empty, as the reference returns it.
+func (s *Snapshot) mergedMetadata(seg *segRec, v int32) map[string]any {
+	slot := &s.meta[seg.metaSlot+uint32(v)]
+	if m := slot.p.Load(); m != nil {
+		return *m
+	}
+	f := &s.flags[seg.flag]
+	parts := [3]span{f.meta, seg.meta, s.variants[f.variants+uint32(v)].meta}
+	n := parts[0].len() + parts[1].len() + parts[2].len()
+	var merged map[string]any
+	if n > 0 {
+		merged = make(map[string]any, n)
+		for _, p := range parts {
+			for _, kv := range s.pairs[p.start:p.end] {
+				merged[kv.key] = kv.value
+			}
+		}
+	}
+	slot.p.CompareAndSwap(nil, &merged)
+	return *slot.p.Load()
+}
+
+// compiler holds what compiling needs besides the Snapshot, reused from
+// flag to flag.
+type compiler struct {
+	snap        *Snapshot
+	selectorIDs map[string]int32
+	regexes     map[string]*lazyRegex
+	variantIDs  map[string]int32
+	keys        []string
+	metaSlots   uint32
+	distinct    map[string]bool
+	key         []byte // a selector's parts joined by NUL, its key in selectorIDs
+}
+
+func newCompiler(s *Snapshot) *compiler {
+	return &compiler{snap: s, selectorIDs: map[string]int32{}, regexes: map[string]*lazyRegex{},
+		variantIDs: map[string]int32{}, distinct: map[string]bool{}}
+}
+
+// where locates a field of the flag being compiled, formatted only when a
+// problem is reported.
+type where struct {
+	flag            string
+	pos, seg        int
+	group, cond     int
+	alloc, dist     int
+	suffix          string
+	inSeg, inBucket bool
+}
+
+func (w where) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "flags[%d]", w.pos)
+	if w.inSeg {
+		fmt.Fprintf(&b, ".segments[%d]", w.seg)
+	}
+	switch {
+	case w.inBucket:
+		fmt.Fprintf(&b, ".bucket.allocations[%d].distributions[%d]", w.alloc, w.dist)
+	case w.group >= 0:
+		fmt.Fprintf(&b, ".conditions[%d][%d]", w.group, w.cond)
+	}
+	b.WriteString(w.suffix)
+	return b.String()
+}
+
+func (c *compiler) problem(w where, kind ProblemKind, format string, args ...any) {
+	c.snap.problems = append(c.snap.problems, Problem{Flag: w.flag, Path: w.String(), Kind: kind, Message: fmt.Sprintf(format, args...)})
 }
 
 func (c *compiler) selector(sel []string) int32 {
-	k := selectorString(sel)
-	if id, ok := c.selectorIDs[k]; ok {
+	c.key = c.key[:0]
+	for i, part := range sel {
+		if i > 0 {
+			c.key = append(c.key, 0)
+		}
+		c.key = append(c.key, part...)
+	}
+	if id, ok := c.selectorIDs[string(c.key)]; ok {
 		return id
 	}
+	k := string(c.key)
 	id := int32(len(c.snap.selectors))
-	c.snap.selectors = append(c.snap.selectors, compileSelector(sel, c.snap.index))
+	compiled := compileSelector(sel, c.snap.index)
+	c.snap.selectors = append(c.snap.selectors, compiled)
+	c.snap.keepsResults = c.snap.keepsResults || compiled.dependsOnResults()
 	c.selectorIDs[k] = id
 	return id
 }
 
-func (c *compiler) flag(pos int, f *Flag) compiledFlag {
-	cf := compiledFlag{key: f.Key, src: f}
-	path := fmt.Sprintf("flags[%d]", pos)
+func (c *compiler) pairs(m map[string]any) span {
+	start := uint32(len(c.snap.pairs))
+	for k, v := range m {
+		c.snap.pairs = append(c.snap.pairs, metaPair{k, v})
+	}
+	return span{start, uint32(len(c.snap.pairs))}
+}
+
+func (c *compiler) flag(pos int, f *Flag) {
+	s := c.snap
+	fr := flagRec{key: f.Key, variants: uint32(len(s.variants))}
+	w := where{flag: f.Key, pos: pos, group: -1}
+	fr.deps.start = uint32(len(s.deps))
 	for _, d := range f.Dependencies {
-		if i, ok := c.snap.index[d]; ok {
-			cf.deps = append(cf.deps, int32(i))
+		if i, ok := s.index[d]; ok {
+			s.deps = append(s.deps, int32(i))
 		} else {
-			c.problem(f.Key, path+".dependencies", ProblemMissingDependency, "dependency %q is not in the config; it is evaluated as absent", d)
+			c.problem(where{flag: f.Key, pos: pos, group: -1, suffix: ".dependencies"}, ProblemMissingDependency,
+				"dependency %q is not in the config; it is evaluated as absent", d)
 		}
 	}
-	variantIndex := map[string]int32{}
-	for _, k := range sortedKeys(f.Variants) {
+	fr.deps.end = uint32(len(s.deps))
+	fr.meta = c.pairs(f.Metadata)
+	c.variants(f)
+	fr.nvars = uint32(len(s.variants)) - fr.variants
+	fr.segs.start = uint32(len(s.segments))
+	for si, seg := range f.Segments {
+		w.seg, w.inSeg = si, true
+		c.segment(&fr, seg, w)
+	}
+	fr.segs.end = uint32(len(s.segments))
+	s.flags = append(s.flags, fr)
+}
+
+// variants appends the flag's variants in key order and indexes them.
+func (c *compiler) variants(f *Flag) {
+	s := c.snap
+	clear(c.variantIDs)
+	c.keys = c.keys[:0]
+	for k := range f.Variants {
+		c.keys = append(c.keys, k)
+	}
+	slices.Sort(c.keys)
+	base := len(s.variants)
+	for _, k := range c.keys {
 		v := f.Variants[k]
 		if v == nil {
 			continue
 		}
-		variantIndex[k] = int32(len(cf.variants))
-		cf.variants = append(cf.variants, &compiledVariant{key: v.Key, value: v.Value, valueString: coerceValue(v.Value), payload: v.Payload, meta: v.Metadata})
+		c.variantIDs[k] = int32(len(s.variants) - base)
+		s.variants = append(s.variants, variantRec{key: v.Key, value: v.Value, valueString: coerceValue(v.Value),
+			payload: v.Payload, meta: c.pairs(v.Metadata)})
 	}
-	lookup := func(key, where string) int32 {
-		if i, ok := variantIndex[key]; ok {
-			return i
-		}
-		if key != "" {
-			c.problem(f.Key, where, ProblemMissingVariant, "variant %q is not among the flag's variants", key)
-		}
-		return -1
-	}
-	c.flagPos = pos
-	for si, seg := range f.Segments {
-		c.segPos = si
-		cf.segments = append(cf.segments, c.segment(f, seg, fmt.Sprintf("%s.segments[%d]", path, si), cf.variants, lookup))
-	}
-	return cf
 }
 
-func (c *compiler) segment(f *Flag, seg *Segment, path string, variants []*compiledVariant, lookup func(string, string) int32) compiledSegment {
-	numVariants := len(variants)
-	cs := compiledSegment{always: seg.Conditions == nil, variant: lookup(seg.Variant, path+".variant"), outcome: len(c.snap.outcomes)}
-	for _, v := range variants {
-		c.snap.outcomes = append(c.snap.outcomes, outcomeInfo{flag: c.flagPos, segment: c.segPos, variant: v.key})
+// lookup returns the index of a variant key among the flag's, -1 when it
+// is not there (a problem unless the key is empty).
+func (c *compiler) lookup(key string, w where) int32 {
+	if i, ok := c.variantIDs[key]; ok {
+		return i
 	}
-	if seg.Conditions != nil {
-		cs.groups = make([][]*compiledCondition, len(seg.Conditions))
-		for gi, group := range seg.Conditions {
-			cs.groups[gi] = make([]*compiledCondition, len(group))
-			for ci, cond := range group {
-				cs.groups[gi][ci] = c.condition(f.Key, cond, fmt.Sprintf("%s.conditions[%d][%d]", path, gi, ci))
-			}
+	if key != "" {
+		c.problem(w, ProblemMissingVariant, "variant %q is not among the flag's variants", key)
+	}
+	return -1
+}
+
+func (c *compiler) segment(fr *flagRec, seg *Segment, w where) {
+	s := c.snap
+	variantWhere := w
+	variantWhere.suffix = ".variant"
+	sr := segRec{flag: int32(len(s.flags)), variant: c.lookup(seg.Variant, variantWhere), bucket: -1,
+		outcome: int32(s.outcomes), metaSlot: c.metaSlots, matchAll: seg.Conditions == nil}
+	nvars := uint32(len(s.variants)) - fr.variants
+	s.outcomes += int(nvars)
+	c.metaSlots += nvars
+	sr.conds.start = uint32(len(s.conds))
+	for gi, group := range seg.Conditions {
+		if len(group) == 0 {
+			sr.matchAll = true // an AND of nothing holds
+		}
+		for ci, cond := range group {
+			w.group, w.cond = gi, ci
+			c.condition(cond, w, ci == len(group)-1)
 		}
 	}
-	reachable := []int32{cs.variant}
+	sr.conds.end = uint32(len(s.conds))
 	if b := seg.Bucket; b != nil {
-		cb := &compiledBucket{selector: c.selector(b.Selector), salt: b.Salt}
-		for ai, a := range b.Allocations {
-			ca := compiledAllocation{start: a.Range[0], end: a.Range[1]}
-			for di, d := range a.Distributions {
-				v := lookup(d.Variant, fmt.Sprintf("%s.bucket.allocations[%d].distributions[%d].variant", path, ai, di))
-				ca.dists = append(ca.dists, compiledDistribution{start: d.Range[0], end: d.Range[1], variant: v})
-				reachable = append(reachable, v)
-			}
-			cb.allocs = append(cb.allocs, ca)
-		}
-		cs.bucket = cb
+		sr.bucket = int32(len(s.buckets))
+		c.bucket(b, w)
 	}
-	cs.meta = make([]map[string]any, numVariants)
-	for _, v := range reachable {
-		if v >= 0 && cs.meta[v] == nil {
-			cs.meta[v] = mergeMetadata(f.Metadata, seg.Metadata, variants[v].meta)
-		}
-	}
-	return cs
+	sr.meta = c.pairs(seg.Metadata)
+	s.segments = append(s.segments, sr)
 }
 
-// mergeMetadata overlays flag, segment and variant metadata, later wins; an
-// empty result is nil, as the reference returns it.
-func mergeMetadata(maps ...map[string]any) map[string]any {
-	n := 0
-	for _, m := range maps {
-		n += len(m)
-	}
-	if n == 0 {
-		return nil
-	}
-	merged := make(map[string]any, n)
-	for _, m := range maps {
-		for k, v := range m {
-			merged[k] = v
+func (c *compiler) bucket(b *Bucket, w where) {
+	s := c.snap
+	br := bucketRec{selector: c.selector(b.Selector), salt: b.Salt}
+	br.allocs.start = uint32(len(s.allocs))
+	w.inBucket, w.suffix = true, ".variant"
+	for ai, a := range b.Allocations {
+		ar := allocRec{start: a.Range[0], end: a.Range[1]}
+		ar.dists.start = uint32(len(s.dists))
+		for di, d := range a.Distributions {
+			w.alloc, w.dist = ai, di
+			s.dists = append(s.dists, distRec{start: d.Range[0], end: d.Range[1], variant: c.lookup(d.Variant, w)})
 		}
+		ar.dists.end = uint32(len(s.dists))
+		s.allocs = append(s.allocs, ar)
 	}
-	return merged
-}
-
-func (c *compiler) condition(flagKey string, cond *Condition, path string) *compiledCondition {
-	op, known := opNames[cond.Op]
-	cc := &compiledCondition{selector: c.selector(cond.Selector), op: op, values: cond.Values, valuesNil: cond.Values == nil}
-	if !known {
-		c.problem(flagKey, path+".op", ProblemUnknownOperator, "unknown operator %q never matches", cond.Op)
-		cc.op = opUnknown
-	}
-	cc.prepare()
-	cc.cohortAny = canDecideByValues(cc, c.snap.selectors[cc.selector].kind)
-	for i, v := range cond.Values {
-		if (op == opRegexMatch || op == opRegexDoesNotMatch) && cc.regexes[i] == nil {
-			c.problem(flagKey, fmt.Sprintf("%s.values[%d]", path, i), ProblemInvalidRegex, "regex %q does not compile and never matches", v)
-		}
-	}
-	return cc
-}
-
-// prepare parses the filter values once for every operator family.
-func (cc *compiledCondition) prepare() {
-	cc.nullResult = nullMatches(cc.op, cc.values)
-	cc.isSet = cc.op.isSet()
-	seen := map[string]bool{}
-	for _, v := range cc.values {
-		if !seen[v] {
-			seen[v] = true
-			cc.distinct = append(cc.distinct, v)
-		}
-		cc.boolKinds = append(cc.boolKinds, boolKindOf(strings.ToLower(v)))
-	}
-	cc.valueSet = seen
-	for _, k := range cc.boolKinds {
-		if k != 0 {
-			cc.hasBool = true
-		}
-	}
-	switch {
-	case cc.op == opContains || cc.op == opDoesNotContain:
-		for _, v := range cc.values {
-			cc.lower = append(cc.lower, strings.ToLower(v))
-		}
-	case cc.op.isCompare():
-		for _, v := range cc.values {
-			if f, err := strconv.ParseFloat(v, 64); err == nil {
-				cc.numbers = append(cc.numbers, f)
-			}
-		}
-	case cc.op.isVersion():
-		for _, v := range cc.values {
-			if ver, ok := parseVersion(v); ok {
-				cc.versions = append(cc.versions, ver)
-			}
-		}
-	case cc.op == opRegexMatch || cc.op == opRegexDoesNotMatch:
-		cc.regexes = make([]*regexp.Regexp, len(cc.values))
-		for i, v := range cc.values {
-			cc.regexes[i], _ = regexp.Compile(v)
-		}
-	}
-}
-
-// canDecideByValues reports whether "set contains any" on a lazily enriched
-// cohort list can test only the condition's values. Under the boolean rule
-// a value "true" would match a listed "TRUE", so such values need the list.
-// A user's list is null when empty, and "(none)" tells null from a list
-// without a hit; a group's enriched list is never null, so "(none)" is then
-// just an id.
-func canDecideByValues(cc *compiledCondition, kind selKind) bool {
-	if cc.op != opSetContainsAny && cc.op != opSetDoesNotContainAny || cc.hasBool {
-		return false
-	}
-	switch kind {
-	case selUserCohorts:
-		return !cc.valueSet["(none)"]
-	case selGroupCohorts:
-		return true
-	}
-	return false
-}
-
-func boolKindOf(lower string) uint8 {
-	switch lower {
-	case "true":
-		return 1
-	case "false":
-		return 2
-	}
-	return 0
+	br.allocs.end = uint32(len(s.allocs))
+	s.buckets = append(s.buckets, br)
 }
 
 // coerceValue turns a variant value into the string EvaluateV2 returns:
@@ -421,4 +573,18 @@ func formatNumber(f float64) string {
 		return fmt.Sprintf("%v", f)
 	}
 	return strconv.FormatFloat(f, 'g', -1, 64)
+}
+
+// regex returns the shared lazily compiled pattern, nil when it does not
+// compile. Parsing is enough to know: what parses compiles.
+func (c *compiler) regex(pattern string) *lazyRegex {
+	if re, ok := c.regexes[pattern]; ok {
+		return re
+	}
+	var re *lazyRegex
+	if _, err := syntax.Parse(pattern, syntax.Perl); err == nil {
+		re = &lazyRegex{pattern: pattern}
+	}
+	c.regexes[pattern] = re
+	return re
 }

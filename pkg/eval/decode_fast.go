@@ -24,6 +24,40 @@ type fastDecoder struct {
 	depth  int
 	failed bool
 	strs   map[string]string
+	mem    *decoderMemory
+}
+
+// decoderMemory is where the fast decoder allocates: slabs for the values
+// and lists of the schema, and scratch stacks to gather arrays on.
+type decoderMemory struct {
+	flags         slab[Flag]
+	variants      slab[Variant]
+	segments      slab[Segment]
+	conditions    slab[Condition]
+	buckets       slab[Bucket]
+	allocations   slab[Allocation]
+	distributions slab[Distribution]
+
+	strings        slab[string]
+	uints          slab[uint64]
+	segmentLists   slab[*Segment]
+	conditionLists slab[*Condition]
+	groupLists     slab[[]*Condition]
+	allocLists     slab[*Allocation]
+	distLists      slab[*Distribution]
+
+	strScratch   []string
+	uintScratch  []uint64
+	anyScratch   []any
+	segScratch   []*Segment
+	condScratch  []*Condition
+	groupScratch [][]*Condition
+	allocScratch []*Allocation
+	distScratch  []*Distribution
+}
+
+func newFastDecoder(data []byte, strs map[string]string) *fastDecoder {
+	return &fastDecoder{data: data, strs: strs, mem: &decoderMemory{}}
 }
 
 // maxFastDepth bounds the nesting the fast path follows; deeper documents
@@ -31,13 +65,19 @@ type fastDecoder struct {
 const maxFastDepth = 500
 
 // decodeFlagsFast decodes data, or reports false when only encoding/json
-// can say what it means.
-func decodeFlagsFast(data []byte) ([]*Flag, bool) {
-	d := &fastDecoder{data: data, strs: make(map[string]string, 256)}
+// can say what it means. spans, when not nil, receives where each flag's
+// object is in data.
+func decodeFlagsFast(data []byte, spans *[]span) ([]*Flag, bool) {
+	d := newFastDecoder(data, make(map[string]string, 256))
 	var flags []*Flag
 	if !d.array(func() {
+		d.ws()
+		start := d.pos
 		if f := d.flag(); f != nil {
 			flags = append(flags, f)
+			if spans != nil {
+				*spans = append(*spans, span{uint32(start), uint32(d.pos)})
+			}
 		} else {
 			d.fail() // a null flag is an error
 		}
@@ -330,30 +370,21 @@ func (d *fastDecoder) number() []byte {
 
 // strings reads an array of strings; a null element is "".
 func (d *fastDecoder) strings() []string {
-	list := []string{}
-	if !d.array(func() { list = append(list, d.str()) }) {
-		return nil
-	}
-	return list
+	return collect(d, &d.mem.strScratch, &d.mem.strings, d.str)
 }
 
 // uints reads an array of non-negative integers; a null element is 0.
 func (d *fastDecoder) uints() []uint64 {
-	list := []uint64{}
-	if !d.array(func() {
+	return collect(d, &d.mem.uintScratch, &d.mem.uints, func() uint64 {
 		if d.null() {
-			list = append(list, 0)
-			return
+			return 0
 		}
 		n, err := strconv.ParseUint(string(d.number()), 10, 64)
 		if err != nil {
 			d.fail()
 		}
-		list = append(list, n)
-	}) {
-		return nil
-	}
-	return list
+		return n
+	})
 }
 
 // value reads any JSON value as encoding/json does into an interface.
@@ -364,9 +395,9 @@ func (d *fastDecoder) value() any {
 	case c == '{':
 		return d.anyMap()
 	case c == '[':
-		list := []any{}
-		d.array(func() { list = append(list, d.value()) })
-		return list
+		// not from a slab: a Snapshot keeps variant values and metadata,
+		// and with them the whole chunk
+		return collect(d, &d.mem.anyScratch, nil, d.value)
 	case c == 't' && bytes.HasPrefix(d.data[d.pos:], []byte("true")):
 		d.pos += 4
 		return true

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -66,7 +67,7 @@ func FuzzFastDecode(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fast, ok := decodeFlagsFast(data)
+		fast, ok := decodeFlagsFast(data, nil)
 		if !ok {
 			return
 		}
@@ -89,7 +90,7 @@ func dump(flags []*Flag) string {
 // fast decoder takes on the documents it is there for.
 func TestFastDecodeSeeds(t *testing.T) {
 	for _, s := range fastDecodeSeeds {
-		fast, ok := decodeFlagsFast([]byte(s))
+		fast, ok := decodeFlagsFast([]byte(s), nil)
 		want, err := jsonDecode([]byte(s))
 		if ok {
 			require.NoError(t, err, "%s", s)
@@ -103,14 +104,49 @@ func TestFastDecodeSeeds(t *testing.T) {
 		docs = append(docs, data)
 	}
 	for _, doc := range docs {
-		fast, ok := decodeFlagsFast(doc)
+		fast, ok := decodeFlagsFast(doc, nil)
 		require.True(t, ok, "the fast decoder gives up on a real document")
 		want, err := jsonDecode(doc)
 		require.NoError(t, err)
 		assert.True(t, reflect.DeepEqual(fast, want))
 	}
 	for _, s := range []string{`[{"key":"a\u00e9"}]`, `[{"key":"a","unknown":{"x":[1,"\n"]}}]`, `[{"variants":{"on":null}}]`} {
-		_, ok := decodeFlagsFast([]byte(s))
+		_, ok := decodeFlagsFast([]byte(s), nil)
 		assert.True(t, ok, "gives up on %s", s)
 	}
+}
+
+// The groups as JSON text, written without encoding/json when every string
+// is plain, read exactly as encoding/json writes them.
+func FuzzGroupsJSON(f *testing.F) {
+	f.Add("org id", "42", "team", "")
+	f.Add("a<b", "x&y", "é", "\x00")
+	f.Add("", "", "k", "\"\\")
+	f.Fuzz(func(t *testing.T, k1, n1, k2, n2 string) {
+		for _, groups := range []map[string][]string{
+			{k1: {n1, n2}, k2: nil},
+			{k1: {}, k2: {n2, n1}},
+			{k2: {n1}},
+		} {
+			want, err := json.Marshal(groups)
+			require.NoError(t, err)
+			e := &evaluator{gen: 1}
+			got := e.groupsJSON(groups)
+			require.Equal(t, string(want), got)
+			require.Equal(t, got, e.groupsJSON(groups), "cached")
+		}
+	})
+}
+
+// FuzzNumberCandidate: the check before ParseFloat never turns away a
+// string ParseFloat accepts.
+func FuzzNumberCandidate(f *testing.F) {
+	for _, s := range []string{"1", "-1.5e10", ".5", "5.", "1_000", "0x1p-2", "Inf", "+infinity", "NaN", "1e", "e1", "1.2.3", "iOS 17.1", "0f8f", "", "-", "1e+", "0X_1P0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if _, err := strconv.ParseFloat(s, 64); err == nil && !numberCandidate(s) {
+			t.Fatalf("ParseFloat accepts %q, numberCandidate turns it away", s)
+		}
+	})
 }

@@ -39,7 +39,7 @@ func (d *fastDecoder) field(key []byte, names []string, seen *uint8) int {
 
 // flag reads a flag object; nil for null.
 func (d *fastDecoder) flag() *Flag {
-	f := &Flag{}
+	f := d.mem.flags.new()
 	var seen uint8
 	if !d.object(func(key []byte) {
 		switch d.field(key, flagFields, &seen) {
@@ -77,7 +77,7 @@ func (d *fastDecoder) variants() map[string]*Variant {
 }
 
 func (d *fastDecoder) variant() *Variant {
-	v := &Variant{}
+	v := d.mem.variants.new()
 	var seen uint8
 	if !d.object(func(key []byte) {
 		switch d.field(key, variantFields, &seen) {
@@ -99,15 +99,11 @@ func (d *fastDecoder) variant() *Variant {
 }
 
 func (d *fastDecoder) segments() []*Segment {
-	list := []*Segment{}
-	if !d.array(func() { list = append(list, d.segment()) }) {
-		return nil
-	}
-	return list
+	return collect(d, &d.mem.segScratch, &d.mem.segmentLists, d.segment)
 }
 
 func (d *fastDecoder) segment() *Segment {
-	s := &Segment{}
+	s := d.mem.segments.new()
 	var seen uint8
 	if !d.object(func(key []byte) {
 		switch d.field(key, segmentFields, &seen) {
@@ -130,21 +126,13 @@ func (d *fastDecoder) segment() *Segment {
 
 // conditions reads the OR of AND-groups; null, [] and [[]] stay distinct.
 func (d *fastDecoder) conditions() [][]*Condition {
-	groups := [][]*Condition{}
-	if !d.array(func() {
-		var group []*Condition
-		if d.array(func() { group = append(group, d.condition()) }) && group == nil {
-			group = []*Condition{}
-		}
-		groups = append(groups, group)
-	}) {
-		return nil
-	}
-	return groups
+	return collect(d, &d.mem.groupScratch, &d.mem.groupLists, func() []*Condition {
+		return collect(d, &d.mem.condScratch, &d.mem.conditionLists, d.condition)
+	})
 }
 
 func (d *fastDecoder) condition() *Condition {
-	c := &Condition{}
+	c := d.mem.conditions.new()
 	var seen uint8
 	if !d.object(func(key []byte) {
 		switch d.field(key, conditionFields, &seen) {
@@ -164,7 +152,7 @@ func (d *fastDecoder) condition() *Condition {
 }
 
 func (d *fastDecoder) bucket() *Bucket {
-	b := &Bucket{}
+	b := d.mem.buckets.new()
 	var seen uint8
 	if !d.object(func(key []byte) {
 		switch d.field(key, bucketFields, &seen) {
@@ -184,15 +172,11 @@ func (d *fastDecoder) bucket() *Bucket {
 }
 
 func (d *fastDecoder) allocations() []*Allocation {
-	list := []*Allocation{}
-	if !d.array(func() { list = append(list, d.allocation()) }) {
-		return nil
-	}
-	return list
+	return collect(d, &d.mem.allocScratch, &d.mem.allocLists, d.allocation)
 }
 
 func (d *fastDecoder) allocation() *Allocation {
-	a := &Allocation{}
+	a := d.mem.allocations.new()
 	var seen uint8
 	if !d.object(func(key []byte) {
 		switch d.field(key, allocationFields, &seen) {
@@ -210,15 +194,11 @@ func (d *fastDecoder) allocation() *Allocation {
 }
 
 func (d *fastDecoder) distributions() []*Distribution {
-	list := []*Distribution{}
-	if !d.array(func() { list = append(list, d.distribution()) }) {
-		return nil
-	}
-	return list
+	return collect(d, &d.mem.distScratch, &d.mem.distLists, d.distribution)
 }
 
 func (d *fastDecoder) distribution() *Distribution {
-	x := &Distribution{}
+	x := d.mem.distributions.new()
 	var seen uint8
 	if !d.object(func(key []byte) {
 		switch d.field(key, distributionFields, &seen) {

@@ -29,7 +29,7 @@ func DecodeFlagsStream(r io.Reader, each func(*Flag) error) (int, error) {
 		return 0, &ParseError{Err: ErrNotFlagList}
 	}
 	n := 0
-	strs := map[string]string{}
+	shared := newFastDecoder(nil, map[string]string{})
 	for ; dec.More(); n++ {
 		path := fmt.Sprintf("flags[%d]", n)
 		start := dec.InputOffset()
@@ -37,7 +37,7 @@ func DecodeFlagsStream(r io.Reader, each func(*Flag) error) (int, error) {
 		if err := dec.Decode(&raw); err != nil {
 			return n, streamError(err, path, start)
 		}
-		f, err := decodeFlag(raw, strs)
+		f, err := decodeFlag(raw, shared)
 		if err != nil {
 			// Placed within the flag; its line in the document is unknown.
 			pe := locate(raw, raw, 0, path, err).(*ParseError)

@@ -19,7 +19,7 @@ func dependencyOrder(s *Snapshot) ([]int32, *CycleError) {
 			return
 		}
 		emitted[i] = true // set before the walk so a cycle cannot recurse forever
-		for _, d := range s.flags[i].deps {
+		for _, d := range s.depsOf(i) {
 			visit(d)
 		}
 		order = append(order, i)
@@ -50,7 +50,7 @@ func markCycles(s *Snapshot) *CycleError {
 		next++
 		stack = append(stack, v)
 		onStack[v] = true
-		for _, w := range s.flags[v].deps {
+		for _, w := range s.depsOf(v) {
 			if index[w] < 0 {
 				strong(w)
 				low[v] = min(low[v], low[w])
@@ -74,7 +74,7 @@ func markCycles(s *Snapshot) *CycleError {
 		// Components complete dependencies first, so every dependency's
 		// cyclic mark is final by now.
 		var cyc *CycleError
-		if len(comp) > 1 || slices.Contains(s.flags[v].deps, v) {
+		if len(comp) > 1 || slices.Contains(s.depsOf(v), v) {
 			cyc = cyclePath(s, comp)
 			if first == nil {
 				first = cyc
@@ -82,7 +82,7 @@ func markCycles(s *Snapshot) *CycleError {
 		}
 		for _, w := range comp {
 			s.flags[w].cyclic = cyc
-			for _, d := range s.flags[w].deps {
+			for _, d := range s.depsOf(w) {
 				if cyc == nil && s.flags[d].cyclic != nil {
 					cyc = s.flags[d].cyclic
 				}
@@ -112,7 +112,7 @@ func cyclePath(s *Snapshot, comp []int32) *CycleError {
 	seen := map[int32]bool{start: true}
 	for cur := start; ; {
 		var next int32 = -1
-		for _, d := range s.flags[cur].deps {
+		for _, d := range s.depsOf(cur) {
 			if in[d] {
 				next = d
 				break
@@ -128,6 +128,12 @@ func cyclePath(s *Snapshot, comp []int32) *CycleError {
 	s.problems = append(s.problems, Problem{Flag: path[0], Path: "flags", Kind: ProblemCycle,
 		Message: (&CycleError{Flags: path}).Error()})
 	return &CycleError{Flags: path}
+}
+
+// depsOf returns the known dependencies of flag i, in configured order.
+func (s *Snapshot) depsOf(i int32) []int32 {
+	f := &s.flags[i]
+	return s.deps[f.deps.start:f.deps.end]
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -3,8 +3,10 @@ package eval
 import (
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/twmb/murmur3"
@@ -39,7 +41,7 @@ func (s *Snapshot) Evaluate(ctx *Context, flagKeys []string, dst []Result) ([]Re
 	}
 	e := s.pool.Get().(*evaluator)
 	defer s.pool.Put(e)
-	e.begin(ctx)
+	e.begin()
 	defer e.end()
 	order := s.order
 	if len(flagKeys) > 0 {
@@ -53,21 +55,30 @@ func (s *Snapshot) Evaluate(ctx *Context, flagKeys []string, dst []Result) ([]Re
 	if dst == nil {
 		dst = make([]Result, 0, len(order))
 	}
+	keep := s.keepsResults
 	for _, i := range order {
 		f := &s.flags[i]
-		v, seg := e.evaluateFlag(f)
+		v, si := e.evaluateFlag(ctx, f)
 		if v < 0 {
 			continue
 		}
-		variant := f.variants[v]
-		meta := f.segments[seg].meta[v]
-		e.res[i] = resultSlot{gen: e.gen, variant: variant, meta: meta}
-		dst = append(dst, Result{
-			FlagKey: f.key, Key: variant.key, Value: variant.valueString, RawValue: variant.value,
-			Payload: variant.payload, Metadata: meta, Segment: seg, Outcome: f.segments[seg].outcome + int(v),
-		})
+		if keep {
+			e.res[i] = resultSlot{gen: e.gen, variant: v, segment: si}
+		}
+		dst = append(dst, s.result(f, v, si))
 	}
 	return dst, nil
+}
+
+// result is flag f's Result for its variant v decided by segment si.
+func (s *Snapshot) result(f *flagRec, v int32, si int32) Result {
+	variant := &s.variants[f.variants+uint32(v)]
+	seg := &s.segments[si]
+	return Result{
+		FlagKey: f.key, Key: variant.key, Value: variant.valueString, RawValue: variant.value,
+		Payload: variant.payload, Metadata: s.mergedMetadata(seg, v), Segment: int(si - int32(f.segs.start)),
+		Outcome: int(seg.outcome + v),
+	}
 }
 
 // evaluator is the scratch space of one evaluation, pooled per Snapshot so
@@ -75,8 +86,6 @@ func (s *Snapshot) Evaluate(ctx *Context, flagKeys []string, dst []Result) ([]Re
 // and results are valid only while their gen equals the evaluator's.
 type evaluator struct {
 	snap    *Snapshot
-	ctx     *Context
-	ctxCopy Context // the caller's context, copied so it stays on the caller's stack
 	gen     uint32
 	values  []normValue
 	buckets []bucketValue
@@ -85,8 +94,12 @@ type evaluator struct {
 	order   []int32
 	elems   []elem
 	strs    []string
-	bytes   []byte
+	text    arena
 	scratch normValue
+	// the user's groups as JSON, which selectors of group types the user
+	// is not in read, made once per evaluation
+	groupsText string
+	groupsGen  uint32
 }
 
 func newEvaluator(s *Snapshot) any {
@@ -99,9 +112,9 @@ func newEvaluator(s *Snapshot) any {
 	}
 }
 
-func (e *evaluator) begin(ctx *Context) {
-	e.ctxCopy = *ctx
-	e.ctx = &e.ctxCopy
+// begin starts an evaluation. The context is passed down the calls rather
+// than kept here, so that it stays on the caller's stack.
+func (e *evaluator) begin() {
 	e.gen++
 	if e.gen == 0 { // wrapped: stale stamps could look current
 		clear(e.values)
@@ -110,17 +123,14 @@ func (e *evaluator) begin(ctx *Context) {
 		clear(e.emitted)
 		e.gen = 1
 	}
-	e.elems, e.strs, e.bytes = e.elems[:0], e.strs[:0], e.bytes[:0]
+	e.elems, e.strs, e.text.buf = e.elems[:0], e.strs[:0], e.text.buf[:0]
 }
 
-// end drops references into the caller's context so the pool keeps nothing
-// of it alive.
-func (e *evaluator) end() {
-	e.ctx, e.ctxCopy = nil, Context{}
-	clear(e.elems)
-	clear(e.strs)
-	e.scratch = normValue{}
-}
+// end finishes an evaluation. What the scratch space still references of
+// the caller's context is not cleared, which would cost as much as a small
+// evaluation: it is overwritten by the next evaluation, or dropped with the
+// evaluator when the pool is emptied at the second garbage collection.
+func (e *evaluator) end() {}
 
 // subsetOrder orders the requested flags and their dependencies the way the
 // reference's traversal does: each requested key in turn, dependencies first.
@@ -144,55 +154,59 @@ func (e *evaluator) visit(i int32) {
 		return
 	}
 	e.emitted[i] = e.gen
-	for _, d := range e.snap.flags[i].deps {
+	for _, d := range e.snap.depsOf(i) {
 		e.visit(d)
 	}
 	e.order = append(e.order, i)
 }
 
-// evaluateFlag returns the variant index and segment that decide the flag,
-// or -1 when no segment yields a variant.
-func (e *evaluator) evaluateFlag(f *compiledFlag) (int32, int) {
-	for si := range f.segments {
-		seg := &f.segments[si]
-		if !e.segmentMatches(seg) {
+// evaluateFlag returns the variant index (among the flag's) and the
+// segment (an index into Snapshot.segments) that decide the flag, or -1
+// when no segment yields a variant.
+func (e *evaluator) evaluateFlag(ctx *Context, f *flagRec) (int32, int32) {
+	for si := f.segs.start; si < f.segs.end; si++ {
+		seg := &e.snap.segments[si]
+		if !e.segmentMatches(ctx, seg) {
 			continue
 		}
-		if v := e.bucket(seg); v >= 0 {
-			return v, si
+		if v := e.bucket(ctx, seg); v >= 0 {
+			return v, int32(si)
 		}
 	}
 	return -1, -1
 }
 
-func (e *evaluator) segmentMatches(seg *compiledSegment) bool {
-	if seg.always {
+// segmentMatches evaluates the OR of AND-groups: conditions in order, a
+// group holding when all of its conditions do. After a failed condition the
+// rest of its group is skipped.
+func (e *evaluator) segmentMatches(ctx *Context, seg *segRec) bool {
+	if seg.matchAll {
 		return true
 	}
-	for _, group := range seg.groups {
-		if e.groupMatches(group) {
-			return true
+	conds := e.snap.conds[seg.conds.start:seg.conds.end]
+	holds := true
+	for i := range conds {
+		c := &conds[i]
+		if holds && !e.matches(ctx, c) {
+			holds = false
+		}
+		if c.bits&condGroupEnd != 0 {
+			if holds {
+				return true
+			}
+			holds = true
 		}
 	}
 	return false
 }
 
-func (e *evaluator) groupMatches(group []*compiledCondition) bool {
-	for _, c := range group {
-		if !e.matches(c) {
-			return false
-		}
-	}
-	return true
-}
-
-func (e *evaluator) matches(c *compiledCondition) bool {
-	if c.cohortAny {
-		if hit, ok := e.cohortHit(c); ok {
+func (e *evaluator) matches(ctx *Context, c *condRec) bool {
+	if c.bits&condCohortAny != 0 {
+		if hit, ok := e.cohortHit(ctx, c); ok {
 			return hit == (c.op == opSetContainsAny)
 		}
 	}
-	return c.match(e.value(c.selector))
+	return e.snap.match(c, e.value(ctx, c.sel), &e.text)
 }
 
 // cohortHit decides "set (does not) contain any" on a lazily enriched
@@ -200,43 +214,43 @@ func (e *evaluator) matches(c *compiledCondition) bool {
 // first membership: with a list of thousands of members per cohort, each
 // lookup is a likely cache miss, and the full list is not needed. ok is
 // false when the list is not lazy or is already materialized.
-func (e *evaluator) cohortHit(c *compiledCondition) (hit, ok bool) {
-	if e.values[c.selector].gen == e.gen {
+func (e *evaluator) cohortHit(ctx *Context, c *condRec) (hit, ok bool) {
+	if e.values[c.sel].gen == e.gen {
 		return false, false
 	}
-	sel := &e.snap.selectors[c.selector]
+	sel := &e.snap.selectors[c.sel]
 	groupType, member := UserCohorts, ""
 	if sel.kind == selUserCohorts {
-		member, _, ok = e.ctx.lazyUserCohorts()
+		member, _, ok = ctx.lazyUserCohorts()
 	} else {
 		groupType = sel.groupType
-		member, _, ok = e.ctx.lazyGroupCohorts(groupType)
+		member, _, ok = ctx.lazyGroupCohorts(groupType)
 	}
 	if !ok {
 		return false, false
 	}
-	return e.ctx.Cohorts.MemberOfAny(groupType, member, c.values), true
+	return ctx.Cohorts.MemberOfAny(groupType, member, e.snap.values(c)), true
 }
 
 // bucket picks the variant of a matched segment: by hash when it has a
 // bucket and a bucketing value, otherwise the segment's own variant.
-func (e *evaluator) bucket(seg *compiledSegment) int32 {
-	b := seg.bucket
-	if b == nil {
+func (e *evaluator) bucket(ctx *Context, seg *segRec) int32 {
+	if seg.bucket < 0 {
 		return seg.variant
 	}
-	value, ok := e.bucketValue(b.selector)
+	s := e.snap
+	b := &s.buckets[seg.bucket]
+	value, ok := e.bucketValue(ctx, b.selector)
 	if !ok || value == "" {
 		return seg.variant
 	}
 	h := hashBucket(b.salt, value)
 	allocation, distribution := uint64(h%100), uint64(h/100)
-	for ai := range b.allocs {
-		a := &b.allocs[ai]
+	for _, a := range s.allocs[b.allocs.start:b.allocs.end] {
 		if allocation < a.start || allocation >= a.end {
 			continue
 		}
-		for _, d := range a.dists {
+		for _, d := range s.dists[a.dists.start:a.dists.end] {
 			if distribution >= d.start && distribution < d.end {
 				return d.variant
 			}
@@ -264,7 +278,7 @@ func HashBucket(salt, value string) (hash uint32, allocation, distribution uint6
 
 // value returns the normalized value of a selector, computed at most once per
 // evaluation unless it reads flag results.
-func (e *evaluator) value(id int32) *normValue {
+func (e *evaluator) value(ctx *Context, id int32) *normValue {
 	sel := &e.snap.selectors[id]
 	if sel.dependsOnResults() {
 		e.scratch = normValue{}
@@ -274,9 +288,43 @@ func (e *evaluator) value(id int32) *normValue {
 	v := &e.values[id]
 	if v.gen != e.gen {
 		*v = normValue{gen: e.gen}
-		e.normalize(v, sel.selectContext(e.ctx))
+		e.load(v, ctx, sel)
 	}
 	return v
+}
+
+// load selects and normalizes a value of the context: user fields and
+// properties, most of what conditions read, without the generic detour.
+func (e *evaluator) load(v *normValue, ctx *Context, sel *selector) {
+	switch sel.kind {
+	case selUserField:
+		if s := ctx.userField(sel.field); s != "" {
+			e.normalizeString(v, s)
+		} else {
+			v.null = true
+		}
+	case selUserProps:
+		if len(ctx.UserProperties) == 0 {
+			v.null = true
+			return
+		}
+		var x any
+		if len(sel.path) == 1 {
+			x = ctx.UserProperties[sel.path[0]]
+		} else {
+			x = walk(ctx.UserProperties, sel.path)
+		}
+		switch t := x.(type) {
+		case nil:
+			v.null = true
+		case string:
+			e.normalizeString(v, t)
+		default:
+			e.normalize(v, rawValue{kind: rawAny, a: x})
+		}
+	default:
+		e.normalize(v, sel.selectContext(ctx))
+	}
 }
 
 type bucketValue struct {
@@ -285,14 +333,14 @@ type bucketValue struct {
 	s   string
 }
 
-func (e *evaluator) bucketValue(id int32) (string, bool) {
+func (e *evaluator) bucketValue(ctx *Context, id int32) (string, bool) {
 	sel := &e.snap.selectors[id]
 	if sel.dependsOnResults() {
 		return e.bucketString(sel.selectResult(e))
 	}
 	b := &e.buckets[id]
 	if b.gen != e.gen {
-		s, ok := e.bucketString(sel.selectContext(e.ctx))
+		s, ok := e.bucketString(sel.selectContext(ctx))
 		*b = bucketValue{gen: e.gen, ok: ok, s: s}
 	}
 	return b.s, b.ok
@@ -304,6 +352,8 @@ func (e *evaluator) bucketString(r rawValue) (string, bool) {
 	switch r.kind {
 	case rawString, rawText:
 		return r.s, true
+	case rawGroups:
+		return e.groupsJSON(r.a.(map[string][]string)), true
 	case rawList:
 		return jsonText(r.list), true
 	case rawAny:
@@ -334,9 +384,9 @@ type elem struct {
 	verState  int8
 }
 
-func (x *elem) lowered() string {
+func (x *elem) lowered(a *arena) string {
 	if !x.lowerDone {
-		x.lower, x.lowerDone = strings.ToLower(x.s), true
+		x.lower, x.lowerDone = a.lower(x.s), true
 	}
 	return x.lower
 }
@@ -344,7 +394,7 @@ func (x *elem) lowered() string {
 func (x *elem) number() (float64, bool) {
 	if x.numState == 0 {
 		x.numState = -1
-		if looksNumeric(x.s) {
+		if numberCandidate(x.s) {
 			if f, err := strconv.ParseFloat(x.s, 64); err == nil {
 				x.num, x.numState = f, 1
 			}
@@ -353,17 +403,53 @@ func (x *elem) number() (float64, bool) {
 	return x.num, x.numState == 1
 }
 
-// looksNumeric rejects most non-numbers before ParseFloat, whose error
-// allocates; everything ParseFloat accepts starts like this.
-func looksNumeric(s string) bool {
-	if s == "" {
-		return false
-	}
-	switch c := s[0]; {
-	case '0' <= c && c <= '9', c == '+', c == '-', c == '.', c == 'i', c == 'I', c == 'n', c == 'N':
+// numberCandidate rejects most non-numbers (versions, ids, words) before
+// ParseFloat, whose error allocates: every string ParseFloat accepts
+// passes. Decimal forms are checked whole; hexadecimal ones, and digits
+// separated by underscores as in Go, are left to ParseFloat.
+func numberCandidate(s string) bool {
+	if strings.IndexByte(s, '_') >= 0 {
 		return true
 	}
-	return false
+	i := 0
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		i++
+	}
+	if i == len(s) {
+		return false
+	}
+	switch rest := s[i:]; rest[0] {
+	case 'i', 'I', 'n', 'N':
+		return strings.EqualFold(rest, "inf") || strings.EqualFold(rest, "infinity") || strings.EqualFold(rest, "nan")
+	case '0':
+		if len(rest) > 1 && (rest[1] == 'x' || rest[1] == 'X') {
+			return true
+		}
+	}
+	digits := 0
+	for ; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
+		digits++
+	}
+	if i < len(s) && s[i] == '.' {
+		for i++; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
+			digits++
+		}
+	}
+	if digits == 0 {
+		return false
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if i == len(s) {
+			return false
+		}
+		for ; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
+		}
+	}
+	return i == len(s)
 }
 
 func (x *elem) version() (version, bool) {
@@ -383,13 +469,11 @@ func (e *evaluator) normalize(v *normValue, r rawValue) {
 	case rawNull:
 		v.null = true
 	case rawString:
-		if list, ok := jsonStringList(r.s); ok {
-			e.setList(v, list)
-			return
-		}
-		e.setScalar(v, r.s)
+		e.normalizeString(v, r.s)
 	case rawText:
 		e.setScalar(v, r.s)
+	case rawGroups:
+		e.setScalar(v, e.groupsJSON(r.a.(map[string][]string)))
 	case rawList:
 		e.setList(v, r.list)
 	case rawAny:
@@ -407,6 +491,16 @@ func (e *evaluator) normalize(v *normValue, r rawValue) {
 		}
 		e.setScalar(v, e.scalarString(r.a))
 	}
+}
+
+// normalizeString makes a string a scalar, or a list when it holds a JSON
+// array of strings.
+func (e *evaluator) normalizeString(v *normValue, s string) {
+	if list, ok := jsonStringList(s); ok {
+		e.setList(v, list)
+		return
+	}
+	e.setScalar(v, s)
 }
 
 func (e *evaluator) setScalar(v *normValue, s string) {
@@ -470,14 +564,123 @@ func (e *evaluator) scalarString(x any) string {
 		}
 		return "false"
 	case float64:
-		if len(e.bytes)+32 > cap(e.bytes) {
-			e.bytes = make([]byte, 0, max(1024, 2*cap(e.bytes)))
-		}
-		start := len(e.bytes)
-		e.bytes = strconv.AppendFloat(e.bytes, t, 'g', -1, 64)
-		return unsafe.String(&e.bytes[start], len(e.bytes)-start)
+		e.text.reserve(32)
+		start := len(e.text.buf)
+		e.text.buf = strconv.AppendFloat(e.text.buf, t, 'g', -1, 64)
+		return unsafe.String(&e.text.buf[start], len(e.text.buf)-start)
 	}
 	return coerceValue(x)
+}
+
+// groupsJSON is json.Marshal(groups), made once per evaluation, in the
+// evaluator's byte arena when every string is plain.
+func (e *evaluator) groupsJSON(groups map[string][]string) string {
+	if e.groupsGen == e.gen {
+		return e.groupsText
+	}
+	e.groupsGen = e.gen
+	start, size := len(e.strs), 2
+	for k, names := range groups {
+		e.strs = append(e.strs, k)
+		size += len(k) + 6
+		for _, n := range names {
+			size += len(n) + 3
+		}
+	}
+	keys := e.strs[start:]
+	slices.Sort(keys)
+	e.text.reserve(size)
+	at := len(e.text.buf)
+	buf, ok := appendGroupsJSON(e.text.buf, groups, keys)
+	e.strs = e.strs[:start]
+	if !ok {
+		e.groupsText = jsonText(groups)
+		return e.groupsText
+	}
+	e.text.buf = buf
+	e.groupsText = unsafe.String(&buf[at], len(buf)-at)
+	return e.groupsText
+}
+
+// arena holds the strings an evaluation makes (numbers formatted, values
+// lowered, JSON text), so that they cost no allocation once it has grown.
+// They are valid until the evaluator's next evaluation begins.
+type arena struct{ buf []byte }
+
+// reserve makes room for n more bytes. Strings made from the arena so far
+// keep its previous array alive.
+func (a *arena) reserve(n int) {
+	if len(a.buf)+n > cap(a.buf) {
+		a.buf = make([]byte, 0, max(1024, 2*cap(a.buf), n))
+	}
+}
+
+// lower is strings.ToLower, written in the arena for ASCII strings.
+func (a *arena) lower(s string) string {
+	upper := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return strings.ToLower(s)
+		}
+		upper = upper || 'A' <= c && c <= 'Z'
+	}
+	if !upper {
+		return s
+	}
+	a.reserve(len(s))
+	start := len(a.buf)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		a.buf = append(a.buf, c)
+	}
+	return unsafe.String(&a.buf[start], len(s))
+}
+
+// appendGroupsJSON writes groups as encoding/json does, keys in order; it
+// reports false at a string that encoding/json would escape.
+func appendGroupsJSON(buf []byte, groups map[string][]string, keys []string) ([]byte, bool) {
+	buf = append(buf, '{')
+	for i, k := range keys {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		if !plainJSON(k) {
+			return buf, false
+		}
+		buf = append(append(append(buf, '"'), k...), '"', ':')
+		names := groups[k]
+		if names == nil {
+			buf = append(buf, "null"...)
+			continue
+		}
+		buf = append(buf, '[')
+		for j, n := range names {
+			if j > 0 {
+				buf = append(buf, ',')
+			}
+			if !plainJSON(n) {
+				return buf, false
+			}
+			buf = append(append(append(buf, '"'), n...), '"')
+		}
+		buf = append(buf, ']')
+	}
+	return append(buf, '}'), true
+}
+
+// plainJSON reports whether encoding/json writes s between quotes as it is.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= utf8.RuneSelf, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 // jsonStringList decodes a string holding a JSON array of strings (nulls read
@@ -504,9 +707,10 @@ func (e *evaluator) resultsJSON() string {
 	}
 	all := map[string]wireVariant{}
 	for i, slot := range e.res {
-		if slot.gen == e.gen && slot.variant != nil {
-			v := slot.variant
-			all[e.snap.flags[i].key] = wireVariant{v.key, v.value, v.payload, slot.meta}
+		if slot.gen == e.gen {
+			f := &e.snap.flags[i]
+			v := &e.snap.variants[f.variants+uint32(slot.variant)]
+			all[f.key] = wireVariant{v.key, v.value, v.payload, e.snap.mergedMetadata(&e.snap.segments[slot.segment], slot.variant)}
 		}
 	}
 	return jsonText(all)

@@ -102,7 +102,7 @@ var ErrNotFlagList = errors.New("want a JSON array of flag configs")
 // the line, column and JSON path of the first problem; the document is
 // rejected whole, so a caller never works with half a config.
 func DecodeFlags(data []byte) ([]*Flag, error) {
-	flags, ok := decodeFlagsFast(data)
+	flags, ok := decodeFlagsFast(data, nil)
 	if !ok {
 		var err error
 		if flags, err = decodeFlags(data); err != nil {
@@ -136,7 +136,7 @@ func decodeFlags(data []byte) ([]*Flag, error) {
 		return nil, at(valueStart(data, 0), "", ErrNotFlagList)
 	}
 	flags := []*Flag{}
-	strs := map[string]string{}
+	shared := newFastDecoder(nil, map[string]string{})
 	for i := 0; dec.More(); i++ {
 		path := fmt.Sprintf("flags[%d]", i)
 		start := valueStart(data, dec.InputOffset())
@@ -144,7 +144,7 @@ func decodeFlags(data []byte) ([]*Flag, error) {
 		if err := dec.Decode(&raw); err != nil {
 			return nil, syntaxError(data, err, path, start)
 		}
-		f, err := decodeFlag(raw, strs)
+		f, err := decodeFlag(raw, shared)
 		if err != nil {
 			return nil, locate(data, raw, start, path, err)
 		}
@@ -161,10 +161,11 @@ func decodeFlags(data []byte) ([]*Flag, error) {
 
 var errNullFlag = errors.New("null flag, want an object")
 
-// decodeFlag decodes one flag, with the fast decoder when it can; strs
-// interns strings across the flags of a document.
-func decodeFlag(raw json.RawMessage, strs map[string]string) (*Flag, error) {
-	d := &fastDecoder{data: raw, strs: strs}
+// decodeFlag decodes one flag, with the fast decoder when it can; d holds
+// what the flags of a document share (interned strings, slabs) and is
+// pointed at raw.
+func decodeFlag(raw json.RawMessage, d *fastDecoder) (*Flag, error) {
+	d.data, d.pos, d.depth, d.failed = raw, 0, 0, false
 	if f := d.flag(); f != nil && !d.failed {
 		if d.ws(); d.pos == len(raw) {
 			return f, nil

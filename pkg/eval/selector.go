@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"strings"
+	"slices"
 )
 
 // selKind says where a selector points. Compile classifies every selector
@@ -43,6 +43,7 @@ type selector struct {
 func (s *selector) dependsOnResults() bool { return s.kind >= selResultKey }
 
 func compileSelector(sel []string, flagIndex map[string]int) selector {
+	sel = slices.Clone(sel) // not the decoder's slab, which it would keep whole
 	s := selector{kind: selNull, raw: sel, flag: -1}
 	if len(sel) == 0 {
 		return s
@@ -148,9 +149,10 @@ type rawKind uint8
 const (
 	rawNull rawKind = iota
 	rawString
-	rawAny  // a decoded JSON value: string, float64, bool, map[string]any, []any
-	rawList // a typed string list (groups, cohort ids): a list even when empty
-	rawText // a non-null, non-list value whose string form is fixed (a container as JSON)
+	rawAny    // a decoded JSON value: string, float64, bool, map[string]any, []any
+	rawList   // a typed string list (groups, cohort ids): a list even when empty
+	rawText   // a non-null, non-list value whose string form is fixed (a container as JSON)
+	rawGroups // the whole groups map of the user, a, read as its JSON text
 )
 
 type rawValue struct {
@@ -257,7 +259,7 @@ func selectUserGroups(groups map[string][]string, path []string) rawValue {
 		}
 	}
 	if inMap {
-		return textValue(jsonText(groups))
+		return rawValue{kind: rawGroups, a: groups}
 	}
 	if list == nil { // a JSON null name list: present, but not a list
 		return textValue("null")
@@ -287,11 +289,12 @@ func selectTree(c *Context, sel []string) rawValue {
 }
 
 // resultSlot is what the evaluator knows of a flag evaluated earlier in the
-// same evaluation.
+// same evaluation: its variant (an index among the flag's) and deciding
+// segment; valid while gen is the evaluator's.
 type resultSlot struct {
 	gen     uint32
-	variant *compiledVariant
-	meta    map[string]any
+	variant int32
+	segment int32
 }
 
 // selectResult resolves result.<flag>... against the flags evaluated so far.
@@ -301,11 +304,14 @@ func (s *selector) selectResult(e *evaluator) rawValue {
 	if s.kind == selResultAll {
 		return textValue(e.resultsJSON())
 	}
-	var slot resultSlot
+	var v *variantRec
+	var meta map[string]any
 	if s.flag >= 0 && e.res[s.flag].gen == e.gen {
-		slot = e.res[s.flag]
+		slot := e.res[s.flag]
+		f := &e.snap.flags[s.flag]
+		v = &e.snap.variants[f.variants+uint32(slot.variant)]
+		meta = e.snap.mergedMetadata(&e.snap.segments[slot.segment], slot.variant)
 	}
-	v := slot.variant
 	switch s.kind {
 	case selResultKey:
 		if v == nil {
@@ -324,20 +330,20 @@ func (s *selector) selectResult(e *evaluator) rawValue {
 		return anyValue(walk(v.payload, s.path))
 	case selResultMeta:
 		if len(s.path) > 0 {
-			return anyValue(walk(slot.meta, s.path))
+			return anyValue(walk(meta, s.path))
 		}
-		if slot.meta == nil {
+		if meta == nil {
 			return textValue("null")
 		}
-		return textValue(jsonText(slot.meta))
+		return textValue(jsonText(meta))
 	case selResultFlag:
-		return textValue(variantText(v, slot.meta))
+		return textValue(variantText(v, meta))
 	}
 	return rawValue{}
 }
 
 // variantText is how the reference engine prints a variant struct (%v).
-func variantText(v *compiledVariant, meta map[string]any) string {
+func variantText(v *variantRec, meta map[string]any) string {
 	type goVariant struct {
 		Key      string
 		Value    any
@@ -359,6 +365,3 @@ func jsonText(v any) string {
 	}
 	return string(b)
 }
-
-// selectorString is the key under which identical selectors share a cache slot.
-func selectorString(sel []string) string { return strings.Join(sel, "\x00") }

@@ -25,8 +25,26 @@ type FlagTrace struct {
 	Absent   bool           `json:"absent"`
 	Segment  int            `json:"segment"` // deciding segment index, -1 when absent
 	Metadata map[string]any `json:"metadata"`
-	Reason   string         `json:"reason"`
+	Reason   Reason         `json:"reason"`
 }
+
+// Reason says in a few words why a flag got its result, or none.
+type Reason string
+
+const (
+	// ReasonMatched: a segment matched and named the variant.
+	ReasonMatched Reason = "segment matched"
+	// ReasonBucketed: a segment matched and the variant came from hashing
+	// the bucketing value.
+	ReasonBucketed Reason = "segment matched and bucketed"
+	// ReasonNoSegments: the flag has nothing that could give a variant.
+	ReasonNoSegments Reason = "the flag has no segments"
+	// ReasonMissingVariants: segments matched, but each picked a variant
+	// the flag does not have.
+	ReasonMissingVariants Reason = "every matching segment names a variant that does not exist"
+	// ReasonNoMatch: no segment matched the user.
+	ReasonNoMatch Reason = "no segment matched"
+)
 
 // DependencyTrace is a dependency's result as the flag saw it.
 type DependencyTrace struct {
@@ -94,7 +112,7 @@ func (s *Snapshot) Explain(ctx *Context, flagKeys []string) (*Trace, error) {
 	}
 	e := s.pool.Get().(*evaluator)
 	defer s.pool.Put(e)
-	e.begin(ctx)
+	e.begin()
 	defer e.end()
 	order := s.order
 	if len(flagKeys) > 0 {
@@ -108,51 +126,45 @@ func (s *Snapshot) Explain(ctx *Context, flagKeys []string) (*Trace, error) {
 	}
 	t := &Trace{Flags: make([]FlagTrace, 0, len(order))}
 	for _, i := range order {
-		t.Flags = append(t.Flags, e.traceFlag(int(i)))
+		t.Flags = append(t.Flags, e.traceFlag(ctx, int(i)))
 	}
 	return t, nil
 }
 
-func (e *evaluator) traceFlag(i int) FlagTrace {
-	f := &e.snap.flags[i]
+func (e *evaluator) traceFlag(ctx *Context, i int) FlagTrace {
+	s := e.snap
+	f := &s.flags[i]
+	src := s.source(i)
 	ft := FlagTrace{Key: f.key, Segment: -1, Dependencies: []DependencyTrace{}, Segments: []SegmentTrace{}}
-	for _, d := range f.src.Dependencies {
+	for _, d := range src.Dependencies {
 		ft.Dependencies = append(ft.Dependencies, e.traceDependency(d))
 	}
-	for si := range f.segments {
-		st := e.traceSegment(f, si)
+	for si := range f.segs.len() {
+		st := e.traceSegment(ctx, f, src.Segments[si], si)
 		ft.Segments = append(ft.Segments, st)
 		if st.Matched && !st.VariantMissing {
 			ft.Segment = si
-		}
-		if ft.Segment >= 0 {
 			break
 		}
 	}
-	for si := len(ft.Segments); si < len(f.segments); si++ {
-		ft.Segments = append(ft.Segments, SegmentTrace{Index: si, Name: segmentName(f.src.Segments[si]), Conditions: [][]ConditionTrace{}})
+	for si := len(ft.Segments); si < f.segs.len(); si++ {
+		ft.Segments = append(ft.Segments, SegmentTrace{Index: si, Name: segmentName(src.Segments[si]), Conditions: [][]ConditionTrace{}})
 	}
 	if ft.Segment < 0 {
 		ft.Absent = true
 		ft.Reason = absentReason(ft.Segments)
 		return ft
 	}
-	v := e.segmentVariant(f, ft.Segment)
-	variant, meta := f.variants[v], f.segments[ft.Segment].meta[v]
-	e.res[i] = resultSlot{gen: e.gen, variant: variant, meta: meta}
-	ft.Variant, ft.Value, ft.Payload, ft.Metadata = variant.key, variant.valueString, variant.payload, meta
-	ft.Result = &Result{FlagKey: f.key, Key: variant.key, Value: variant.valueString, RawValue: variant.value,
-		Payload: variant.payload, Metadata: meta, Segment: ft.Segment, Outcome: f.segments[ft.Segment].outcome + int(v)}
-	ft.Reason = "segment matched"
-	if ft.Segments[ft.Segment].Bucket != nil && !ft.Segments[ft.Segment].Bucket.Absent {
-		ft.Reason = "segment matched and bucketed"
+	si := int32(f.segs.start) + int32(ft.Segment)
+	v := e.bucket(ctx, &s.segments[si])
+	e.res[i] = resultSlot{gen: e.gen, variant: v, segment: si}
+	r := s.result(f, v, si)
+	ft.Variant, ft.Value, ft.Payload, ft.Metadata, ft.Result = r.Key, r.Value, r.Payload, r.Metadata, &r
+	ft.Reason = ReasonMatched
+	if b := ft.Segments[ft.Segment].Bucket; b != nil && !b.Absent {
+		ft.Reason = ReasonBucketed
 	}
 	return ft
-}
-
-// segmentVariant re-derives the variant index of a segment that decided.
-func (e *evaluator) segmentVariant(f *compiledFlag, si int) int32 {
-	return e.bucket(&f.segments[si])
 }
 
 func (e *evaluator) traceDependency(key string) DependencyTrace {
@@ -161,23 +173,28 @@ func (e *evaluator) traceDependency(key string) DependencyTrace {
 		return DependencyTrace{Key: key, Absent: true, Missing: true}
 	}
 	slot := e.res[i]
-	if slot.gen != e.gen || slot.variant == nil {
+	if slot.gen != e.gen {
 		return DependencyTrace{Key: key, Absent: true}
 	}
-	return DependencyTrace{Key: key, Variant: slot.variant.key}
+	f := &e.snap.flags[i]
+	return DependencyTrace{Key: key, Variant: e.snap.variants[f.variants+uint32(slot.variant)].key}
 }
 
-func (e *evaluator) traceSegment(f *compiledFlag, si int) SegmentTrace {
-	seg := &f.segments[si]
-	src := f.src.Segments[si]
-	st := SegmentTrace{Index: si, Name: segmentName(src), Reached: true, Always: seg.always, Conditions: [][]ConditionTrace{}}
-	st.Matched = seg.always
-	for gi, group := range seg.groups {
+// traceSegment explains segment si of flag f; src is its configuration,
+// whose conditions the compiled ones follow one for one.
+func (e *evaluator) traceSegment(ctx *Context, f *flagRec, src *Segment, si int) SegmentTrace {
+	s := e.snap
+	seg := &s.segments[int(f.segs.start)+si]
+	st := SegmentTrace{Index: si, Name: segmentName(src), Reached: true, Always: src.Conditions == nil, Conditions: [][]ConditionTrace{}}
+	st.Matched = st.Always
+	k := seg.conds.start
+	for _, group := range src.Conditions {
 		groupTrace := make([]ConditionTrace, len(group))
 		all := true
-		for ci, c := range group {
-			groupTrace[ci] = e.traceCondition(c, src.Conditions[gi][ci])
+		for ci, cond := range group {
+			groupTrace[ci] = e.traceCondition(ctx, &s.conds[k], cond)
 			all = all && groupTrace[ci].Matched
+			k++
 		}
 		st.Conditions = append(st.Conditions, groupTrace)
 		st.Matched = st.Matched || all
@@ -185,10 +202,10 @@ func (e *evaluator) traceSegment(f *compiledFlag, si int) SegmentTrace {
 	if !st.Matched {
 		return st
 	}
-	if seg.bucket != nil {
-		st.Bucket = e.traceBucket(seg, src.Bucket)
+	if seg.bucket >= 0 {
+		st.Bucket = e.traceBucket(ctx, &s.buckets[seg.bucket], src.Bucket)
 	}
-	v := e.bucket(seg)
+	v := e.bucket(ctx, seg)
 	if v < 0 {
 		st.VariantMissing = true
 		st.Variant = src.Variant
@@ -197,7 +214,7 @@ func (e *evaluator) traceSegment(f *compiledFlag, si int) SegmentTrace {
 		}
 		return st
 	}
-	st.Variant = f.variants[v].key
+	st.Variant = s.variants[f.variants+uint32(v)].key
 	return st
 }
 
@@ -206,10 +223,10 @@ func segmentName(s *Segment) string {
 	return name
 }
 
-func (e *evaluator) traceCondition(c *compiledCondition, src *Condition) ConditionTrace {
-	v := e.value(c.selector)
+func (e *evaluator) traceCondition(ctx *Context, c *condRec, src *Condition) ConditionTrace {
+	v := e.value(ctx, c.sel)
 	ct := ConditionTrace{Selector: nonNil(src.Selector), Op: src.Op, Values: nonNil(src.Values), Absent: v.null,
-		Matched: c.match(v), UnknownOperator: c.op == opUnknown}
+		Matched: e.snap.match(c, v, &e.text), UnknownOperator: c.op == opUnknown}
 	if v.isList {
 		ct.List = append([]string{}, v.list...)
 		ct.Value = jsonText(ct.List)
@@ -219,10 +236,10 @@ func (e *evaluator) traceCondition(c *compiledCondition, src *Condition) Conditi
 	return ct
 }
 
-func (e *evaluator) traceBucket(seg *compiledSegment, src *Bucket) *BucketTrace {
-	b := seg.bucket
+func (e *evaluator) traceBucket(ctx *Context, b *bucketRec, src *Bucket) *BucketTrace {
+	s := e.snap
 	bt := &BucketTrace{Selector: nonNil(src.Selector), Salt: b.salt, AllocationIndex: -1, DistributionIndex: -1}
-	value, ok := e.bucketValue(b.selector)
+	value, ok := e.bucketValue(ctx, b.selector)
 	if !ok || value == "" {
 		bt.Absent = true
 		return bt
@@ -230,11 +247,11 @@ func (e *evaluator) traceBucket(seg *compiledSegment, src *Bucket) *BucketTrace 
 	bt.Value = value
 	bt.Hashed = b.salt + "/" + value
 	bt.Hash, bt.Allocation, bt.Distribution = HashBucket(b.salt, value)
-	for ai, a := range b.allocs {
+	for ai, a := range s.allocs[b.allocs.start:b.allocs.end] {
 		if bt.Allocation < a.start || bt.Allocation >= a.end {
 			continue
 		}
-		for di, d := range a.dists {
+		for di, d := range s.dists[a.dists.start:a.dists.end] {
 			if bt.Distribution >= d.start && bt.Distribution < d.end {
 				bt.AllocationIndex, bt.AllocationRange = ai, [2]uint64{a.start, a.end}
 				bt.DistributionIndex, bt.DistributionRange = di, [2]uint64{d.start, d.end}
@@ -246,16 +263,16 @@ func (e *evaluator) traceBucket(seg *compiledSegment, src *Bucket) *BucketTrace 
 	return bt
 }
 
-func absentReason(segments []SegmentTrace) string {
+func absentReason(segments []SegmentTrace) Reason {
 	if len(segments) == 0 {
-		return "the flag has no segments"
+		return ReasonNoSegments
 	}
 	for _, s := range segments {
 		if s.Matched {
-			return "every matching segment names a variant that does not exist"
+			return ReasonMissingVariants
 		}
 	}
-	return "no segment matched"
+	return ReasonNoMatch
 }
 
 func nonNil(s []string) []string {
