@@ -183,33 +183,12 @@ func (c *Client) deliver(events []pendingEvent) (gaveUp bool) {
 			body = nil // resend the rest at once
 
 		case r.retryable():
-			if r.status == http.StatusTooManyRequests {
-				if over := r.reply.overQuota(pendingIDs(events)); len(over) > 0 {
-					c.giveUp(len(over), "dropped events of users or devices over their daily quota", "status", r.status)
-					if events, body = removeIndices(events, over), nil; len(events) == 0 {
-						return false
-					}
-				}
+			left, lost := c.awaitRetry(events, &r, attempt)
+			if lost || len(left) == 0 {
+				return lost
 			}
-			why := []any{"attempts", attempt + 1}
-			if r.err != nil {
-				why = append(why, "error", r.err.Error())
-			} else {
-				why = append(why, "status", r.status, "error", c.serverText(r.reply.Error))
-			}
-			if c.ctx.Err() != nil {
-				c.giveUp(len(events), "events not sent before close's deadline", why...)
-				return true
-			}
-			if attempt >= c.s.retries {
-				c.giveUp(len(events), "giving up on events after retries", why...)
-				c.setFailing(true)
-				return true
-			}
-			c.s.log.Debug("analytics: retrying", why...)
-			if !c.wait(c.backoff(attempt+1, r.retryAfter)) {
-				c.giveUp(len(events), "events not sent before close's deadline", why...)
-				return true
+			if len(left) != len(events) {
+				events, body = left, nil // the rest, encoded again
 			}
 
 		default:
@@ -217,6 +196,43 @@ func (c *Client) deliver(events []pendingEvent) (gaveUp bool) {
 			return false
 		}
 	}
+}
+
+// awaitRetry follows a retryable failure of attempt (0-based): it drops
+// the events of users or devices a 429 says are over their daily quota,
+// then waits before the next attempt, unless the retries are used up or
+// Close's deadline has passed. It returns the events left to send, and
+// whether they were given up (as deliver reports it).
+func (c *Client) awaitRetry(events []pendingEvent, r *postResult, attempt int) (left []pendingEvent, gaveUp bool) {
+	if r.status == http.StatusTooManyRequests {
+		if over := r.reply.overQuota(pendingIDs(events)); len(over) > 0 {
+			c.giveUp(len(over), "dropped events of users or devices over their daily quota", "status", r.status)
+			if events = removeIndices(events, over); len(events) == 0 {
+				return nil, false
+			}
+		}
+	}
+	why := []any{"attempts", attempt + 1}
+	if r.err != nil {
+		why = append(why, "error", r.err.Error())
+	} else {
+		why = append(why, "status", r.status, "error", c.serverText(r.reply.Error))
+	}
+	switch {
+	case c.ctx.Err() != nil:
+		c.giveUp(len(events), "events not sent before close's deadline", why...)
+		return events, true
+	case attempt >= c.s.retries:
+		c.giveUp(len(events), "giving up on events after retries", why...)
+		c.setFailing(true)
+		return events, true
+	}
+	c.s.log.Debug("analytics: retrying", why...)
+	if !c.wait(c.backoff(attempt+1, r.retryAfter)) {
+		c.giveUp(len(events), "events not sent before close's deadline", why...)
+		return events, true
+	}
+	return events, false
 }
 
 // backoff is the delay before retry n (1-based): the bound doubles from

@@ -235,15 +235,6 @@ func (r *exposureRecord) appendEvent(w *jsonWriter, i int, library string) (user
 	if label == "" {
 		label = f.value
 	}
-	var experimentKey, flagType string
-	for _, e := range meta {
-		switch e.k {
-		case "experimentKey":
-			experimentKey, _ = e.v.(string)
-		case "flagType":
-			flagType, _ = e.v.(string)
-		}
-	}
 	mark := len(w.buf)
 	w.raw(`{"event_type":"` + exposureEventType + `"`)
 	if r.userID != "" {
@@ -253,6 +244,42 @@ func (r *exposureRecord) appendEvent(w *jsonWriter, i int, library string) (user
 	if r.deviceID != "" {
 		w.raw(`,"device_id":`)
 		w.str(r.deviceID)
+	}
+	if err := appendExposureProperties(w, f, meta, label); err != nil {
+		w.buf = w.buf[:mark]
+		return "", "", err
+	}
+	r.appendGroups(w)
+	code := hashCodeAdd(hashCodeAdd(0, f.key), " ")*r.pow + r.code
+	w.raw(`,"insert_id":`)
+	if plainJSON(r.userID) && plainJSON(r.deviceID) {
+		w.buf = append(appendInsertID(append(w.buf, '"'), r.userID, r.deviceID, code, r.time), '"')
+	} else {
+		w.str(insertID(r.userID, r.deviceID, code, r.time))
+	}
+	if r.time != 0 {
+		w.raw(`,"time":`)
+		w.buf = strconv.AppendInt(w.buf, r.time, 10)
+	}
+	if library != "" {
+		w.raw(`,"library":`)
+		w.str(library)
+	}
+	w.raw(`}`)
+	return r.userID, r.deviceID, nil
+}
+
+// appendExposureProperties writes the event_properties and
+// user_properties of flag f's exposure, whose variant shows as label.
+func appendExposureProperties(w *jsonWriter, f *exposedFlag, meta []metaEntry, label string) error {
+	var experimentKey, flagType string
+	for _, e := range meta {
+		switch e.k {
+		case "experimentKey":
+			experimentKey, _ = e.v.(string)
+		case "flagType":
+			flagType, _ = e.v.(string)
+		}
 	}
 	// event_properties: its keys sort as Experiment Key, Flag Key,
 	// Variant, metadata.
@@ -277,8 +304,7 @@ func (r *exposureRecord) appendEvent(w *jsonWriter, i int, library string) (user
 			w.str(e.k)
 			w.raw(`:`)
 			if err := w.value(e.v); err != nil {
-				w.buf = w.buf[:mark]
-				return "", "", err
+				return err
 			}
 		}
 		w.raw(`}`)
@@ -296,35 +322,24 @@ func (r *exposureRecord) appendEvent(w *jsonWriter, i int, library string) (user
 		w.str(label)
 	}
 	w.raw(`},"$unset":{}}`)
-	if len(r.groups) > 0 {
-		w.raw(`,"groups":{`)
-		for j, g := range r.groupTypes {
-			if j > 0 {
-				w.raw(`,`)
-			}
-			w.str(g)
-			w.raw(`:`)
-			w.strings(r.groups[g])
+	return nil
+}
+
+// appendGroups writes the record's groups, if any, in group type order.
+func (r *exposureRecord) appendGroups(w *jsonWriter) {
+	if len(r.groups) == 0 {
+		return
+	}
+	w.raw(`,"groups":{`)
+	for j, g := range r.groupTypes {
+		if j > 0 {
+			w.raw(`,`)
 		}
-		w.raw(`}`)
-	}
-	code := hashCodeAdd(hashCodeAdd(0, f.key), " ")*r.pow + r.code
-	w.raw(`,"insert_id":`)
-	if plainJSON(r.userID) && plainJSON(r.deviceID) {
-		w.buf = append(appendInsertID(append(w.buf, '"'), r.userID, r.deviceID, code, r.time), '"')
-	} else {
-		w.str(insertID(r.userID, r.deviceID, code, r.time))
-	}
-	if r.time != 0 {
-		w.raw(`,"time":`)
-		w.buf = strconv.AppendInt(w.buf, r.time, 10)
-	}
-	if library != "" {
-		w.raw(`,"library":`)
-		w.str(library)
+		w.str(g)
+		w.raw(`:`)
+		w.strings(r.groups[g])
 	}
 	w.raw(`}`)
-	return r.userID, r.deviceID, nil
 }
 
 // Event builds the i-th exposure event, in flag key order
