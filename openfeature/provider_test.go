@@ -577,11 +577,17 @@ func TestConfigCallbacksStillCalled(t *testing.T) {
 	if err := p.Init(openfeature.EvaluationContext{}); err != nil {
 		t.Fatal(err)
 	}
-	p.Shutdown()
-	mu.Lock()
-	defer mu.Unlock()
-	if updates == 0 || statuses == 0 {
-		t.Errorf("OnUpdate called %d times, OnStatusChange %d", updates, statuses)
+	defer p.Shutdown()
+	// Callbacks run on the client's own goroutine, after Init may have
+	// returned; a status event still queued at Shutdown is dropped by
+	// design, so wait for both before shutting down.
+	called := func() (int, int) { mu.Lock(); defer mu.Unlock(); return updates, statuses }
+	deadline := time.Now().Add(5 * time.Second)
+	for u, s := called(); u == 0 || s == 0; u, s = called() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 5 s: OnUpdate called %d times, OnStatusChange %d", u, s)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
