@@ -359,7 +359,7 @@ func (b *batch) emit(c *chunk) error {
 	var stop error
 	for _, bad := range c.bad {
 		where := fmt.Sprintf("%s:%d", b.name, c.firstLine+bad.index)
-		lineErr, hint := userLineError(where, bad.err)
+		hint, lineErr := userLineError(where, bad.err)
 		if b.opts.SkipInvalid {
 			fmt.Fprintf(b.opts.IO.ErrOut, "experiment: skipped %v\n", lineErr)
 			continue

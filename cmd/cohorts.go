@@ -297,7 +297,7 @@ func (t *syncTally) report(opts *cohortsSyncOptions, dir string) error {
 			err:  fmt.Errorf("%d of %d cohorts failed to download: %w", len(t.failed), len(t.rows), t.failed[0]),
 			hint: fmt.Sprintf("the last good copies in %s are kept; check --cohort-server-url / --server-zone and the network, then run again", dir)}
 	}
-	// Only on success: after a failure stderr holds just the error (CLI.md),
+	// Only on success: after a failure stderr holds just the error (docs/cli.md#errors),
 	// and the table on stdout has each cohort's status.
 	fmt.Fprintf(ios.ErrOut, "synced %d cohorts into %s: %s\n", len(t.rows), dir, countSummary(t.counts))
 	return nil

@@ -191,12 +191,3 @@ func newCookieGenerateCmd(f *Factory) *cobra.Command {
 	ff.register(c, false)
 	return c
 }
-
-func firstNonEmpty(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}

@@ -187,9 +187,10 @@ func runFetch(ctx context.Context, opts *fetchOptions) error {
 	return renderVariantMap(opts.IO, opts.Output, variants)
 }
 
-// fetchFailure maps a failed fetch to CLI.md's exit codes: a rejected key is
-// 4, naming the key by fingerprint; network, server and response failures
-// after the retries are 5; an interruption stays context.Canceled (130).
+// fetchFailure maps a failed fetch to the exit codes of docs/cli.md#exit-codes:
+// a rejected key is 4, naming the key by fingerprint; network, server and
+// response failures after the retries are 5; an interruption stays
+// context.Canceled (130).
 func fetchFailure(err error, key string) error {
 	var fe *experiment.FetchError
 	switch {

@@ -402,7 +402,7 @@ func TestFetchUsersInvalidLine(t *testing.T) {
 }
 
 func TestFetchUsersFailures(t *testing.T) {
-	s, cli := fetchTest(t)
+	_, cli := fetchTest(t)
 	path := writeUsers(t, 50)
 
 	assert.Equal(t, ExitAuth, cli.run("fetch", "--users", path, "--deployment-key", "server-not-the-right-key"))
@@ -413,7 +413,7 @@ func TestFetchUsersFailures(t *testing.T) {
 
 	// A server failure midway: the lines before it are written. (A fresh
 	// server: requests the run above abandoned may still be arriving.)
-	s = experimenttest.NewRemoteServer(fetchKey)
+	s := experimenttest.NewRemoteServer(fetchKey)
 	defer s.Close()
 	cli.env["EXPERIMENT_SERVER_URL"] = s.URL
 	s.SetEvaluator(func(u *experiment.User) map[string]any {

@@ -36,8 +36,6 @@ type serverFlags struct {
 	f       *Factory
 }
 
-func (s *serverFlags) register(f *Factory, fs *pflag.FlagSet) { s.registerWithout(f, fs) }
-
 // registerWithout registers all but the omitted options, for a command where
 // they would do nothing (`flags pull --offline`): help shows no option that
 // is ignored, and giving one is an unknown-option error.
@@ -154,9 +152,9 @@ func (s *serverFlags) failFastWhenRefused(cfg *experiment.LocalConfig, key strin
 	}
 }
 
-// serverError maps SDK failures to CLI.md's exit codes: a rejected key is
-// 4, with the key's fingerprint and where to get a valid one; anything else
-// from the network is 5.
+// serverError maps SDK failures to the exit codes of docs/cli.md#exit-codes:
+// a rejected key is 4, with the key's fingerprint and where to get a valid
+// one; anything else from the network is 5.
 func serverError(err error, key string) error {
 	switch {
 	case errors.Is(err, experiment.ErrUnauthorized):

@@ -231,7 +231,7 @@ const eventsPath = "/2/httpapi"
 
 // eventsEndpoint is the URL exposure events are posted to, given
 // --events-server-url. That is a base URL like every --*-server-url
-// (CLI.md): one without a path gets the API's path, as the other
+// (docs/cli.md#server-urls): one without a path gets the API's path, as the other
 // services get theirs, instead of posting to "/"; one with a path is used
 // as it is. Empty is the zone's default.
 func eventsEndpoint(base string) string {

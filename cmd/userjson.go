@@ -59,18 +59,18 @@ var errLoneBrace = errors.New(`a line that is only "{": --users takes JSON Lines
 // userLineError is the error for a bad line of a --users file at where
 // (FILE:LINE): the column is added when the decoder knows it, and a hint
 // when one helps.
-func userLineError(where string, err error) (error, string) {
+func userLineError(where string, err error) (hint string, lineErr error) {
 	if errors.Is(err, errLoneBrace) {
-		return fmt.Errorf("%s: %w", where, err), "for one user object spanning lines, use --user @FILE"
+		return "for one user object spanning lines, use --user @FILE", fmt.Errorf("%s: %w", where, err)
 	}
 	var ue *experiment.UserError
 	if !errors.As(err, &ue) {
-		return fmt.Errorf("%s: %w", where, err), ""
+		return "", fmt.Errorf("%s: %w", where, err)
 	}
 	if ue.Line == 1 { // a JSON line has no newline inside: the column is in this line
 		where = fmt.Sprintf("%s:%d", where, ue.Col)
 	}
-	return fmt.Errorf("%s: %w", where, ue.Err), userFieldHint(ue, false)
+	return userFieldHint(ue, false), fmt.Errorf("%s: %w", where, ue.Err)
 }
 
 // userFieldHint says how to give what an unknown field meant: camelCase

@@ -47,12 +47,6 @@ func (c *evtClock) Now() time.Time {
 	return c.t
 }
 
-func (c *evtClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // evtLog collects log output.
 type evtLog struct {
 	mu  sync.Mutex

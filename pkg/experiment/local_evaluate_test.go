@@ -1,0 +1,65 @@
+package experiment_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flagkit/experiment/pkg/experiment"
+	"github.com/flagkit/experiment/pkg/experiment/experimenttest"
+)
+
+// defaultAndMatch: "on" serves a variant to everyone; "off" serves its default
+// (no segment matches a user without a plan).
+var defaultAndMatch = []byte(`[
+ {"key":"on","metadata":{"flagVersion":3,"deployed":true},"segments":[{"variant":"v"}],"variants":{"v":{"key":"v","value":"x"}}},
+ {"key":"off","metadata":{"flagVersion":1},"segments":[
+   {"conditions":[[{"selector":["context","user","user_properties","plan"],"op":"is","values":["pro"]}]],"variant":"v"},
+   {"metadata":{"segmentName":"All Other Users"},"variant":"d"}],
+  "variants":{"v":{"key":"v","value":"y"},"d":{"key":"d","metadata":{"default":true}}}}
+]`)
+
+// Evaluate, the Python SDK's form, drops what EvaluateV2 reports as a
+// default variant: the flag that served one is absent.
+func TestLocalEvaluateDropsDefaults(t *testing.T) {
+	noLeaks(t)
+	srv := experimenttest.NewFlagServer(localKey, defaultAndMatch)
+	defer srv.Close()
+	c := newLocal(t, srv, experiment.LocalConfig{})
+	require.NoError(t, c.Start(t.Context()))
+	user := &experiment.User{UserID: "u"}
+
+	all, err := c.EvaluateV2(user)
+	require.NoError(t, err)
+	require.Contains(t, all, "off", "EvaluateV2 keeps the default variant")
+
+	// Evaluate is deprecated: that form is what is tested here.
+	got, err := c.Evaluate(user)
+	require.NoError(t, err)
+	assert.Equal(t, "x", got["on"].Value)
+	assert.NotContains(t, got, "off", "Evaluate drops default variants")
+
+	// Evaluate is deprecated: that form is what is tested here.
+	got, err = c.Evaluate(&experiment.User{UserID: "u", UserProperties: map[string]any{"plan": "pro"}}, "off")
+	require.NoError(t, err)
+	assert.Equal(t, "y", got["off"].Value, "a matched segment is not a default")
+}
+
+// FlagMetadata is a copy: changing it changes nothing the client serves.
+func TestLocalFlagMetadata(t *testing.T) {
+	noLeaks(t)
+	srv := experimenttest.NewFlagServer(localKey, defaultAndMatch)
+	defer srv.Close()
+	c := newLocal(t, srv, experiment.LocalConfig{})
+	assert.Nil(t, c.FlagMetadata("on"), "no flags before Start")
+	require.NoError(t, c.Start(t.Context()))
+
+	md := c.FlagMetadata("on")
+	require.NotNil(t, md)
+	assert.EqualValues(t, 3, md["flagVersion"])
+	assert.Equal(t, true, md["deployed"])
+	md["flagVersion"] = 99
+	assert.EqualValues(t, 3, c.FlagMetadata("on")["flagVersion"], "the caller's copy is its own")
+	assert.Nil(t, c.FlagMetadata("missing"))
+}
