@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/flagkit/experiment/internal/cli"
 	"github.com/flagkit/experiment/pkg/eval"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
@@ -82,7 +83,7 @@ func describeResult(r *eval.Result, fs *experiment.FlagSet) string {
 }
 
 type assertOptions struct {
-	IO           *IOStreams
+	IO           *cli.IOStreams
 	Source       flagSource
 	User         userFlags
 	Expectations []expectation

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/flagkit/experiment/internal/cli"
 )
 
 // benchUsers writes n varied users in the shape of the benchmark user.
@@ -34,7 +36,7 @@ func BenchmarkBatchEvaluate(b *testing.B) {
 	flags := filepath.Join("..", "testdata", "bench", "flags-100.json")
 	b.ReportAllocs()
 	for b.Loop() {
-		ios := &IOStreams{In: bytes.NewReader(nil), Out: io.Discard, ErrOut: io.Discard, Getenv: func(string) string { return "" }}
+		ios := &cli.IOStreams{In: bytes.NewReader(nil), Out: io.Discard, ErrOut: io.Discard, Getenv: func(string) string { return "" }}
 		if code := Main(context.Background(), []string{"evaluate", "--flags", flags, "--users", users, "-o", "jsonl"}, ios); code != 0 {
 			b.Fatalf("exit %d", code)
 		}

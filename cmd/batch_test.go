@@ -14,11 +14,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flagkit/experiment/internal/cli"
 )
 
-func testStreams(in string) (*IOStreams, *bytes.Buffer, *bytes.Buffer) {
+func testStreams(in string) (*cli.IOStreams, *bytes.Buffer, *bytes.Buffer) {
 	var out, errOut bytes.Buffer
-	return &IOStreams{In: bytes.NewBufferString(in), Out: &out, ErrOut: &errOut,
+	return &cli.IOStreams{In: bytes.NewBufferString(in), Out: &out, ErrOut: &errOut,
 		Getenv: func(string) string { return "" }}, &out, &errOut
 }
 

@@ -43,7 +43,7 @@ func newCohortsCmd(f *Factory, runF *cohortsRunners) *cobra.Command {
 }
 
 type cohortsSyncOptions struct {
-	IO     *IOStreams
+	IO     *cli.IOStreams
 	Source flagSource
 
 	APIKey          string
@@ -355,7 +355,7 @@ func countSummary(counts map[string]int) string {
 }
 
 // debugLogger is the SDK debug log on stderr with --debug, else nothing.
-func debugLogger(ios *IOStreams, debug bool) *slog.Logger {
+func debugLogger(ios *cli.IOStreams, debug bool) *slog.Logger {
 	if !debug {
 		return slog.New(slog.DiscardHandler)
 	}
@@ -364,7 +364,7 @@ func debugLogger(ios *IOStreams, debug bool) *slog.Logger {
 
 // renderCohortRows prints rows as a table (sizeHeader names the size
 // column) or data (writeData).
-func renderCohortRows(ios *IOStreams, format string, rows []cohortRow, sizeHeader string, withStatus bool) error {
+func renderCohortRows(ios *cli.IOStreams, format string, rows []cohortRow, sizeHeader string, withStatus bool) error {
 	if format != "table" {
 		return writeOutput(writeData(ios.Out, format, rows))
 	}
@@ -399,7 +399,7 @@ func formatMillis(ms int64) string {
 }
 
 type cohortsListOptions struct {
-	IO       *IOStreams
+	IO       *cli.IOStreams
 	Dir      string
 	APIKey   string
 	CacheDir string

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/flagkit/experiment/internal/cli"
 	"github.com/flagkit/experiment/pkg/cohort"
 	"github.com/flagkit/experiment/pkg/cohort/cohorttest"
 	"github.com/flagkit/experiment/pkg/experiment"
@@ -41,7 +42,7 @@ type cohortCLI struct {
 func (c *cohortCLI) run(args ...string) int {
 	c.t.Helper()
 	var out, errOut bytes.Buffer
-	ios := &IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut, OutTTY: c.outTTY, ErrTTY: c.errTTY,
+	ios := &cli.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut, OutTTY: c.outTTY, ErrTTY: c.errTTY,
 		Getenv: func(k string) string { return c.env[k] }}
 	code := Main(c.ctx, args, ios)
 	c.stdout, c.stderr = out.String(), errOut.String()
@@ -152,7 +153,7 @@ func TestNewCohortsSyncCmd(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var errOut bytes.Buffer
 			config := filepath.Join(t.TempDir(), "no-config.yaml")
-			ios := &IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &errOut,
+			ios := &cli.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &errOut,
 				Getenv: func(k string) string {
 					if k == "EXPERIMENT_CONFIG" {
 						return config

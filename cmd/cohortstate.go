@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flagkit/experiment/internal/cli"
 	"github.com/flagkit/experiment/pkg/cohort"
 	"github.com/flagkit/experiment/pkg/eval"
 	"github.com/flagkit/experiment/pkg/experiment"
@@ -175,7 +176,7 @@ func (s *flagSource) cohortSettings(cfg *experiment.LocalConfig) {
 // reportCohorts says on stderr which targeted cohorts are not up to date,
 // and what is used instead, and which could not be cached; a rejected key,
 // or with --strict a cohort not up to date, is an error.
-func (s *flagSource) reportCohorts(ios *IOStreams, cohorts []experiment.CohortStatus, now time.Time) error {
+func (s *flagSource) reportCohorts(ios *cli.IOStreams, cohorts []experiment.CohortStatus, now time.Time) error {
 	var problems []experiment.CohortStatus
 	for _, c := range cohorts {
 		if c.CacheError != nil { // as the flag cache's: only a later --offline run misses the copy

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/flagkit/experiment/internal/atomicfile"
+	"github.com/flagkit/experiment/internal/cli"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
 
@@ -345,7 +346,7 @@ const maxSettingValue = 4096
 // trailing newline (echo and a file's last line end in one). On a terminal
 // it is read without echo, as a password is: a key typed there must not
 // stay on the screen either.
-func readSettingValue(ios *IOStreams, key string) (string, error) {
+func readSettingValue(ios *cli.IOStreams, key string) (string, error) {
 	var data []byte
 	if ios.InTTY && ios.InFile != nil {
 		fmt.Fprintf(ios.ErrOut, "%s: ", key)

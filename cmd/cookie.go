@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/flagkit/experiment/internal/cli"
 	"github.com/flagkit/experiment/pkg/cookie"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
@@ -149,7 +150,7 @@ func cookieError(err error) error {
 
 // renderIdentity prints a parsed cookie: a table for people, or the user
 // object that evaluate --user reads.
-func renderIdentity(ios *IOStreams, output string, id cookie.Identity, format cookie.Format) error {
+func renderIdentity(ios *cli.IOStreams, output string, id cookie.Identity, format cookie.Format) error {
 	if output != "table" {
 		return writeOutput(writeData(ios.Out, output, experiment.User{DeviceID: id.DeviceID, UserID: id.UserID}))
 	}

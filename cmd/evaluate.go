@@ -10,12 +10,13 @@ import (
 	"github.com/agnivade/levenshtein"
 	"github.com/spf13/cobra"
 
+	"github.com/flagkit/experiment/internal/cli"
 	"github.com/flagkit/experiment/pkg/eval"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
 
 type evaluateOptions struct {
-	IO          *IOStreams
+	IO          *cli.IOStreams
 	Source      flagSource
 	User        userFlags
 	UsersFile   string

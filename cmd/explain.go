@@ -10,11 +10,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/flagkit/experiment/internal/cli"
 	"github.com/flagkit/experiment/pkg/eval"
 )
 
 type explainOptions struct {
-	IO     *IOStreams
+	IO     *cli.IOStreams
 	Source flagSource
 	User   userFlags
 	Output string
@@ -93,7 +94,7 @@ func runExplain(ctx context.Context, opts *explainOptions) error {
 // green, failed red, the deciding segment bold, segments never reached dim.
 type tracePrinter struct{ *textReport }
 
-func newTracePrinter(ios *IOStreams) *tracePrinter { return &tracePrinter{newTextReport(ios)} }
+func newTracePrinter(ios *cli.IOStreams) *tracePrinter { return &tracePrinter{newTextReport(ios)} }
 
 func (p *tracePrinter) print(w io.Writer, t *eval.Trace) error {
 	for i, ft := range t.Flags {

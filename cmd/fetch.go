@@ -24,7 +24,7 @@ const (
 )
 
 type fetchOptions struct {
-	IO *IOStreams
+	IO *cli.IOStreams
 
 	User      userFlags
 	UsersFile string

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/flagkit/experiment/internal/cli"
 	"github.com/flagkit/experiment/pkg/experiment"
 	"github.com/flagkit/experiment/pkg/experiment/experimenttest"
 )
@@ -55,7 +56,7 @@ func newFetchCLI(t *testing.T, s *experimenttest.RemoteServer) *fetchCLI {
 func (c *fetchCLI) run(args ...string) int {
 	c.t.Helper()
 	var out, errOut bytes.Buffer
-	ios := &IOStreams{In: strings.NewReader(c.stdin), Out: &out, ErrOut: &errOut, OutTTY: c.tty,
+	ios := &cli.IOStreams{In: strings.NewReader(c.stdin), Out: &out, ErrOut: &errOut, OutTTY: c.tty,
 		Getenv: func(k string) string { return c.env[k] }}
 	code := Main(c.ctx, args, ios)
 	c.stdout, c.stderr = out.String(), errOut.String()

@@ -27,7 +27,7 @@ func newFlagsCmd(f *Factory) *cobra.Command {
 }
 
 type flagsPullOptions struct {
-	IO     *IOStreams
+	IO     *cli.IOStreams
 	Server serverFlags
 	Out    string
 }
@@ -112,7 +112,7 @@ func runFlagsPull(ctx context.Context, opts *flagsPullOptions) error {
 }
 
 type flagsListOptions struct {
-	IO     *IOStreams
+	IO     *cli.IOStreams
 	Source flagSource
 	Output string
 }
@@ -195,7 +195,7 @@ func runFlagsList(ctx context.Context, opts *flagsListOptions) error {
 }
 
 type flagsShowOptions struct {
-	IO     *IOStreams
+	IO     *cli.IOStreams
 	Source flagSource
 	Output string
 	Key    string
@@ -238,7 +238,7 @@ func runFlagsShow(ctx context.Context, opts *flagsShowOptions) error {
 
 // describeFlag prints a flag for people: what it is, its variants, and its
 // segments in order with their conditions and allocations.
-func describeFlag(ios *IOStreams, f *eval.Flag) error {
+func describeFlag(ios *cli.IOStreams, f *eval.Flag) error {
 	p := newTextReport(ios)
 	s := summarize(f)
 	p.line(0, "%s  %s v%v, deployed: %t", p.scheme.Key(f.Key), s.Type, s.Version, s.Deployed)

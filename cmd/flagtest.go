@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/flagkit/experiment/internal/atomicfile"
+	"github.com/flagkit/experiment/internal/cli"
 	"github.com/flagkit/experiment/pkg/eval"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
@@ -80,7 +81,7 @@ func (c testCase) expectations() ([]expectation, error) {
 }
 
 type testOptions struct {
-	IO     *IOStreams
+	IO     *cli.IOStreams
 	Source flagSource
 	File   string
 	JUnit  string
@@ -260,7 +261,7 @@ func failedConditions(fs *experiment.FlagSet, user *experiment.User, flag string
 	return "\n        " + strings.Join(notes, "\n        ")
 }
 
-func reportCases(ios *IOStreams, results []caseResult) int {
+func reportCases(ios *cli.IOStreams, results []caseResult) int {
 	scheme := ios.OutScheme()
 	failed := 0
 	for _, r := range results {

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/flagkit/experiment/internal/cli"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
 
@@ -105,14 +106,14 @@ func checkStderr(t *testing.T, stderr string) {
 	}
 }
 
-func fuzzStreams(t *testing.T, in []byte) (*IOStreams, *bytes.Buffer, *bytes.Buffer) {
+func fuzzStreams(t *testing.T, in []byte) (*cli.IOStreams, *bytes.Buffer, *bytes.Buffer) {
 	var out, errOut bytes.Buffer
 	dir := t.TempDir()
 	env := map[string]string{
 		"EXPERIMENT_CONFIG":    filepath.Join(dir, "no-config.yaml"),
 		"EXPERIMENT_CACHE_DIR": filepath.Join(dir, "cache"),
 	}
-	return &IOStreams{In: bytes.NewReader(in), Out: &out, ErrOut: &errOut,
+	return &cli.IOStreams{In: bytes.NewReader(in), Out: &out, ErrOut: &errOut,
 		Getenv: func(k string) string { return env[k] }}, &out, &errOut
 }
 

@@ -249,7 +249,7 @@ type usersInput struct {
 // openUsers opens --users (path, or - for stdin): a read blocked on a
 // stalled pipe or terminal ends with ctx. A missing or unreadable file is
 // exit 6 naming the option; a directory is exit 3.
-func openUsers(ctx context.Context, ios *IOStreams, path string) (*usersInput, error) {
+func openUsers(ctx context.Context, ios *cli.IOStreams, path string) (*usersInput, error) {
 	if path == "-" {
 		return &usersInput{name: "stdin", r: newCancelReader(ctx, ios.In), close: func() {}}, nil
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/itchyny/gojq"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/flagkit/experiment/internal/cli"
 )
 
 // --jq EXPR filters a command's JSON output, as gh's --jq does: every
@@ -26,7 +28,7 @@ const jqUsage = "filter the JSON output with a jq expression (implies -o json); 
 // registerJQ adds --jq to every command under c that has a JSON output
 // form (an -o whose forms include json or jsonl); ios is the streams the
 // commands write to.
-func registerJQ(c *cobra.Command, ios *IOStreams) {
+func registerJQ(c *cobra.Command, ios *cli.IOStreams) {
 	for _, sub := range c.Commands() {
 		registerJQ(sub, ios)
 	}
@@ -65,7 +67,7 @@ func jqForms(c *cobra.Command) []string {
 // runWithJQ runs the command with its output forced to JSON and piped
 // through the filter. The expression is compiled first: a bad one stops
 // the command before it does anything.
-func runWithJQ(c *cobra.Command, args []string, ios *IOStreams, run func(*cobra.Command, []string) error, expr string, forms []string) error {
+func runWithJQ(c *cobra.Command, args []string, ios *cli.IOStreams, run func(*cobra.Command, []string) error, expr string, forms []string) error {
 	code, err := compileJQ(expr)
 	if err != nil {
 		return withHint(usageError("--jq %s: %v", quoteArg(expr), err), "see https://jqlang.org/manual/ for the language")

@@ -20,7 +20,7 @@ import (
 
 // renderVariants prints one user's results in the chosen form (see
 // renderVariantMap).
-func renderVariants(ios *IOStreams, format string, results []eval.Result) error {
+func renderVariants(ios *cli.IOStreams, format string, results []eval.Result) error {
 	variants := make(map[string]experiment.Variant, len(results))
 	for _, r := range results {
 		variants[r.FlagKey] = experiment.VariantOf(r)
@@ -33,7 +33,7 @@ func renderVariants(ios *IOStreams, format string, results []eval.Result) error 
 // a pipe), YAML, or the table with columns FLAG, VARIANT, VALUE, SEGMENT,
 // PAYLOAD, flags sorted by key and default variants dimmed. evaluate and
 // fetch share it.
-func renderVariantMap(ios *IOStreams, format string, variants map[string]experiment.Variant) error {
+func renderVariantMap(ios *cli.IOStreams, format string, variants map[string]experiment.Variant) error {
 	var err error
 	switch format {
 	case "json":
@@ -108,7 +108,7 @@ func writeYAML(w io.Writer, v any) error {
 // after the variant in the aligned table, and a last column true/false in
 // tab-separated values, so that scripts and NO_COLOR users can tell them
 // apart. Flag and variant keys are never cut to fit.
-func variantTable(ios *IOStreams, variants map[string]experiment.Variant) *cli.Table {
+func variantTable(ios *cli.IOStreams, variants map[string]experiment.Variant) *cli.Table {
 	t := ios.OutTable("FLAG", "VARIANT", "VALUE", "SEGMENT", "PAYLOAD")
 	t.KeyColumns(2)
 	for _, flag := range slices.Sorted(maps.Keys(variants)) {
@@ -144,7 +144,7 @@ type textReport struct {
 	b      strings.Builder
 }
 
-func newTextReport(ios *IOStreams) *textReport { return &textReport{scheme: ios.OutScheme()} }
+func newTextReport(ios *cli.IOStreams) *textReport { return &textReport{scheme: ios.OutScheme()} }
 
 // line adds a line indented by indent levels of two spaces.
 func (r *textReport) line(indent int, format string, args ...any) {

@@ -11,11 +11,13 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/flagkit/experiment/internal/cli"
 )
 
 // Factory carries what commands share, injected so tests can replace it.
 type Factory struct {
-	IO  *IOStreams
+	IO  *cli.IOStreams
 	Now func() time.Time
 	// ConfigPath and Profile are --config and --profile.
 	ConfigPath, Profile string
@@ -29,7 +31,7 @@ type Factory struct {
 
 // Main runs the command line and returns the process exit code. It is the
 // only place that turns errors into exit codes and error lines.
-func Main(ctx context.Context, args []string, io *IOStreams) int {
+func Main(ctx context.Context, args []string, io *cli.IOStreams) int {
 	streams := *io
 	out := &outputWriter{w: io.Out}
 	streams.Out = out

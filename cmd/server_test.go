@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/flagkit/experiment/internal/cli"
 	"github.com/flagkit/experiment/pkg/analytics/analyticstest"
 	"github.com/flagkit/experiment/pkg/cohort/cohorttest"
 	"github.com/flagkit/experiment/pkg/experiment/experimenttest"
@@ -135,7 +136,7 @@ func TestWatchUntilChange(t *testing.T) {
 	defer srv.Close()
 	env := map[string]string{"EXPERIMENT_DEPLOYMENT_KEY": cmdKey, "EXPERIMENT_CACHE_DIR": t.TempDir(), "EXPERIMENT_SERVER_URL": srv.URL}
 	var out, errOut syncBuffer
-	ios := &IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut, Getenv: func(k string) string { return env[k] }}
+	ios := &cli.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut, Getenv: func(k string) string { return env[k] }}
 	done := make(chan int)
 	go func() {
 		done <- Main(context.Background(), []string{"watch", "--poll-interval", "20ms", "--until-change", "-o", "jsonl",

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/flagkit/experiment/internal/cli"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
 
@@ -63,7 +64,7 @@ func (s *serverFlags) cachePath() (string, error) {
 }
 
 // localConfig builds the SDK configuration these flags describe.
-func (s *serverFlags) localConfig(ios *IOStreams) (string, *experiment.LocalConfig, error) {
+func (s *serverFlags) localConfig(ios *cli.IOStreams) (string, *experiment.LocalConfig, error) {
 	if s.deploymentKey == "" {
 		return "", nil, withHint(usageError("no flag configs: pass --flags FILE, or a deployment key with --deployment-key or EXPERIMENT_DEPLOYMENT_KEY"),
 			"a server deployment key is under Experiment > Deployments in Amplitude; or try: experiment evaluate --flags testdata/flags.json")
@@ -91,7 +92,7 @@ func (s *serverFlags) localConfig(ios *IOStreams) (string, *experiment.LocalConf
 
 // startClient starts a local client and waits at most --timeout for flags;
 // when it falls back on the cache it says so, with the cache's age.
-func (s *serverFlags) startClient(ctx context.Context, ios *IOStreams, mutate func(*experiment.LocalConfig)) (*experiment.LocalClient, error) {
+func (s *serverFlags) startClient(ctx context.Context, ios *cli.IOStreams, mutate func(*experiment.LocalConfig)) (*experiment.LocalClient, error) {
 	key, cfg, err := s.localConfig(ios)
 	if err != nil {
 		return nil, err

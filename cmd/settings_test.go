@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/flagkit/experiment/internal/cli"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
 
@@ -41,7 +42,7 @@ func (r settingsRun) resolve(t *testing.T, path []string, args ...string) (*cobr
 	if r.config != "" {
 		require.NoError(t, os.WriteFile(configPath, []byte(r.config), 0o600))
 	}
-	ios := &IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{},
+	ios := &cli.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{},
 		Getenv: func(k string) string {
 			if k == "EXPERIMENT_CONFIG" {
 				return configPath

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/flagkit/experiment/internal/atomicfile"
+	"github.com/flagkit/experiment/internal/cli"
 	"github.com/flagkit/experiment/pkg/analytics"
 	"github.com/flagkit/experiment/pkg/eval"
 	"github.com/flagkit/experiment/pkg/experiment"
@@ -59,7 +60,7 @@ type exposureSink struct {
 
 // open starts tracking, with the command's analytics API key and zone
 // (its --api-key and --server-zone), when the options ask for it.
-func (t *trackingFlags) open(ios *IOStreams, apiKey string, zone experiment.ServerZone) (*exposureSink, error) {
+func (t *trackingFlags) open(ios *cli.IOStreams, apiKey string, zone experiment.ServerZone) (*exposureSink, error) {
 	if !t.track && t.printEvents == "" {
 		return nil, nil
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flagkit/experiment/internal/cli"
 	"github.com/flagkit/experiment/pkg/analytics/analyticstest"
 )
 
@@ -39,7 +40,7 @@ func BenchmarkBatchTracked(b *testing.B) {
 					args = append(args, "--track-exposure", "--api-key", "benchApiKey0123456789", "--events-server-url", srv.EventsURL())
 				}
 				var errOut bytes.Buffer
-				ios := &IOStreams{In: bytes.NewReader(nil), Out: io.Discard, ErrOut: &errOut, Getenv: func(string) string { return "" }}
+				ios := &cli.IOStreams{In: bytes.NewReader(nil), Out: io.Discard, ErrOut: &errOut, Getenv: func(string) string { return "" }}
 				code := Main(context.Background(), args, ios)
 				if srv != nil {
 					n := srv.EventCount()

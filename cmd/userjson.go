@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/flagkit/experiment/internal/cli"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
 
@@ -105,6 +106,6 @@ func decodeCaseUser(data []byte) (*experiment.User, error) {
 
 // warnEmptyUser says that no user option was given: the empty user gets
 // every flag's fallback, which looks like an answer but is nobody's.
-func warnEmptyUser(io *IOStreams) {
+func warnEmptyUser(io *cli.IOStreams) {
 	fmt.Fprintln(io.ErrOut, "experiment: warning: no user given, evaluating an empty user (use --user-id, --device-id, -p, --user JSON|@FILE, or --users FILE)")
 }

@@ -14,12 +14,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/flagkit/experiment/internal/cli"
 	"github.com/flagkit/experiment/internal/redact"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
 
 type watchOptions struct {
-	IO           *IOStreams
+	IO           *cli.IOStreams
 	Source       flagSource
 	User         userFlags
 	Stream       bool
@@ -338,7 +339,7 @@ func cohortErrors(cohorts []experiment.CohortStatus) map[string]string {
 
 // reportCohortChanges says which cohorts have a new problem, and which are
 // up to date again, since seen; it returns the problems now.
-func reportCohortChanges(ios *IOStreams, cohorts []experiment.CohortStatus, seen map[string]string, now time.Time) map[string]string {
+func reportCohortChanges(ios *cli.IOStreams, cohorts []experiment.CohortStatus, seen map[string]string, now time.Time) map[string]string {
 	current := cohortErrors(cohorts)
 	for _, c := range cohorts {
 		switch msg, bad := current[c.ID]; {
