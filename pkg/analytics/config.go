@@ -14,6 +14,7 @@ import (
 
 	"github.com/flagkit/experiment/internal/httpx"
 	"github.com/flagkit/experiment/internal/redact"
+	"github.com/flagkit/experiment/internal/zone"
 )
 
 // Config configures a Client. It mirrors the settings of Amplitude's
@@ -157,23 +158,15 @@ type ServerZone string
 
 // The data centers.
 const (
-	ServerZoneUS ServerZone = "US"
-	ServerZoneEU ServerZone = "EU"
+	ServerZoneUS ServerZone = zone.US
+	ServerZoneEU ServerZone = zone.EU
 )
 
-// canonical is z upper-cased without surrounding white space, the one
-// spelling every comparison uses; "" stays "" (US).
-func (z ServerZone) canonical() ServerZone {
-	return ServerZone(strings.ToUpper(strings.TrimSpace(string(z))))
-}
+// canonical is the one spelling every comparison of zones uses
+// (internal/zone); "" stays "" (US, by default).
+func (z ServerZone) canonical() ServerZone { return ServerZone(zone.Canonical(string(z))) }
 
-func (z ServerZone) valid() error {
-	switch z.canonical() {
-	case "", ServerZoneUS, ServerZoneEU:
-		return nil
-	}
-	return fmt.Errorf("server zone %q: want %q or %q", string(z), ServerZoneUS, ServerZoneEU)
-}
+func (z ServerZone) valid() error { return zone.Check(string(z)) }
 
 // The analytics endpoints.
 const (

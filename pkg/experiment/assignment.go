@@ -60,16 +60,11 @@ func (s *assignmentService) TrackAssignment(user *User, variants map[string]Vari
 // TrackAssignmentContext is TrackAssignment whose wait for room in a full
 // queue (with OverflowBlock) ends with ctx; see TrackExposureContext.
 func (s *assignmentService) TrackAssignmentContext(ctx context.Context, user *User, variants map[string]Variant) error {
-	if !trackable(user) || len(variants) == 0 {
+	a, ok := s.svc.admit(user, variants)
+	if !ok {
 		return nil
 	}
-	nowMs := s.svc.now().UnixMilli()
-	key := s.svc.cache.keyOf(user, variants)
-	fresh := s.svc.cache.admit(key, nowMs)
-	if !fresh && s.svc.printer == nil {
-		return nil
-	}
-	return s.svc.emit(ctx, key, newAssignmentRecord(user, variants, nowMs, s.evaluatedProps), 1, !fresh)
+	return s.svc.emit(ctx, a.key, newAssignmentRecord(user, variants, a.nowMs, s.evaluatedProps), 1, a.duplicate)
 }
 
 // Flush sends what is queued and waits until it is sent or given up, or

@@ -58,6 +58,26 @@ func checkEventService(cfg analytics.Config, capacity int, printing bool) error 
 	return cfg.Validate()
 }
 
+// admission is an evaluation that is to be emitted: its identity, when it
+// was seen, and whether it is a duplicate (emitted only to be printed).
+type admission struct {
+	key       dedupKey
+	nowMs     int64
+	duplicate bool
+}
+
+// admit decides whether an evaluation of user's variants is emitted: not
+// when the user cannot be tracked or there is nothing to report, nor when
+// it is a duplicate that no printer shows.
+func (s *eventService) admit(user *User, variants map[string]Variant) (admission, bool) {
+	if !trackable(user) || len(variants) == 0 {
+		return admission{}, false
+	}
+	a := admission{nowMs: s.now().UnixMilli(), key: s.cache.keyOf(user, variants)}
+	a.duplicate = !s.cache.admit(a.key, a.nowMs)
+	return a, !a.duplicate || s.printer != nil
+}
+
 // emit hands the n events of src, an evaluation of key just seen by
 // cache.admit, to the client, or prints them with the de-duplication
 // decision. When the client queued none of them (ctx, Close), the

@@ -88,17 +88,12 @@ func (s *ExposureService) TrackExposure(user *User, variants map[string]Variant)
 // evaluation is not remembered, so the next one like it is sent; when some
 // were, it is, since sending it again would duplicate them.
 func (s *ExposureService) TrackExposureContext(ctx context.Context, user *User, variants map[string]Variant) error {
-	if !trackable(user) || len(variants) == 0 {
+	a, ok := s.svc.admit(user, variants)
+	if !ok {
 		return nil
 	}
-	nowMs := s.svc.now().UnixMilli()
-	key := s.svc.cache.keyOf(user, variants)
-	fresh := s.svc.cache.admit(key, nowMs)
-	if !fresh && s.svc.printer == nil {
-		return nil
-	}
-	if rec := newExposureRecord(user, variants, nowMs); rec != nil {
-		return s.svc.emit(ctx, key, rec, len(rec.flags), !fresh)
+	if rec := newExposureRecord(user, variants, a.nowMs); rec != nil {
+		return s.svc.emit(ctx, a.key, rec, len(rec.flags), a.duplicate)
 	}
 	return nil
 }

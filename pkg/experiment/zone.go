@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/flagkit/experiment/internal/httpx"
+	"github.com/flagkit/experiment/internal/zone"
 )
 
 // ServerZone is the Amplitude data center a project lives in. It picks the
@@ -17,8 +18,8 @@ type ServerZone string
 
 // The data centers.
 const (
-	ServerZoneUS ServerZone = "US"
-	ServerZoneEU ServerZone = "EU"
+	ServerZoneUS ServerZone = zone.US
+	ServerZoneEU ServerZone = zone.EU
 )
 
 // ParseServerZone accepts "us" or "eu" in any case; "" is US.
@@ -32,20 +33,11 @@ func ParseServerZone(s string) (ServerZone, error) {
 	return "", fmt.Errorf("server zone %q: want US or EU", s)
 }
 
-// canonical is z upper-cased without surrounding white space: the one
-// spelling every comparison of zones uses, so that a zone means the same
-// wherever it is given. "" stays "" (US, by default).
-func (z ServerZone) canonical() ServerZone {
-	return ServerZone(strings.ToUpper(strings.TrimSpace(string(z))))
-}
+// canonical is the one spelling every comparison of zones uses
+// (internal/zone); "" stays "" (US, by default).
+func (z ServerZone) canonical() ServerZone { return ServerZone(zone.Canonical(string(z))) }
 
-func (z ServerZone) valid() error {
-	switch z.canonical() {
-	case "", ServerZoneUS, ServerZoneEU:
-		return nil
-	}
-	return fmt.Errorf("server zone %q: want %q or %q", string(z), ServerZoneUS, ServerZoneEU)
-}
+func (z ServerZone) valid() error { return zone.Check(string(z)) }
 
 // zoneURLs are the default base URLs of each service.
 var zoneURLs = map[ServerZone]struct{ remote, flags, stream, cohort string }{
