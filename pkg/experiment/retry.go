@@ -32,6 +32,7 @@ type retryPolicy struct {
 // ended it (the caller's doing, not the server's), with the failure's
 // error then saying why.
 func retry[T any](ctx context.Context, p retryPolicy, attempt func(ctx context.Context, n int) (T, *attemptFailure)) (v T, f *attemptFailure, attempts int, canceled bool) {
+	var prev *attemptFailure
 	for n := 1; ; n++ {
 		v, f := attempt(ctx, n)
 		if f == nil {
@@ -39,12 +40,16 @@ func retry[T any](ctx context.Context, p retryPolicy, attempt func(ctx context.C
 		}
 		if err := ctx.Err(); err != nil {
 			// An attempt that timed out with ctx's deadline already says
-			// where and within how long; the bare deadline would not.
+			// where and within how long; the bare deadline would not. What
+			// the server answered before is the likelier cause: say it too.
 			if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(f.err, context.DeadlineExceeded) {
 				f = f.withErr(context.Cause(ctx))
+			} else if prev != nil {
+				f = f.withNote(fmt.Sprintf("the attempt before: %v", prev.err))
 			}
 			return v, f, n, true
 		}
+		prev = f
 		if !f.retryable || (p.final != nil && p.final(f.err)) || n > p.retries || f.retryAfter > maxRetryAfter {
 			return v, f, n, false // waiting longer than maxRetryAfter is the caller's decision
 		}

@@ -54,6 +54,28 @@ func TestRetryDeadlineDuringWait(t *testing.T) {
 	}
 }
 
+// When the deadline cuts an attempt short, the answer of the attempt before
+// it is said too: "503" is why the retries ran, the deadline only why they
+// stopped.
+func TestRetryDeadlineDuringAttemptNamesTheAnswerBefore(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	p := retryPolicy{retries: 3, backoff: func(int) time.Duration { return 0 }, logger: slog.New(slog.DiscardHandler), name: "test"}
+	_, f, n, _ := retry(ctx, p, func(ctx context.Context, n int) (int, *attemptFailure) {
+		if n == 1 {
+			return 0, &attemptFailure{status: 503, retryable: true, err: errors.New("503 Service Unavailable")}
+		}
+		<-ctx.Done() // the deadline comes during the second attempt, which times out with it
+		return 0, &attemptFailure{retryable: true, err: timeoutError(time.Second)}
+	})
+	if n != 2 {
+		t.Errorf("%d attempts, want 2", n)
+	}
+	if msg := f.err.Error(); !strings.Contains(msg, "no response within 1s") || !strings.Contains(msg, "the attempt before: 503 Service Unavailable") {
+		t.Errorf("error %q: want the timeout and the 503 before it", msg)
+	}
+}
+
 // With final set to refused (flags pull), a refused connection is final at
 // once: nothing listens there, and seconds of retries would only hide it.
 func TestRetryRefusedIsFinal(t *testing.T) {
