@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math"
 	"reflect"
-	"regexp"
-	"regexp/syntax"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,6 +36,7 @@ type Snapshot struct {
 	pairs        []metaPair // the flags', segments' and variants' own metadata
 	meta         []metaSlot // merged metadata of each (segment, variant), made on first use
 	selectors    []selector // shared by conditions and buckets, deduplicated
+	groupTypes   []string   // the group types whose name or properties selectors read
 	index        map[string]int
 	order        []int32 // all flags, dependencies first, in config order otherwise
 	cycle        *CycleError
@@ -78,6 +77,7 @@ type segRec struct {
 type bucketRec struct {
 	selector int32
 	salt     string
+	hash     saltHash // the bucketing hash with the salt already in
 	allocs   span
 }
 
@@ -106,23 +106,10 @@ type metaPair struct {
 
 // metaSlot holds a merged metadata map once some evaluation needed it: a
 // segment's metadata per variant it can yield would otherwise be built for
-// every variant of every segment, most of them never served.
-type metaSlot struct {
-	p atomic.Pointer[map[string]any]
-}
-
-// lazyRegex is a pattern compiled on first use, shared by every condition
-// value that spells it.
-type lazyRegex struct {
-	pattern string
-	once    sync.Once
-	re      *regexp.Regexp
-}
-
-func (l *lazyRegex) get() *regexp.Regexp {
-	l.once.Do(func() { l.re, _ = regexp.Compile(l.pattern) })
-	return l.re
-}
+// every variant of every segment, most of them never served. An
+// atomic.Value holds the map itself, where a pointer to it would cost
+// evaluations a cache miss per flag.
+type metaSlot struct{ v atomic.Value }
 
 // Problem is something in the config that evaluation tolerates, as the
 // reference engine does, but that a careful user wants to hear about.
@@ -343,8 +330,8 @@ func (s *Snapshot) source(i int) *Flag {
 // later wins; nil when all are empty, as the reference returns it.
 func (s *Snapshot) mergedMetadata(seg *segRec, v int32) map[string]any {
 	slot := &s.meta[seg.metaSlot+uint32(v)]
-	if m := slot.p.Load(); m != nil {
-		return *m
+	if m, ok := slot.v.Load().(map[string]any); ok {
+		return m
 	}
 	f := &s.flags[seg.flag]
 	parts := [3]span{f.meta, seg.meta, s.variants[f.variants+uint32(v)].meta}
@@ -358,8 +345,8 @@ func (s *Snapshot) mergedMetadata(seg *segRec, v int32) map[string]any {
 			}
 		}
 	}
-	slot.p.CompareAndSwap(nil, &merged)
-	return *slot.p.Load()
+	slot.v.CompareAndSwap(nil, merged)
+	return slot.v.Load().(map[string]any)
 }
 
 // compiler holds what compiling needs besides the Snapshot, reused from
@@ -425,10 +412,22 @@ func (c *compiler) selector(sel []string) int32 {
 	k := string(c.key)
 	id := int32(len(c.snap.selectors))
 	compiled := compileSelector(sel, c.snap.index)
+	if compiled.kind == selGroupName || compiled.kind == selGroupProps {
+		compiled.group = c.groupType(compiled.groupType)
+	}
 	c.snap.selectors = append(c.snap.selectors, compiled)
 	c.snap.keepsResults = c.snap.keepsResults || compiled.dependsOnResults()
 	c.selectorIDs[k] = id
 	return id
+}
+
+// groupType returns the index of a group type among those selectors read.
+func (c *compiler) groupType(t string) int32 {
+	if i := slices.Index(c.snap.groupTypes, t); i >= 0 {
+		return int32(i)
+	}
+	c.snap.groupTypes = append(c.snap.groupTypes, t)
+	return int32(len(c.snap.groupTypes) - 1)
 }
 
 func (c *compiler) pairs(m map[string]any) span {
@@ -528,7 +527,7 @@ func (c *compiler) segment(fr *flagRec, seg *Segment, w where) {
 
 func (c *compiler) bucket(b *Bucket, w where) {
 	s := c.snap
-	br := bucketRec{selector: c.selector(b.Selector), salt: b.Salt}
+	br := bucketRec{selector: c.selector(b.Selector), salt: b.Salt, hash: newSaltHash(b.Salt)}
 	br.allocs.start = uint32(len(s.allocs))
 	w.inBucket, w.suffix = true, ".variant"
 	for ai, a := range b.Allocations {
@@ -575,16 +574,12 @@ func formatNumber(f float64) string {
 	return strconv.FormatFloat(f, 'g', -1, 64)
 }
 
-// regex returns the shared lazily compiled pattern, nil when it does not
-// compile. Parsing is enough to know: what parses compiles.
+// regex returns the shared pattern, nil when it does not compile.
 func (c *compiler) regex(pattern string) *lazyRegex {
 	if re, ok := c.regexes[pattern]; ok {
 		return re
 	}
-	var re *lazyRegex
-	if _, err := syntax.Parse(pattern, syntax.Perl); err == nil {
-		re = &lazyRegex{pattern: pattern}
-	}
+	re := newLazyRegex(pattern)
 	c.regexes[pattern] = re
 	return re
 }

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"unicode/utf8"
 	"unsafe"
-
-	"github.com/twmb/murmur3"
 )
 
 // Result is the variant one flag produced. Metadata is the merged flag,
@@ -40,16 +38,16 @@ func (s *Snapshot) Evaluate(ctx *Context, flagKeys []string, dst []Result) ([]Re
 		ctx = &Context{}
 	}
 	e := s.pool.Get().(*evaluator)
-	defer s.pool.Put(e)
 	e.begin()
-	defer e.end()
 	order := s.order
 	if len(flagKeys) > 0 {
 		var err error
 		if order, err = e.subsetOrder(flagKeys); err != nil {
+			s.pool.Put(e)
 			return dst, err
 		}
 	} else if s.cycle != nil {
+		s.pool.Put(e)
 		return dst, s.cycle
 	}
 	if dst == nil {
@@ -65,20 +63,22 @@ func (s *Snapshot) Evaluate(ctx *Context, flagKeys []string, dst []Result) ([]Re
 		if keep {
 			e.res[i] = resultSlot{gen: e.gen, variant: v, segment: si}
 		}
-		dst = append(dst, s.result(f, v, si))
+		dst = append(dst, Result{})
+		s.fill(&dst[len(dst)-1], f, v, si)
 	}
+	s.pool.Put(e)
 	return dst, nil
 }
 
-// result is flag f's Result for its variant v decided by segment si.
-func (s *Snapshot) result(f *flagRec, v int32, si int32) Result {
+// fill writes into r flag f's Result for its variant v decided by segment
+// si, in place: a Result is too large to copy around on this path.
+func (s *Snapshot) fill(r *Result, f *flagRec, v int32, si int32) {
 	variant := &s.variants[f.variants+uint32(v)]
 	seg := &s.segments[si]
-	return Result{
-		FlagKey: f.key, Key: variant.key, Value: variant.valueString, RawValue: variant.value,
-		Payload: variant.payload, Metadata: s.mergedMetadata(seg, v), Segment: int(si - int32(f.segs.start)),
-		Outcome: int(seg.outcome + v),
-	}
+	r.FlagKey, r.Key, r.Value = f.key, variant.key, variant.valueString
+	r.RawValue, r.Payload = variant.value, variant.payload
+	r.Metadata = s.mergedMetadata(seg, v)
+	r.Segment, r.Outcome = int(si-int32(f.segs.start)), int(seg.outcome+v)
 }
 
 // evaluator is the scratch space of one evaluation, pooled per Snapshot so
@@ -88,6 +88,7 @@ type evaluator struct {
 	snap    *Snapshot
 	gen     uint32
 	values  []normValue
+	groups  []groupSlot
 	buckets []bucketValue
 	res     []resultSlot
 	emitted []uint32
@@ -106,6 +107,7 @@ func newEvaluator(s *Snapshot) any {
 	return &evaluator{
 		snap:    s,
 		values:  make([]normValue, len(s.selectors)),
+		groups:  make([]groupSlot, len(s.groupTypes)),
 		buckets: make([]bucketValue, len(s.selectors)),
 		res:     make([]resultSlot, len(s.flags)),
 		emitted: make([]uint32, len(s.flags)),
@@ -113,24 +115,23 @@ func newEvaluator(s *Snapshot) any {
 }
 
 // begin starts an evaluation. The context is passed down the calls rather
-// than kept here, so that it stays on the caller's stack.
+// than kept here, so that it stays on the caller's stack. What the scratch
+// space still references of the previous caller's context is not cleared,
+// which would cost as much as a small evaluation: it is overwritten as this
+// evaluation goes, or dropped with the evaluator when the pool is emptied
+// at the second garbage collection.
 func (e *evaluator) begin() {
 	e.gen++
 	if e.gen == 0 { // wrapped: stale stamps could look current
 		clear(e.values)
+		clear(e.groups)
 		clear(e.buckets)
 		clear(e.res)
 		clear(e.emitted)
 		e.gen = 1
 	}
-	e.elems, e.strs, e.text.buf = e.elems[:0], e.strs[:0], e.text.buf[:0]
+	e.elems, e.strs, e.text.buf, e.text.vers = e.elems[:0], e.strs[:0], e.text.buf[:0], e.text.vers[:0]
 }
-
-// end finishes an evaluation. What the scratch space still references of
-// the caller's context is not cleared, which would cost as much as a small
-// evaluation: it is overwritten by the next evaluation, or dropped with the
-// evaluator when the pool is emptied at the second garbage collection.
-func (e *evaluator) end() {}
 
 // subsetOrder orders the requested flags and their dependencies the way the
 // reference's traversal does: each requested key in turn, dependencies first.
@@ -200,13 +201,31 @@ func (e *evaluator) segmentMatches(ctx *Context, seg *segRec) bool {
 	return false
 }
 
+// matches is Snapshot.match on the condition's value, with the calls of the
+// common case (a value already selected, null or a scalar) unfolded: this
+// runs for every condition evaluated.
 func (e *evaluator) matches(ctx *Context, c *condRec) bool {
 	if c.bits&condCohortAny != 0 {
 		if hit, ok := e.cohortHit(ctx, c); ok {
 			return hit == (c.op == opSetContainsAny)
 		}
 	}
-	return e.snap.match(c, e.value(ctx, c.sel), &e.text)
+	v := &e.values[c.sel]
+	if v.gen != e.gen { // not selected yet, or read from flag results
+		v = e.value(ctx, c.sel)
+	}
+	if v.null {
+		return c.bits&condNullMatches != 0
+	}
+	if c.op.isSet() {
+		return v.isList && e.snap.matchSet(c, v.list)
+	}
+	for i := range v.elems {
+		if e.snap.matchElem(c, &v.elems[i], &e.text) {
+			return true
+		}
+	}
+	return false
 }
 
 // cohortHit decides "set (does not) contain any" on a lazily enriched
@@ -244,7 +263,7 @@ func (e *evaluator) bucket(ctx *Context, seg *segRec) int32 {
 	if !ok || value == "" {
 		return seg.variant
 	}
-	h := hashBucket(b.salt, value)
+	h := b.hash.sum(value)
 	allocation, distribution := uint64(h%100), uint64(h/100)
 	for _, a := range s.allocs[b.allocs.start:b.allocs.end] {
 		if allocation < a.start || allocation >= a.end {
@@ -257,16 +276,6 @@ func (e *evaluator) bucket(ctx *Context, seg *segRec) int32 {
 		}
 	}
 	return seg.variant
-}
-
-// hashBucket is murmur3 x86 32-bit, seed 0, of salt + "/" + value, hashed
-// from a stack buffer when it fits.
-func hashBucket(salt, value string) uint32 {
-	var buf [256]byte
-	b := append(buf[:0], salt...)
-	b = append(b, '/')
-	b = append(b, value...)
-	return murmur3.Sum32(b)
 }
 
 // HashBucket exposes the bucketing hash and its two derived numbers for
@@ -308,23 +317,54 @@ func (e *evaluator) load(v *normValue, ctx *Context, sel *selector) {
 			v.null = true
 			return
 		}
-		var x any
 		if len(sel.path) == 1 {
-			x = ctx.UserProperties[sel.path[0]]
+			e.normalizeAny(v, ctx.UserProperties[sel.path[0]])
 		} else {
-			x = walk(ctx.UserProperties, sel.path)
+			e.normalizeAny(v, walk(ctx.UserProperties, sel.path))
 		}
-		switch t := x.(type) {
-		case nil:
+	case selGroupName:
+		if g := e.group(ctx, sel); g.ok {
+			e.normalizeString(v, g.name)
+		} else {
 			v.null = true
-		case string:
-			e.normalizeString(v, t)
-		default:
-			e.normalize(v, rawValue{kind: rawAny, a: x})
 		}
+	case selGroupProps:
+		e.normalizeAny(v, walk(e.group(ctx, sel).props, sel.path))
 	default:
 		e.normalize(v, sel.selectContext(ctx))
 	}
+}
+
+// normalizeAny normalizes a decoded JSON value (or one built in Go).
+func (e *evaluator) normalizeAny(v *normValue, x any) {
+	switch t := x.(type) {
+	case nil:
+		v.null = true
+	case string:
+		e.normalizeString(v, t)
+	default:
+		e.normalize(v, rawValue{kind: rawAny, a: x})
+	}
+}
+
+// groupSlot is what the context holds for one group type: found once per
+// evaluation for all the selectors of the type, as each would otherwise
+// look up the groups and their properties again.
+type groupSlot struct {
+	gen   uint32
+	ok    bool   // the user is in a group of the type
+	name  string // its first name
+	props any    // its properties, nil when none
+}
+
+func (e *evaluator) group(ctx *Context, sel *selector) *groupSlot {
+	g := &e.groups[sel.group]
+	if g.gen != e.gen {
+		*g = groupSlot{gen: e.gen}
+		g.name, g.ok = ctx.group(sel.groupType)
+		g.props, _ = ctx.groupProperties(sel.groupType)
+	}
+	return g
 }
 
 type bucketValue struct {
@@ -337,6 +377,10 @@ func (e *evaluator) bucketValue(ctx *Context, id int32) (string, bool) {
 	sel := &e.snap.selectors[id]
 	if sel.dependsOnResults() {
 		return e.bucketString(sel.selectResult(e))
+	}
+	if sel.kind == selUserField { // the usual user_id or device_id
+		v := ctx.userField(sel.field)
+		return v, v != ""
 	}
 	b := &e.buckets[id]
 	if b.gen != e.gen {
@@ -378,7 +422,7 @@ type elem struct {
 	s         string
 	lower     string
 	num       float64
-	ver       version
+	ver       int32 // the parsed version, in the arena's versions
 	lowerDone bool
 	numState  int8 // 0 unknown, 1 number, -1 not a number
 	verState  int8
@@ -452,14 +496,20 @@ func numberCandidate(s string) bool {
 	return i == len(s)
 }
 
-func (x *elem) version() (version, bool) {
+// version parses the element as a version once; the parse is kept in the
+// arena, so that elements stay small for the many values never compared so.
+func (x *elem) version(a *arena) (*version, bool) {
 	if x.verState == 0 {
 		x.verState = -1
 		if v, ok := parseVersion(x.s); ok {
-			x.ver, x.verState = v, 1
+			x.ver, x.verState = int32(len(a.vers)), 1
+			a.vers = append(a.vers, v)
 		}
 	}
-	return x.ver, x.verState == 1
+	if x.verState != 1 {
+		return nil, false
+	}
+	return &a.vers[x.ver], true
 }
 
 // normalize applies the reference's coercions: arrays and JSON-array strings
@@ -605,7 +655,10 @@ func (e *evaluator) groupsJSON(groups map[string][]string) string {
 // arena holds the strings an evaluation makes (numbers formatted, values
 // lowered, JSON text), so that they cost no allocation once it has grown.
 // They are valid until the evaluator's next evaluation begins.
-type arena struct{ buf []byte }
+type arena struct {
+	buf  []byte
+	vers []version
+}
 
 // reserve makes room for n more bytes. Strings made from the arena so far
 // keep its previous array alive.

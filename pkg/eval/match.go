@@ -243,7 +243,7 @@ func (s *Snapshot) matchElem(c *condRec, x *elem, a *arena) bool {
 	case opLess, opLessOrEqual, opGreater, opGreaterOrEqual:
 		return s.compare(c, x)
 	case opVersionLess, opVersionLessOrEqual, opVersionGreater, opVersionGreaterOrEqual:
-		return s.compareVersion(c, x)
+		return s.compareVersion(c, x, a)
 	case opRegexMatch:
 		return s.regex(c, x.s)
 	case opRegexDoesNotMatch:
@@ -354,8 +354,8 @@ func compareOrdered[T float64 | string](o op, a, b T) bool {
 // compareVersion is false unless the value and at least one filter value are
 // versions: the reference falls back to a string compare that knows no
 // version operator.
-func (s *Snapshot) compareVersion(c *condRec, x *elem) bool {
-	ver, ok := x.version()
+func (s *Snapshot) compareVersion(c *condRec, x *elem, a *arena) bool {
+	ver, ok := x.version(a)
 	if !ok {
 		return false
 	}
@@ -363,7 +363,7 @@ func (s *Snapshot) compareVersion(c *condRec, x *elem) bool {
 		if f.major < 0 {
 			continue
 		}
-		cmp := compareVersions(ver, f)
+		cmp := compareVersions(*ver, f)
 		var hit bool
 		switch c.op {
 		case opVersionLess:
@@ -384,7 +384,7 @@ func (s *Snapshot) compareVersion(c *condRec, x *elem) bool {
 
 func (s *Snapshot) regex(c *condRec, str string) bool {
 	for _, re := range s.regexes[c.aux : c.aux+c.n] {
-		if re != nil && re.get().MatchString(str) {
+		if re != nil && re.match(str) {
 			return true
 		}
 	}

@@ -33,6 +33,7 @@ type selector struct {
 	kind      selKind
 	field     int      // selUserField
 	groupType string   // selGroup*
+	group     int32    // selGroupName, selGroupProps: an index into Snapshot.groupTypes
 	path      []string // remaining keys to walk
 	flag      int      // result selectors: flag index, -1 when unknown
 	raw       []string // the selector as configured, for the generic walk

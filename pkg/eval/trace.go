@@ -113,7 +113,6 @@ func (s *Snapshot) Explain(ctx *Context, flagKeys []string) (*Trace, error) {
 	e := s.pool.Get().(*evaluator)
 	defer s.pool.Put(e)
 	e.begin()
-	defer e.end()
 	order := s.order
 	if len(flagKeys) > 0 {
 		var err error
@@ -158,7 +157,8 @@ func (e *evaluator) traceFlag(ctx *Context, i int) FlagTrace {
 	si := int32(f.segs.start) + int32(ft.Segment)
 	v := e.bucket(ctx, &s.segments[si])
 	e.res[i] = resultSlot{gen: e.gen, variant: v, segment: si}
-	r := s.result(f, v, si)
+	var r Result
+	s.fill(&r, f, v, si)
 	ft.Variant, ft.Value, ft.Payload, ft.Metadata, ft.Result = r.Key, r.Value, r.Payload, r.Metadata, &r
 	ft.Reason = ReasonMatched
 	if b := ft.Segments[ft.Segment].Bucket; b != nil && !b.Absent {
