@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/flagkit/experiment/cmd"
+	"github.com/flagkit/experiment/internal/cli"
 )
 
 // scripts maps each shell to its file name, as shells look for them:
@@ -41,7 +42,7 @@ func run(dir string) error {
 	}
 	for _, s := range scripts {
 		var out, errOut bytes.Buffer
-		ios := &cmd.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut,
+		ios := &cli.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut,
 			Getenv: func(string) string { return "" }}
 		if code := cmd.Main(context.Background(), []string{"completion", s.shell}, ios); code != 0 {
 			return fmt.Errorf("experiment completion %s: exit %d: %s", s.shell, code, strings.TrimSpace(errOut.String()))
