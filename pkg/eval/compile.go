@@ -76,9 +76,30 @@ type segRec struct {
 
 type bucketRec struct {
 	selector int32
+	constant bool  // every hash gets variant: there is no need to hash
+	variant  int32 // when constant
 	salt     string
 	hash     saltHash // the bucketing hash with the salt already in
 	allocs   span
+}
+
+// maxDistribution is the largest distribution value: hash / 100.
+const maxDistribution = (1<<32 - 1) / 100
+
+// constantBucket finds the buckets that send every hash to one variant:
+// the first allocation takes every hash % 100 and its first distribution
+// every hash / 100, as in a rollout to 100% of users.
+func (s *Snapshot) constantBucket(br *bucketRec) {
+	if br.allocs.len() == 0 {
+		return
+	}
+	a := &s.allocs[br.allocs.start]
+	if a.start > 0 || a.end < 100 || a.dists.len() == 0 {
+		return
+	}
+	if d := &s.dists[a.dists.start]; d.start == 0 && d.end > maxDistribution {
+		br.constant, br.variant = true, d.variant
+	}
 }
 
 type allocRec struct {
@@ -541,6 +562,7 @@ func (c *compiler) bucket(b *Bucket, w where) {
 		s.allocs = append(s.allocs, ar)
 	}
 	br.allocs.end = uint32(len(s.allocs))
+	s.constantBucket(&br)
 	s.buckets = append(s.buckets, br)
 }
 

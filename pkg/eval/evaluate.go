@@ -263,6 +263,9 @@ func (e *evaluator) bucket(ctx *Context, seg *segRec) int32 {
 	if !ok || value == "" {
 		return seg.variant
 	}
+	if b.constant {
+		return b.variant
+	}
 	h := b.hash.sum(value)
 	allocation, distribution := uint64(h%100), uint64(h/100)
 	for _, a := range s.allocs[b.allocs.start:b.allocs.end] {

@@ -60,3 +60,43 @@ func FuzzHashBucket(f *testing.F) {
 		}
 	})
 }
+
+// FuzzBucketing holds bucketing (constant buckets are not hashed) to the
+// reference's arithmetic on the hash.
+func FuzzBucketing(f *testing.F) {
+	f.Add(uint64(0), uint64(100), uint64(0), uint64(42949673), "user-1")
+	f.Add(uint64(0), uint64(1000), uint64(0), uint64(4294967296), "device")
+	f.Add(uint64(0), uint64(100), uint64(1), uint64(42949673), "x")
+	f.Add(uint64(0), uint64(99), uint64(0), uint64(42949673), "y")
+	f.Add(uint64(0), uint64(100), uint64(0), uint64(42949672), "z")
+	f.Fuzz(func(t *testing.T, as, ae, ds, de uint64, value string) {
+		allocs := []*Allocation{
+			{Range: []uint64{as, ae}, Distributions: []*Distribution{{Variant: "a", Range: []uint64{ds, de}}, {Variant: "b", Range: []uint64{0, 20000000}}}},
+			{Range: []uint64{0, 100}, Distributions: []*Distribution{{Variant: "c", Range: []uint64{0, 42949673}}}},
+		}
+		flag := &Flag{Key: "f", Variants: map[string]*Variant{"a": {Key: "a"}, "b": {Key: "b"}, "c": {Key: "c"}, "off": {Key: "off"}},
+			Segments: []*Segment{{Bucket: &Bucket{Selector: []string{"context", "user", "device_id"}, Salt: "s", Allocations: allocs}, Variant: "off"}}}
+		snap, err := Compile([]*Flag{flag})
+		require.NoError(t, err)
+		res, err := snap.Evaluate(&Context{DeviceID: value}, nil, nil)
+		require.NoError(t, err)
+		want := "off"
+		if value != "" {
+			_, a, d := HashBucket("s", value)
+		search:
+			for _, al := range allocs {
+				if a < al.Range[0] || a >= al.Range[1] {
+					continue
+				}
+				for _, di := range al.Distributions {
+					if d >= di.Range[0] && d < di.Range[1] {
+						want = di.Variant
+						break search
+					}
+				}
+			}
+		}
+		require.Len(t, res, 1)
+		require.Equal(t, want, res[0].Key, "%v", allocs)
+	})
+}

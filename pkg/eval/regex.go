@@ -16,8 +16,9 @@ import (
 type lazyRegex struct {
 	pattern string
 	shape   regexShape
-	lit     string // shapeContains, shapePrefix, shapeSuffix, shapeExact
-	class   []rune // shapeClass, shapeClassPrefix: ranges as lo, hi pairs
+	lit     string         // shapeContains, shapePrefix, shapeSuffix, shapeExact
+	class   []rune         // shapeClass, shapeClassPrefix: ranges as lo, hi pairs
+	simple  *simplePattern // shapeSimple
 	once    sync.Once
 	re      *regexp.Regexp
 }
@@ -33,6 +34,7 @@ const (
 	shapeExact                         // ^literal$
 	shapeClass                         // a rune of the class anywhere
 	shapeClassPrefix                   // ^[class]
+	shapeSimple                        // runs of rune classes, matched greedily (see simplePattern)
 )
 
 // newLazyRegex returns the pattern ready to match, or nil when it does not
@@ -44,6 +46,11 @@ func newLazyRegex(pattern string) *lazyRegex {
 	}
 	l := &lazyRegex{pattern: pattern}
 	l.shape, l.lit, l.class = shapeOf(re)
+	if l.shape == shapeGeneral {
+		if l.simple = simpleOf(re); l.simple != nil {
+			l.shape = shapeSimple
+		}
+	}
 	return l
 }
 
@@ -135,6 +142,8 @@ func (l *lazyRegex) match(s string) bool {
 	case shapeClassPrefix:
 		r, _ := utf8.DecodeRuneInString(s)
 		return s != "" && inClass(l.class, r)
+	case shapeSimple:
+		return l.simple.match(s)
 	}
 	l.once.Do(func() { l.re, _ = regexp.Compile(l.pattern) })
 	return l.re != nil && l.re.MatchString(s)

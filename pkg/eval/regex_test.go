@@ -1,8 +1,10 @@
 package eval
 
 import (
+	"math/rand/v2"
 	"regexp"
 	"regexp/syntax"
+	"strings"
 	"testing"
 )
 
@@ -13,6 +15,9 @@ var regexSeeds = []struct{ pattern, input string }{
 	{"Redmi", "Redmi Note"}, {"(?i)^pro", "PRO"}, {`^\d{3}$`, "123"}, {"a{2,}", "caab"}, {"^abc$", "abc\n"},
 	{"\ufffd", "\xff"}, {"[\ufffd]", "a\xffb"}, {"^[^a]", "\xff"}, {"(?m)^a$", "b\na"}, {"(?s).*", ""},
 	{"x$", "x\n"}, {"^x", "\nx"}, {"[", ""}, {`(a)\1`, "aa"}, {"(?i)ZOË", "zoë"}, {"é", "e\u0301"},
+	{`^user-[0-9]+$`, "user-12"}, {`^v?\d+\.\d+\.\d+$`, "v1.2.3"}, {"^(alpha|beta)$", "beta"}, {"a{2,}", "baab"},
+	{"(?i)^pro", "Pro plan"}, {"(?i)k", "\u212a"}, {"a{1,2}b", "aaab"}, {"^a*a$", "aaa"}, {"a*", ""}, {"x?", "y"},
+	{"^.{2}$", "\xff\xfe"}, {"(?s)^.{2}$", "a\n"}, {"^\\d{3}$", "12"}, {"(a|b)+", "c"}, {"^[^a]*$", "bcd"},
 }
 
 // FuzzRegex holds the shapes matched without the regexp package to it.
@@ -40,12 +45,72 @@ func TestRegexShapes(t *testing.T) {
 	for pattern, want := range map[string]regexShape{
 		"": shapeAlways, ".*": shapeAlways, `\.`: shapeContains, "李": shapeContains, `^1\.`: shapePrefix,
 		`example\.com$`: shapeSuffix, "^$": shapeExact, "^abc$": shapeExact, "é|ü": shapeClass, `\p{Han}`: shapeClass,
-		"^[A-Z]": shapeClassPrefix, `^\d{3}$`: shapeGeneral, "(?i)^pro": shapeGeneral, "\ufffd": shapeGeneral,
+		"^[A-Z]": shapeClassPrefix, `^\d{3}$`: shapeSimple, "(?i)^pro": shapeSimple, "\ufffd": shapeSimple,
+		`^user-[0-9]+$`: shapeSimple, `^v?\d+\.\d+\.\d+$`: shapeSimple, "^(alpha|beta)$": shapeSimple, "a{2,}": shapeSimple,
+		"(?i)ZOË": shapeSimple, "^a*a$": shapeGeneral, `\bx`: shapeGeneral, "(?m)^a": shapeGeneral,
 	} {
 		l := newLazyRegex(pattern)
 		if l == nil || l.shape != want {
 			re, _ := syntax.Parse(pattern, syntax.Perl)
 			t.Errorf("%q: shape %v, want %d (parsed %v)", pattern, l, want, re)
+		}
+	}
+}
+
+// TestRegexRandom compares random patterns of the shapes matched directly
+// (classes, literals, repeats, anchors, alternatives, case folding) with
+// the regexp package, on random inputs over a small alphabet where runs
+// and overlaps are frequent.
+func TestRegexRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	atoms := []string{"a", "b", "k", "K", ".", `\d`, "[ab]", "[^a]", "[a-c]", `\.`, "é", "\u212a", "(?i:k)", "(?s:.)", "\n"}
+	repeats := []string{"", "", "*", "+", "?", "{2}", "{1,2}", "{2,}", "{0,1}"}
+	alphabet := []string{"a", "b", "c", "k", "K", "\u212a", "1", "2", ".", "é", "\n", "\xff"}
+	n := 20000
+	if testing.Short() {
+		n = 2000
+	}
+	for range n {
+		var p strings.Builder
+		if rng.IntN(2) == 0 {
+			p.WriteString("^")
+		}
+		branches := 1 + rng.IntN(2)
+		if branches > 1 {
+			p.WriteString("(")
+		}
+		for b := range branches {
+			if b > 0 {
+				p.WriteString("|")
+			}
+			for range 1 + rng.IntN(4) {
+				p.WriteString(atoms[rng.IntN(len(atoms))] + repeats[rng.IntN(len(repeats))])
+			}
+		}
+		if branches > 1 {
+			p.WriteString(")")
+		}
+		if rng.IntN(2) == 0 {
+			p.WriteString("$")
+		}
+		pattern := p.String()
+		if rng.IntN(5) == 0 {
+			pattern = "(?i)" + pattern
+		}
+		re, err := regexp.Compile(pattern)
+		if err != nil {
+			continue
+		}
+		l := newLazyRegex(pattern)
+		for range 8 {
+			var in strings.Builder
+			for range rng.IntN(7) {
+				in.WriteString(alphabet[rng.IntN(len(alphabet))])
+			}
+			s := in.String()
+			if got, want := l.match(s), re.MatchString(s); got != want {
+				t.Fatalf("pattern %q (shape %d) on %q: %v, the regexp package says %v", pattern, l.shape, s, got, want)
+			}
 		}
 	}
 }
