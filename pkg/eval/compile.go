@@ -20,6 +20,9 @@ import (
 // of chasing a pointer per condition, and 10,000 flags cost ten times 1,000.
 type Snapshot struct {
 	flags        []flagRec
+	flagCold     []flagCold
+	segMeta      []span // each segment's own metadata, in pairs
+	varMeta      []span // each variant's own metadata, in pairs
 	segments     []segRec
 	conds        []condRec
 	vals         []string     // condition values as configured, then per condition its sorted distinct values
@@ -53,14 +56,19 @@ type span struct{ start, end uint32 }
 
 func (s span) len() int { return int(s.end - s.start) }
 
+// flagRec holds what every evaluation of a flag reads; flagCold the rest,
+// apart, so that evaluations walk less memory.
 type flagRec struct {
 	key      string
 	segs     span // in segments
 	variants uint32
 	nvars    uint32 // variants[variants : variants+nvars], sorted by key
-	deps     span   // known dependencies, in configured order
-	meta     span   // in pairs
-	cyclic   *CycleError
+}
+
+type flagCold struct {
+	deps   span // known dependencies, in configured order
+	meta   span // in pairs
+	cyclic *CycleError
 }
 
 type segRec struct {
@@ -70,15 +78,13 @@ type segRec struct {
 	outcome  int32 // Result.Outcome of the flag's first variant here
 	metaSlot uint32
 	conds    span // AND-groups one after another, each ending at a condition marked groupEnd
-	meta     span
 	matchAll bool // no conditions, or an empty AND-group: everyone matches
 }
 
 type bucketRec struct {
 	selector int32
-	constant bool  // every hash gets variant: there is no need to hash
-	variant  int32 // when constant
-	salt     string
+	constant bool     // every hash gets variant: there is no need to hash
+	variant  int32    // when constant
 	hash     saltHash // the bucketing hash with the salt already in
 	allocs   span
 }
@@ -102,22 +108,26 @@ func (s *Snapshot) constantBucket(br *bucketRec) {
 	}
 }
 
+// allocRec and distRec hold their ranges as uint32, saturated: the hash %
+// 100 and the hash / 100 they are compared with are below 1<<32 - 1, so
+// every larger bound compares alike.
 type allocRec struct {
-	start, end uint64
+	start, end uint32
 	dists      span
 }
 
 type distRec struct {
-	start, end uint64
+	start, end uint32
 	variant    int32 // -1 when the key is not among the flag's variants
 }
+
+func saturate(x uint64) uint32 { return uint32(min(x, 1<<32-1)) }
 
 type variantRec struct {
 	key         string
 	valueString string
 	value       any
 	payload     any
-	meta        span
 }
 
 type metaPair struct {
@@ -254,6 +264,9 @@ func (s *Snapshot) allocate(flags []*Flag) {
 		}
 	}
 	s.flags = make([]flagRec, 0, len(flags))
+	s.flagCold = make([]flagCold, 0, len(flags))
+	s.segMeta = make([]span, 0, n.segs)
+	s.varMeta = make([]span, 0, n.variants)
 	s.segments = make([]segRec, 0, n.segs)
 	s.conds = make([]condRec, 0, n.conds)
 	s.vals = make([]string, 0, n.vals)
@@ -349,13 +362,14 @@ func (s *Snapshot) source(i int) *Flag {
 
 // mergedMetadata returns the flag, segment and variant metadata overlaid,
 // later wins; nil when all are empty, as the reference returns it.
-func (s *Snapshot) mergedMetadata(seg *segRec, v int32) map[string]any {
+func (s *Snapshot) mergedMetadata(si int32, v int32) map[string]any {
+	seg := &s.segments[si]
 	slot := &s.meta[seg.metaSlot+uint32(v)]
 	if m, ok := slot.v.Load().(map[string]any); ok {
 		return m
 	}
 	f := &s.flags[seg.flag]
-	parts := [3]span{f.meta, seg.meta, s.variants[f.variants+uint32(v)].meta}
+	parts := [3]span{s.flagCold[seg.flag].meta, s.segMeta[si], s.varMeta[f.variants+uint32(v)]}
 	n := parts[0].len() + parts[1].len() + parts[2].len()
 	var merged map[string]any
 	if n > 0 {
@@ -462,8 +476,9 @@ func (c *compiler) pairs(m map[string]any) span {
 func (c *compiler) flag(pos int, f *Flag) {
 	s := c.snap
 	fr := flagRec{key: f.Key, variants: uint32(len(s.variants))}
+	var cold flagCold
 	w := where{flag: f.Key, pos: pos, group: -1}
-	fr.deps.start = uint32(len(s.deps))
+	cold.deps.start = uint32(len(s.deps))
 	for _, d := range f.Dependencies {
 		if i, ok := s.index[d]; ok {
 			s.deps = append(s.deps, int32(i))
@@ -472,8 +487,8 @@ func (c *compiler) flag(pos int, f *Flag) {
 				"dependency %q is not in the config; it is evaluated as absent", d)
 		}
 	}
-	fr.deps.end = uint32(len(s.deps))
-	fr.meta = c.pairs(f.Metadata)
+	cold.deps.end = uint32(len(s.deps))
+	cold.meta = c.pairs(f.Metadata)
 	c.variants(f)
 	fr.nvars = uint32(len(s.variants)) - fr.variants
 	fr.segs.start = uint32(len(s.segments))
@@ -483,6 +498,7 @@ func (c *compiler) flag(pos int, f *Flag) {
 	}
 	fr.segs.end = uint32(len(s.segments))
 	s.flags = append(s.flags, fr)
+	s.flagCold = append(s.flagCold, cold)
 }
 
 // variants appends the flag's variants in key order and indexes them.
@@ -502,7 +518,8 @@ func (c *compiler) variants(f *Flag) {
 		}
 		c.variantIDs[k] = int32(len(s.variants) - base)
 		s.variants = append(s.variants, variantRec{key: v.Key, value: v.Value, valueString: coerceValue(v.Value),
-			payload: v.Payload, meta: c.pairs(v.Metadata)})
+			payload: v.Payload})
+		s.varMeta = append(s.varMeta, c.pairs(v.Metadata))
 	}
 }
 
@@ -542,21 +559,21 @@ func (c *compiler) segment(fr *flagRec, seg *Segment, w where) {
 		sr.bucket = int32(len(s.buckets))
 		c.bucket(b, w)
 	}
-	sr.meta = c.pairs(seg.Metadata)
+	s.segMeta = append(s.segMeta, c.pairs(seg.Metadata))
 	s.segments = append(s.segments, sr)
 }
 
 func (c *compiler) bucket(b *Bucket, w where) {
 	s := c.snap
-	br := bucketRec{selector: c.selector(b.Selector), salt: b.Salt, hash: newSaltHash(b.Salt)}
+	br := bucketRec{selector: c.selector(b.Selector), hash: newSaltHash(b.Salt)}
 	br.allocs.start = uint32(len(s.allocs))
 	w.inBucket, w.suffix = true, ".variant"
 	for ai, a := range b.Allocations {
-		ar := allocRec{start: a.Range[0], end: a.Range[1]}
+		ar := allocRec{start: saturate(a.Range[0]), end: saturate(a.Range[1])}
 		ar.dists.start = uint32(len(s.dists))
 		for di, d := range a.Distributions {
 			w.alloc, w.dist = ai, di
-			s.dists = append(s.dists, distRec{start: d.Range[0], end: d.Range[1], variant: c.lookup(d.Variant, w)})
+			s.dists = append(s.dists, distRec{start: saturate(d.Range[0]), end: saturate(d.Range[1]), variant: c.lookup(d.Variant, w)})
 		}
 		ar.dists.end = uint32(len(s.dists))
 		s.allocs = append(s.allocs, ar)

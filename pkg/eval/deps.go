@@ -81,15 +81,15 @@ func markCycles(s *Snapshot) *CycleError {
 			}
 		}
 		for _, w := range comp {
-			s.flags[w].cyclic = cyc
+			s.flagCold[w].cyclic = cyc
 			for _, d := range s.depsOf(w) {
-				if cyc == nil && s.flags[d].cyclic != nil {
-					cyc = s.flags[d].cyclic
+				if cyc == nil && s.flagCold[d].cyclic != nil {
+					cyc = s.flagCold[d].cyclic
 				}
 			}
 		}
 		for _, w := range comp {
-			s.flags[w].cyclic = cyc
+			s.flagCold[w].cyclic = cyc
 		}
 	}
 	for i := range s.flags {
@@ -132,8 +132,8 @@ func cyclePath(s *Snapshot, comp []int32) *CycleError {
 
 // depsOf returns the known dependencies of flag i, in configured order.
 func (s *Snapshot) depsOf(i int32) []int32 {
-	f := &s.flags[i]
-	return s.deps[f.deps.start:f.deps.end]
+	d := s.flagCold[i].deps
+	return s.deps[d.start:d.end]
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -77,7 +77,7 @@ func (s *Snapshot) fill(r *Result, f *flagRec, v int32, si int32) {
 	seg := &s.segments[si]
 	r.FlagKey, r.Key, r.Value = f.key, variant.key, variant.valueString
 	r.RawValue, r.Payload = variant.value, variant.payload
-	r.Metadata = s.mergedMetadata(seg, v)
+	r.Metadata = s.mergedMetadata(si, v)
 	r.Segment, r.Outcome = int(si-int32(f.segs.start)), int(seg.outcome+v)
 }
 
@@ -142,7 +142,7 @@ func (e *evaluator) subsetOrder(keys []string) ([]int32, error) {
 		if !ok {
 			continue
 		}
-		if c := e.snap.flags[i].cyclic; c != nil {
+		if c := e.snap.flagCold[i].cyclic; c != nil {
 			return nil, c
 		}
 		e.visit(int32(i))
@@ -267,7 +267,7 @@ func (e *evaluator) bucket(ctx *Context, seg *segRec) int32 {
 		return b.variant
 	}
 	h := b.hash.sum(value)
-	allocation, distribution := uint64(h%100), uint64(h/100)
+	allocation, distribution := h%100, h/100
 	for _, a := range s.allocs[b.allocs.start:b.allocs.end] {
 		if allocation < a.start || allocation >= a.end {
 			continue
@@ -766,7 +766,7 @@ func (e *evaluator) resultsJSON() string {
 		if slot.gen == e.gen {
 			f := &e.snap.flags[i]
 			v := &e.snap.variants[f.variants+uint32(slot.variant)]
-			all[f.key] = wireVariant{v.key, v.value, v.payload, e.snap.mergedMetadata(&e.snap.segments[slot.segment], slot.variant)}
+			all[f.key] = wireVariant{v.key, v.value, v.payload, e.snap.mergedMetadata(slot.segment, slot.variant)}
 		}
 	}
 	return jsonText(all)

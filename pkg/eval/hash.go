@@ -17,13 +17,13 @@ const (
 type saltHash struct {
 	h       uint32
 	pending uint32 // the last len%4 bytes, little endian
-	length  int
+	length  uint32
 }
 
 func newSaltHash(salt string) saltHash {
 	prefix := salt + "/"
 	var s saltHash
-	s.length = len(prefix)
+	s.length = uint32(len(prefix))
 	full := len(prefix) &^ 3
 	for i := 0; i < full; i += 4 {
 		s.h = murmurBlock(s.h, uint32(prefix[i])|uint32(prefix[i+1])<<8|uint32(prefix[i+2])<<16|uint32(prefix[i+3])<<24)
@@ -64,7 +64,7 @@ func (s *saltHash) sum(value string) uint32 {
 		k *= murmurC2
 		h ^= k
 	}
-	h ^= uint32(s.length + len(value))
+	h ^= s.length + uint32(len(value))
 	h ^= h >> 16
 	h *= 0x85ebca6b
 	h ^= h >> 13

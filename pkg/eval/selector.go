@@ -311,7 +311,7 @@ func (s *selector) selectResult(e *evaluator) rawValue {
 		slot := e.res[s.flag]
 		f := &e.snap.flags[s.flag]
 		v = &e.snap.variants[f.variants+uint32(slot.variant)]
-		meta = e.snap.mergedMetadata(&e.snap.segments[slot.segment], slot.variant)
+		meta = e.snap.mergedMetadata(slot.segment, slot.variant)
 	}
 	switch s.kind {
 	case selResultKey:

@@ -237,25 +237,24 @@ func (e *evaluator) traceCondition(ctx *Context, c *condRec, src *Condition) Con
 }
 
 func (e *evaluator) traceBucket(ctx *Context, b *bucketRec, src *Bucket) *BucketTrace {
-	s := e.snap
-	bt := &BucketTrace{Selector: nonNil(src.Selector), Salt: b.salt, AllocationIndex: -1, DistributionIndex: -1}
+	bt := &BucketTrace{Selector: nonNil(src.Selector), Salt: src.Salt, AllocationIndex: -1, DistributionIndex: -1}
 	value, ok := e.bucketValue(ctx, b.selector)
 	if !ok || value == "" {
 		bt.Absent = true
 		return bt
 	}
 	bt.Value = value
-	bt.Hashed = b.salt + "/" + value
-	bt.Hash, bt.Allocation, bt.Distribution = HashBucket(b.salt, value)
-	for ai, a := range s.allocs[b.allocs.start:b.allocs.end] {
-		if bt.Allocation < a.start || bt.Allocation >= a.end {
+	bt.Hashed = src.Salt + "/" + value
+	bt.Hash, bt.Allocation, bt.Distribution = HashBucket(src.Salt, value)
+	for ai, a := range src.Allocations { // the ranges as configured, not saturated
+		if bt.Allocation < a.Range[0] || bt.Allocation >= a.Range[1] {
 			continue
 		}
-		for di, d := range s.dists[a.dists.start:a.dists.end] {
-			if bt.Distribution >= d.start && bt.Distribution < d.end {
-				bt.AllocationIndex, bt.AllocationRange = ai, [2]uint64{a.start, a.end}
-				bt.DistributionIndex, bt.DistributionRange = di, [2]uint64{d.start, d.end}
-				bt.Variant = src.Allocations[ai].Distributions[di].Variant
+		for di, d := range a.Distributions {
+			if bt.Distribution >= d.Range[0] && bt.Distribution < d.Range[1] {
+				bt.AllocationIndex, bt.AllocationRange = ai, [2]uint64{a.Range[0], a.Range[1]}
+				bt.DistributionIndex, bt.DistributionRange = di, [2]uint64{d.Range[0], d.Range[1]}
+				bt.Variant = d.Variant
 				return bt
 			}
 		}
