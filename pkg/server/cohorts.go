@@ -1,0 +1,76 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+)
+
+// serveCohort answers GET /sdk/v1/cohort/{id}?maxCohortSize=N&lastModified=M
+// as Amplitude's cohort download API does: 200 with the cohort, 204 when
+// lastModified is the stored copy's, 413 when it has more than N members,
+// 404 for an unknown id.
+func (h *Handler) serveCohort(w http.ResponseWriter, r *http.Request, p []string) {
+	st := h.current(w)
+	if st == nil {
+		return
+	}
+	id, err := url.PathUnescape(p[0])
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "cohort id: bad escape")
+		return
+	}
+	c := st.Flags.Cohorts.Get(id)
+	if c == nil {
+		writeError(w, http.StatusNotFound, "no such cohort")
+		return
+	}
+	q := r.URL.Query()
+	if v := q.Get("maxCohortSize"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "maxCohortSize: want a non-negative integer")
+			return
+		}
+		if int64(c.Size) > n {
+			writeError(w, http.StatusRequestEntityTooLarge, "cohort larger than maxCohortSize")
+			return
+		}
+	}
+	if v := q.Get("lastModified"); v != "" {
+		m, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "lastModified: want an integer")
+			return
+		}
+		if m == c.LastModified {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+	}
+	writeBody(w, r, http.StatusOK, c.AppendJSON(nil))
+}
+
+// serveMemberships answers GET /sdk/v2/memberships/{groupType}/{groupName}
+// (the JVM SDK's proxy mode): the ids of the stored cohorts of that group
+// type listing the member ("User" for user ids).
+func (h *Handler) serveMemberships(w http.ResponseWriter, r *http.Request, p []string) {
+	st := h.current(w)
+	if st == nil {
+		return
+	}
+	groupType, err1 := url.PathUnescape(p[0])
+	name, err2 := url.PathUnescape(p[1])
+	if err1 != nil || err2 != nil {
+		writeError(w, http.StatusBadRequest, "group type or name: bad escape")
+		return
+	}
+	store := st.Flags.Cohorts
+	ids := store.Memberships(groupType, name, store.IDs())
+	if ids == nil {
+		ids = []string{}
+	}
+	body, _ := json.Marshal(ids) // strings always encode
+	writeBody(w, r, http.StatusOK, body)
+}

@@ -1,0 +1,233 @@
+package server
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+
+	"github.com/flagkit/experiment/pkg/eval"
+	"github.com/flagkit/experiment/pkg/experiment"
+)
+
+// decodeBase64 reads a header value in any of the four forms SDKs send:
+// the standard alphabet with padding (Go), the URL-safe one without
+// (Node, Python), and the two others. Amplitude's proxy takes only the
+// first, and so rejects some users whose JSON has an emoji or a '?'.
+func decodeBase64(s string) ([]byte, error) {
+	s = strings.TrimRight(strings.TrimSpace(s), "=")
+	if strings.ContainsAny(s, "-_") {
+		return base64.RawURLEncoding.DecodeString(s)
+	}
+	return base64.RawStdEncoding.DecodeString(s)
+}
+
+// DecodeUserHeader decodes an X-Amp-Exp-User header: base64 in any
+// alphabet, padded or not, of the JSON user object.
+func DecodeUserHeader(v string) (*experiment.User, error) {
+	data, err := decodeBase64(v)
+	if err != nil {
+		return nil, fmt.Errorf("X-Amp-Exp-User: not base64: %w", err)
+	}
+	u, err := experiment.DecodeUser(data)
+	if err != nil {
+		return nil, fmt.Errorf("X-Amp-Exp-User: %s", clip(err.Error()))
+	}
+	return u, nil
+}
+
+// clip bounds a message that may quote what the client sent.
+func clip(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "…"
+	}
+	return s
+}
+
+// requestUser is the user of a remote evaluation request: the JSON body
+// of a POST, else the X-Amp-Exp-User header, else the query of the v1 GET
+// form (user_id, device_id, context: a JSON user object).
+func requestUser(r *http.Request) (*experiment.User, int, error) {
+	if r.Method == http.MethodPost {
+		body, err := readBody(r)
+		if err != nil {
+			if errors.Is(err, errTooLarge) {
+				return nil, http.StatusRequestEntityTooLarge, err
+			}
+			return nil, http.StatusBadRequest, err
+		}
+		u, err := experiment.DecodeUser(body)
+		if err != nil {
+			return nil, http.StatusBadRequest, fmt.Errorf("request body: %s", clip(err.Error()))
+		}
+		return u, 0, nil
+	}
+	if v := r.Header.Get("X-Amp-Exp-User"); v != "" {
+		u, err := DecodeUserHeader(v)
+		if err != nil {
+			return nil, http.StatusBadRequest, err
+		}
+		return u, 0, nil
+	}
+	q := r.URL.Query()
+	if !q.Has("user_id") && !q.Has("device_id") && !q.Has("context") {
+		return nil, http.StatusBadRequest, errors.New("no user: send X-Amp-Exp-User, a JSON body, or user_id/device_id")
+	}
+	u := &experiment.User{}
+	if c := q.Get("context"); c != "" {
+		var err error
+		if u, err = experiment.DecodeUser([]byte(c)); err != nil {
+			return nil, http.StatusBadRequest, fmt.Errorf("context: %s", clip(err.Error()))
+		}
+	}
+	if v := q.Get("user_id"); v != "" {
+		u.UserID = v
+	}
+	if v := q.Get("device_id"); v != "" {
+		u.DeviceID = v
+	}
+	return u, 0, nil
+}
+
+// requestFlagKeys are the flags asked for: X-Amp-Exp-Flag-Keys (base64 of
+// a JSON array), or ?flag_key=a,b (also flag_keys); none means every flag.
+func requestFlagKeys(r *http.Request) ([]string, error) {
+	if v := r.Header.Get("X-Amp-Exp-Flag-Keys"); v != "" {
+		data, err := decodeBase64(v)
+		if err != nil {
+			return nil, fmt.Errorf("X-Amp-Exp-Flag-Keys: not base64: %w", err)
+		}
+		var keys []string
+		if err := json.Unmarshal(data, &keys); err != nil {
+			return nil, errors.New("X-Amp-Exp-Flag-Keys: want a JSON array of flag keys")
+		}
+		return keys, nil
+	}
+	var keys []string
+	q := r.URL.Query()
+	for _, name := range []string{"flag_key", "flag_keys"} {
+		for _, v := range q[name] {
+			for _, k := range strings.Split(v, ",") {
+				if k = strings.TrimSpace(k); k != "" {
+					keys = append(keys, k)
+				}
+			}
+		}
+	}
+	return keys, nil
+}
+
+func (h *Handler) serveVardataV2(w http.ResponseWriter, r *http.Request, _ []string) {
+	h.serveVardata(w, r, false)
+}
+
+func (h *Handler) serveVardataV1(w http.ResponseWriter, r *http.Request, _ []string) {
+	h.serveVardata(w, r, true)
+}
+
+// serveVardata answers remote evaluation: a JSON object flag key ->
+// variant, default variants included unless v1, which drops variants
+// that are default or not deployed (the legacy fetch filter).
+func (h *Handler) serveVardata(w http.ResponseWriter, r *http.Request, v1 bool) {
+	st := h.current(w)
+	if st == nil {
+		return
+	}
+	user, status, err := requestUser(r)
+	if err != nil {
+		writeError(w, status, err.Error())
+		return
+	}
+	keys, err := requestFlagKeys(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	f := st.Flags
+	buf := h.getResults()
+	defer h.putResults(buf)
+	results, err := f.Set.EvaluateResults(user, keys, (*buf)[:0])
+	*buf = results
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "flag configs: "+err.Error())
+		return
+	}
+	body := make([]byte, 0, 64+len(results)*160)
+	body = append(body, '{')
+	for _, res := range results {
+		if v1 && dropV1(res) {
+			continue
+		}
+		if len(body) > 1 {
+			body = append(body, ',')
+		}
+		body = append(body, f.render.fragment(res)...)
+	}
+	body = append(body, '}')
+	writeBody(w, r, http.StatusOK, body)
+}
+
+// dropV1 is the legacy fetch filter: default variants and undeployed flags.
+func dropV1(r eval.Result) bool {
+	v := experiment.VariantOf(r)
+	return v.IsDefault() || !v.IsDeployed()
+}
+
+func (h *Handler) getResults() *[]eval.Result {
+	if p, ok := h.results.Get().(*[]eval.Result); ok {
+		return p
+	}
+	s := make([]eval.Result, 0, 64)
+	return &s
+}
+
+func (h *Handler) putResults(p *[]eval.Result) {
+	if cap(*p) <= 4096 { // a huge flag set's buffer is not kept
+		clear(*p)
+		h.results.Put(p)
+	}
+}
+
+// renderCache holds, per outcome of a Snapshot (flag, segment, variant),
+// its rendered `"flag":{variant}` member: every user who lands on the same
+// outcome gets the same bytes, so each is encoded once.
+type renderCache struct {
+	v2    []atomic.Pointer[[]byte]
+	ofrep []atomic.Pointer[ofrepResult]
+}
+
+func newRenderCache(outcomes int) *renderCache {
+	return &renderCache{
+		v2:    make([]atomic.Pointer[[]byte], outcomes),
+		ofrep: make([]atomic.Pointer[ofrepResult], outcomes),
+	}
+}
+
+func (c *renderCache) fragment(r eval.Result) []byte {
+	if r.Outcome < 0 || r.Outcome >= len(c.v2) {
+		return renderFragment(r)
+	}
+	if p := c.v2[r.Outcome].Load(); p != nil {
+		return *p
+	}
+	b := renderFragment(r)
+	c.v2[r.Outcome].Store(&b)
+	return b
+}
+
+func renderFragment(r eval.Result) []byte {
+	key, _ := json.Marshal(r.FlagKey) // a string always encodes
+	v, err := json.Marshal(experiment.VariantOf(r))
+	if err != nil { // a payload that is no JSON value cannot come from a decoded config
+		v = []byte(`{"key":` + string(mustString(r.Key)) + `,"value":"","payload":null,"metadata":null}`)
+	}
+	return append(append(key, ':'), v...)
+}
+
+func mustString(s string) []byte {
+	b, _ := json.Marshal(s)
+	return b
+}
