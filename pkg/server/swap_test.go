@@ -1,0 +1,58 @@
+package server_test
+
+import (
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flagkit/experiment/pkg/server"
+)
+
+// TestSwapUnderLoad swaps flag sets while requests are in flight: every
+// answer is one whole set's, never a mix (run with -race).
+func TestSwapUnderLoad(t *testing.T) {
+	ts := newTestServer(t, server.Options{})
+	one := mustFlags(t, []byte(`[{"key":"f","variants":{"a":{"key":"a"}},"segments":[{"variant":"a"}]}]`), nil)
+	two := mustFlags(t, []byte(`[{"key":"f","variants":{"b":{"key":"b"}},"segments":[{"variant":"b"}]},{"key":"g","variants":{"b":{"key":"b"}},"segments":[{"variant":"b"}]}]`), nil)
+	stop := make(chan struct{})
+	var swapper sync.WaitGroup
+	swapper.Add(1)
+	go func() {
+		defer swapper.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if i%2 == 0 {
+				ts.store.Set(one)
+			} else {
+				ts.store.Set(two)
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				var v map[string]struct{ Key string }
+				r := ts.do(t, "POST", "/sdk/v2/vardata", `{"user_id":"u"}`)
+				if err := json.Unmarshal(r.body, &v); err != nil {
+					t.Errorf("%v", err)
+					return
+				}
+				if !(len(v) == 1 && v["f"].Key == "a") && !(len(v) == 2 && v["f"].Key == "b" && v["g"].Key == "b") {
+					t.Errorf("a mixed answer: %s", r.body)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	swapper.Wait()
+}
