@@ -106,6 +106,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newCookieCmd(f),
 		newVersionCmd(f),
 		newConfigCmd(f),
+		newServeCmd(f, nil),
 	)
 	registerCompletions(root)
 	// The streams first: cobra's completion command keeps the writer it

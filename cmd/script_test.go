@@ -31,6 +31,7 @@ package cmd_test
 //	                               variant keys of flags d3 d2 d1 d0
 //	waitfile FILE REGEXP           wait until FILE (written by a command in the
 //	                               background) matches REGEXP
+//	httpget [opts] BASE PATH       one HTTP request to a background serve (serve_test.go)
 //
 // Fake Amplitude services (flagserver, remoteserver, cohortserver,
 // eventserver) are described in script_fakes_test.go. A command's exit code
@@ -145,6 +146,7 @@ func TestScripts(t *testing.T) {
 			"genusers": cmdGenUsers,
 			"seqcheck": cmdSeqCheck,
 			"waitfile": cmdWaitFile,
+			"httpget":  cmdHTTPGet,
 
 			"flagserver":   cmdFlagServer,
 			"remoteserver": cmdRemoteServer,

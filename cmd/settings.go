@@ -3,6 +3,7 @@ package cmd
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -71,6 +72,10 @@ var settingDefs = []settingDef{
 		}, unsetForSDK: true},
 	{name: "cache-dir", envs: []string{"EXPERIMENT_CACHE_DIR"}, help: "flag and cohort cache",
 		defaultHelp: "the user cache directory", deflt: func(experiment.ServerZone, bool) string { dir, _ := userCacheDir(); return dir }},
+	{name: "listen", envs: []string{"EXPERIMENT_SERVE_LISTEN"}, help: "serve: address to serve on", check: checkListen,
+		defaultHelp: "127.0.0.1:3546", deflt: func(experiment.ServerZone, bool) string { return "127.0.0.1:3546" }},
+	{name: "ops-listen", envs: []string{"EXPERIMENT_SERVE_OPS_LISTEN"}, help: "serve: address of the operational endpoints", check: checkListen,
+		defaultHelp: "the --listen address"},
 	// Each command's -o picks its own default (outputFlag); deflt is the
 	// one of data commands, which config list shows.
 	{name: "output", envs: []string{"EXPERIMENT_OUTPUT"}, help: "default output form", check: checkOutputForm,
@@ -158,6 +163,14 @@ func checkServerURL(v string) error {
 		return errors.New("want an absolute http or https URL, such as https://api.lab.amplitude.com")
 	case u.User != nil:
 		return errors.New("a URL must not carry credentials")
+	}
+	return nil
+}
+
+// checkListen wants HOST:PORT (HOST may be empty: every interface).
+func checkListen(v string) error {
+	if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+		return errors.New("want HOST:PORT, such as 127.0.0.1:3546")
 	}
 	return nil
 }
