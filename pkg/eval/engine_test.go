@@ -1610,7 +1610,7 @@ func TestEvaluateAllocs(t *testing.T) {
 		dst, _ = snap.Evaluate(ctx, nil, dst[:0])
 	})
 	t.Logf("warm Evaluate of flags-100.json (%d results): %.1f allocs/op", n, allocs)
-	assert.LessOrEqual(t, allocs, 30.0)
+	assert.LessOrEqual(t, allocs, 2.0) // 0 since the JSON text of lists is written in the arena
 	assert.Len(t, dst, n)
 }
 

@@ -402,7 +402,7 @@ func (e *evaluator) bucketString(r rawValue) (string, bool) {
 	case rawGroups:
 		return e.groupsJSON(r.a.(map[string][]string)), true
 	case rawList:
-		return jsonText(r.list), true
+		return e.listJSON(r.list), true
 	case rawAny:
 		return e.scalarString(r.a), true
 	}
@@ -621,8 +621,49 @@ func (e *evaluator) scalarString(x any) string {
 		start := len(e.text.buf)
 		e.text.buf = strconv.AppendFloat(e.text.buf, t, 'g', -1, 64)
 		return unsafe.String(&e.text.buf[start], len(e.text.buf)-start)
+	case []any:
+		if s, ok := e.anyListJSON(t); ok {
+			return s
+		}
 	}
 	return coerceValue(x)
+}
+
+// anyListJSON is json.Marshal(list) for a list of plain strings and nulls,
+// written in the arena; false for any other list.
+func (e *evaluator) anyListJSON(list []any) (string, bool) {
+	if list == nil {
+		return "", false
+	}
+	size := 2
+	for _, x := range list {
+		switch t := x.(type) {
+		case nil:
+			size += 5
+		case string:
+			if !plainJSON(t) {
+				return "", false
+			}
+			size += len(t) + 3
+		default:
+			return "", false
+		}
+	}
+	e.text.reserve(size)
+	at := len(e.text.buf)
+	buf := append(e.text.buf, '[')
+	for j, x := range list {
+		if j > 0 {
+			buf = append(buf, ',')
+		}
+		if x == nil {
+			buf = append(buf, "null"...)
+		} else {
+			buf = append(append(append(buf, '"'), x.(string)...), '"')
+		}
+	}
+	e.text.buf = append(buf, ']')
+	return unsafe.String(&e.text.buf[at], len(e.text.buf)-at), true
 }
 
 // groupsJSON is json.Marshal(groups), made once per evaluation, in the
@@ -696,6 +737,41 @@ func (a *arena) lower(s string) string {
 	return unsafe.String(&a.buf[start], len(s))
 }
 
+// listJSON is json.Marshal(list), in the arena when every string is plain.
+func (e *evaluator) listJSON(list []string) string {
+	if list == nil {
+		return "null"
+	}
+	size := 2
+	for _, s := range list {
+		size += len(s) + 3
+	}
+	e.text.reserve(size)
+	at := len(e.text.buf)
+	buf, ok := appendListJSON(e.text.buf, list)
+	if !ok {
+		return jsonText(list)
+	}
+	e.text.buf = buf
+	return unsafe.String(&buf[at], len(buf)-at)
+}
+
+// appendListJSON writes list as encoding/json does; it reports false at a
+// string that encoding/json would escape.
+func appendListJSON(buf []byte, list []string) ([]byte, bool) {
+	buf = append(buf, '[')
+	for j, s := range list {
+		if j > 0 {
+			buf = append(buf, ',')
+		}
+		if !plainJSON(s) {
+			return buf, false
+		}
+		buf = append(append(append(buf, '"'), s...), '"')
+	}
+	return append(buf, ']'), true
+}
+
 // appendGroupsJSON writes groups as encoding/json does, keys in order; it
 // reports false at a string that encoding/json would escape.
 func appendGroupsJSON(buf []byte, groups map[string][]string, keys []string) ([]byte, bool) {
@@ -713,17 +789,10 @@ func appendGroupsJSON(buf []byte, groups map[string][]string, keys []string) ([]
 			buf = append(buf, "null"...)
 			continue
 		}
-		buf = append(buf, '[')
-		for j, n := range names {
-			if j > 0 {
-				buf = append(buf, ',')
-			}
-			if !plainJSON(n) {
-				return buf, false
-			}
-			buf = append(append(append(buf, '"'), n...), '"')
+		var ok bool
+		if buf, ok = appendListJSON(buf, names); !ok {
+			return buf, false
 		}
-		buf = append(buf, ']')
 	}
 	return append(buf, '}'), true
 }

@@ -134,7 +134,29 @@ func checkEvaluate(t *testing.T, snap *Snapshot, ctx *Context, keys []string) []
 			t.Fatalf("outcome %d is %s/%d/%s, result is %s/%d/%s", r.Outcome, fk, seg, vk, r.FlagKey, r.Segment, r.Key)
 		}
 	}
+	checkExplain(t, snap, ctx, keys, res, err)
 	return res
+}
+
+// checkExplain: Explain picks what Evaluate picks, and fails alike.
+func checkExplain(t *testing.T, snap *Snapshot, ctx *Context, keys []string, res []Result, err error) {
+	t.Helper()
+	trace, terr := snap.Explain(ctx, keys)
+	if (terr == nil) != (err == nil) {
+		t.Fatalf("Explain fails with %v, Evaluate with %v", terr, err)
+	}
+	if terr != nil {
+		return
+	}
+	var picked []Result
+	for _, ft := range trace.Flags {
+		if ft.Result != nil {
+			picked = append(picked, *ft.Result)
+		}
+	}
+	if !reflect.DeepEqual(picked, res) && (len(picked) != 0 || len(res) != 0) {
+		t.Fatalf("Explain picks\n%v\nEvaluate picks\n%v", picked, res)
+	}
 }
 
 type fuzzCase struct {

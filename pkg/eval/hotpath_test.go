@@ -27,6 +27,18 @@ func FuzzGroupsJSON(f *testing.F) {
 			got := e.groupsJSON(groups)
 			require.Equal(t, string(want), got)
 			require.Equal(t, got, e.groupsJSON(groups), "cached")
+			for _, list := range groups {
+				want, err := json.Marshal(list)
+				require.NoError(t, err)
+				require.Equal(t, string(want), e.listJSON(list))
+				anys := []any{nil}
+				for _, x := range list {
+					anys = append(anys, x)
+				}
+				want, err = json.Marshal(anys)
+				require.NoError(t, err)
+				require.Equal(t, string(want), e.scalarString(anys))
+			}
 		}
 	})
 }
