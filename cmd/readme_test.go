@@ -27,7 +27,7 @@ import (
 // without an account: its block exports a setting (`export …`: keys of an
 // account), it names a deployment key (`--deployment-key`, `server-…`), or
 // it is `fetch`, `flags pull` or `cohorts sync` (Amplitude's services), or
-// `watch` (it runs until interrupted). Everything else runs, so an example
+// `watch` or `serve` (they run until interrupted). Everything else runs, so an example
 // that refers to a file the repository does not bundle fails here.
 func TestREADMEExamples(t *testing.T) {
 	if runtime.GOOS == "windows" {
@@ -114,7 +114,7 @@ func (ex readmeExample) skip() string {
 	switch {
 	case readmeExport.MatchString(ex.block):
 		return "needs an account: its block exports keys"
-	case strings.HasPrefix(ex.command, "experiment watch "):
+	case strings.HasPrefix(ex.command, "experiment watch "), strings.HasPrefix(ex.command, "experiment serve "):
 		return "runs until interrupted"
 	case readmeNoNet.MatchString(ex.command):
 		return "needs Amplitude's services or a deployment key"

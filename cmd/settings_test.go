@@ -149,6 +149,8 @@ var settingValues = map[string]struct{ win, lose, resolved string }{
 	"cohort-server-url": {"http://win.example/cohort", "http://lose.example", "http://win.example/cohort"},
 	"events-server-url": {"http://win.example/events", "http://lose.example", "http://win.example/events"},
 	"cache-dir":         {"/cache/win", "/cache/lose", "/cache/win"},
+	"listen":            {"127.0.0.1:1111", "127.0.0.1:2222", "127.0.0.1:1111"},
+	"ops-listen":        {"127.0.0.1:3333", "127.0.0.1:4444", "127.0.0.1:3333"},
 }
 
 // TestSettingsResolveIntoOptions sets each setting of each command by its
@@ -215,6 +217,8 @@ func testSettingSources(t *testing.T, path []string, def *settingDef) {
 		want = string(experiment.ServerZoneUS)
 	case "cache-dir":
 		want, _ = userCacheDir()
+	case "listen":
+		want = "127.0.0.1:3546"
 	}
 	assert.Equal(t, want, c.Flags().Lookup(def.name).Value.String(), "default")
 }
