@@ -222,7 +222,34 @@ func (s *Snapshot) compile(kept []*Flag, positions []int) {
 // allocate gives the record slices the exact room the flags need: they are
 // appended to without ever growing, and hold no spare capacity.
 func (s *Snapshot) allocate(flags []*Flag) {
-	var n struct{ segs, conds, vals, lower, nums, vers, regexes, variants, buckets, allocs, dists, deps, pairs int }
+	n := countRecords(flags)
+	s.flags = make([]flagRec, 0, len(flags))
+	s.flagCold = make([]flagCold, 0, len(flags))
+	s.segMeta = make([]span, 0, n.segs)
+	s.varMeta = make([]span, 0, n.variants)
+	s.segments = make([]segRec, 0, n.segs)
+	s.conds = make([]condRec, 0, n.conds)
+	s.vals = make([]string, 0, n.vals)
+	s.bools = make([]uint8, 0, n.vals)
+	s.lower = make([]string, 0, n.lower)
+	s.nums = make([]float64, 0, n.nums)
+	s.vers = make([]version, 0, n.vers)
+	s.regexes = make([]*lazyRegex, 0, n.regexes)
+	s.variants = make([]variantRec, 0, n.variants)
+	s.buckets = make([]bucketRec, 0, n.buckets)
+	s.allocs = make([]allocRec, 0, n.allocs)
+	s.dists = make([]distRec, 0, n.dists)
+	s.deps = make([]int32, 0, n.deps)
+	s.pairs = make([]metaPair, 0, n.pairs)
+}
+
+// recordCounts is how many records of each kind the flags compile to.
+type recordCounts struct {
+	segs, conds, vals, lower, nums, vers, regexes, variants, buckets, allocs, dists, deps, pairs int
+}
+
+func countRecords(flags []*Flag) recordCounts {
+	var n recordCounts
 	for _, f := range flags {
 		n.deps += len(f.Dependencies)
 		n.pairs += len(f.Metadata)
@@ -263,24 +290,7 @@ func (s *Snapshot) allocate(flags []*Flag) {
 			}
 		}
 	}
-	s.flags = make([]flagRec, 0, len(flags))
-	s.flagCold = make([]flagCold, 0, len(flags))
-	s.segMeta = make([]span, 0, n.segs)
-	s.varMeta = make([]span, 0, n.variants)
-	s.segments = make([]segRec, 0, n.segs)
-	s.conds = make([]condRec, 0, n.conds)
-	s.vals = make([]string, 0, n.vals)
-	s.bools = make([]uint8, 0, n.vals)
-	s.lower = make([]string, 0, n.lower)
-	s.nums = make([]float64, 0, n.nums)
-	s.vers = make([]version, 0, n.vers)
-	s.regexes = make([]*lazyRegex, 0, n.regexes)
-	s.variants = make([]variantRec, 0, n.variants)
-	s.buckets = make([]bucketRec, 0, n.buckets)
-	s.allocs = make([]allocRec, 0, n.allocs)
-	s.dists = make([]distRec, 0, n.dists)
-	s.deps = make([]int32, 0, n.deps)
-	s.pairs = make([]metaPair, 0, n.pairs)
+	return n
 }
 
 // dedupeFlags keeps the last definition of each key, in the position of the
