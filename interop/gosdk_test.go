@@ -29,12 +29,11 @@ func TestGoSDKConformance(t *testing.T) {
 				StreamServerUrl: p.URL + "/",
 			}, p.URL+"/")
 			requireStreamClients(t, p, 1)
-			rem := remote.Initialize("interop-remote-"+c.Name, &remote.Config{
-				ServerUrl:    p.URL,
-				FetchTimeout: 10 * time.Second,
-				RetryBackoff: &remote.RetryBackoff{FetchRetries: 0},
-			})
+			// Every other user goes through a remote client whose URL ends
+			// in a slash.
+			remotes := []*remote.Client{newRemote(c.Name, p.URL), newRemote(c.Name+"/", p.URL+"/")}
 			for i, line := range c.Users {
+				rem := remotes[i%2]
 				want := c.Expected[i]
 				checkResult(t, "local poll", c, i, want, evalLocal(t, poll, line))
 				checkResult(t, "local stream", c, i, want, evalLocal(t, stream, line))
@@ -43,6 +42,14 @@ func TestGoSDKConformance(t *testing.T) {
 			checkOFREPGo(t, p, c)
 		})
 	}
+}
+
+func newRemote(name, url string) *remote.Client {
+	return remote.Initialize("interop-remote-"+name, &remote.Config{
+		ServerUrl:    url,
+		FetchTimeout: 10 * time.Second,
+		RetryBackoff: &remote.RetryBackoff{FetchRetries: 0},
+	})
 }
 
 // startLocal starts a local evaluation client with a distinct deployment
