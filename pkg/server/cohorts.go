@@ -5,23 +5,37 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/flagkit/experiment/pkg/cohort"
 )
 
 // serveCohort answers GET /sdk/v1/cohort/{id}?maxCohortSize=N&lastModified=M
 // as Amplitude's cohort download API does: 200 with the cohort, 204 when
 // lastModified is the stored copy's, 413 when it has more than N members,
 // 404 for an unknown id.
-func (h *Handler) serveCohort(w http.ResponseWriter, r *http.Request, p []string) {
-	st := h.current(w)
-	if st == nil {
-		return
-	}
+//
+// Cohort requests carry the analytics keys, not a deployment key: the
+// cohort is looked up in every deployment, first come first served.
+func (h *Handler) serveCohort(w http.ResponseWriter, r *http.Request, _ *deployment, p []string) {
 	id, err := url.PathUnescape(p[0])
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "cohort id: bad escape")
 		return
 	}
-	c := st.Flags.Cohorts.Get(id)
+	var c *cohort.Cohort
+	applied := false
+	for _, d := range h.deps {
+		if f := d.src.Current().Flags; f != nil {
+			applied = true
+			if c = f.Cohorts.Get(id); c != nil {
+				break
+			}
+		}
+	}
+	if !applied {
+		h.current(w, h.deps[0]) // the 503 of a server with nothing yet
+		return
+	}
 	if c == nil {
 		writeError(w, http.StatusNotFound, "no such cohort")
 		return
@@ -55,8 +69,8 @@ func (h *Handler) serveCohort(w http.ResponseWriter, r *http.Request, p []string
 // serveMemberships answers GET /sdk/v2/memberships/{groupType}/{groupName}
 // (the JVM SDK's proxy mode): the ids of the stored cohorts of that group
 // type listing the member ("User" for user ids).
-func (h *Handler) serveMemberships(w http.ResponseWriter, r *http.Request, p []string) {
-	st := h.current(w)
+func (h *Handler) serveMemberships(w http.ResponseWriter, r *http.Request, d *deployment, p []string) {
+	st := h.current(w, d)
 	if st == nil {
 		return
 	}

@@ -29,8 +29,8 @@ func sseEvent(body []byte) []byte {
 
 // current is the flags in use, or nil after answering 503: nothing has
 // been applied yet.
-func (h *Handler) current(w http.ResponseWriter) *State {
-	st := h.src.Current()
+func (h *Handler) current(w http.ResponseWriter, d *deployment) *State {
+	st := d.src.Current()
 	if st.Flags == nil {
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "no flag configs applied yet")
@@ -40,8 +40,8 @@ func (h *Handler) current(w http.ResponseWriter) *State {
 }
 
 // serveFlags answers GET /sdk/v2/flags with the flag configs.
-func (h *Handler) serveFlags(w http.ResponseWriter, r *http.Request, _ []string) {
-	st := h.current(w)
+func (h *Handler) serveFlags(w http.ResponseWriter, r *http.Request, d *deployment, _ []string) {
+	st := h.current(w, d)
 	if st == nil {
 		return
 	}
@@ -78,8 +78,8 @@ func (h *Handler) openStream() bool {
 // serveStream answers GET /sdk/stream/v1/flags: the flags as the first
 // event at once (SDKs give up after 1.5 s), then every change, with
 // keep-alives in between, until the client leaves or Close.
-func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, _ []string) {
-	st := h.current(w)
+func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, d *deployment, _ []string) {
+	st := h.current(w, d)
 	if st == nil {
 		return
 	}
@@ -91,6 +91,8 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, _ []string
 	defer h.streams.Done()
 	h.streamCount.Add(1)
 	defer h.streamCount.Add(-1)
+	d.streams.Add(1)
+	defer d.streams.Add(-1)
 	rc := http.NewResponseController(w)
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream")
@@ -111,11 +113,15 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, _ []string
 		case <-h.done:
 			return
 		case <-st.Changed:
-			st = h.src.Current()
+			st = d.src.Current()
 			if st.Flags == nil || st.Flags == sent {
 				continue // a problem noted, the flags unchanged
 			}
+			same := st.Flags.ETag == sent.ETag // new cohorts, the same configs
 			sent, ev = st.Flags, st.Flags.event
+			if same {
+				continue
+			}
 			tick.Reset(h.opts.KeepAlive)
 		case <-tick.C:
 		}

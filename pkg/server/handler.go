@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/subtle"
+	"encoding/base64"
 	"io"
 	"log/slog"
 	"net/http"
@@ -9,6 +10,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/flagkit/experiment/internal/redact"
+	"github.com/flagkit/experiment/pkg/experiment"
 )
 
 // Options configure a Handler. The zero value serves any key.
@@ -28,6 +32,36 @@ type Options struct {
 	Mode string
 	// Now is the clock for ages in /status and /metrics. Default time.Now.
 	Now func() time.Time
+	// Deployments, when set, is relay mode: each deployment key is served
+	// from its own Source, and a request with any other key, or none, gets
+	// 401. The Source given to New and RequireKey are then ignored.
+	Deployments []Deployment
+	// CohortAPIKey and CohortSecretKey, when both set, are the only
+	// credentials /sdk/v1/cohort accepts, as "Authorization: Basic
+	// base64(apiKey:secretKey)" (what the SDKs send Amplitude); others get
+	// 401. Unset: any, as snapshot mode wants.
+	CohortAPIKey, CohortSecretKey string
+	// Track, when set, receives the remote evaluations that requests ask
+	// to track (X-Amp-Exp-Track, X-Amp-Exp-Exposure-Track); unset, the
+	// headers are ignored. It is called on the request's goroutine and
+	// must not block.
+	Track func(Tracked)
+}
+
+// Deployment is one deployment key and the Source of its flags.
+type Deployment struct {
+	Key    string
+	Source Source
+}
+
+// Tracked is one remote evaluation whose events a request asked for.
+type Tracked struct {
+	User *experiment.User
+	// Variants are the evaluated variants, default variants included.
+	Variants map[string]experiment.Variant
+	// Assignment: X-Amp-Exp-Track was "track" or absent. Exposure:
+	// X-Amp-Exp-Exposure-Track was "track".
+	Assignment, Exposure bool
 }
 
 // DefaultKeepAlive is Options.KeepAlive's default.
@@ -40,7 +74,9 @@ const maxBodyBytes = 1 << 20
 // operational endpoints. It is safe for concurrent use. Close ends its
 // streams; it holds no other goroutine.
 type Handler struct {
-	src     Source
+	deps    []*deployment // one, with an empty key, serves any key
+	relay   bool          // Options.Deployments: an unknown key is refused
+	basic   string        // the cohort endpoint's Authorization value; "" accepts any
 	opts    Options
 	metrics *metrics
 
@@ -67,9 +103,37 @@ func New(src Source, opts Options) *Handler {
 	if opts.Mode == "" {
 		opts.Mode = "embedded"
 	}
-	h := &Handler{src: src, opts: opts, done: make(chan struct{})}
+	h := &Handler{opts: opts, done: make(chan struct{})}
+	if len(opts.Deployments) > 0 {
+		h.relay = true
+		for _, d := range opts.Deployments {
+			h.deps = append(h.deps, newDeployment(d.Key, d.Source))
+		}
+	} else {
+		h.deps = []*deployment{newDeployment(opts.RequireKey, src)}
+	}
+	if opts.CohortAPIKey != "" && opts.CohortSecretKey != "" {
+		h.basic = "Basic " + base64.StdEncoding.EncodeToString([]byte(opts.CohortAPIKey+":"+opts.CohortSecretKey))
+	}
 	h.metrics = newMetrics(h)
 	return h
+}
+
+// deployment is one Source as served: its key (empty: any), the key's
+// fingerprint for /status, and its open streams.
+type deployment struct {
+	key     []byte
+	fp      string
+	src     Source
+	streams atomic.Int64
+}
+
+func newDeployment(key string, src Source) *deployment {
+	d := &deployment{key: []byte(key), fp: "any", src: src}
+	if key != "" {
+		d.fp = "fp " + redact.Fingerprint(key)
+	}
+	return d
 }
 
 // Close ends every open flag stream, so that http.Server.Shutdown, which
@@ -105,7 +169,7 @@ type route struct {
 	name    string
 	ops     bool
 	methods string // space-separated
-	serve   func(h *Handler, w http.ResponseWriter, r *http.Request, params []string)
+	serve   func(h *Handler, w http.ResponseWriter, r *http.Request, d *deployment, params []string)
 }
 
 var (
@@ -207,10 +271,21 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, api, ops bool) {
 	case !allowed(rt.methods, r.Method):
 		rec.Header().Set("Allow", strings.ReplaceAll(rt.methods, " ", ", "))
 		writeError(rec, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; want "+strings.ReplaceAll(rt.methods, " ", " or "))
-	case !rt.ops && !h.authorized(r):
-		writeError(rec, http.StatusUnauthorized, "deployment key not accepted")
+	case rt.name == "cohort":
+		if !h.cohortAuthorized(r) {
+			writeError(rec, http.StatusUnauthorized, "cohort credentials not accepted")
+			break
+		}
+		rt.serve(h, rec, r, nil, p)
+	case rt.ops:
+		rt.serve(h, rec, r, nil, p)
 	default:
-		rt.serve(h, rec, r, p)
+		d := h.deploymentOf(r)
+		if d == nil {
+			writeError(rec, http.StatusUnauthorized, "deployment key not accepted")
+			break
+		}
+		rt.serve(h, rec, r, d, p)
 	}
 	d := time.Since(start)
 	h.metrics.observe(rt.name, r.Method, rec.status, d)
@@ -235,24 +310,47 @@ func shortPath(p string) string {
 	return p
 }
 
-// authorized checks the request's key against RequireKey, in constant
-// time; the cohort endpoint's Basic credentials are not a deployment key
-// and pass (snapshot mode has no analytics keys to check them against).
-func (h *Handler) authorized(r *http.Request) bool {
-	if h.opts.RequireKey == "" {
-		return true
+// deploymentOf is the deployment whose key the request carries
+// ("Authorization: Api-Key K", "Authorization: Bearer K" or "X-API-Key:
+// K"), or nil. Every key is compared, each in constant time, so the time
+// taken says nothing of which key came close.
+func (h *Handler) deploymentOf(r *http.Request) *deployment {
+	if !h.relay && len(h.deps[0].key) == 0 {
+		return h.deps[0]
 	}
+	key := requestKey(r)
+	var found *deployment
+	for _, d := range h.deps {
+		if subtle.ConstantTimeCompare(key, d.key) == 1 {
+			found = d
+		}
+	}
+	return found
+}
+
+func requestKey(r *http.Request) []byte {
 	key := r.Header.Get("X-API-Key")
 	if a := r.Header.Get("Authorization"); a != "" {
 		scheme, rest, _ := strings.Cut(a, " ")
 		switch strings.ToLower(scheme) {
 		case "api-key", "bearer":
 			key = strings.TrimSpace(rest)
-		case "basic":
-			return true
 		}
 	}
-	return subtle.ConstantTimeCompare([]byte(key), []byte(h.opts.RequireKey)) == 1
+	return []byte(key)
+}
+
+// cohortAuthorized checks the cohort endpoint's Basic credentials, in
+// constant time, when the Handler has some to check against.
+func (h *Handler) cohortAuthorized(r *http.Request) bool {
+	if h.basic == "" {
+		return true
+	}
+	got := strings.TrimSpace(r.Header.Get("Authorization"))
+	if scheme, rest, ok := strings.Cut(got, " "); ok && strings.EqualFold(scheme, "basic") {
+		got = "Basic " + strings.TrimSpace(rest) // the scheme is case-insensitive
+	}
+	return subtle.ConstantTimeCompare([]byte(got), []byte(h.basic)) == 1
 }
 
 // recorder remembers the status for metrics and logs; Unwrap lets

@@ -189,8 +189,8 @@ func (c *renderCache) ofrepJSON(set *experiment.FlagSet, r eval.Result) []byte {
 }
 
 // serveOFREP answers POST /ofrep/v1/evaluate/flags/{key}.
-func (h *Handler) serveOFREP(w http.ResponseWriter, r *http.Request, p []string) {
-	st := h.current(w)
+func (h *Handler) serveOFREP(w http.ResponseWriter, r *http.Request, d *deployment, p []string) {
+	st := h.current(w, d)
 	if st == nil {
 		return
 	}
@@ -229,8 +229,8 @@ func (h *Handler) serveOFREP(w http.ResponseWriter, r *http.Request, p []string)
 // serveOFREPBulk answers POST /ofrep/v1/evaluate/flags: every flag, with
 // an ETag that is a hash of the response body, so that a changed context
 // never gets a stale 304 (flagd's bug, fixed in flagd #2036).
-func (h *Handler) serveOFREPBulk(w http.ResponseWriter, r *http.Request, _ []string) {
-	st := h.current(w)
+func (h *Handler) serveOFREPBulk(w http.ResponseWriter, r *http.Request, d *deployment, _ []string) {
+	st := h.current(w, d)
 	if st == nil {
 		return
 	}

@@ -9,8 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/flagkit/experiment/internal/redact"
 )
 
 // metrics are a Handler's own: a registry per Handler, never the global
@@ -35,23 +33,43 @@ func newMetrics(h *Handler) *metrics {
 	}, func() float64 { return float64(h.streamCount.Load()) })
 	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "experiment_serve_flags_age_seconds",
-		Help: "Time since the flags served were applied; -1 before the first.",
+		Help: "Time since the oldest flags served were applied; -1 while a deployment has none.",
 	}, func() float64 {
-		if f := h.src.Current().Flags; f != nil {
-			return h.opts.Now().Sub(f.Applied).Seconds()
+		oldest := 0.0
+		for _, d := range h.deps {
+			f := d.src.Current().Flags
+			if f == nil {
+				return -1
+			}
+			oldest = max(oldest, h.opts.Now().Sub(f.Applied).Seconds())
 		}
-		return -1
+		return oldest
 	})
 	count := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "experiment_serve_flags",
-		Help: "Flags served.",
+		Help: "Flags served, summed over deployments.",
 	}, func() float64 {
-		if f := h.src.Current().Flags; f != nil {
-			return float64(f.Set.Snapshot().Len())
+		n := 0
+		for _, d := range h.deps {
+			if f := d.src.Current().Flags; f != nil {
+				n += f.Set.Snapshot().Len()
+			}
 		}
-		return 0
+		return float64(n)
 	})
-	reg.MustRegister(m.duration, streams, age, count,
+	ready := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "experiment_serve_deployments_ready",
+		Help: "Deployments with flags applied.",
+	}, func() float64 {
+		n := 0
+		for _, d := range h.deps {
+			if d.src.Current().Flags != nil {
+				n++
+			}
+		}
+		return float64(n)
+	})
+	reg.MustRegister(m.duration, streams, age, count, ready,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	return m
@@ -68,20 +86,22 @@ func (m *metrics) observe(route, method string, status int, d time.Duration) {
 	m.duration.WithLabelValues(route, method, strconv.Itoa(status)).Observe(d.Seconds())
 }
 
-func (h *Handler) serveMetrics(w http.ResponseWriter, r *http.Request, _ []string) {
+func (h *Handler) serveMetrics(w http.ResponseWriter, r *http.Request, _ *deployment, _ []string) {
 	h.metrics.handler.ServeHTTP(w, r)
 }
 
-func (h *Handler) serveHealthz(w http.ResponseWriter, r *http.Request, _ []string) {
+func (h *Handler) serveHealthz(w http.ResponseWriter, r *http.Request, _ *deployment, _ []string) {
 	writeBody(w, r, http.StatusOK, []byte(`{"status":"ok"}`))
 }
 
-// serveReadyz is 503 until flags are applied: a load balancer sends no
-// SDK here before it can answer.
-func (h *Handler) serveReadyz(w http.ResponseWriter, r *http.Request, _ []string) {
-	if h.src.Current().Flags == nil {
-		writeBody(w, r, http.StatusServiceUnavailable, []byte(`{"status":"not ready","reason":"no flag configs applied yet"}`))
-		return
+// serveReadyz is 503 until every deployment has flags applied: a load
+// balancer sends no SDK here before it can answer all of them.
+func (h *Handler) serveReadyz(w http.ResponseWriter, r *http.Request, _ *deployment, _ []string) {
+	for _, d := range h.deps {
+		if d.src.Current().Flags == nil {
+			writeBody(w, r, http.StatusServiceUnavailable, []byte(`{"status":"not ready","reason":"no flag configs applied yet"}`))
+			return
+		}
 	}
 	writeBody(w, r, http.StatusOK, []byte(`{"status":"ready"}`))
 }
@@ -99,7 +119,9 @@ type Status struct {
 
 // DeploymentStatus is one flag source's state.
 type DeploymentStatus struct {
-	// Key is the fingerprint of the deployment key required, or "any".
+	// Key is "fp " and the fingerprint of the deployment key, or "any".
+	// Source is the flags' origin ("file flags.json"), or in relay mode
+	// Upstream.Source.
 	Key           string         `json:"key"`
 	Source        string         `json:"source"`
 	Ready         bool           `json:"ready"`
@@ -110,6 +132,8 @@ type DeploymentStatus struct {
 	Problem       string         `json:"problem,omitempty"`
 	StreamClients int64          `json:"stream_clients"`
 	Cohorts       []CohortStatus `json:"cohorts"`
+	// Upstream is set for a Source that is a Reporter (relay mode).
+	Upstream *Upstream `json:"upstream,omitempty"`
 }
 
 // CohortStatus is one served cohort.
@@ -120,15 +144,53 @@ type CohortStatus struct {
 	LastModified int64  `json:"last_modified"`
 }
 
-// Status reports the Handler's state, as /status serves it.
+// Status reports the Handler's state, as /status serves it: "starting"
+// while a deployment has no flags, else "degraded" when one has a problem.
 func (h *Handler) Status() Status {
-	st := h.src.Current()
-	d := DeploymentStatus{Key: "any", Problem: st.Problem, Cohorts: []CohortStatus{}}
-	if h.opts.RequireKey != "" {
-		d.Key = "fp " + redact.Fingerprint(h.opts.RequireKey)
+	s := Status{Status: "healthy", Healthy: true, Mode: h.opts.Mode}
+	for _, dep := range h.deps {
+		d := h.deploymentStatus(dep)
+		switch {
+		case !d.Ready:
+			s.Status, s.Healthy = "starting", false
+		case d.Problem != "" && s.Status != "starting":
+			s.Status, s.Healthy = "degraded", false
+		}
+		s.Deployments = append(s.Deployments, d)
 	}
-	d.StreamClients = h.streamCount.Load()
-	s := Status{Status: "starting", Mode: h.opts.Mode}
+	return s
+}
+
+// Reporter is a Source that says where its flags come from, for /status
+// (Relay does).
+type Reporter interface {
+	Report() Upstream
+}
+
+// Upstream is what a Reporter says: Amplitude's side of a deployment.
+type Upstream struct {
+	// Source of the flags in use: "server", "stream", "cache" or "".
+	Source    string     `json:"source"`
+	State     string     `json:"state"`
+	Streaming bool       `json:"streaming"`
+	FetchedAt *time.Time `json:"fetched_at,omitempty"`
+	LastError string     `json:"last_error,omitempty"`
+	// Cohorts are the targeted cohorts' sync states.
+	Cohorts []UpstreamCohort `json:"cohorts,omitempty"`
+}
+
+// UpstreamCohort is one targeted cohort's sync state.
+type UpstreamCohort struct {
+	ID        string     `json:"id"`
+	Source    string     `json:"source"`
+	Members   int        `json:"members"`
+	FetchedAt *time.Time `json:"fetched_at,omitempty"`
+	LastError string     `json:"last_error,omitempty"`
+}
+
+func (h *Handler) deploymentStatus(dep *deployment) DeploymentStatus {
+	st := dep.src.Current()
+	d := DeploymentStatus{Key: dep.fp, Problem: st.Problem, Cohorts: []CohortStatus{}, StreamClients: dep.streams.Load()}
 	if f := st.Flags; f != nil {
 		applied := f.Applied
 		d.Source, d.Ready, d.AppliedAt, d.ETag = f.Origin, true, &applied, f.ETag
@@ -137,16 +199,18 @@ func (h *Handler) Status() Status {
 		for _, c := range f.Cohorts.Cohorts() {
 			d.Cohorts = append(d.Cohorts, CohortStatus{ID: c.ID, GroupType: c.GroupType, Size: c.Size, LastModified: c.LastModified})
 		}
-		s.Status, s.Healthy = "healthy", st.Problem == ""
-		if !s.Healthy {
-			s.Status = "degraded"
+	}
+	if rep, ok := dep.src.(Reporter); ok {
+		up := rep.Report()
+		d.Upstream = &up
+		if up.Source != "" {
+			d.Source = up.Source
 		}
 	}
-	s.Deployments = []DeploymentStatus{d}
-	return s
+	return d
 }
 
-func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request, _ []string) {
+func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request, _ *deployment, _ []string) {
 	b, err := json.Marshal(h.Status())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "encoding status: "+err.Error())

@@ -66,11 +66,30 @@ func FlagsOf(flags []*eval.Flag, cohorts *cohort.Store, origin string, applied t
 	return newFlags(flags, body, cohorts, origin, applied)
 }
 
+// FlagsOfSet serves a flag set already compiled, a LocalClient's: its
+// configs are encoded again (the client keeps no upstream bytes; the
+// encoding is faithful, field for field) and its cohorts are served.
+func FlagsOfSet(set *experiment.FlagSet, origin string, applied time.Time) (*Flags, error) {
+	flags := set.Flags()
+	if flags == nil {
+		flags = []*eval.Flag{}
+	}
+	body, err := json.Marshal(flags)
+	if err != nil {
+		return nil, fmt.Errorf("encoding flag configs: %w", err)
+	}
+	return flagsOf(set, body, set.Cohorts(), origin, applied), nil
+}
+
 func newFlags(flags []*eval.Flag, body []byte, cohorts *cohort.Store, origin string, applied time.Time) (*Flags, error) {
 	set, err := experiment.NewFlagSet(flags, cohorts)
 	if err != nil {
 		return nil, fmt.Errorf("compiling flag configs: %w", err)
 	}
+	return flagsOf(set, body, cohorts, origin, applied), nil
+}
+
+func flagsOf(set *experiment.FlagSet, body []byte, cohorts *cohort.Store, origin string, applied time.Time) *Flags {
 	sum := sha256.Sum256(body)
 	f := &Flags{
 		Set: set, Body: body, ETag: `"` + hex.EncodeToString(sum[:16]) + `"`,
@@ -79,7 +98,7 @@ func newFlags(flags []*eval.Flag, body []byte, cohorts *cohort.Store, origin str
 		event:  sseEvent(body),
 		render: newRenderCache(set.Snapshot().Outcomes()),
 	}
-	return f, nil
+	return f
 }
 
 func gzipBytes(b []byte) []byte {

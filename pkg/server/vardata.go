@@ -120,19 +120,19 @@ func requestFlagKeys(r *http.Request) ([]string, error) {
 	return keys, nil
 }
 
-func (h *Handler) serveVardataV2(w http.ResponseWriter, r *http.Request, _ []string) {
-	h.serveVardata(w, r, false)
+func (h *Handler) serveVardataV2(w http.ResponseWriter, r *http.Request, d *deployment, _ []string) {
+	h.serveVardata(w, r, d, false)
 }
 
-func (h *Handler) serveVardataV1(w http.ResponseWriter, r *http.Request, _ []string) {
-	h.serveVardata(w, r, true)
+func (h *Handler) serveVardataV1(w http.ResponseWriter, r *http.Request, d *deployment, _ []string) {
+	h.serveVardata(w, r, d, true)
 }
 
 // serveVardata answers remote evaluation: a JSON object flag key ->
 // variant, default variants included unless v1, which drops variants
 // that are default or not deployed (the legacy fetch filter).
-func (h *Handler) serveVardata(w http.ResponseWriter, r *http.Request, v1 bool) {
-	st := h.current(w)
+func (h *Handler) serveVardata(w http.ResponseWriter, r *http.Request, d *deployment, v1 bool) {
+	st := h.current(w, d)
 	if st == nil {
 		return
 	}
@@ -155,6 +155,7 @@ func (h *Handler) serveVardata(w http.ResponseWriter, r *http.Request, v1 bool) 
 		writeError(w, http.StatusInternalServerError, "flag configs: "+err.Error())
 		return
 	}
+	h.track(r, user, results)
 	body := make([]byte, 0, 64+len(results)*160)
 	body = append(body, '{')
 	for _, res := range results {
@@ -168,6 +169,31 @@ func (h *Handler) serveVardata(w http.ResponseWriter, r *http.Request, v1 bool) 
 	}
 	body = append(body, '}')
 	writeBody(w, r, http.StatusOK, body)
+}
+
+// track hands an evaluation to Options.Track when the request asks for
+// its events: X-Amp-Exp-Track "track" or absent for the assignment
+// ("no-track" and "read-only" for none), X-Amp-Exp-Exposure-Track "track"
+// for the exposure (absent: none). Default variants are included, as
+// Amplitude's remote evaluation tracks them.
+func (h *Handler) track(r *http.Request, user *experiment.User, results []eval.Result) {
+	if h.opts.Track == nil || len(results) == 0 {
+		return
+	}
+	t := Tracked{User: user}
+	switch strings.ToLower(strings.TrimSpace(r.Header.Get("X-Amp-Exp-Track"))) {
+	case "", "track":
+		t.Assignment = true
+	}
+	t.Exposure = strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Amp-Exp-Exposure-Track")), "track")
+	if !t.Assignment && !t.Exposure {
+		return
+	}
+	t.Variants = make(map[string]experiment.Variant, len(results))
+	for _, res := range results {
+		t.Variants[res.FlagKey] = experiment.VariantOf(res)
+	}
+	h.opts.Track(t)
 }
 
 // dropV1 is the legacy fetch filter: default variants and undeployed flags.
