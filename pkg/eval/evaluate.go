@@ -345,6 +345,8 @@ func (e *evaluator) normalizeAny(v *normValue, x any) {
 		v.null = true
 	case string:
 		e.normalizeString(v, t)
+	case float64, bool: // neither a list nor a container: no reflection
+		e.setScalar(v, e.scalarString(t))
 	default:
 		e.normalize(v, rawValue{kind: rawAny, a: x})
 	}
@@ -364,8 +366,9 @@ func (e *evaluator) group(ctx *Context, sel *selector) *groupSlot {
 	g := &e.groups[sel.group]
 	if g.gen != e.gen {
 		*g = groupSlot{gen: e.gen}
-		g.name, g.ok = ctx.group(sel.groupType)
-		g.props, _ = ctx.groupProperties(sel.groupType)
+		if g.name, g.ok = ctx.group(sel.groupType); g.ok {
+			g.props = ctx.GroupProperties[sel.groupType][g.name]
+		}
 	}
 	return g
 }
@@ -538,9 +541,13 @@ func (e *evaluator) normalize(v *normValue, r rawValue) {
 			e.setScalar(v, jsonText(arr))
 			return
 		}
-		if list, ok := e.goTypedList(r.a); ok {
-			e.setList(v, list)
-			return
+		switch r.a.(type) {
+		case float64, bool, map[string]any: // not lists: no reflection
+		default:
+			if list, ok := e.goTypedList(r.a); ok {
+				e.setList(v, list)
+				return
+			}
 		}
 		e.setScalar(v, e.scalarString(r.a))
 	}
@@ -682,7 +689,9 @@ func (e *evaluator) groupsJSON(groups map[string][]string) string {
 		}
 	}
 	keys := e.strs[start:]
-	slices.Sort(keys)
+	if len(keys) > 1 {
+		slices.Sort(keys)
+	}
 	e.text.reserve(size)
 	at := len(e.text.buf)
 	buf, ok := appendGroupsJSON(e.text.buf, groups, keys)
