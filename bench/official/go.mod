@@ -14,5 +14,4 @@ require (
 	github.com/google/uuid v1.3.0 // indirect
 	github.com/spaolacci/murmur3 v1.1.0 // indirect
 	github.com/tmaxmax/go-sse v0.11.0 // indirect
-	github.com/twmb/murmur3 v1.1.8 // indirect
 )

@@ -1,7 +1,10 @@
 #!/bin/sh
 # Runs every benchmark ROUNDS times (default 5), each round all of them in
 # turn, so that the official SDK and ours are measured interleaved under the
-# same machine load; then prints the medians side by side with benchstat.
+# same machine load; then prints the medians side by side with benchstat and
+# cmd/ratios. All run in one process, as a service holds both its data and
+# the SDK: run alone, with a heap of a few megabytes, the official SDK
+# collects garbage far more often and looks up to twice as slow.
 #
 #   ./run.sh                      # all benchmarks, 5 rounds
 #   BENCH=Evaluate ROUNDS=3 ./run.sh

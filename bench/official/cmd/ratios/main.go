@@ -116,7 +116,14 @@ func printTables(w io.Writer, rows []*row) {
 		if off == nil || ours == nil || off["B/flag"] == nil {
 			continue
 		}
-		fmt.Fprintf(w, "- %s held per flag: official %.0f B, ours %.0f B\n", r.name, median(off["B/flag"]), median(ours["B/flag"]))
+		fmt.Fprintf(w, "- %s held per flag: official %.0f B, ours %.0f B", r.name, median(off["B/flag"]), median(ours["B/flag"]))
+		if c := r.impls["ours-compile"]; c != nil {
+			fmt.Fprintf(w, "; ours-compile %s, %.0f B", duration(median(c["ns/op"])), median(c["B/flag"]))
+		}
+		if f := r.impls["fetch"]; f != nil {
+			fmt.Fprintf(w, "; the fetch alone %s", duration(median(f["ns/op"])))
+		}
+		fmt.Fprintln(w)
 	}
 	scaling(w, rows)
 }
