@@ -50,7 +50,7 @@ func (r *rawSource) flag(i int) *Flag {
 	sp := r.spans[i]
 	f, err := decodeFlag(r.data[sp.start:sp.end], newFastDecoder(nil, map[string]string{}))
 	if err != nil {
-		panic("eval: a flag that decoded once does not decode again: " + err.Error())
+		panic("a flag that decoded once does not decode again: " + err.Error())
 	}
 	return f
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -110,4 +111,50 @@ func FuzzLoad(f *testing.F) {
 		require.NoError(t, err)
 		sameSnapshots(t, snap, got, fuzzContexts())
 	})
+}
+
+// TestConcurrentFirstUse: what a snapshot builds on first use (merged
+// metadata, regexes the direct matchers leave, flags decoded again from the
+// document) is built safely when many evaluations need it at once.
+func TestConcurrentFirstUse(t *testing.T) {
+	dir := filepath.Join(conformanceRoot, "02-mixed")
+	want, lines := loadCaseSnapshot(t, dir)
+	data, err := os.ReadFile(filepath.Join(dir, "flags.json"))
+	require.NoError(t, err)
+	cold, err := Load(data)
+	require.NoError(t, err)
+	var ctxs []*Context
+	for _, line := range lines {
+		ctxs = append(ctxs, contextFromJSON(t, line))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range ctxs {
+				ctx := ctxs[(j+g*7)%len(ctxs)]
+				got, err := cold.Evaluate(ctx, nil, nil)
+				ref, _ := want.Evaluate(ctx, nil, nil)
+				if err != nil || !reflect.DeepEqual(got, ref) {
+					errs <- fmt.Errorf("goroutine %d: results differ (%v)", g, err)
+					return
+				}
+				if _, err := cold.Explain(ctx, nil); err != nil {
+					errs <- err
+					return
+				}
+				if k := cold.Keys()[j%cold.Len()]; !reflect.DeepEqual(cold.Flag(k), want.Flag(k)) {
+					errs <- fmt.Errorf("goroutine %d: flag %q differs", g, k)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
