@@ -36,28 +36,39 @@ type serveOptions struct {
 	Drain         time.Duration
 	Debug         bool
 	Now           func() time.Time
+	Relay         relayOptions
 }
 
 func newServeCmd(f *Factory, runF func(context.Context, *serveOptions) error) *cobra.Command {
 	opts := &serveOptions{IO: f.IO, Now: f.Now}
 	c := &cobra.Command{
-		Use:   "serve --flags FILE [--cohorts DIR]",
+		Use:   "serve --flags FILE [--cohorts DIR] | --deployment-key KEY...",
 		Short: "Serve flag configs to Amplitude's SDKs and OpenFeature providers",
 		Long: "Serve flag configs as Amplitude's flag, stream, evaluation and cohort services do, so that\n" +
 			"the official SDKs (local and remote evaluation) and OFREP providers use it unmodified: point\n" +
 			"their server URL at http://ADDR. With --flags FILE (snapshot mode), no account and no network\n" +
 			"are needed; edits to the files are picked up within a second and pushed to streaming clients,\n" +
 			"and a broken edit keeps the last good flags. --override forces a variant for everyone or for one\n" +
-			"user id or device id, in the served flag configs themselves. SIGTERM or Ctrl-C drains and exits 0.\n" +
+			"user id or device id, in the served flag configs themselves. With --deployment-key (relay mode,\n" +
+			"repeatable) each deployment's flags are kept fresh from Amplitude and served to requests carrying\n" +
+			"that key (401 for others); --api-key/--secret-key add cohorts, --forward-events sends the events\n" +
+			"remote evaluation requests ask for. SIGTERM or Ctrl-C drains and exits 0.\n" +
 			"Endpoints: docs/serve.md.",
 		Example: `  experiment serve --flags snapshot.json
   experiment serve --flags flags.json --cohorts cohorts --override new-editor=on@user-1
-  experiment serve --flags flags.json --listen 0.0.0.0:3546 --ops-listen 127.0.0.1:9090 --require-key server-ci`,
+  experiment serve --flags flags.json --listen 0.0.0.0:3546 --ops-listen 127.0.0.1:9090 --require-key server-ci
+  experiment serve --deployment-key server-a --deployment-key server-b --stream --api-key K --secret-key S`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
+			relay := len(opts.Relay.keys) > 0
+			if err := opts.Relay.check(c, opts, relay); err != nil {
+				return err
+			}
 			switch {
+			case relay:
 			case opts.FlagsFile == "":
-				return withHint(usageError("serve needs --flags FILE"), "relay mode (--deployment-key) is not built yet; pull a snapshot with experiment flags pull --out FILE")
+				return withHint(usageError("serve needs --flags FILE (snapshot mode) or --deployment-key KEY (relay mode)"),
+					"pull a snapshot with experiment flags pull --out FILE, or relay a deployment with --deployment-key")
 			case opts.FlagsFile == "-":
 				return usageError("--flags -: serve needs a file it can read again")
 			case opts.CheckInterval <= 0:
@@ -65,6 +76,9 @@ func newServeCmd(f *Factory, runF func(context.Context, *serveOptions) error) *c
 			}
 			if runF != nil {
 				return runF(c.Context(), opts)
+			}
+			if relay {
+				return runRelay(c.Context(), opts)
 			}
 			return runServe(c.Context(), opts)
 		},
@@ -81,6 +95,7 @@ func newServeCmd(f *Factory, runF func(context.Context, *serveOptions) error) *c
 	fl.DurationVar(&opts.Drain, "drain-timeout", 10*time.Second, "how long SIGTERM waits for requests in flight")
 	fl.BoolVar(&opts.Debug, "debug", false, "log one line per request on stderr (never a key)")
 	fl.MarkHidden("file-check-interval")
+	opts.Relay.register(fl)
 	return c
 }
 
