@@ -128,34 +128,13 @@ func (d *fastDecoder) null() bool {
 // array calls elem for each element of an array, positioned at it. It
 // reports false, consuming nothing, when a null comes instead.
 func (d *fastDecoder) array(elem func()) bool {
-	if d.null() || d.failed {
-		return false
-	}
-	if d.peek() != '[' {
-		d.fail()
-		return false
-	}
-	d.pos++
-	d.depth++
-	if d.depth > maxFastDepth {
-		d.fail()
-	}
-	if d.peek() == ']' {
-		d.pos++
-		d.depth--
-		return true
+	if ok, empty := d.enter('[', ']'); !ok || empty {
+		return ok
 	}
 	for !d.failed {
 		elem()
-		switch d.peek() {
-		case ',':
-			d.pos++
-		case ']':
-			d.pos++
-			d.depth--
-			return true
-		default:
-			d.fail()
+		if !d.more(']') {
+			return !d.failed
 		}
 	}
 	return false
@@ -164,22 +143,8 @@ func (d *fastDecoder) array(elem func()) bool {
 // object calls member with each key of an object, positioned at its value.
 // It reports false, consuming nothing, when a null comes instead.
 func (d *fastDecoder) object(member func(key []byte)) bool {
-	if d.null() || d.failed {
-		return false
-	}
-	if d.peek() != '{' {
-		d.fail()
-		return false
-	}
-	d.pos++
-	d.depth++
-	if d.depth > maxFastDepth {
-		d.fail()
-	}
-	if d.peek() == '}' {
-		d.pos++
-		d.depth--
-		return true
+	if ok, empty := d.enter('{', '}'); !ok || empty {
+		return ok
 	}
 	for !d.failed {
 		key, ok := d.key()
@@ -189,16 +154,50 @@ func (d *fastDecoder) object(member func(key []byte)) bool {
 		}
 		d.pos++
 		member(key)
-		switch d.peek() {
-		case ',':
-			d.pos++
-		case '}':
-			d.pos++
-			d.depth--
-			return true
-		default:
-			d.fail()
+		if !d.more('}') {
+			return !d.failed
 		}
+	}
+	return false
+}
+
+// enter steps into a container that open starts. ok is false for a null
+// (nothing consumed) or anything else (the decoder fails); empty is true,
+// with the container already left, when close follows at once.
+func (d *fastDecoder) enter(open, close byte) (ok, empty bool) {
+	if d.null() || d.failed {
+		return false, false
+	}
+	if d.peek() != open {
+		d.fail()
+		return false, false
+	}
+	d.pos++
+	d.depth++
+	if d.depth > maxFastDepth {
+		d.fail()
+	}
+	if d.peek() == close {
+		d.pos++
+		d.depth--
+		return true, true
+	}
+	return true, false
+}
+
+// more moves past the comma before the next element and reports true, or
+// past close, leaving the container, and reports false; anything else
+// fails the decoder.
+func (d *fastDecoder) more(close byte) bool {
+	switch d.peek() {
+	case ',':
+		d.pos++
+		return true
+	case close:
+		d.pos++
+		d.depth--
+	default:
+		d.fail()
 	}
 	return false
 }
