@@ -104,12 +104,3 @@ func readBody(r *http.Request) ([]byte, error) {
 	}
 	return body, nil
 }
-
-// bodyError answers a readBody error: 413 for too large, else 400.
-func bodyError(w http.ResponseWriter, err error) {
-	if errors.Is(err, errTooLarge) {
-		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
-		return
-	}
-	writeError(w, http.StatusBadRequest, err.Error())
-}
