@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/amplitude/experiment-go-server/pkg/experiment/local"
 
 	"github.com/flagkit/experiment/pkg/eval"
+	ours "github.com/flagkit/experiment/pkg/experiment"
 )
 
 // benchUserJSON is the benchmark user of the flag sets' README.
@@ -195,7 +197,36 @@ func heapInUse() uint64 {
 var (
 	sinkVariants map[string]experiment.Variant
 	sinkResults  []eval.Result
+	sinkOurs     map[string]ours.Variant
 )
+
+// startOurs starts our local evaluation client on srv, as startOfficial
+// does the official one: no tracking, no refresh during the run.
+func startOurs(tb testing.TB, srv *httptest.Server) *ours.LocalClient {
+	tb.Helper()
+	client, err := ours.NewLocalClient("server-bench", &ours.LocalConfig{
+		ServerURL: srv.URL, FlagConfigPollingInterval: 24 * time.Hour,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := client.Start(tb.Context()); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { client.Close() })
+	return client
+}
+
+// oursUser is the benchmark user as our SDK takes it, from the official
+// SDK's decoded user so that both see identical values.
+func oursUser(u *experiment.User) *ours.User {
+	return &ours.User{
+		UserID: u.UserId, DeviceID: u.DeviceId, Country: u.Country, Platform: u.Platform,
+		Version: u.Version, OS: u.Os, UserProperties: u.UserProperties, Groups: u.Groups,
+		GroupProperties: u.GroupProperties,
+	}
+}
 
 // BenchmarkEvaluate evaluates every flag for the benchmark user: the
 // official client's EvaluateV2(user, nil), and our engine's Evaluate.
@@ -229,6 +260,20 @@ func BenchmarkEvaluate(b *testing.B) {
 			for b.Loop() {
 				var err error
 				if sinkResults, err = snap.Evaluate(ctx, nil, dst[:0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("flags=%d/impl=ours-evaluatev2", n), func(b *testing.B) {
+			client, u := startOurs(b, srv), oursUser(user)
+			if _, err := client.EvaluateV2(u); err != nil { // warm, as the others
+				b.Fatal(err)
+			}
+			runtime.GC()
+			b.ReportAllocs()
+			for b.Loop() {
+				var err error
+				if sinkOurs, err = client.EvaluateV2(u); err != nil {
 					b.Fatal(err)
 				}
 			}

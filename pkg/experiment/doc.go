@@ -36,6 +36,12 @@
 // A [FlagSet] is the same evaluation over flags loaded by other means
 // (a file, a test), with no client at all.
 //
+// The map EvaluateV2 returns is the caller's, but the Metadata and Payload
+// of its variants are the flag set's, shared by every evaluation: read them
+// and never modify them (maps.Clone first), as results of Amplitude's own
+// SDKs are treated. Sharing keeps an evaluation to the one allocation of
+// the map.
+//
 // # Cohorts
 //
 // Flags may target behavioural cohorts. With LocalConfig.CohortSyncConfig

@@ -1,6 +1,8 @@
 package experiment
 
 import (
+	"sync"
+
 	"github.com/flagkit/experiment/pkg/cohort"
 	"github.com/flagkit/experiment/pkg/eval"
 )
@@ -14,6 +16,11 @@ type FlagSet struct {
 	cohorts *cohort.Store
 	refs    cohort.References
 	index   *cohort.Index
+	// results holds *[]eval.Result buffers for the map-returning
+	// EvaluateV2, which needs the engine's results only until it has built
+	// the map: a warm call then allocates the map alone. Owned by the set
+	// so that a buffer sized for one flag set is not handed to another.
+	results sync.Pool
 }
 
 // NewFlagSet compiles flags. cohorts may be nil: then nobody is a member of
@@ -45,14 +52,27 @@ func (fs *FlagSet) CohortReferences() cohort.References { return fs.refs }
 // EvaluateV2 evaluates the named flags and their dependencies (every flag
 // when none are named) for user and returns every variant produced, default
 // variants included. The user is not modified.
+//
+// The map is the caller's, but each Variant's Metadata and Payload are the
+// compiled set's, shared by every evaluation: read them, never modify them
+// (copy first, e.g. with maps.Clone). Amplitude's SDKs hand out results that
+// callers treat as read-only too; sharing spares a copy per variant, which
+// cost three times the evaluation itself.
 func (fs *FlagSet) EvaluateV2(user *User, flagKeys ...string) (map[string]Variant, error) {
-	results, err := fs.EvaluateResults(user, flagKeys, nil)
+	buf, _ := fs.results.Get().(*[]eval.Result)
+	if buf == nil {
+		buf = new([]eval.Result)
+	}
+	defer fs.results.Put(buf)
+	ctx := fs.Context(user)
+	results, err := fs.snap.Evaluate(&ctx, flagKeys, (*buf)[:0])
+	*buf = results // keep the grown capacity; the results point into the set only
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[string]Variant, len(results))
 	for _, r := range results {
-		out[r.FlagKey] = VariantOf(r).clone()
+		out[r.FlagKey] = Variant{Key: r.Key, Value: r.Value, Payload: r.Payload, Metadata: r.Metadata}
 	}
 	return out, nil
 }

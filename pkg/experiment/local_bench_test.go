@@ -52,8 +52,7 @@ func startedClient(tb testing.TB, body []byte) (*experiment.LocalClient, func())
 // BenchmarkLocalEvaluateV2 is evaluation through the local client, beside
 // the bare engine (BenchmarkEvaluate in pkg/eval) on the same files and
 // user: /results is the client's allocation-light path, /map the
-// map-returning EvaluateV2 (which copies each variant's metadata for the
-// caller).
+// map-returning EvaluateV2 (a fresh map per call, variant metadata shared).
 func BenchmarkLocalEvaluateV2(b *testing.B) {
 	for _, n := range []int{1, 10, 100, 1000} {
 		c, stop := startedClient(b, benchFlags(b, n))

@@ -15,7 +15,9 @@ var ErrNotStarted = errors.New("local client has no flag configs yet: call Start
 
 // EvaluateV2 evaluates the named flags and their dependencies (every flag
 // when none are named) for user, default variants included. The user is
-// not modified.
+// not modified. The map is the caller's; each variant's Metadata and
+// Payload are shared with the flags in use and must not be modified (see
+// FlagSet.EvaluateV2).
 func (c *LocalClient) EvaluateV2(user *User, flagKeys ...string) (map[string]Variant, error) {
 	return c.EvaluateV2WithOptions(user, &EvaluateOptions{FlagKeys: flagKeys})
 }

@@ -1,11 +1,14 @@
 package experiment_test
 
 import (
+	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/flagkit/experiment/pkg/eval"
 	"github.com/flagkit/experiment/pkg/experiment"
 	"github.com/flagkit/experiment/pkg/experiment/experimenttest"
 )
@@ -62,4 +65,42 @@ func TestLocalFlagMetadata(t *testing.T) {
 	md["flagVersion"] = 99
 	assert.EqualValues(t, 3, c.FlagMetadata("on")["flagVersion"], "the caller's copy is its own")
 	assert.Nil(t, c.FlagMetadata("missing"))
+}
+
+// EvaluateV2 shares each variant's Metadata and Payload with the flag set
+// instead of copying them: evaluating twice gives equal maps, the same
+// metadata map, and what a caller does with its own map (reading the
+// variants, encoding them, changing the map) changes nothing the set
+// serves next.
+func TestEvaluateV2SharesVariantData(t *testing.T) {
+	flags, err := eval.DecodeFlags([]byte(`[{"key":"p","metadata":{"flagVersion":2},
+	  "segments":[{"variant":"v","metadata":{"segmentName":"All"}}],
+	  "variants":{"v":{"key":"v","value":"x","payload":{"n":[1,2]},"metadata":{"k":"m"}}}}]`))
+	require.NoError(t, err)
+	fs, err := experiment.NewFlagSet(flags, nil)
+	require.NoError(t, err)
+	user := &experiment.User{UserID: "u1"}
+	first, err := fs.EvaluateV2(user)
+	require.NoError(t, err)
+	snapshot, err := json.Marshal(first)
+	require.NoError(t, err)
+
+	for _, v := range first { // what callers do: read, and own the map
+		_ = v.IsDefault() || v.IsDeployed()
+	}
+	first["added"] = experiment.Variant{Key: "mine"}
+	delete(first, "p")
+
+	second, err := fs.EvaluateV2(user)
+	require.NoError(t, err)
+	again, err := json.Marshal(second)
+	require.NoError(t, err)
+	assert.JSONEq(t, string(snapshot), string(again), "the set serves what it served")
+	third, err := fs.EvaluateV2(user)
+	require.NoError(t, err)
+	assert.Equal(t, second, third)
+	assert.Equal(t, reflect.ValueOf(second["p"].Metadata).UnsafePointer(), reflect.ValueOf(third["p"].Metadata).UnsafePointer(),
+		"metadata is shared, not copied")
+	assert.Equal(t, map[string]any{"n": []any{1.0, 2.0}}, third["p"].Payload)
+	assert.Equal(t, "m", third["p"].Metadata["k"])
 }

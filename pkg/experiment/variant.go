@@ -1,13 +1,14 @@
 package experiment
 
-import (
-	"maps"
-	"reflect"
-)
+import "reflect"
 
 // Variant is what a flag gives a user. Value is always a string: a
 // non-string configured value is rendered as compact JSON text, and a missing
 // one is "". Its JSON form always has all four fields.
+//
+// A Variant from an evaluation shares Payload and Metadata with the flag
+// set (and with every other evaluation): they are read-only. Copy them
+// (maps.Clone) before changing them.
 type Variant struct {
 	Key      string         `json:"key"`
 	Value    string         `json:"value"`
@@ -32,13 +33,6 @@ func (v Variant) IsDeployed() bool {
 // the Python SDK.
 func (v Variant) Equal(o Variant) bool {
 	return v.Key == o.Key && v.Value == o.Value && reflect.DeepEqual(v.Payload, o.Payload)
-}
-
-// clone gives the caller metadata of its own: the engine's maps are shared
-// by every evaluation.
-func (v Variant) clone() Variant {
-	v.Metadata = maps.Clone(v.Metadata)
-	return v
 }
 
 // filterDefaults drops default and undeployed variants, the legacy
