@@ -57,6 +57,9 @@ func (s *flagSource) reportNoMemberships(fs *experiment.FlagSet, keys []string) 
 	if s.cohortsDir != "" || (s.flagsFile == "" && s.server.apiKey != "" && s.server.secretKey != "") {
 		return nil
 	}
+	if len(fs.CohortReferences()) == 0 {
+		return nil // spares decoding the flags of a set that keeps its document
+	}
 	flags, ids := flagsTargetingCohorts(fs.Flags(), keys)
 	if len(flags) == 0 {
 		return nil
@@ -151,9 +154,7 @@ func (s *flagSource) fromServer(f *Factory, fs *experiment.FlagSet) (*experiment
 		if err != nil {
 			return nil, err
 		}
-		if fs, err = experiment.NewFlagSet(fs.Flags(), store); err != nil {
-			return nil, inputError(err)
-		}
+		fs = fs.WithCohorts(store)
 	}
 	return fs, s.reportProblems(f, "server flags", fs.Snapshot().Problems())
 }

@@ -68,21 +68,23 @@ func (s *flagSource) load(ctx context.Context) (*experiment.FlagSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	flags, err := eval.DecodeFlags(data)
+	// Loaded, not decoded then compiled: the set keeps the document, and a
+	// single evaluation decodes it once instead of building every flag.
+	fs, err := experiment.LoadFlagSet(data, nil)
 	if err != nil {
 		var pe *eval.ParseError
 		if errors.As(err, &pe) {
 			pe.File = name
+			return nil, inputError(err)
 		}
-		return nil, inputError(err)
+		return nil, inputError(fmt.Errorf("%s: %w", name, err))
 	}
-	store, err := s.loadCohorts(f, cohort.Referenced(flags).All())
+	store, err := s.loadCohorts(f, fs.CohortReferences().All())
 	if err != nil {
 		return nil, err
 	}
-	fs, err := experiment.NewFlagSet(flags, store)
-	if err != nil {
-		return nil, inputError(fmt.Errorf("%s: %w", name, err))
+	if store != nil {
+		fs = fs.WithCohorts(store)
 	}
 	return fs, s.reportProblems(f, name, fs.Snapshot().Problems())
 }

@@ -172,6 +172,16 @@ func compileOurs(tb testing.TB, srv *httptest.Server) *eval.Snapshot {
 	return snap
 }
 
+// loadFlagSet fetches the document from srv and loads it as our SDK's
+// FlagSet, the form a LocalClient and the CLI evaluate.
+func loadFlagSet(tb testing.TB, srv *httptest.Server) *ours.FlagSet {
+	set, err := ours.LoadFlagSet(fetch(tb, srv), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return set
+}
+
 func fetch(tb testing.TB, srv *httptest.Server) []byte {
 	resp, err := http.Get(srv.URL + "/sdk/v2/flags?v=0")
 	if err != nil {
@@ -320,6 +330,17 @@ func BenchmarkLoad(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				compileOurs(b, srv)
+			}
+			b.ReportMetric(float64(held)/float64(n), "B/flag")
+		})
+		b.Run(fmt.Sprintf("flags=%d/impl=ours-flagset", n), func(b *testing.B) {
+			before := heapInUse()
+			set := loadFlagSet(b, srv)
+			held := heapInUse() - before
+			runtime.KeepAlive(set)
+			b.ReportAllocs()
+			for b.Loop() {
+				loadFlagSet(b, srv)
 			}
 			b.ReportMetric(float64(held)/float64(n), "B/flag")
 		})

@@ -54,11 +54,17 @@ func loadCase(t testing.TB, dir string) conformanceCase {
 	if err != nil {
 		t.Fatalf("%s: %v", dir, err)
 	}
-	store := loadCohortDir(t, filepath.Join(dir, "cohorts"), cohort.Referenced(flags).All())
-	fs, err := experiment.NewFlagSet(flags, store)
+	// Loaded as the CLI loads files: the set keeps the document, and finds
+	// the cohorts it targets without keeping the decoded flags.
+	loaded, err := experiment.LoadFlagSet(data, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	refs := cohort.Referenced(flags)
+	if got := loaded.CohortReferences(); !reflect.DeepEqual(got, refs) {
+		t.Fatalf("%s: LoadFlagSet finds cohorts %v, the decoded flags target %v", dir, got, refs)
+	}
+	fs := loaded.WithCohorts(loadCohortDir(t, filepath.Join(dir, "cohorts"), refs.All()))
 	return conformanceCase{
 		name: filepath.Base(dir), flags: fs,
 		users:    readLines(t, filepath.Join(dir, "users.jsonl")),

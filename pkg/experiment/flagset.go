@@ -11,11 +11,16 @@ import (
 // everything local evaluation needs, immutable and safe for concurrent use.
 // The local client swaps whole FlagSets when configs or cohorts change.
 type FlagSet struct {
-	snap    *eval.Snapshot
-	flags   []*eval.Flag
-	cohorts *cohort.Store
-	refs    cohort.References
-	index   *cohort.Index
+	snap *eval.Snapshot
+	// flags are the decoded configs NewFlagSet was given; nil for a set
+	// from LoadFlagSet, whose Flags decodes them from the snapshot into
+	// listed on first use.
+	flags    []*eval.Flag
+	listed   []*eval.Flag
+	listOnce sync.Once
+	cohorts  *cohort.Store
+	refs     cohort.References
+	index    *cohort.Index
 	// results holds *[]eval.Result buffers for the map-returning
 	// EvaluateV2, which needs the engine's results only until it has built
 	// the map: a warm call then allocates the map alone. Owned by the set
@@ -33,6 +38,29 @@ func NewFlagSet(flags []*eval.Flag, cohorts *cohort.Store) (*FlagSet, error) {
 	return newFlagSet(snap, flags, cohorts, cohort.Referenced(flags)), nil
 }
 
+// LoadFlagSet loads a flag document, the body of GET /sdk/v2/flags, with
+// eval.Load: the set keeps the document (about 3.7 KB a flag) instead of
+// the decoded flags as well (6.6 KB with NewFlagSet). Errors are Load's:
+// an *eval.ParseError for what is not a valid flag list. cohorts may be
+// nil; see WithCohorts for loading the cohorts the flags target.
+func LoadFlagSet(data []byte, cohorts *cohort.Store) (*FlagSet, error) {
+	snap, err := eval.Load(data)
+	if err != nil {
+		return nil, err
+	}
+	refs, err := documentReferences(data)
+	if err != nil {
+		return nil, err
+	}
+	return newFlagSet(snap, nil, cohorts, refs), nil
+}
+
+// WithCohorts returns the same flags with another cohort store; the
+// compiled flags are shared, nothing is compiled again.
+func (fs *FlagSet) WithCohorts(cohorts *cohort.Store) *FlagSet {
+	return newFlagSet(fs.snap, fs.flags, cohorts, fs.refs)
+}
+
 func newFlagSet(snap *eval.Snapshot, flags []*eval.Flag, cohorts *cohort.Store, refs cohort.References) *FlagSet {
 	return &FlagSet{snap: snap, flags: flags, cohorts: cohorts, refs: refs, index: cohort.NewIndex(cohorts, refs)}
 }
@@ -40,8 +68,23 @@ func newFlagSet(snap *eval.Snapshot, flags []*eval.Flag, cohorts *cohort.Store, 
 // Snapshot is the compiled engine input.
 func (fs *FlagSet) Snapshot() *eval.Snapshot { return fs.snap }
 
-// Flags returns the decoded configs; callers must not modify them.
-func (fs *FlagSet) Flags() []*eval.Flag { return fs.flags }
+// Flags returns the decoded configs; callers must not modify them. A set
+// from LoadFlagSet decodes them on the first call (one per key, the last
+// definition of a key defined twice) and keeps them from then on: what
+// only evaluates should not call it.
+func (fs *FlagSet) Flags() []*eval.Flag {
+	if fs.flags != nil {
+		return fs.flags
+	}
+	fs.listOnce.Do(func() {
+		keys := fs.snap.Keys()
+		fs.listed = make([]*eval.Flag, len(keys))
+		for i, k := range keys {
+			fs.listed[i] = fs.snap.Flag(k)
+		}
+	})
+	return fs.listed
+}
 
 // Cohorts returns the cohort store, possibly nil.
 func (fs *FlagSet) Cohorts() *cohort.Store { return fs.cohorts }
