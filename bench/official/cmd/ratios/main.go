@@ -109,6 +109,13 @@ func printTables(w io.Writer, rows []*row) {
 		t0, t1 := median(off["ns/op"]), median(ours["ns/op"])
 		fmt.Fprintf(w, "| %s | %s | %s | %.1fx | %.0f | %.0f |\n", r.name, duration(t0), duration(t1), t0/t1,
 			median(off["allocs/op"]), median(ours["allocs/op"]))
+		// The public API beside the engine: what a service calling
+		// EvaluateV2 instead of the official SDK's gains.
+		if v := r.impls["ours-evaluatev2"]; v != nil {
+			t2 := median(v["ns/op"])
+			fmt.Fprintf(w, "| %s, our EvaluateV2 | %s | %s | %.1fx | %.0f | %.0f |\n", r.name, duration(t0), duration(t2), t0/t2,
+				median(off["allocs/op"]), median(v["allocs/op"]))
+		}
 	}
 	fmt.Fprintln(w)
 	for _, r := range rows {
