@@ -24,8 +24,18 @@ import (
 // Close returned may be counted a moment later, hence the settling time.
 func assertQuiet(t *testing.T, count func() int) {
 	t.Helper()
-	time.Sleep(50 * time.Millisecond)
+	// A request written before Close can reach the server's handler later
+	// on a loaded machine: wait until none has arrived for 100 ms (a client
+	// still retrying every few ms never gets there), then watch 300 ms more.
 	before := count()
+	for settle := time.Now().Add(5 * time.Second); time.Now().Before(settle); {
+		time.Sleep(100 * time.Millisecond)
+		now := count()
+		if now == before {
+			break
+		}
+		before = now
+	}
 	time.Sleep(300 * time.Millisecond)
 	assert.Equal(t, before, count(), "requests reached the server after every client was closed")
 }
