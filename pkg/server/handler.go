@@ -85,6 +85,7 @@ type Handler struct {
 	done    chan struct{} // closed by Close: streams end
 	streams sync.WaitGroup
 	results sync.Pool // *[]eval.Result, scratch for evaluations
+	bufs    sync.Pool // *[]byte, scratch for request and response bodies
 
 	streamCount atomic.Int64 // open streams, for /status and /metrics
 }

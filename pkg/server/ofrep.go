@@ -41,8 +41,9 @@ func writeOFREPError(w http.ResponseWriter, status int, e ofrepError) {
 }
 
 // ofrepUser reads the request body {"context": {...}} into a user.
-func ofrepUser(r *http.Request) (*experiment.User, int, *ofrepError) {
-	body, err := readBody(r)
+func ofrepUser(r *http.Request, buf *[]byte) (*experiment.User, int, *ofrepError) {
+	body, err := readBody(r, (*buf)[:0])
+	*buf = body
 	if err != nil {
 		if errors.Is(err, errTooLarge) {
 			return nil, http.StatusRequestEntityTooLarge, &ofrepError{ErrorCode: "GENERAL", ErrorDetails: err.Error()}
@@ -204,7 +205,9 @@ func (h *Handler) serveOFREP(w http.ResponseWriter, r *http.Request, d *deployme
 		writeOFREPError(w, http.StatusNotFound, ofrepError{Key: key, ErrorCode: "FLAG_NOT_FOUND", ErrorDetails: "no flag " + clip(key)})
 		return
 	}
-	user, status, oerr := ofrepUser(r)
+	bp := h.getBuf()
+	defer h.putBuf(bp)
+	user, status, oerr := ofrepUser(r, bp)
 	if oerr != nil {
 		oerr.Key = key
 		writeOFREPError(w, status, *oerr)
@@ -234,7 +237,9 @@ func (h *Handler) serveOFREPBulk(w http.ResponseWriter, r *http.Request, d *depl
 	if st == nil {
 		return
 	}
-	user, status, oerr := ofrepUser(r)
+	bp := h.getBuf()
+	defer h.putBuf(bp)
+	user, status, oerr := ofrepUser(r, bp)
 	if oerr != nil {
 		writeOFREPError(w, status, *oerr)
 		return
@@ -248,7 +253,8 @@ func (h *Handler) serveOFREPBulk(w http.ResponseWriter, r *http.Request, d *depl
 		writeOFREPError(w, http.StatusInternalServerError, ofrepError{ErrorCode: "GENERAL", ErrorDetails: err.Error()})
 		return
 	}
-	body := append(make([]byte, 0, 32+len(results)*160), `{"flags":[`...)
+	body := append((*bp)[:0], `{"flags":[`...) // the context is decoded: reuse its bytes
+	defer func() { *bp = body }()
 	for i, res := range results {
 		if i > 0 {
 			body = append(body, ',')

@@ -93,14 +93,44 @@ func writeNotModified(w http.ResponseWriter, etag string) {
 // errTooLarge is a request body over maxBodyBytes.
 var errTooLarge = errors.New("request body larger than 1 MiB")
 
-// readBody reads a request body of at most maxBodyBytes.
-func readBody(r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading the request body: %w", err)
+// readBody appends a request body of at most maxBodyBytes to buf, which
+// the caller keeps (a pooled buffer: the common small body allocates
+// nothing). The result is buf, grown, whatever the error.
+func readBody(r *http.Request, buf []byte) ([]byte, error) {
+	lr := io.LimitReader(r.Body, maxBodyBytes+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return buf, fmt.Errorf("reading the request body: %w", err)
+		}
 	}
-	if len(body) > maxBodyBytes {
-		return nil, errTooLarge
+	if len(buf) > maxBodyBytes {
+		return buf, errTooLarge
 	}
-	return body, nil
+	return buf, nil
+}
+
+// getBuf is scratch bytes for a request body, then the response body:
+// neither is kept once the handler returns (writeBody writes before it
+// returns, and a decoded user copies what it keeps).
+func (h *Handler) getBuf() *[]byte {
+	if p, ok := h.bufs.Get().(*[]byte); ok {
+		return p
+	}
+	b := make([]byte, 0, 8<<10)
+	return &b
+}
+
+func (h *Handler) putBuf(p *[]byte) {
+	if cap(*p) <= 256<<10 { // a huge body's buffer is not kept
+		*p = (*p)[:0]
+		h.bufs.Put(p)
+	}
 }

@@ -88,6 +88,23 @@ func TestVardataUserForms(t *testing.T) {
 	}
 }
 
+// A POST with no body (or only white space) takes its user from the
+// header, as docs/serve.md says: a client may POST with the user in
+// X-Amp-Exp-User.
+func TestVardataEmptyPostFallsBackToHeader(t *testing.T) {
+	ts := newTestServer(t, server.Options{})
+	want := ts.do(t, "POST", "/sdk/v2/vardata?v=0", userJSON).want(t, 200).body
+	h := "X-Amp-Exp-User: " + base64.StdEncoding.EncodeToString([]byte(userJSON))
+	for _, body := range []string{"", " \n"} {
+		got := ts.do(t, "POST", "/sdk/v2/vardata?v=0", body, h).want(t, 200).body
+		if !bytes.Equal(got, want) {
+			t.Errorf("body %q: %s, want %s", body, clip(got), clip(want))
+		}
+	}
+	ts.do(t, "POST", "/sdk/v2/vardata?v=0", "").want(t, 400)
+	ts.do(t, "POST", "/sdk/v2/vardata?v=0", "[]", h).want(t, 400) // a body, if any, is the user
+}
+
 func TestVardataFlagKeysAndV1(t *testing.T) {
 	ts := newTestServer(t, server.Options{})
 	user := "X-Amp-Exp-User: " + base64.StdEncoding.EncodeToString([]byte(userJSON))

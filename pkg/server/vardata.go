@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -48,22 +49,26 @@ func clip(s string) string {
 }
 
 // requestUser is the user of a remote evaluation request: the JSON body
-// of a POST, else the X-Amp-Exp-User header, else the query of the v1 GET
-// form (user_id, device_id, context: a JSON user object).
-func requestUser(r *http.Request) (*experiment.User, int, error) {
+// of a POST, else (no body, or only white space) the X-Amp-Exp-User
+// header, else the query of the v1 GET form (user_id, device_id, context:
+// a JSON user object). buf is scratch for the body.
+func requestUser(r *http.Request, buf *[]byte) (*experiment.User, int, error) {
 	if r.Method == http.MethodPost {
-		body, err := readBody(r)
+		body, err := readBody(r, (*buf)[:0])
+		*buf = body
 		if err != nil {
 			if errors.Is(err, errTooLarge) {
 				return nil, http.StatusRequestEntityTooLarge, err
 			}
 			return nil, http.StatusBadRequest, err
 		}
-		u, err := experiment.DecodeUser(body)
-		if err != nil {
-			return nil, http.StatusBadRequest, fmt.Errorf("request body: %s", clip(err.Error()))
+		if len(bytes.TrimSpace(body)) > 0 {
+			u, err := experiment.DecodeUser(body)
+			if err != nil {
+				return nil, http.StatusBadRequest, fmt.Errorf("request body: %s", clip(err.Error()))
+			}
+			return u, 0, nil
 		}
-		return u, 0, nil
 	}
 	if v := r.Header.Get("X-Amp-Exp-User"); v != "" {
 		u, err := DecodeUserHeader(v)
@@ -107,6 +112,9 @@ func requestFlagKeys(r *http.Request) ([]string, error) {
 		return keys, nil
 	}
 	var keys []string
+	if !strings.Contains(r.URL.RawQuery, "flag_key") {
+		return nil, nil // "?v=0", what the SDKs send, is not parsed
+	}
 	q := r.URL.Query()
 	for _, name := range []string{"flag_key", "flag_keys"} {
 		for _, v := range q[name] {
@@ -136,7 +144,9 @@ func (h *Handler) serveVardata(w http.ResponseWriter, r *http.Request, d *deploy
 	if st == nil {
 		return
 	}
-	user, status, err := requestUser(r)
+	bp := h.getBuf()
+	defer h.putBuf(bp)
+	user, status, err := requestUser(r, bp)
 	if err != nil {
 		writeError(w, status, err.Error())
 		return
@@ -156,8 +166,8 @@ func (h *Handler) serveVardata(w http.ResponseWriter, r *http.Request, d *deploy
 		return
 	}
 	h.track(r, user, results)
-	body := make([]byte, 0, 64+len(results)*160)
-	body = append(body, '{')
+	body := append((*bp)[:0], '{') // the request body is decoded: reuse its bytes
+	defer func() { *bp = body }()
 	for _, res := range results {
 		if v1 && dropV1(res) {
 			continue
