@@ -21,7 +21,8 @@ if ! command -v wrk >/dev/null; then
 fi
 DURATION=${DURATION:-5s} CONNS=${CONNS:-16} REPEAT=${REPEAT:-3} STREAMS=${STREAMS:-10000}
 SERVER_CPU=${SERVER_CPU:-0} LOAD_CPU=${LOAD_CPU:-1}
-PORT=${PORT:-38100} HELLO_PORT=${HELLO_PORT:-38200}
+# Below the ephemeral range, which 10,000 client sockets use up to here.
+PORT=${PORT:-23546} HELLO_PORT=${HELLO_PORT:-23547}
 # Each stream is a socket on both sides: raise the soft limit to the hard one.
 ulimit -n "$(ulimit -Hn)"
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((STREAMS + 100)) ]; then
@@ -64,11 +65,16 @@ serve() {
   taskset -c "$SERVER_CPU" "$tmp/experiment" serve --flags "$tmp/flags.json" --listen "127.0.0.1:$PORT" "$@" 2>"$tmp/serve.log" &
   server=$!
   pids+=("$server")
+  up "http://127.0.0.1:$PORT/readyz" "$tmp/serve.log"
+}
+
+# up URL LOG: waits for URL to answer 200, else shows LOG and fails.
+up() {
   for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && return
+    curl -sf "$1" >/dev/null && return
     sleep 0.1
   done
-  cat "$tmp/serve.log" >&2
+  cat "$2" >&2
   exit 1
 }
 
@@ -97,9 +103,9 @@ echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 
 echo
 echo "| case | req/s | p50 | p99 |"
 echo "|---|---:|---:|---:|"
-taskset -c "$SERVER_CPU" "$tmp/load" hello -listen "127.0.0.1:$HELLO_PORT" &
+taskset -c "$SERVER_CPU" "$tmp/load" hello -listen "127.0.0.1:$HELLO_PORT" 2>"$tmp/hello.log" &
 pids+=($!)
-sleep 0.5
+up "http://127.0.0.1:$HELLO_PORT/" "$tmp/hello.log"
 bench "baseline: trivial net/http handler" "http://127.0.0.1:$HELLO_PORT/"
 kill "${pids[-1]}"
 

@@ -3,8 +3,8 @@
 // on `experiment serve`, edits the --flags file and times the change to
 // the first and the last client.
 //
-//	go run ./bench/serve hello -listen 127.0.0.1:38200
-//	go run ./bench/serve stream -addr 127.0.0.1:38100 -flags FILE -n 10000
+//	go run ./bench/serve hello -listen 127.0.0.1:23547
+//	go run ./bench/serve stream -addr 127.0.0.1:23546 -flags FILE -n 10000
 package main
 
 import (
@@ -48,7 +48,7 @@ func main() {
 // alone costs, the ceiling any handler is measured against.
 func hello(args []string) error {
 	fs := flag.NewFlagSet("hello", flag.ExitOnError)
-	listen := fs.String("listen", "127.0.0.1:38200", "address")
+	listen := fs.String("listen", "127.0.0.1:23547", "address")
 	fs.Parse(args)
 	body := []byte(`{"status":"ok"}`)
 	return http.ListenAndServe(*listen, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -62,7 +62,7 @@ func hello(args []string) error {
 // last client had the new flags.
 func stream(args []string) error {
 	fs := flag.NewFlagSet("stream", flag.ExitOnError)
-	addr := fs.String("addr", "127.0.0.1:38100", "server address")
+	addr := fs.String("addr", "127.0.0.1:23546", "server address")
 	file := fs.String("flags", "", "the server's --flags file, edited to make the change")
 	n := fs.Int("n", 10000, "stream clients")
 	dialers := fs.Int("dialers", 64, "connections opened at once (the accept queue is finite)")
