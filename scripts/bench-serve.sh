@@ -112,6 +112,8 @@ kill "${pids[-1]}"
 serve testdata/flags.json
 sleep 1
 idle=$(rss "$server" VmRSS)
+curl -s -o /dev/null "http://127.0.0.1:$PORT/metrics" # what Prometheus does first
+idle="$idle, after a /metrics scrape $(rss "$server" VmRSS)"
 bench "GET /healthz" "http://127.0.0.1:$PORT/healthz"
 bench "GET /sdk/v2/flags, flags.json (13.6 kB)" "http://127.0.0.1:$PORT/sdk/v2/flags"
 bench "GET /sdk/v2/flags, flags.json, gzip (2.6 kB)" "http://127.0.0.1:$PORT/sdk/v2/flags" "$tmp/gzip.lua"
