@@ -80,11 +80,7 @@ func (h *Handler) serveMemberships(w http.ResponseWriter, r *http.Request, d *de
 		writeError(w, http.StatusBadRequest, "group type or name: bad escape")
 		return
 	}
-	store := st.Flags.Cohorts
-	ids := store.Memberships(groupType, name, store.IDs())
-	if ids == nil {
-		ids = []string{}
-	}
-	body, _ := json.Marshal(ids) // strings always encode
+	ids := st.Flags.Cohorts.Memberships(groupType, name, st.Flags.cohortIDs) // never nil: [] for none
+	body, _ := json.Marshal(ids)                                             // strings always encode
 	writeBody(w, r, http.StatusOK, body)
 }

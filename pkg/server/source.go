@@ -32,9 +32,10 @@ type Flags struct {
 	// Applied is when the flags were put in use.
 	Applied time.Time
 
-	gzBody []byte // Body gzipped, for clients that ask
-	event  []byte // Body as one server-sent event
-	render *renderCache
+	gzBody    []byte   // Body gzipped, for clients that ask
+	event     []byte   // Body as one server-sent event
+	cohortIDs []string // Cohorts' ids, sorted, for the memberships endpoint
+	render    *renderCache
 }
 
 // NewFlags decodes and compiles body, a JSON array of flag configs, with the
@@ -94,9 +95,10 @@ func flagsOf(set *experiment.FlagSet, body []byte, cohorts *cohort.Store, origin
 	f := &Flags{
 		Set: set, Body: body, ETag: `"` + hex.EncodeToString(sum[:16]) + `"`,
 		Cohorts: cohorts, Origin: origin, Applied: applied,
-		gzBody: gzipBytes(body),
-		event:  sseEvent(body),
-		render: newRenderCache(set.Snapshot().Outcomes()),
+		gzBody:    gzipBytes(body),
+		event:     sseEvent(body),
+		cohortIDs: cohorts.IDs(),
+		render:    newRenderCache(set.Snapshot().Outcomes()),
 	}
 	return f
 }
