@@ -184,22 +184,25 @@ func (e *CycleError) Error() string {
 // compiles, and is listed by Problems. The Snapshot keeps the flags for
 // Flag and Explain: callers must not modify them afterwards.
 func Compile(flags []*Flag) (*Snapshot, error) {
-	for i, f := range flags {
-		if f == nil {
-			continue
-		}
-		if err := validateFlag(i, f); err != nil { // flags built in Go skip DecodeFlags
-			return nil, err
-		}
+	if err := validateFlags(flags); err != nil { // flags built in Go skip DecodeFlags
+		return nil, err
 	}
-	s := &Snapshot{}
-	kept, positions := dedupeFlags(flags, s)
-	s.compile(kept, positions)
-	s.sources = make([]atomic.Pointer[Flag], len(kept))
+	s, kept, _ := compileValid(flags)
 	for i, f := range kept {
 		s.sources[i].Store(f)
 	}
 	return s, nil
+}
+
+// compileValid compiles validated flags, the last definition of each key
+// kept; positions are the kept flags' indices in flags. The sources are
+// left for the caller to store or to decode on demand.
+func compileValid(flags []*Flag) (s *Snapshot, kept []*Flag, positions []int) {
+	s = &Snapshot{}
+	kept, positions = dedupeFlags(flags, s)
+	s.compile(kept, positions)
+	s.sources = make([]atomic.Pointer[Flag], len(kept))
+	return s, kept, positions
 }
 
 // compile builds the records of the kept flags; positions are their

@@ -109,10 +109,8 @@ func DecodeFlags(data []byte) ([]*Flag, error) {
 			return nil, err
 		}
 	}
-	for i, f := range flags {
-		if err := validateFlag(i, f); err != nil {
-			return nil, err
-		}
+	if err := validateFlags(flags); err != nil {
+		return nil, err
 	}
 	return flags, nil
 }
@@ -337,6 +335,19 @@ func lineCol(data []byte, offset int) (int, int) {
 	line := bytes.Count(before, []byte{'\n'}) + 1
 	col := offset - bytes.LastIndexByte(before, '\n')
 	return line, col
+}
+
+// validateFlags is validateFlag on each flag of a list, nil ones skipped.
+func validateFlags(flags []*Flag) error {
+	for i, f := range flags {
+		if f == nil {
+			continue
+		}
+		if err := validateFlag(i, f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // validateFlag rejects what the reference engine would crash on (a short

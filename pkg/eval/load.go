@@ -3,7 +3,6 @@ package eval
 import (
 	"bytes"
 	"math"
-	"sync/atomic"
 )
 
 // Load decodes a flag document and compiles it, as DecodeFlags then
@@ -14,28 +13,27 @@ import (
 func Load(data []byte) (*Snapshot, error) {
 	var spans []span
 	flags, ok := decodeFlagsFast(data, &spans)
-	if ok && len(data) <= math.MaxUint32 {
-		for i, f := range flags {
-			if err := validateFlag(i, f); err != nil {
-				return nil, err
-			}
-		}
-	} else { // what only encoding/json reads (or an error): kept decoded
-		flags, err := DecodeFlags(data)
-		if err != nil {
+	if !ok { // what only encoding/json reads (or an error)
+		var err error
+		if flags, err = decodeFlags(data); err != nil {
 			return nil, err
 		}
-		return Compile(flags)
 	}
-	s := &Snapshot{}
-	kept, positions := dedupeFlags(flags, s)
-	s.compile(kept, positions)
+	if err := validateFlags(flags); err != nil {
+		return nil, err
+	}
+	s, kept, positions := compileValid(flags)
+	if !ok || len(data) > math.MaxUint32 { // no spans to decode from: kept decoded
+		for i, f := range kept {
+			s.sources[i].Store(f)
+		}
+		return s, nil
+	}
 	raw := &rawSource{data: bytes.Clone(data), spans: make([]span, len(kept))}
 	for i, p := range positions {
 		raw.spans[i] = spans[p]
 	}
 	s.raw = raw
-	s.sources = make([]atomic.Pointer[Flag], len(kept))
 	return s, nil
 }
 
