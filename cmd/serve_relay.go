@@ -155,13 +155,14 @@ func (ev *relayEvents) track(t server.Tracked) {
 	}
 }
 
-// close flushes what is queued, within d, and says what was sent.
+// close flushes what is queued, within d, and says what was sent and
+// what was lost: failed, or dropped from a full queue while serving.
 func (ev *relayEvents) close(ios io.Writer, d time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	err := errors.Join(ev.assignments.Close(ctx), ev.exposures.Close(ctx))
 	a, e := ev.assignments.Stats(), ev.exposures.Stats()
-	fmt.Fprintf(ios, "events flushed: %d sent, %d failed\n", a.Sent+e.Sent, a.Failed+e.Failed)
+	fmt.Fprintf(ios, "events flushed: %d sent, %d failed, %d dropped\n", a.Sent+e.Sent, a.Failed+e.Failed, a.Dropped+e.Dropped)
 	if err != nil {
 		return ioError(fmt.Errorf("flushing events: %w", err))
 	}
