@@ -47,6 +47,9 @@ func TestFlagsEndpoint(t *testing.T) {
 		t.Fatal("gzipped body differs from the plain one")
 	}
 	ts.do(t, "GET", "/sdk/v2/flags", "", "Accept-Encoding: gzip;q=0").want(t, 200)
+	if h := ts.do(t, "HEAD", "/sdk/v2/flags", "").want(t, 200); h.header.Get("ETag") != etag || len(h.body) != 0 {
+		t.Fatalf("HEAD: ETag %q, %d body bytes; want %q and none", h.header.Get("ETag"), len(h.body), etag)
+	}
 }
 
 func TestNotReady(t *testing.T) {
@@ -183,6 +186,9 @@ func TestBadRequests(t *testing.T) {
 		{"GET", "/", "", nil, 404},
 		{"GET", "/sdk/v1/cohort/", "", nil, 404},
 		{"GET", "/sdk/v1/cohort/k3v9qa?maxCohortSize=x", "", nil, 400},
+		{"GET", "/sdk/v1/cohort/k3v9qa?lastModified=x", "", nil, 400},
+		{"GET", "/sdk/vardata?context=%7B", "", nil, 400},
+		{"GET", "/sdk/vardata?context=%5B%5D&user_id=a", "", nil, 400},
 		{"POST", "/ofrep/v1/evaluate/flags/new-editor", "{", nil, 400},
 		{"POST", "/ofrep/v1/evaluate/flags/new-editor", `{"context":[]}`, nil, 400},
 	} {
