@@ -367,9 +367,10 @@ func (cs *cohortSync) waitContext(ctx context.Context, first bool) (context.Cont
 }
 
 // cohortsFor returns the memberships to use with new flags: those already
-// known, plus the targeted cohorts not yet downloaded. The first flags of
-// the client bring every targeted cohort up to date, cached ones included.
-func (c *LocalClient) cohortsFor(ctx context.Context, flags []*eval.Flag, prev *FlagSet) *cohort.Store {
+// known, plus the targeted cohorts not yet downloaded. With refreshAll, for
+// the first flags from the server (even after the cache's), every targeted
+// cohort is brought up to date, cached ones included.
+func (c *LocalClient) cohortsFor(ctx context.Context, flags []*eval.Flag, prev *FlagSet, refreshAll bool) *cohort.Store {
 	current := c.initialCohorts
 	if prev != nil {
 		current = prev.cohorts
@@ -379,7 +380,7 @@ func (c *LocalClient) cohortsFor(ctx context.Context, flags []*eval.Flag, prev *
 	}
 	targeted := cohort.Referenced(flags).All()
 	ids := targeted
-	if prev != nil {
+	if !refreshAll {
 		ids = nil
 		for _, id := range targeted {
 			if current.Get(id) == nil {

@@ -256,3 +256,29 @@ func TestLocalCohortUnchangedButNotCached(t *testing.T) {
 	assert.Equal(t, "on", variantOf(t, c, member, "power-user-perks"))
 	assert.NoError(t, cohortStatus(t, c, orgCohort).CacheError)
 }
+
+// TestLocalCohortFromCacheLoadedWhenServerReturns: flags started from the
+// cache lack a cohort the cache lacks too; when the flag server answers
+// with those same flags, the cohort is downloaded then, not a cohort
+// polling interval later.
+func TestLocalCohortFromCacheLoadedWhenServerReturns(t *testing.T) {
+	noLeaks(t)
+	f := newCohortFixture(t)
+	first := f.client(t, false, nil)
+	require.NoError(t, first.Start(t.Context()))
+	require.NoError(t, first.Close())
+	require.NoError(t, os.Remove(filepath.Join(f.cohortDir(), userCohort+".json")))
+
+	f.flags.SetDown(503)
+	c := f.client(t, false, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	require.NoError(t, c.Start(ctx))
+	require.Equal(t, experiment.SourceCache, c.Status().Source)
+	assert.Equal(t, experiment.SourceNone, cohortStatus(t, c, userCohort).Source)
+
+	f.flags.SetDown(0)
+	require.Eventually(t, func() bool { return c.Status().Source == experiment.SourceServer }, 10*time.Second, 10*time.Millisecond)
+	assert.Equal(t, experiment.SourceServer, cohortStatus(t, c, userCohort).Source)
+	assert.Equal(t, "on", variantOf(t, c, member, "power-user-perks"))
+}

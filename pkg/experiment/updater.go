@@ -98,6 +98,9 @@ func (c *LocalClient) apply(ctx context.Context, fc *flagConfigs, source Source)
 	if prev != nil && source == SourceCache {
 		return nil // the server answered meanwhile: never go back to the cache
 	}
+	// c.digest is of the last flags from the server only: the same flags
+	// from the server after the cache's still bring their cohorts up to
+	// date, which cached flags never did.
 	if prev != nil && fc.digest == c.digest {
 		c.recordSuccess(fc, source, prev)
 		return nil
@@ -108,14 +111,16 @@ func (c *LocalClient) apply(ctx context.Context, fc *flagConfigs, source Source)
 			store = prev.cohorts
 		}
 	} else {
-		store = c.cohortsFor(ctx, fc.flags, prev)
+		store = c.cohortsFor(ctx, fc.flags, prev, c.digest == [32]byte{})
 	}
 	next, err := NewFlagSet(fc.flags, store)
 	if err != nil {
 		return err
 	}
 	c.flags.Store(next)
-	c.digest = fc.digest
+	if source != SourceCache {
+		c.digest = fc.digest
+	}
 	c.s.notify.flagsChanged(prev, next)
 	c.recordSuccess(fc, source, next)
 	if source != SourceCache && c.s.cacheDir != "" {
