@@ -1,15 +1,13 @@
 package interop
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
+
+	"github.com/flagkit/experiment/internal/conformance"
 )
 
 // confCase is one conformance case as the repo's own tests read it
@@ -26,47 +24,29 @@ type confCase struct {
 	Variants map[string]map[string]map[string]any
 }
 
-// casesDir is the conformance set: EXPERIMENT_CONFORMANCE_DIR, the original
-// beside the checkout, or the repo's copy.
+// casesDir is the conformance set (internal/conformance finds it):
+// EXPERIMENT_CONFORMANCE_DIR, the original beside the checkout, or the
+// repo's copy.
 func casesDir(t testing.TB) string {
 	t.Helper()
-	for _, dir := range []string{
-		os.Getenv("EXPERIMENT_CONFORMANCE_DIR"),
-		"../../shared/conformance/cases",
-		"../testdata/conformance/cases",
-	} {
-		if st, err := os.Stat(dir); dir != "" && err == nil && st.IsDir() {
-			return dir
-		}
-	}
-	t.Fatal("conformance cases not found: set EXPERIMENT_CONFORMANCE_DIR")
-	return ""
+	return conformance.Dir(t)
 }
 
 func loadCases(t testing.TB) []*confCase {
 	t.Helper()
-	dirs, err := filepath.Glob(filepath.Join(casesDir(t), "*"))
-	if err != nil || len(dirs) == 0 {
-		t.Fatalf("no conformance cases: %v", err)
-	}
 	var cases []*confCase
-	for _, dir := range dirs {
-		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-			continue
-		}
-		cases = append(cases, loadCase(t, dir))
+	for _, c := range conformance.Cases(t) {
+		cases = append(cases, loadCase(t, c.Dir))
 	}
 	return cases
 }
 
 func loadCase(t testing.TB, dir string) *confCase {
 	t.Helper()
-	c := &confCase{Name: filepath.Base(dir), Dir: dir, Flags: filepath.Join(dir, "flags.json")}
-	if st, err := os.Stat(filepath.Join(dir, "cohorts")); err == nil && st.IsDir() {
-		c.Cohorts = filepath.Join(dir, "cohorts")
-	}
-	c.Users = readLines(t, filepath.Join(dir, "users.jsonl"))
-	for _, line := range readLines(t, filepath.Join(dir, "expected.jsonl")) {
+	cc := conformance.Open(dir)
+	c := &confCase{Name: cc.Name, Dir: dir, Flags: cc.FlagsPath(), Cohorts: cc.CohortsDir()}
+	c.Users = cc.Users(t)
+	for _, line := range cc.Expected(t) {
 		var m map[string]any
 		mustJSON(t, line, &m)
 		c.Expected = append(c.Expected, m)
@@ -78,37 +58,12 @@ func loadCase(t testing.TB, dir string) *confCase {
 		Key      string                    `json:"key"`
 		Variants map[string]map[string]any `json:"variants"`
 	}
-	data, err := os.ReadFile(c.Flags)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustJSON(t, data, &flags)
+	mustJSON(t, cc.Flags(t), &flags)
 	c.Variants = map[string]map[string]map[string]any{}
 	for _, f := range flags {
 		c.Variants[f.Key] = f.Variants
 	}
 	return c
-}
-
-func readLines(t testing.TB, path string) [][]byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var lines [][]byte
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for sc.Scan() {
-		if len(bytes.TrimSpace(sc.Bytes())) > 0 {
-			lines = append(lines, slices.Clone(sc.Bytes()))
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return lines
 }
 
 func mustJSON(t testing.TB, data []byte, v any) {

@@ -6,6 +6,7 @@ replace github.com/flagkit/experiment => ../
 
 require (
 	github.com/amplitude/experiment-go-server v1.12.0
+	github.com/flagkit/experiment v0.0.0-00010101000000-000000000000
 	github.com/open-feature/go-sdk v1.18.0
 	github.com/open-feature/go-sdk-contrib/providers/ofrep v0.1.7
 )

@@ -1,15 +1,12 @@
 package openfeature_test
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
-	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
+	"github.com/flagkit/experiment/internal/conformance"
 	"github.com/flagkit/experiment/pkg/cohort/cohorttest"
 	"github.com/flagkit/experiment/pkg/eval"
 	"github.com/flagkit/experiment/pkg/experiment"
@@ -18,47 +15,6 @@ import (
 
 	provider "github.com/flagkit/experiment/openfeature"
 )
-
-// conformanceDir finds the shared conformance set beside the checkout, or
-// the repository's copy, as pkg/experiment's conformance test does.
-func conformanceDir(t *testing.T) string {
-	t.Helper()
-	for _, dir := range []string{
-		os.Getenv("EXPERIMENT_CONFORMANCE_DIR"),
-		"../../shared/conformance/cases",
-		"../testdata/conformance/cases",
-	} {
-		if dir == "" {
-			continue
-		}
-		if st, err := os.Stat(dir); err == nil && st.IsDir() {
-			return dir
-		}
-	}
-	t.Fatal("conformance cases not found: set EXPERIMENT_CONFORMANCE_DIR or place shared/ beside the checkout")
-	return ""
-}
-
-func readLines(t *testing.T, path string) [][]byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var lines [][]byte
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for sc.Scan() {
-		if len(bytes.TrimSpace(sc.Bytes())) > 0 {
-			lines = append(lines, slices.Clone(sc.Bytes()))
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return lines
-}
 
 // contextOf turns a conformance user (Amplitude's user object) into the
 // evaluation context a service would build: user_id as the targeting key,
@@ -81,17 +37,9 @@ func contextOf(t *testing.T, line []byte) openfeature.EvaluationContext {
 // result gives none, and an assigned variant's value is the expected value
 // (its key when it has none).
 func TestConformance(t *testing.T) {
-	root := conformanceDir(t)
-	dirs, err := filepath.Glob(filepath.Join(root, "*"))
-	if err != nil || len(dirs) == 0 {
-		t.Fatalf("no cases in %s", root)
-	}
-	for _, dir := range dirs {
-		t.Run(filepath.Base(dir), func(t *testing.T) {
-			body, err := os.ReadFile(filepath.Join(dir, "flags.json"))
-			if err != nil {
-				t.Fatal(err)
-			}
+	for _, c := range conformance.Cases(t) {
+		t.Run(c.Name, func(t *testing.T) {
+			body := c.Flags(t)
 			decoded, err := eval.DecodeFlags(body)
 			if err != nil {
 				t.Fatal(err)
@@ -103,10 +51,10 @@ func TestConformance(t *testing.T) {
 			srv := experimenttest.NewFlagServer(key, body)
 			defer srv.Close()
 			cfg := experiment.LocalConfig{}
-			if strings.Contains(filepath.Base(dir), "cohorts") {
+			if strings.Contains(c.Name, "cohorts") {
 				cohorts := cohorttest.NewServer("api-key-123", "secret-key-456")
 				defer cohorts.Close()
-				if err := cohorts.AddDir(filepath.Join(dir, "cohorts")); err != nil {
+				if err := cohorts.AddDir(filepath.Join(c.Dir, "cohorts")); err != nil {
 					t.Fatal(err)
 				}
 				cfg.CohortSyncConfig = &experiment.CohortSyncConfig{APIKey: "api-key-123", SecretKey: "secret-key-456", CohortServerURL: cohorts.URL}
@@ -119,8 +67,7 @@ func TestConformance(t *testing.T) {
 			}
 			client := api.NewClient()
 			flagKeys := p.Client().FlagSet().Snapshot().Keys()
-			users := readLines(t, filepath.Join(dir, "users.jsonl"))
-			expected := readLines(t, filepath.Join(dir, "expected.jsonl"))
+			users, expected := c.Users(t), c.Expected(t)
 			if len(users) != len(expected) {
 				t.Fatalf("%d users but %d expected lines", len(users), len(expected))
 			}
@@ -163,12 +110,8 @@ func TestConformance(t *testing.T) {
 // The reasons of the conformance flags: every assigned variant has one of
 // the reasons of the mapping, never UNKNOWN.
 func TestConformanceReasons(t *testing.T) {
-	dir := filepath.Join(conformanceDir(t), "02-mixed")
-	body, err := os.ReadFile(filepath.Join(dir, "flags.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := experimenttest.NewFlagServer(key, body)
+	c := conformance.Open(filepath.Join(conformance.Dir(t), "02-mixed"))
+	srv := experimenttest.NewFlagServer(key, c.Flags(t))
 	defer srv.Close()
 	p := newProvider(t, srv, experiment.LocalConfig{}, &provider.Options{})
 	api := newAPI(t)
@@ -177,7 +120,7 @@ func TestConformanceReasons(t *testing.T) {
 	}
 	client := api.NewClient()
 	seen := map[openfeature.Reason]int{}
-	for _, line := range readLines(t, filepath.Join(dir, "users.jsonl")) {
+	for _, line := range c.Users(t) {
 		ec := contextOf(t, line)
 		for _, flag := range p.Client().FlagSet().Snapshot().Keys() {
 			d, _ := client.StringValueDetails(t.Context(), flag, "", ec)

@@ -1,40 +1,24 @@
 package experiment_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/flagkit/experiment/internal/conformance"
 	"github.com/flagkit/experiment/pkg/cohort"
 	"github.com/flagkit/experiment/pkg/eval"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
 
-// conformanceDir finds the shared conformance set beside the checkout, or a
-// copy under testdata/, so the test runs in CI and on a developer machine.
+// conformanceDir is the conformance set (internal/conformance finds it).
 func conformanceDir(t testing.TB) string {
 	t.Helper()
-	for _, dir := range []string{
-		os.Getenv("EXPERIMENT_CONFORMANCE_DIR"),
-		"../../../shared/conformance/cases",
-		"../../testdata/conformance/cases",
-	} {
-		if dir == "" {
-			continue
-		}
-		if st, err := os.Stat(dir); err == nil && st.IsDir() {
-			return dir
-		}
-	}
-	t.Fatal("conformance cases not found: set EXPERIMENT_CONFORMANCE_DIR or place shared/ beside the checkout")
-	return ""
+	return conformance.Dir(t)
 }
 
 type conformanceCase struct {
@@ -44,15 +28,12 @@ type conformanceCase struct {
 	expected [][]byte
 }
 
-func loadCase(t testing.TB, dir string) conformanceCase {
+func loadCase(t testing.TB, c conformance.Case) conformanceCase {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(dir, "flags.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := c.Flags(t)
 	flags, err := eval.DecodeFlags(data)
 	if err != nil {
-		t.Fatalf("%s: %v", dir, err)
+		t.Fatalf("%s: %v", c.Dir, err)
 	}
 	// Loaded as the CLI loads files: the set keeps the document, and finds
 	// the cohorts it targets without keeping the decoded flags.
@@ -62,66 +43,42 @@ func loadCase(t testing.TB, dir string) conformanceCase {
 	}
 	refs := cohort.Referenced(flags)
 	if got := loaded.CohortReferences(); !reflect.DeepEqual(got, refs) {
-		t.Fatalf("%s: LoadFlagSet finds cohorts %v, the decoded flags target %v", dir, got, refs)
+		t.Fatalf("%s: LoadFlagSet finds cohorts %v, the decoded flags target %v", c.Dir, got, refs)
 	}
-	fs := loaded.WithCohorts(loadCohortDir(t, filepath.Join(dir, "cohorts"), refs.All()))
+	fs := loaded.WithCohorts(loadCohorts(t, c, refs.All()))
 	return conformanceCase{
-		name: filepath.Base(dir), flags: fs,
-		users:    readLines(t, filepath.Join(dir, "users.jsonl")),
-		expected: readLines(t, filepath.Join(dir, "expected.jsonl")),
+		name: c.Name, flags: fs,
+		users:    c.Users(t),
+		expected: c.Expected(t),
 	}
 }
 
-// loadCohortDir stores the referenced cohorts that have a file, as the
+// loadCohorts stores the referenced cohorts that have a file, as the
 // cohort sync would (an id without a file fails to download: no members).
-func loadCohortDir(t testing.TB, dir string, ids []string) *cohort.Store {
+func loadCohorts(t testing.TB, c conformance.Case, ids []string) *cohort.Store {
 	var cohorts []*cohort.Cohort
 	for _, id := range ids {
-		data, err := os.ReadFile(filepath.Join(dir, id+".json"))
-		if os.IsNotExist(err) {
+		data, ok := c.Cohort(t, id)
+		if !ok {
 			continue
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := cohort.Decode(data)
+		co, err := cohort.Decode(data)
 		if err != nil {
 			t.Fatalf("%s: %v", id, err)
 		}
-		cohorts = append(cohorts, c)
+		cohorts = append(cohorts, co)
 	}
 	return cohort.NewStore(cohorts...)
 }
 
 func readLines(t testing.TB, path string) [][]byte {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var lines [][]byte
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for sc.Scan() {
-		if len(bytes.TrimSpace(sc.Bytes())) > 0 {
-			lines = append(lines, slices.Clone(sc.Bytes()))
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return lines
+	return conformance.ReadLines(t, path)
 }
 
 func TestConformance(t *testing.T) {
-	root := conformanceDir(t)
-	dirs, err := filepath.Glob(filepath.Join(root, "*"))
-	if err != nil || len(dirs) == 0 {
-		t.Fatalf("no cases in %s", root)
-	}
-	for _, dir := range dirs {
-		c := loadCase(t, dir)
+	for _, cc := range conformance.Cases(t) {
+		c := loadCase(t, cc)
 		t.Run(c.name, func(t *testing.T) {
 			if len(c.users) != len(c.expected) {
 				t.Fatalf("%d users but %d expected lines", len(c.users), len(c.expected))
