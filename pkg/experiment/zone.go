@@ -1,7 +1,7 @@
 package experiment
 
 import (
-	"fmt"
+	"cmp"
 	"net/url"
 	"strings"
 
@@ -24,13 +24,10 @@ const (
 
 // ParseServerZone accepts "us" or "eu" in any case; "" is US.
 func ParseServerZone(s string) (ServerZone, error) {
-	switch z := ServerZone(s).canonical(); z {
-	case "":
-		return ServerZoneUS, nil
-	case ServerZoneUS, ServerZoneEU:
-		return z, nil
+	if err := zone.Check(s); err != nil {
+		return "", err
 	}
-	return "", fmt.Errorf("server zone %q: want US or EU", s)
+	return cmp.Or(ServerZone(s).canonical(), ServerZoneUS), nil
 }
 
 // canonical is the one spelling every comparison of zones uses
