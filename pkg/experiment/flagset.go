@@ -107,15 +107,14 @@ func (fs *FlagSet) EvaluateV2(user *User, flagKeys ...string) (map[string]Varian
 		buf = new([]eval.Result)
 	}
 	defer fs.results.Put(buf)
-	ctx := fs.Context(user)
-	results, err := fs.snap.Evaluate(&ctx, flagKeys, (*buf)[:0])
+	results, err := fs.EvaluateResults(user, flagKeys, (*buf)[:0])
 	*buf = results // keep the grown capacity; the results point into the set only
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[string]Variant, len(results))
 	for _, r := range results {
-		out[r.FlagKey] = Variant{Key: r.Key, Value: r.Value, Payload: r.Payload, Metadata: r.Metadata}
+		out[r.FlagKey] = VariantOf(r)
 	}
 	return out, nil
 }
