@@ -114,3 +114,30 @@ func TestRegexRandom(t *testing.T) {
 		}
 	}
 }
+
+// TestRegexLongInput: an unanchored pattern matched directly would try
+// every start of a long input, each scanning to its end; such inputs go to
+// the regexp package instead, with the same answers.
+func TestRegexLongInput(t *testing.T) {
+	for _, c := range []struct {
+		pattern, input string
+	}{
+		{"[a-z]+@", strings.Repeat("a", 100000)},
+		{"[a-z]+@", strings.Repeat("a", 100000) + "@"},
+		{`\d+x`, strings.Repeat("1", maxSimpleScan+1)},
+		{`^[a-z]+@`, strings.Repeat("a", 100000) + "@"},
+		{"(?i)a*b", strings.Repeat("A", maxSimpleScan) + "B"},
+	} {
+		l := newLazyRegex(c.pattern)
+		if l == nil || l.shape != shapeSimple {
+			t.Fatalf("%q: not a simple pattern", c.pattern)
+		}
+		want := regexp.MustCompile(c.pattern).MatchString(c.input)
+		if got := l.match(c.input); got != want {
+			t.Errorf("%q on %d bytes: %v, the regexp package says %v", c.pattern, len(c.input), got, want)
+		}
+		if direct := l.re == nil; direct != (l.simple.begin || len(c.input) <= maxSimpleScan) {
+			t.Errorf("%q on %d bytes: matched directly %v", c.pattern, len(c.input), direct)
+		}
+	}
+}
