@@ -114,8 +114,9 @@ func FuzzLoad(f *testing.F) {
 }
 
 // TestConcurrentFirstUse: what a snapshot builds on first use (merged
-// metadata, regexes the direct matchers leave, flags decoded again from the
-// document) is built safely when many evaluations need it at once.
+// metadata, flags decoded again from the document) is built safely when
+// many evaluations need it at once. The case holds no regex the direct
+// matchers leave: TestRegexConcurrentFirstUse covers those.
 func TestConcurrentFirstUse(t *testing.T) {
 	dir := filepath.Join(conformanceRoot, "02-mixed")
 	want, lines := loadCaseSnapshot(t, dir)

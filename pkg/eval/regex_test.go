@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -138,6 +139,36 @@ func TestRegexLongInput(t *testing.T) {
 		}
 		if direct := l.re == nil; direct != (l.simple.begin || len(c.input) <= maxSimpleScan) {
 			t.Errorf("%q on %d bytes: matched directly %v", c.pattern, len(c.input), direct)
+		}
+	}
+}
+
+// TestRegexConcurrentFirstUse: the patterns the direct matchers leave (the
+// conformance cases hold none) are compiled once when many goroutines
+// match them at once, and answer as the regexp package does; run with
+// -race.
+func TestRegexConcurrentFirstUse(t *testing.T) {
+	long := strings.Repeat("b", maxSimpleScan) + "x"
+	for _, pattern := range []string{`\bx`, "^a*a$", "[a-z]+x"} {
+		l := newLazyRegex(pattern)
+		re := regexp.MustCompile(pattern)
+		inputs := []string{"x", "aaa", "b x", "", long}
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range inputs {
+					in := inputs[(i+g)%len(inputs)]
+					if got, want := l.match(in), re.MatchString(in); got != want {
+						t.Errorf("%q on %q: %v, the regexp package says %v", pattern, in, got, want)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if l.re == nil {
+			t.Errorf("%q: never took the regexp package", pattern)
 		}
 	}
 }
