@@ -365,11 +365,26 @@ func completionFlagOrEnv(cmd *cobra.Command, name string, envs ...string) string
 	return ""
 }
 
-// completionSetting is a setting's option when given, else its variables
-// (the settings table's): what completion can know without the config file.
+// completionSetting is a setting as commands resolve it (settings.go):
+// its option when given, else its variables (the settings table's), else
+// the config file, --profile's section over the top level. Completion runs
+// without the Factory, so it reads the file here; an unreadable one gives
+// nothing.
 func completionSetting(cmd *cobra.Command, name string) string {
 	def, _ := lookupSetting(name)
-	return completionFlagOrEnv(cmd, name, def.envs...)
+	if v := completionFlagOrEnv(cmd, name, def.envs...); v != "" {
+		return v
+	}
+	cfg, err := readConfig(configPathFor(completionFlagOrEnv(cmd, "config"), os.Getenv))
+	if err != nil {
+		return ""
+	}
+	if p := completionFlagOrEnv(cmd, "profile", "EXPERIMENT_PROFILE"); p != "" {
+		if v, ok := cfg.Profiles[p][name]; ok {
+			return v
+		}
+	}
+	return cfg.Settings[name]
 }
 
 // completionCacheDir is the cache directory as settings resolve it, but for

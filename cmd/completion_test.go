@@ -64,10 +64,11 @@ func TestCompletionCommandVisible(t *testing.T) {
 // clearCompletionEnv keeps the developer's environment out of the tests.
 func clearCompletionEnv(t *testing.T) {
 	for _, e := range []string{"EXPERIMENT_DEPLOYMENT_KEY", "EXPERIMENT_KEY", "EXPERIMENT_CACHE_DIR",
-		"EXPERIMENT_API_KEY", "AMPLITUDE_API_KEY"} {
+		"EXPERIMENT_API_KEY", "AMPLITUDE_API_KEY", "EXPERIMENT_CONFIG", "EXPERIMENT_PROFILE"} {
 		t.Setenv(e, "")
 	}
-	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // os.UserCacheDir on Linux
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir()) // os.UserConfigDir on Linux: no config file
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())  // os.UserCacheDir on Linux
 	t.Setenv("HOME", t.TempDir())
 }
 
@@ -203,6 +204,33 @@ func TestCompleteFlagKeysFromCache(t *testing.T) {
 		c := subcommand(t, completionRoot(t), "evaluate")
 		if got, _ := completeFlagKeys(c, nil, "o"); !slices.Equal(got, want) {
 			t.Errorf("got %q, want %q", got, want)
+		}
+	})
+	// Keys and cache directories set with config set, as commands read them.
+	t.Run("config file", func(t *testing.T) {
+		clearCompletionEnv(t)
+		dir := t.TempDir()
+		writeFlagCacheFile(t, dir, key)
+		config := filepath.Join(t.TempDir(), "config.yaml")
+		writeConfig := func(t *testing.T, text string) {
+			if err := os.WriteFile(config, []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		writeConfig(t, "deployment-key: "+key+"\ncache-dir: "+dir+"\n")
+		c := subcommand(t, completionRoot(t), "evaluate", "--config", config)
+		if got, _ := completeFlagKeys(c, nil, "o"); !slices.Equal(got, want) {
+			t.Errorf("top level: got %q, want %q", got, want)
+		}
+		writeConfig(t, "deployment-key: "+key+"-other\nprofiles:\n  ci:\n    deployment-key: "+key+"\n    cache-dir: "+dir+"\n")
+		t.Setenv("EXPERIMENT_CONFIG", config)
+		c = subcommand(t, completionRoot(t), "evaluate", "--profile", "ci")
+		if got, _ := completeFlagKeys(c, nil, "o"); !slices.Equal(got, want) {
+			t.Errorf("profile: got %q, want %q", got, want)
+		}
+		c = subcommand(t, completionRoot(t), "evaluate", "--deployment-key", key+"-other", "--profile", "ci")
+		if got, _ := completeFlagKeys(c, nil, ""); len(got) != 0 {
+			t.Errorf("the option lost to the config file: %q", got)
 		}
 	})
 	t.Run("other key", func(t *testing.T) {
