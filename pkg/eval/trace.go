@@ -138,10 +138,12 @@ func (e *evaluator) traceFlag(ctx *Context, i int) FlagTrace {
 	for _, d := range src.Dependencies {
 		ft.Dependencies = append(ft.Dependencies, e.traceDependency(d))
 	}
+	v := int32(-1)
 	for si := range f.segs.len() {
-		st := e.traceSegment(ctx, f, src.Segments[si], si)
+		var st SegmentTrace
+		st, v = e.traceSegment(ctx, f, src.Segments[si], si)
 		ft.Segments = append(ft.Segments, st)
-		if st.Matched && !st.VariantMissing {
+		if v >= 0 {
 			ft.Segment = si
 			break
 		}
@@ -155,7 +157,6 @@ func (e *evaluator) traceFlag(ctx *Context, i int) FlagTrace {
 		return ft
 	}
 	si := int32(f.segs.start) + int32(ft.Segment)
-	v := e.bucket(ctx, &s.segments[si])
 	e.res[i] = resultSlot{gen: e.gen, variant: v, segment: si}
 	var r Result
 	s.fill(&r, f, v, si)
@@ -181,8 +182,9 @@ func (e *evaluator) traceDependency(key string) DependencyTrace {
 }
 
 // traceSegment explains segment si of flag f; src is its configuration,
-// whose conditions the compiled ones follow one for one.
-func (e *evaluator) traceSegment(ctx *Context, f *flagRec, src *Segment, si int) SegmentTrace {
+// whose conditions the compiled ones follow one for one. It returns the
+// variant the segment yields (an index among the flag's), -1 for none.
+func (e *evaluator) traceSegment(ctx *Context, f *flagRec, src *Segment, si int) (SegmentTrace, int32) {
 	s := e.snap
 	seg := &s.segments[int(f.segs.start)+si]
 	st := SegmentTrace{Index: si, Name: segmentName(src), Reached: true, Always: src.Conditions == nil, Conditions: [][]ConditionTrace{}}
@@ -200,7 +202,7 @@ func (e *evaluator) traceSegment(ctx *Context, f *flagRec, src *Segment, si int)
 		st.Matched = st.Matched || all
 	}
 	if !st.Matched {
-		return st
+		return st, -1
 	}
 	if seg.bucket >= 0 {
 		st.Bucket = e.traceBucket(ctx, &s.buckets[seg.bucket], src.Bucket)
@@ -212,10 +214,10 @@ func (e *evaluator) traceSegment(ctx *Context, f *flagRec, src *Segment, si int)
 		if st.Bucket != nil && st.Bucket.Variant != "" {
 			st.Variant = st.Bucket.Variant
 		}
-		return st
+		return st, -1
 	}
 	st.Variant = s.variants[f.variants+uint32(v)].key
-	return st
+	return st, v
 }
 
 func segmentName(s *Segment) string {
