@@ -12,9 +12,10 @@ package eval
 // list, the latter as null).
 //
 // Cohorts, when set, stands for the cohort enrichment the official SDKs do
-// (cohort_ids filled from the cohorts a flag targets) without doing it up front: memberships are looked up only when a condition
-// reads cohort_ids, and often only for the condition's own values. The
-// context then reads exactly as if enriched eagerly:
+// (cohort_ids filled from the cohorts a flag targets) without doing it up
+// front: memberships are looked up only when a condition reads cohort_ids,
+// and often only for the condition's own values. The context then reads
+// exactly as if enriched eagerly:
 //
 //   - context.user.cohort_ids is, when UserID is non-empty and
 //     Cohorts.Referenced(UserCohorts) is non-empty, those referenced ids that
