@@ -1,8 +1,6 @@
 package eval
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -16,6 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/murmur3"
+
+	"github.com/flagkit/experiment/internal/conformance"
 )
 
 // ---------------------------------------------------------------------------
@@ -140,32 +140,22 @@ func contextFromJSON(t testing.TB, line []byte) *Context {
 	}
 }
 
+// conformanceRoot is the repository's own copy of the set, for tests that
+// name one of its cases.
 const conformanceRoot = "../../testdata/conformance/cases"
 
+// conformanceCases are the case directories of the conformance set, found
+// as every module's tests find it (internal/conformance).
 func conformanceCases(t testing.TB) []string {
 	t.Helper()
-	dirs, err := filepath.Glob(filepath.Join(conformanceRoot, "*"))
-	require.NoError(t, err)
-	require.NotEmpty(t, dirs, "no conformance cases under %s", conformanceRoot)
+	var dirs []string
+	for _, c := range conformance.Cases(t) {
+		dirs = append(dirs, c.Dir)
+	}
 	return dirs
 }
 
-func readLines(t testing.TB, path string) [][]byte {
-	t.Helper()
-	f, err := os.Open(path)
-	require.NoError(t, err)
-	defer f.Close()
-	var lines [][]byte
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		if len(bytes.TrimSpace(sc.Bytes())) > 0 {
-			lines = append(lines, bytes.Clone(sc.Bytes()))
-		}
-	}
-	require.NoError(t, sc.Err())
-	return lines
-}
+func readLines(t testing.TB, path string) [][]byte { return conformance.ReadLines(t, path) }
 
 func loadCaseSnapshot(t testing.TB, dir string) (*Snapshot, [][]byte) {
 	t.Helper()

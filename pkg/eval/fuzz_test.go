@@ -11,18 +11,16 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/flagkit/experiment/internal/conformance"
 )
 
 // conformanceFlagDocs returns the flags.json of every conformance case.
 func conformanceFlagDocs(tb testing.TB) [][]byte {
 	tb.Helper()
-	paths, err := filepath.Glob(filepath.Join(conformanceRoot, "*", "flags.json"))
-	if err != nil || len(paths) == 0 {
-		tb.Fatalf("no conformance flags under %s: %v", conformanceRoot, err)
-	}
 	var docs [][]byte
-	for _, p := range paths {
-		data, err := os.ReadFile(p)
+	for _, c := range conformance.Cases(tb) {
+		data, err := os.ReadFile(c.FlagsPath())
 		if err != nil {
 			tb.Fatal(err)
 		}
