@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flagkit/experiment/pkg/experiment"
 	"github.com/flagkit/experiment/pkg/server"
@@ -267,10 +268,16 @@ func TestStatusAndMetrics(t *testing.T) {
 	if st.Healthy || st.Status != "degraded" || st.Deployments[0].Problem == "" {
 		t.Fatalf("status after a problem %+v", st)
 	}
+	// A request is recorded once its handler returns, which can be after
+	// the client has read the answer: wait for it (5 s at most).
+	const flagsCount = `experiment_serve_request_duration_seconds_count{code="200",method="GET",route="flags"} 1`
 	m := ts.do(t, "GET", "/metrics", "")
+	for deadline := time.Now().Add(5 * time.Second); !bytes.Contains(m.body, []byte(flagsCount)) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		m = ts.do(t, "GET", "/metrics", "")
+	}
 	for _, name := range []string{
-		`experiment_serve_request_duration_seconds_count{code="200",method="GET",route="flags"} 1`,
-		"experiment_serve_stream_connections 0", "experiment_serve_flags_age_seconds", "experiment_serve_flags 18",
+		flagsCount, "experiment_serve_stream_connections 0", "experiment_serve_flags_age_seconds", "experiment_serve_flags 18",
 	} {
 		if !bytes.Contains(m.body, []byte(name)) {
 			t.Errorf("/metrics lacks %s", name)
