@@ -51,7 +51,7 @@ func (c *checker) comparison(pos, si int, at, what string, values []string) {
 		if eval.IsNumber(v) {
 			continue
 		}
-		how := "compares as text (\"10\" < \"9\")"
+		how := "compares as text, character by character (\"10\" before \"9\")"
 		if numbers > 0 {
 			how = "never matches a numeric value, and makes the others compare as text for a non-numeric one"
 		}
