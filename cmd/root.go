@@ -108,6 +108,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newConfigCmd(f),
 		newServeCmd(f, nil),
 		newLintCmd(f, nil),
+		newFindUserCmd(f, nil),
 	)
 	registerCompletions(root)
 	// The streams first: cobra's completion command keeps the writer it
