@@ -213,4 +213,3 @@ func renderFoundIDs(ios *cli.IOStreams, format string, r *findUserReport) error 
 	}
 	return t.Render(ios.Out)
 }
-
