@@ -23,6 +23,7 @@ type lintOptions struct {
 	Source   flagSource
 	Output   string
 	Severity string
+	fileArg  bool // the flags file came as FILE, not --flags: errors name it so
 }
 
 func newLintCmd(f *Factory, runF func(context.Context, *lintOptions) error) *cobra.Command {
@@ -45,7 +46,7 @@ func newLintCmd(f *Factory, runF func(context.Context, *lintOptions) error) *cob
 				if opts.Source.flagsFile != "" {
 					return usageError("give the flags as FILE or --flags, not both")
 				}
-				opts.Source.flagsFile = args[0]
+				opts.Source.flagsFile, opts.fileArg = args[0], true
 			}
 			if _, err := lint.ParseSeverity(opts.Severity); err != nil {
 				return usageError("--severity: %v", err)
@@ -142,7 +143,12 @@ func (o *lintOptions) lintFlags(ctx context.Context) (flags []*eval.Flag, data [
 		defer client.Close()
 		return client.FlagSet().Flags(), nil, s.name(), nil
 	}
-	if data, name, err = s.readFlags(ctx, o.IO.In); err != nil {
+	if o.fileArg && s.flagsFile != "-" {
+		name = s.flagsFile
+		if data, err = readInput(ctx, name, maxFlagsBytes); err != nil {
+			return nil, nil, "", namedFileError("", name, err)
+		}
+	} else if data, name, err = s.readFlags(ctx, o.IO.In); err != nil {
 		return nil, nil, "", err
 	}
 	if flags, err = eval.DecodeFlags(data); err != nil {
