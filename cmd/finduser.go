@@ -90,7 +90,9 @@ type findUserReport struct {
 }
 
 // foundID is one id and how the engine decided it. Bucket is null when
-// the deciding segment gave the variant without hashing.
+// the deciding segment did not hash (no bucket, or no bucketing value);
+// its indices are -1 when the hash fell in no range, so that the
+// segment's own variant was used.
 type foundID struct {
 	ID          string       `json:"id"`
 	Variant     string       `json:"variant"`

@@ -131,7 +131,7 @@ func (s *idSearch) explain(u *experiment.User, id string) (foundID, error) {
 	ft := trace.Flags[i]
 	st := ft.Segments[ft.Segment]
 	found := foundID{ID: id, Variant: ft.Variant, Segment: ft.Segment, SegmentName: st.Name}
-	if b := st.Bucket; b != nil && !b.Absent && b.AllocationIndex >= 0 {
+	if b := st.Bucket; b != nil && !b.Absent { // hashed, whether or not a range took the hash
 		found.Bucket = &foundBucket{Selector: b.Selector, Salt: b.Salt, Hash: b.Hash, Allocation: b.Allocation,
 			Distribution: b.Distribution, AllocationIndex: b.AllocationIndex, DistributionIndex: b.DistributionIndex}
 	}
