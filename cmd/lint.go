@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -57,7 +58,8 @@ func newLintCmd(f *Factory, runF func(context.Context, *lintOptions) error) *cob
 			return runLint(c.Context(), opts)
 		},
 	}
-	opts.Source.register(f, c.Flags(), noEvaluation...)
+	// No --strict: every problem the engine tolerates is a finding here.
+	opts.Source.register(f, c.Flags(), append(slices.Clone(noEvaluation), "strict")...)
 	c.Flags().StringVar(&opts.Severity, "severity", "error", "exit 1 on a finding at or above: error, warning or note")
 	registerOutput(c.Flags(), &opts.Output, reportOutput, "table", "json", "sarif")
 	return c
