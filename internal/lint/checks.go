@@ -122,6 +122,14 @@ func (c *checker) bucket(pos int, f *eval.Flag, si int, served map[string]bool) 
 		allocs = append(allocs, r)
 		c.distributions(pos, f, si, ai, a, served, !r.empty())
 	}
+	if missing := uncovered(allocs, 100); missing > 0 && f.Segments[si].Variant == "" {
+		next := "go on to the next segment"
+		if si == len(f.Segments)-1 {
+			next = "get no variant (the flag's default)"
+		}
+		c.add(RuleRolloutFallsThrough, pos, si, ".bucket.allocations", "%s of flag %q has no variant of its own: the %d%% of its users outside its allocations %s",
+			segmentLabel(f, si), f.Key, missing, next)
+	}
 }
 
 // distributions checks one allocation's distributions; live says whether

@@ -65,6 +65,9 @@ var ruleCases = []ruleCase{
 	{rule: RuleDistributionGap, segment: 0, // the classic off-by-one: the last distribution value is left out
 		triggers: withBucket(`[{"range":[0,100],"distributions":[{"variant":"on","range":[0,42949672]}]}]`),
 		passes:   withBucket(`[{"range":[0,100],"distributions":[{"variant":"on","range":[0,42949673]}]}]`)},
+	{rule: RuleRolloutFallsThrough, segment: 0,
+		triggers: `{"key":"f","variants":{"on":{}},"segments":[{"bucket":{"selector":["context","user","device_id"],"salt":"s","allocations":[{"range":[0,25],"distributions":[{"variant":"on","range":[0,42949673]}]}]}}]}`,
+		passes:   `{"key":"f","variants":{"on":{},"off":{}},"segments":[{"bucket":{"selector":["context","user","device_id"],"salt":"s","allocations":[{"range":[0,25],"distributions":[{"variant":"on","range":[0,42949673]}]}]},"variant":"off"}]}`},
 	{rule: RuleUnusedVariant, segment: -1,
 		triggers: `{"key":"f","variants":{"on":{},"off":{},"extra":{}},"segments":[{"variant":"on"},{"variant":"off"}]}`,
 		passes:   `{"key":"f","variants":{"on":{},"off":{}},"segments":[{"conditions":[[{"selector":["context","user","country"],"op":"is","values":["DE"]}]],"variant":"on"},{"variant":"off"}]}`},

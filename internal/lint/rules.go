@@ -19,6 +19,7 @@ const (
 	RuleDistributionRange    = "distribution-range"
 	RuleDistributionOverlap  = "distribution-overlap"
 	RuleDistributionGap      = "distribution-gap"
+	RuleRolloutFallsThrough  = "rollout-falls-through"
 	RuleUnusedVariant        = "unused-variant"
 	RuleMissingVariant       = "missing-variant"
 	RuleInvalidRegex         = "invalid-regex"
@@ -42,6 +43,7 @@ func Rules() []Rule {
 		{RuleDistributionRange, Error, "A distribution range is reversed or goes beyond the 42949673 hash space."},
 		{RuleDistributionOverlap, Error, "Two distributions of an allocation overlap: the earlier one takes the shared users."},
 		{RuleDistributionGap, Warning, "The distributions of an allocation leave part of it uncovered: those users get the segment's variant or fall through."},
+		{RuleRolloutFallsThrough, Note, "A bucketed segment without a variant of its own: users outside its allocations go on to the next segment."},
 		{RuleUnusedVariant, Warning, "A variant that no reachable segment or distribution serves."},
 		{RuleMissingVariant, Error, "A segment or distribution names a variant the flag does not have: the engine skips it."},
 		{RuleInvalidRegex, Error, "A regex filter value does not compile: it never matches."},
