@@ -33,7 +33,9 @@ type flagSource struct {
 func (s *flagSource) register(f *Factory, fs *pflag.FlagSet, omit ...string) {
 	fs.StringVar(&s.flagsFile, "flags", "", "flag configs: a JSON file (the body of GET /sdk/v2/flags), or - for stdin")
 	fs.StringVar(&s.cohortsDir, "cohorts", "", "directory of cohort files <cohortId>.json (the body of GET /sdk/v1/cohort/<id>)")
-	fs.BoolVar(&s.strict, "strict", false, "fail on config problems the engine tolerates (unknown operators, bad regexes, missing dependencies) and on cohorts not loaded")
+	if !slices.Contains(omit, "strict") { // lint reports those problems itself
+		fs.BoolVar(&s.strict, "strict", false, "fail on config problems the engine tolerates (unknown operators, bad regexes, missing dependencies) and on cohorts not loaded")
+	}
 	s.server.registerWithout(f, fs, omit...)
 	// With a deployment key, these turn on cohort sync for cohort targeting.
 	for _, o := range []struct {

@@ -107,6 +107,8 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newVersionCmd(f),
 		newConfigCmd(f),
 		newServeCmd(f, nil),
+		newLintCmd(f, nil),
+		newFindUserCmd(f, nil),
 	)
 	registerCompletions(root)
 	// The streams first: cobra's completion command keeps the writer it

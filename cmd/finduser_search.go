@@ -1,0 +1,196 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/flagkit/experiment/pkg/eval"
+	"github.com/flagkit/experiment/pkg/experiment"
+)
+
+// route is a segment that can give the variant: by naming it (targeting)
+// or by a distribution with a share of its users (bucketing).
+type route struct {
+	seg      int
+	bucketed bool
+	share    float64 // bucketing: the share of the segment's users, about (overlaps ignored)
+}
+
+// variantRoutes lists, in segment order, where a flag can serve variant.
+func variantRoutes(f *eval.Flag, variant string) []route {
+	var routes []route
+	for si, seg := range f.Segments {
+		if b := seg.Bucket; b != nil {
+			share := 0.0
+			for _, a := range b.Allocations {
+				aw := float64(min(a.Range[1], 100) - min(a.Range[0], a.Range[1], 100))
+				for _, d := range a.Distributions {
+					if d.Variant == variant {
+						dw := float64(min(d.Range[1], eval.DistributionEnd) - min(d.Range[0], d.Range[1], eval.DistributionEnd))
+						share += aw / 100 * dw / eval.DistributionEnd
+					}
+				}
+			}
+			if share > 0 {
+				routes = append(routes, route{seg: si, bucketed: true, share: share})
+				continue
+			}
+		}
+		if seg.Variant == variant {
+			routes = append(routes, route{seg: si})
+		}
+	}
+	return routes
+}
+
+// defaultBy is the id the flag buckets the variant by: the selector of
+// its first bucketing route; device_id when only targeting gives it.
+func defaultBy(f *eval.Flag, routes []route) (string, error) {
+	for _, r := range routes {
+		if !r.bucketed {
+			continue
+		}
+		sel := f.Segments[r.seg].Bucket.Selector
+		if len(sel) == 3 && sel[0] == "context" && sel[1] == "user" && findUserFields[sel[2]] != nil {
+			return sel[2], nil
+		}
+		return "", fmt.Errorf("%s buckets by %s; find-user varies device_id or user_id only (give --by to search anyway)",
+			segmentTitle(f, r.seg), strings.Join(sel, "."))
+	}
+	return "device_id", nil
+}
+
+func segmentTitle(f *eval.Flag, si int) string {
+	name, _ := f.Segments[si].Metadata["segmentName"].(string)
+	if name == "" {
+		return "segment " + strconv.Itoa(si)
+	}
+	return fmt.Sprintf("segment %d %q", si, name)
+}
+
+// idSearch tries ids on the template user until enough get the variant.
+type idSearch struct {
+	fs       *experiment.FlagSet
+	opts     *findUserOptions
+	template experiment.User
+	next     func() string
+	last     experiment.User // the last user tried, for the diagnosis
+}
+
+// run searches; every id found is the variant by a full evaluation, and
+// explained for its numbers.
+func (s *idSearch) run(ctx context.Context) (*findUserReport, error) {
+	o := s.opts
+	report := &findUserReport{Flag: o.Flag, Variant: o.Variant, By: o.By, IDs: []foundID{}}
+	if o.Prefix == "" && o.By == "device_id" {
+		report.Seed = &o.Seed
+	}
+	field := findUserFields[o.By]
+	keys := []string{o.Flag}
+	var results []eval.Result
+	for report.Tries < o.MaxTries && len(report.IDs) < o.Count {
+		if report.Tries%4096 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		report.Tries++
+		u := s.template
+		*field(&u) = s.next()
+		s.last = u
+		var err error
+		if results, err = s.fs.EvaluateResults(&u, keys, results[:0]); err != nil {
+			return nil, evalError(o.Source.name(), err)
+		}
+		i := slices.IndexFunc(results, func(r eval.Result) bool { return r.FlagKey == o.Flag })
+		if i < 0 || results[i].Key != o.Variant {
+			continue
+		}
+		found, err := s.explain(&u, *field(&u))
+		if err != nil {
+			return nil, err
+		}
+		report.IDs = append(report.IDs, found)
+	}
+	return report, nil
+}
+
+// explain gives the engine's numbers for an id found by evaluation, and
+// checks that the trace agrees with it.
+func (s *idSearch) explain(u *experiment.User, id string) (foundID, error) {
+	trace, err := s.fs.Explain(u, s.opts.Flag)
+	if err != nil {
+		return foundID{}, evalError(s.opts.Source.name(), err)
+	}
+	i := slices.IndexFunc(trace.Flags, func(ft eval.FlagTrace) bool { return ft.Key == s.opts.Flag })
+	if i < 0 || trace.Flags[i].Variant != s.opts.Variant {
+		return foundID{}, errors.New("internal error: explain and evaluate disagree for " + id)
+	}
+	ft := trace.Flags[i]
+	st := ft.Segments[ft.Segment]
+	found := foundID{ID: id, Variant: ft.Variant, Segment: ft.Segment, SegmentName: st.Name}
+	if b := st.Bucket; b != nil && !b.Absent { // hashed, whether or not a range took the hash
+		found.Bucket = &foundBucket{Selector: b.Selector, Salt: b.Salt, Hash: b.Hash, Allocation: b.Allocation,
+			Distribution: b.Distribution, AllocationIndex: b.AllocationIndex, DistributionIndex: b.DistributionIndex}
+	}
+	return found, nil
+}
+
+// diagnose says, for each segment that could give the variant, what keeps
+// the last user tried from it.
+func (s *idSearch) diagnose(f *eval.Flag, routes []route) string {
+	trace, err := s.fs.Explain(&s.last, s.opts.Flag)
+	if err != nil {
+		return err.Error()
+	}
+	i := slices.IndexFunc(trace.Flags, func(ft eval.FlagTrace) bool { return ft.Key == s.opts.Flag })
+	if i < 0 {
+		return "the flag was not evaluated"
+	}
+	ft := trace.Flags[i]
+	var why []string
+	for _, r := range routes {
+		why = append(why, s.blocked(f, ft, r))
+	}
+	return strings.Join(why, "; ")
+}
+
+// blocked is why one route did not give the variant.
+func (s *idSearch) blocked(f *eval.Flag, ft eval.FlagTrace, r route) string {
+	title := segmentTitle(f, r.seg)
+	st := ft.Segments[r.seg]
+	switch {
+	case !st.Reached:
+		return fmt.Sprintf("%s is never reached: %s decides first", title, segmentTitle(f, ft.Segment))
+	case !st.Matched:
+		return title + " does not match the user: " + failedCondition(st)
+	case !r.bucketed:
+		return fmt.Sprintf("%s gives it by targeting, but its bucket sends these ids elsewhere", title)
+	}
+	sel := f.Segments[r.seg].Bucket.Selector
+	if len(sel) == 0 || sel[len(sel)-1] != s.opts.By {
+		return fmt.Sprintf("%s buckets by %s, which --by %s does not change", title, strings.Join(sel, "."), s.opts.By)
+	}
+	return fmt.Sprintf("%s gives it to %.6g%% of its users, and none of %d ids tried (--max-tries)", title, r.share*100, s.opts.MaxTries)
+}
+
+// failedCondition names the first condition that failed in the first
+// AND-group, with the user's value.
+func failedCondition(st eval.SegmentTrace) string {
+	if len(st.Conditions) == 0 {
+		return "its conditions are an empty list"
+	}
+	for _, c := range st.Conditions[0] {
+		if c.Matched {
+			continue
+		}
+		value := "absent"
+		if !c.Absent {
+			value = strconv.Quote(c.Value)
+		}
+		return fmt.Sprintf("%s %s %s is false (user: %s)", strings.Join(c.Selector, "."), c.Op, jsonText(c.Values), value)
+	}
+	return "no AND-group holds"
+}
