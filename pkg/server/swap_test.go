@@ -15,6 +15,10 @@ func TestSwapUnderLoad(t *testing.T) {
 	ts := newTestServer(t, server.Options{})
 	one := mustFlags(t, []byte(`[{"key":"f","variants":{"a":{"key":"a"}},"segments":[{"variant":"a"}]}]`), nil)
 	two := mustFlags(t, []byte(`[{"key":"f","variants":{"b":{"key":"b"}},"segments":[{"variant":"b"}]},{"key":"g","variants":{"b":{"key":"b"}},"segments":[{"variant":"b"}]}]`), nil)
+	// The server starts on the testdata flags: set one of the two before
+	// any request, or a request beating the swapper's first Set sees a
+	// third set.
+	ts.store.Set(one)
 	stop := make(chan struct{})
 	var swapper sync.WaitGroup
 	swapper.Add(1)
