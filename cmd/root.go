@@ -107,6 +107,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newVersionCmd(f),
 		newConfigCmd(f),
 		newServeCmd(f, nil),
+		newDiffCmd(f, nil),
 	)
 	registerCompletions(root)
 	// The streams first: cobra's completion command keeps the writer it
