@@ -26,10 +26,10 @@ func (p *diffPrinter) print(w io.Writer, d *diffOutput) error {
 	}
 	s := d.Summary
 	if !d.Changed {
-		p.line(0, "no changes: %d flags in %s and %s mean the same", s.After, d.Old, d.New)
+		p.line(0, "no changes: the %s in %s and %s mean the same", plural(s.After, "flag"), d.Old, d.New)
 	} else {
-		p.line(0, "%d changed, %d added, %d removed, %d unchanged (%d flags in %s, %d in %s)",
-			s.Changed, s.Added, s.Removed, s.Unchanged, s.Before, d.Old, s.After, d.New)
+		p.line(0, "%d changed, %d added, %d removed, %d unchanged (%s in %s, %d in %s)",
+			s.Changed, s.Added, s.Removed, s.Unchanged, plural(s.Before, "flag"), d.Old, s.After, d.New)
 	}
 	if d.Impact != nil {
 		p.impact(d.Impact)
@@ -51,6 +51,13 @@ func (p *diffPrinter) flag(f *flagdiff.Flag) {
 		p.line(1, "%s", sc.Dimmed(plural(len(f.Variants), "variant")+", "+plural(len(f.Segments), "segment")))
 		return
 	}
+	p.changes(f)
+}
+
+// changes is the body of a changed flag's block, indented under its
+// header; watch prints it under its change line.
+func (p *diffPrinter) changes(f *flagdiff.Flag) {
+	sc := p.scheme
 	if f.Rebuckets {
 		p.line(1, "%s", sc.Warning("!! RE-BUCKETED: a salt or bucketing selector changed; every user of that segment is hashed anew and may change variant"))
 	}
@@ -150,7 +157,7 @@ func (p *diffPrinter) segment(s *flagdiff.SegmentChange) {
 		p.line(2, "%scondition %s", mark, text+sc.Dimmed(" (group "+strconv.Itoa(c.Group)+")"))
 	}
 	if s.Variant != nil {
-		p.line(2, "variant: %v → %v", orNone(s.Variant.From.(string)), orNone(s.Variant.To.(string)))
+		p.line(2, "variant: %s → %s", flagdiff.VariantName(s.Variant.From), flagdiff.VariantName(s.Variant.To))
 	}
 	if b := s.Bucket; b != nil {
 		if b.Salt != nil {

@@ -95,7 +95,7 @@ func (s *SegmentChange) phrases() []string {
 		out = append(out, t+" targeting")
 	}
 	if s.Variant != nil {
-		out = append(out, t+" variant "+orNone(s.Variant.From.(string))+" → "+orNone(s.Variant.To.(string)))
+		out = append(out, t+" variant "+VariantName(s.Variant.From)+" → "+VariantName(s.Variant.To))
 	}
 	if s.Shares != nil {
 		var moves []string
@@ -128,4 +128,12 @@ func ScalarText(v any) string {
 		return fmt.Sprint(v)
 	}
 	return string(data)
+}
+
+// VariantName is a segment's variant for a change line: its key, or
+// "(none)" when it has none (the user falls through) or there is no
+// segment.
+func VariantName(v any) string {
+	s, _ := v.(string)
+	return orNone(s)
 }

@@ -245,8 +245,8 @@ func compareSegment(a, b *eval.Segment) *SegmentChange {
 		gb, vb, mb, bb = groups(b), b.Variant, b.Metadata, b.Bucket
 	}
 	c.Conditions = conditionChanges(ga, gb)
-	if va != vb {
-		c.Variant = &ValueChange{From: va, To: vb}
+	if va != vb || a == nil || b == nil {
+		c.Variant = &ValueChange{From: optional(a != nil, va), To: optional(b != nil, vb)}
 	}
 	if a != nil && b != nil {
 		c.Bucket = bucketChange(ba, bb)
@@ -326,4 +326,12 @@ func bucketChange(a, b *eval.Bucket) *BucketChange {
 		return nil // the same JSON spelled differently (nil and empty lists)
 	}
 	return c
+}
+
+// optional is v where the side has a segment, null where it has none.
+func optional(present bool, v string) any {
+	if !present {
+		return nil
+	}
+	return v
 }

@@ -92,6 +92,9 @@ func paint(covered [][2]uint64, lo, hi uint64) ([][2]uint64, uint64) {
 // when any differs by a hundredth of a point; every share of a segment
 // that is only on one side.
 func shareChanges(a, b *eval.Segment) []*Share {
+	if !bucketed(a) && !bucketed(b) {
+		return nil // everyone gets the segment's variant: its change says it all
+	}
 	var sa, sb map[string]float64
 	if a != nil {
 		sa = Shares(a)
@@ -118,6 +121,10 @@ func shareChanges(a, b *eval.Segment) []*Share {
 		return nil
 	}
 	return out
+}
+
+func bucketed(s *eval.Segment) bool {
+	return s != nil && s.Bucket != nil && len(s.Bucket.Allocations) > 0
 }
 
 // percent is a fraction in percent, to a hundredth of a point.
