@@ -99,7 +99,8 @@ func segments(a, b []*eval.Segment) []*SegmentChange {
 
 // pairSegments matches segments by content, most certain match first:
 // the same targeting, bucketing and variant; the same name; the same
-// conditions; the same bucketing; then what is left at the same place.
+// conditions; the same bucketing; then what is left at the same place
+// under the same name.
 func pairSegments(a, b []*eval.Segment) (pairs [][2]int, onlyA, onlyB []int) {
 	usedA, usedB := make([]bool, len(a)), make([]bool, len(b))
 	match := func(key func(*eval.Segment) string) {
@@ -130,7 +131,9 @@ func pairSegments(a, b []*eval.Segment) (pairs [][2]int, onlyA, onlyB []int) {
 		return jsonKey(s.Bucket)
 	})
 	for i := range min(len(a), len(b)) {
-		if !usedA[i] && !usedB[i] && a[i] != nil && b[i] != nil {
+		// A renamed segment is another one; one without a name (or with
+		// the same) edited in place is the same one changed.
+		if !usedA[i] && !usedB[i] && a[i] != nil && b[i] != nil && segmentName(a[i]) == segmentName(b[i]) {
 			usedA[i], usedB[i] = true, true
 			pairs = append(pairs, [2]int{i, i})
 		}
