@@ -128,9 +128,9 @@ func TestDiffImpactBruteForce(t *testing.T) {
 }
 
 type plantedDoc struct {
-	doc       []byte
-	removed   string
-	changed   []string
+	doc        []byte
+	removed    string
+	changed    []string
 	salted     string   // a flag others depend on, whose salt changed
 	dependents []string // the unchanged flags that depend on salted
 }
