@@ -159,10 +159,13 @@ func (opts *diffOptions) readSide(ctx context.Context, arg string) (*diffSide, e
 // pullLive downloads the deployment's flags as flags pull does (and
 // refreshes the cache with them): the flags now, never the cache's.
 func (opts *diffOptions) pullLive(ctx context.Context) ([]byte, error) {
-	key, cfg, err := opts.Source.server.localConfig(opts.IO)
-	if err != nil {
+	if opts.Source.server.deploymentKey == "" {
 		return nil, withHint(usageError("live: no deployment key: pass --deployment-key or set EXPERIMENT_DEPLOYMENT_KEY"),
 			"or compare a file written by 'experiment flags pull --out FILE'")
+	}
+	key, cfg, err := opts.Source.server.localConfig(opts.IO)
+	if err != nil {
+		return nil, err
 	}
 	client, err := experiment.NewLocalClient(key, cfg)
 	if err != nil {
