@@ -110,6 +110,13 @@ func TestDiffImpactBruteForce(t *testing.T) {
 					}
 				}
 				assert.Equal(t, cells, matrix, key)
+				newValue := 0
+				for c, n := range cells {
+					if c[0] == c[1] && want.newValue[key][c[0]] {
+						newValue += n
+					}
+				}
+				assert.Equal(t, newValue, f.UsersNewValue, key)
 			}
 			// A flag moved only by its dependency says so.
 			moved := 0
@@ -263,8 +270,44 @@ func writeSampleUsers(t *testing.T, path string, n int) {
 
 type bruteImpact struct {
 	users    int
+	newValue map[string]map[string]bool // flag -> variants whose value or payload differ
 	cells    map[string]map[[2]string]int
 	examples map[string]map[[2]string][]string
+}
+
+// variantValueChanges compares the documents' variants as JSON, flag by
+// flag: which keep their key and change value or payload.
+func variantValueChanges(t *testing.T, oldDoc, newDoc []byte) map[string]map[string]bool {
+	type variant struct {
+		Value   any `json:"value"`
+		Payload any `json:"payload"`
+	}
+	type flag struct {
+		Key      string             `json:"key"`
+		Variants map[string]variant `json:"variants"`
+	}
+	var a, b []flag
+	require.NoError(t, json.Unmarshal(oldDoc, &a))
+	require.NoError(t, json.Unmarshal(newDoc, &b))
+	before := map[string]flag{}
+	for _, f := range a {
+		before[f.Key] = f
+	}
+	out := map[string]map[string]bool{}
+	for _, f := range b {
+		for k, v := range f.Variants {
+			w, ok := before[f.Key].Variants[k]
+			x, _ := json.Marshal(v)
+			y, _ := json.Marshal(w)
+			if ok && string(x) != string(y) {
+				if out[f.Key] == nil {
+					out[f.Key] = map[string]bool{}
+				}
+				out[f.Key][k] = true
+			}
+		}
+	}
+	return out
 }
 
 // moved counts the users whose variant of one of keys changed.
@@ -300,7 +343,8 @@ func bruteForceImpact(t *testing.T, oldDoc, newDoc []byte, usersPath, cohortsDir
 			keys[k] = true
 		}
 	}
-	r := &bruteImpact{cells: map[string]map[[2]string]int{}, examples: map[string]map[[2]string][]string{}}
+	r := &bruteImpact{cells: map[string]map[[2]string]int{}, examples: map[string]map[[2]string][]string{},
+		newValue: variantValueChanges(t, oldDoc, newDoc)}
 	f, err := os.Open(usersPath)
 	require.NoError(t, err)
 	defer f.Close()

@@ -30,6 +30,9 @@ type flagImpact struct {
 	// variant); Share is their percentage of all users.
 	UsersChanged int     `json:"users_changed"`
 	Share        float64 `json:"share_changed"`
+	// UsersNewValue counts the users who keep their variant while its
+	// value or payload changed: they see something else all the same.
+	UsersNewValue int `json:"users_new_value"`
 	// Reasons say why the flag's users may move: "config changed",
 	// "added", "removed", or "depends on X, which changed".
 	Reasons []string `json:"reasons"`
@@ -267,8 +270,17 @@ func mergeTallies(tallies []*impactTally, examples int) *impactTally {
 // and every other flag whose users moved, with the reason.
 func buildImpact(t *impactTally, keys []string, old, next []*eval.Flag, report *flagdiff.Report) *diffImpact {
 	changed := map[string]flagdiff.Change{}
+	newValue := map[string]map[string]bool{} // flag -> variants whose value or payload changed
 	for _, f := range report.Flags {
 		changed[f.Key] = f.Change
+		for _, v := range f.Variants {
+			if v.Change == flagdiff.Changed && (v.Value != nil || v.Payload != nil) {
+				if newValue[f.Key] == nil {
+					newValue[f.Key] = map[string]bool{}
+				}
+				newValue[f.Key][v.Key] = true
+			}
+		}
 	}
 	deps := dependencyGraph(old, next)
 	perFlag := make([][]*transition, len(keys))
@@ -289,6 +301,8 @@ func buildImpact(t *impactTally, keys []string, old, next []*eval.Flag, report *
 		for _, tr := range fi.Matrix {
 			if tr.From != tr.To {
 				fi.UsersChanged += tr.Users
+			} else if newValue[key][tr.From] {
+				fi.UsersNewValue += tr.Users
 			}
 			before[tr.From] += tr.Users
 			after[tr.To] += tr.Users

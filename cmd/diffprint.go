@@ -209,6 +209,9 @@ func (p *diffPrinter) impact(im *diffImpact) {
 	}
 	for _, f := range im.Flags {
 		head := fmt.Sprintf("%s: %d users change variant (%.2f%%)", sc.Key(f.Key), f.UsersChanged, f.Share)
+		if f.UsersNewValue > 0 {
+			head += fmt.Sprintf(", %d keep theirs with a new value or payload", f.UsersNewValue)
+		}
 		if len(f.Reasons) > 0 {
 			head += "; " + strings.Join(f.Reasons, "; ")
 		}
