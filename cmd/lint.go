@@ -256,10 +256,3 @@ func lintSummary(s *cli.Scheme, r lintReport) string {
 	}
 	return line
 }
-
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
-}

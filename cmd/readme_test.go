@@ -293,6 +293,7 @@ func TestREADMEOutputForms(t *testing.T) {
 		"cookie parse": {"x"},
 		"assert":       {"dark-mode=on", "--flags", "../testdata/flags.json"},
 		"test":         {"../testdata/flagtests.yaml"},
+		"diff":         {"../testdata/flags.json", "../testdata/flags-next.json"},
 	}
 	row := regexp.MustCompile("(?m)^\\| (`[^|]+) \\| (`[^|]+) \\|")
 	cmdName := regexp.MustCompile("`([a-z ]+)`")

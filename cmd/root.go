@@ -109,6 +109,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newServeCmd(f, nil),
 		newLintCmd(f, nil),
 		newFindUserCmd(f, nil),
+		newDiffCmd(f, nil),
 	)
 	registerCompletions(root)
 	// The streams first: cobra's completion command keeps the writer it

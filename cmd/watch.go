@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/flagkit/experiment/internal/cli"
+	"github.com/flagkit/experiment/internal/flagdiff"
 	"github.com/flagkit/experiment/internal/redact"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
@@ -86,6 +87,9 @@ type watchEvent struct {
 	// ("variant beta added", "segment 2 allocation"): the version alone
 	// does not, and stays the same for some edits.
 	Changes []string `json:"changes,omitempty"`
+	// Diff is the semantic diff of a changed flag, as `experiment diff`
+	// reports it (docs/cli.md#diff).
+	Diff *flagdiff.Flag `json:"diff,omitempty"`
 }
 
 func runWatch(ctx context.Context, opts *watchOptions) error {
@@ -318,6 +322,12 @@ func printWatchEvents(opts *watchOptions, events []watchEvent) error {
 				change += ": " + strings.Join(e.Changes, "; ")
 			}
 			_, err = fmt.Fprintf(opts.IO.Out, "%s  %-8s %s  %s\n", e.Time.Format(time.RFC3339), string(e.Kind), e.Flag, change)
+			if err == nil && e.Diff != nil {
+				// Under the summary, the whole change as diff shows it.
+				p := newDiffPrinter(opts.IO)
+				p.changes(e.Diff)
+				err = p.writeTo(opts.IO.Out)
+			}
 		}
 		if err != nil {
 			return ioError(err)

@@ -1,0 +1,205 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flagkit/experiment/internal/cli"
+	"github.com/flagkit/experiment/internal/flagdiff"
+	"github.com/flagkit/experiment/pkg/eval"
+	"github.com/flagkit/experiment/pkg/experiment"
+)
+
+type diffOptions struct {
+	IO        *cli.IOStreams
+	Source    flagSource // the server settings for `live`, and --cohorts
+	Old, New  string
+	UsersFile string
+	Examples  int
+	Output    string
+}
+
+// liveSide is the argument that means the deployment's flags now.
+const liveSide = "live"
+
+func newDiffCmd(f *Factory, runF func(context.Context, *diffOptions) error) *cobra.Command {
+	opts := &diffOptions{IO: f.IO}
+	c := &cobra.Command{
+		Use:   "diff OLD NEW",
+		Short: "Show what changed between two flag-config snapshots, and who changes variant",
+		Long: "Compare two flag-config snapshots flag by flag: flags added and removed; for changed flags the\n" +
+			"variants (values, payloads), segments (matched by content: a reorder reads as a move), conditions,\n" +
+			"allocations with the share of users each variant gains or loses, salt changes (which re-bucket\n" +
+			"everyone), dependencies and metadata. OLD and NEW are files, - for stdin (one of them), or live:\n" +
+			"the deployment's flags now, downloaded with the deployment key (write ./live for a file named\n" +
+			"live). With --users FILE every user is evaluated against both, on all cores, and the report adds\n" +
+			"per flag how many users change variant, from which to which, with example ids; a flag that moves\n" +
+			"only because a flag it depends on changed says so.\n\n" +
+			"Exit codes: 0 nothing changed; 1 something did; others as for every command.",
+		Example: `  experiment flags pull --out flags.json   # then edit it, or pull again later
+  experiment diff live flags.json --users sample.jsonl
+  experiment diff old.json new.json -o json --jq '.flags[].key'`,
+		Args: argsUsage(cobra.ExactArgs(2)),
+		RunE: func(c *cobra.Command, args []string) error {
+			opts.Old, opts.New = args[0], args[1]
+			if opts.Old == "-" && opts.New == "-" {
+				return usageError("OLD and NEW are both -: stdin holds one of them")
+			}
+			if opts.Examples < 0 {
+				return usageError("--examples %d: want 0 or more", opts.Examples)
+			}
+			if opts.Source.cohortsDir != "" && opts.UsersFile == "" {
+				return usageError("--cohorts: only with --users (the diff itself evaluates nobody)")
+			}
+			if runF != nil {
+				return runF(c.Context(), opts)
+			}
+			return runDiff(c.Context(), opts)
+		},
+	}
+	fl := c.Flags()
+	// `live` downloads the flags now: no cache, no stream, no cohort sync
+	// (--cohorts gives the cohorts, to both sides alike).
+	opts.Source.server.registerWithout(f, fl, "offline", "stream-server-url")
+	fl.StringVar(&opts.Source.cohortsDir, "cohorts", "", "with --users: directory of cohort files <cohortId>.json, for both sides")
+	fl.StringVar(&opts.UsersFile, "users", "", "JSON Lines file of users (or - for stdin) to evaluate against both sides")
+	fl.IntVar(&opts.Examples, "examples", 3, "with --users: example user ids per change of variant")
+	registerOutput(fl, &opts.Output, reportOutput, "table", "json", "yaml")
+	return c
+}
+
+// diffSide is one side of a diff: its flags decoded, and the document
+// they came from, for an evaluation.
+type diffSide struct {
+	name  string
+	data  []byte
+	flags []*eval.Flag
+}
+
+func runDiff(ctx context.Context, opts *diffOptions) error {
+	if opts.UsersFile == "-" && (opts.Old == "-" || opts.New == "-") {
+		return usageError("--users - and a side read from -: stdin holds one of them")
+	}
+	old, err := opts.readSide(ctx, opts.Old)
+	if err != nil {
+		return err
+	}
+	next, err := opts.readSide(ctx, opts.New)
+	if err != nil {
+		return err
+	}
+	out := &diffOutput{Old: old.name, New: next.name, Report: flagdiff.Compare(old.flags, next.flags)}
+	out.Changed = out.Report.HasChanges()
+	if opts.UsersFile != "" {
+		if out.Impact, err = opts.impact(ctx, old, next, out.Report); err != nil {
+			return err
+		}
+	}
+	if opts.Output == "table" {
+		err = newDiffPrinter(opts.IO).print(opts.IO.Out, out)
+	} else {
+		err = writeData(opts.IO.Out, opts.Output, out)
+	}
+	if err != nil {
+		return ioError(fmt.Errorf("writing output: %w", err))
+	}
+	if out.Changed {
+		return &silentError{code: ExitCheckFailed}
+	}
+	return nil
+}
+
+// diffOutput is `diff -o json`: docs/cli.md#diff documents it.
+type diffOutput struct {
+	Old     string `json:"old"`
+	New     string `json:"new"`
+	Changed bool   `json:"changed"`
+	*flagdiff.Report
+	Impact *diffImpact `json:"impact,omitempty"`
+}
+
+// readSide reads and decodes one side: a file, stdin, or live.
+func (opts *diffOptions) readSide(ctx context.Context, arg string) (*diffSide, error) {
+	var data []byte
+	var name string
+	var err error
+	switch arg {
+	case liveSide:
+		name = "live"
+		data, err = opts.pullLive(ctx)
+	case "-":
+		name = "stdin"
+		src := flagSource{flagsFile: "-"}
+		data, _, err = src.readFlags(ctx, opts.IO.In)
+	default:
+		name = arg
+		if data, err = readInput(ctx, arg, maxFlagsBytes); err != nil {
+			err = namedFileError("", arg, err)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	flags, err := eval.DecodeFlags(data)
+	if err != nil {
+		var pe *eval.ParseError
+		if errors.As(err, &pe) {
+			pe.File = name
+			return nil, inputError(err)
+		}
+		return nil, inputError(fmt.Errorf("%s: %w", name, err))
+	}
+	return &diffSide{name: name, data: data, flags: flags}, nil
+}
+
+// pullLive downloads the deployment's flags as flags pull does (and
+// refreshes the cache with them): the flags now, never the cache's.
+func (opts *diffOptions) pullLive(ctx context.Context) ([]byte, error) {
+	if opts.Source.server.deploymentKey == "" {
+		return nil, withHint(usageError("live: no deployment key: pass --deployment-key or set EXPERIMENT_DEPLOYMENT_KEY"),
+			"or compare a file written by 'experiment flags pull --out FILE'")
+	}
+	key, cfg, err := opts.Source.server.localConfig(opts.IO)
+	if err != nil {
+		return nil, err
+	}
+	client, err := experiment.NewLocalClient(key, cfg)
+	if err != nil {
+		return nil, usageError("%v", err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(ctx, opts.Source.server.timeout)
+	defer cancel()
+	var buf bytes.Buffer
+	if _, err := client.PullFlagConfigs(ctx, &buf); err != nil {
+		if errors.As(err, new(*experiment.FlagsError)) {
+			return nil, pullError(err, key)
+		}
+		return nil, ioError(err)
+	}
+	return buf.Bytes(), nil
+}
+
+// loadSet compiles a side for evaluation, with the cohorts of --cohorts;
+// what the engine tolerates is a warning, as for evaluate.
+func (opts *diffOptions) loadSet(side *diffSide) (*experiment.FlagSet, error) {
+	fs, err := experiment.LoadFlagSet(side.data, nil)
+	if err != nil {
+		return nil, inputError(fmt.Errorf("%s: %w", side.name, err))
+	}
+	store, err := opts.Source.loadCohorts(opts.Source.server.f, fs.CohortReferences().All())
+	if err != nil {
+		return nil, err
+	}
+	if store != nil {
+		fs = fs.WithCohorts(store)
+	}
+	if err := opts.Source.reportProblems(opts.Source.server.f, side.name, fs.Snapshot().Problems()); err != nil {
+		return nil, err
+	}
+	return fs, nil
+}
