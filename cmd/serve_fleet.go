@@ -138,6 +138,9 @@ func runFleet(ctx context.Context, opts *serveOptions, logger *slog.Logger, cfg 
 	fmt.Fprintln(opts.IO.ErrOut, "; Ctrl-C to stop")
 	fmt.Fprintf(opts.IO.ErrOut, "fleet: redis %s, prefix %s, instance %s, lease %v\n",
 		fleet.Redact(o.fleet.redisURL), f.Prefix(), f.Instance(), f.LeaseTTL())
+	if o.stream {
+		fmt.Fprintln(opts.IO.ErrOut, "fleet: --stream is not used: each deployment's writer polls every --poll-interval")
+	}
 	if o.forwardEvents {
 		if events, err = newFleetEvents(o, f, logger); err != nil {
 			return drain(opts, h, servers, err)

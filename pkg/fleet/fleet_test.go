@@ -231,6 +231,14 @@ func TestRedisDownAndBack(t *testing.T) {
 		return (roles[0] == RoleWriter) != (roles[1] == RoleWriter) && roles[0] != RoleAlone && roles[1] != RoleAlone
 	}, 5*time.Second, 10*time.Millisecond, "one writer again")
 	assert.Contains(t, a.lines.all(), "redis reachable again")
+
+	// Notices flow again (go-redis resubscribed).
+	heard := testutil.ToFloat64(a.f.metrics.notices.WithLabelValues("received"))
+	up.set([]byte("[]"))
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(a.f.metrics.notices.WithLabelValues("received")) > heard
+	}, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return a.etag() == b.etag() && a.etag() == `"`+ETag([]byte("[]"))+`"` }, 5*time.Second, 10*time.Millisecond)
 }
 
 // downloads is a cohort.Downloader counting downloads per relay.
