@@ -101,7 +101,7 @@ func (r *Relay) Report() server.Upstream {
 	case r.body == nil:
 		up.State = "starting"
 	case r.lastErr != "":
-		up.State = "failing"
+		up.State = "interrupted"
 	}
 	if !r.fetched.IsZero() {
 		t := r.fetched
