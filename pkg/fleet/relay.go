@@ -165,7 +165,7 @@ func (r *Relay) leaseStep(ctx context.Context) time.Duration {
 	next := r.checkInterval()
 	var ok bool
 	var err error
-	if r.Role() != RoleFollower { // a writer, or one that was before Redis failed
+	if role := r.Role(); role == RoleWriter || role == RoleAlone { // alone: it may have been the writer
 		ok, err = f.renew(ctx, key, f.ttl)
 	}
 	if err == nil && !ok {
