@@ -10,7 +10,10 @@ import (
 // of the document instead of the decoded flags: the flags are decoded again,
 // one at a time, only when Flag or Explain asks for them. A Snapshot from
 // Load holds about half the memory of one from Compile.
-func Load(data []byte) (*Snapshot, error) {
+func Load(data []byte) (*Snapshot, error) { return load(data, true) }
+
+// load is Load; without clone, the Snapshot keeps data itself.
+func load(data []byte, clone bool) (*Snapshot, error) {
 	var spans []span
 	flags, ok := decodeFlagsFast(data, &spans)
 	if !ok { // what only encoding/json reads (or an error)
@@ -29,7 +32,10 @@ func Load(data []byte) (*Snapshot, error) {
 		}
 		return s, nil
 	}
-	raw := &rawSource{data: bytes.Clone(data), spans: make([]span, len(kept))}
+	if clone {
+		data = bytes.Clone(data)
+	}
+	raw := &rawSource{data: data, spans: make([]span, len(kept))}
 	for i, p := range positions {
 		raw.spans[i] = spans[p]
 	}

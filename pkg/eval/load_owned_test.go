@@ -1,0 +1,68 @@
+package eval
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestLoadOwned: LoadOwned gives Load's Snapshot, and keeps the document
+// it was handed rather than a copy of it.
+func TestLoadOwned(t *testing.T) {
+	data := benchDoc(t, 1000)
+	want, err := Load(data)
+	require.NoError(t, err)
+	got, err := LoadOwned(data)
+	require.NoError(t, err)
+	require.NotNil(t, got.raw)
+	assert.Same(t, &data[0], &got.raw.data[0], "the document is kept, not copied")
+	assert.NotSame(t, &data[0], &want.raw.data[0], "Load copies")
+	sameSnapshots(t, want, got, fuzzContexts())
+
+	for _, doc := range []string{``, `[null]`, `[{"key":"a","segments":[null]}]`} {
+		_, want := Load([]byte(doc))
+		_, err := LoadOwned([]byte(doc))
+		assert.Equal(t, want, err, doc)
+	}
+}
+
+// TestSameFlag: flags are alike when their configs are, whatever the
+// spacing and field order of their documents, and a version left unchanged
+// does not hide a change; nothing decoded to compare is kept.
+func TestSameFlag(t *testing.T) {
+	load := func(doc string) *Snapshot {
+		t.Helper()
+		s, err := Load([]byte(doc))
+		require.NoError(t, err)
+		require.NotNil(t, s.raw)
+		return s
+	}
+	prev := load(`[{"key":"a","metadata":{"flagVersion":1},"variants":{"on":{"key":"on","value":"on"}},"segments":[{"variant":"on"}]},
+		{"key":"b","metadata":{"flagVersion":1},"variants":{"on":{"key":"on"}},"segments":[{"variant":"on"}]},
+		{"key":"gone"}]`)
+	next := load(`[{"key":"a","metadata":{"flagVersion":1},"variants":{"on":{"key":"on","value":"on"}},"segments":[{"variant":"on"}]},
+		{"segments": [{"variant": "on"}], "variants": {"on": {"key": "on"}}, "metadata": {"flagVersion": 1}, "key": "b"},
+		{"key":"c"}]`)
+	assert.True(t, prev.SameFlag(next, "a"), "the same bytes")
+	assert.True(t, prev.SameFlag(next, "b"), "the same config, written otherwise")
+	assert.False(t, prev.SameFlag(next, "gone"), "only in the first")
+	assert.False(t, prev.SameFlag(next, "c"), "only in the second")
+	for _, s := range []*Snapshot{prev, next} {
+		for i := range s.sources {
+			assert.Nil(t, s.sources[i].Load(), "flag %d was kept decoded", i)
+		}
+	}
+
+	changed := load(`[{"key":"a","metadata":{"flagVersion":1},"variants":{"on":{"key":"on","value":"off"}},"segments":[{"variant":"on"}]}]`)
+	assert.False(t, prev.SameFlag(changed, "a"), "another value under the same version")
+
+	// A compiled snapshot has no document: its flags are compared decoded.
+	flags, err := DecodeFlags([]byte(`[{"key": "b", "variants": {"on": {"key": "on"}}, "segments": [{"variant": "on"}], "metadata": {"flagVersion": 1}}]`))
+	require.NoError(t, err)
+	compiled, err := Compile(flags)
+	require.NoError(t, err)
+	assert.True(t, compiled.SameFlag(next, "b"))
+	assert.True(t, next.SameFlag(compiled, "b"))
+	assert.False(t, compiled.SameFlag(changed, "a"))
+}
