@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flagkit/experiment/internal/httpx"
+	"github.com/flagkit/experiment/pkg/cohort"
 	"github.com/flagkit/experiment/pkg/eval"
 )
 
@@ -36,16 +37,67 @@ func (e *FlagsError) Is(target error) bool {
 	return target == ErrUnauthorized && (e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden)
 }
 
-// flagConfigs is one decoded flag config response.
+// flagConfigs is one flag config response, loaded: a flag set keeps its
+// bytes (eval.LoadOwned) instead of its decoded flags, less than half the
+// memory.
 type flagConfigs struct {
-	// raw is the response exactly as the server sent it, kept only to be
-	// cached (nil without a cache directory): flags encoded again from
-	// their decoded form would not be the same flags ("conditions": [],
-	// which never matches, would come back absent, which always does).
-	raw       io.WriterTo
+	// raw is the response exactly as the server sent it, for the cache:
+	// flags encoded again from their decoded form would not be the same
+	// flags ("conditions": [], which never matches, would come back
+	// absent, which always does).
+	raw  io.WriterTo
+	snap *eval.Snapshot    // loaded from raw's bytes, which it keeps
+	refs cohort.References // the cohorts the flags target
+	// flags are the decoded configs of FetchFlagConfigs, which returns
+	// them; nil for the client's own fetches.
 	flags     []*eval.Flag
 	digest    [32]byte // of the response: an identical one changes nothing
 	fetchedAt time.Time
+}
+
+// loadFlagConfigs loads a flag list; the flag set keeps doc, which must
+// not be modified afterwards. A problem in the document is an
+// *eval.ParseError.
+func loadFlagConfigs(doc []byte, at time.Time) (*flagConfigs, error) {
+	snap, err := eval.LoadOwned(doc)
+	if err != nil {
+		return nil, err
+	}
+	refs, err := documentReferences(doc)
+	if err != nil {
+		return nil, err
+	}
+	return &flagConfigs{raw: rawBytes(doc), snap: snap, refs: refs, digest: sha256.Sum256(doc), fetchedAt: at}, nil
+}
+
+// readFlagBody reads r to its end into one slice of its exact length, size
+// (-1: unknown) bytes when known. Of unknown size (a gzipped response), it
+// gathers in a spool whose blocks are then copied into the slice: a large
+// body is held twice for that copy at most, and no doubling of a slice
+// leaves garbage or spare room behind.
+func readFlagBody(r io.Reader, size int64) ([]byte, error) {
+	s := newSpool(-1)
+	if size >= 0 && size <= maxFlagConfigBytes {
+		buf := make([]byte, size)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, err
+		}
+		var probe [1]byte
+		n, err := io.ReadFull(r, probe[:])
+		if n == 0 && err == io.EOF {
+			return buf, nil
+		}
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
+		// More than announced: gather the rest too, and copy.
+		s.Write(buf)
+		s.Write(probe[:n])
+	}
+	if _, err := io.Copy(s, r); err != nil {
+		return nil, err
+	}
+	return s.take(), nil
 }
 
 // decodeFlagConfigs decodes a flag list as it streams from r, hashing it on
@@ -96,7 +148,7 @@ const flagFetchRetries = 8
 // fetchFlagConfigs makes one GET /sdk/v2/flags request. The poller retries
 // on its own schedule.
 func (c *LocalClient) fetchFlagConfigs(ctx context.Context) (*flagConfigs, error) {
-	fc, f := c.attemptFlagConfigs(ctx, c.s.cacheDir != "")
+	fc, f := c.attemptFlagConfigs(ctx)
 	if f != nil {
 		return nil, c.flagsError(f, 1)
 	}
@@ -116,18 +168,30 @@ func (c *LocalClient) flagsError(f *attemptFailure, attempts int) error {
 	return &FlagsError{StatusCode: f.status, URL: c.s.redactedFlagsURL, Err: f.err, Attempts: attempts}
 }
 
-// attemptFlagConfigs makes one GET /sdk/v2/flags request and decodes the
-// flags as they arrive; with keep, their exact bytes are kept too (for the
-// cache).
-func (c *LocalClient) attemptFlagConfigs(ctx context.Context, keep bool) (*flagConfigs, *attemptFailure) {
+// attemptFlagConfigs makes one GET /sdk/v2/flags request, reads the body
+// into one buffer and loads it.
+func (c *LocalClient) attemptFlagConfigs(ctx context.Context) (*flagConfigs, *attemptFailure) {
 	var fc *flagConfigs
 	f := c.getFlagConfigs(ctx, func(body io.Reader, size int64) error {
-		var raw *spool
-		if keep {
-			raw = newSpool(size)
+		at := time.Now()
+		doc, err := readFlagBody(body, size)
+		if err == nil {
+			fc, err = loadFlagConfigs(doc, at)
 		}
+		return err
+	})
+	return fc, f
+}
+
+// attemptDecodedFlagConfigs makes one GET /sdk/v2/flags request and
+// decodes the flags as they arrive, keeping their exact bytes too: what
+// FetchFlagConfigs returns.
+func (c *LocalClient) attemptDecodedFlagConfigs(ctx context.Context) (*flagConfigs, *attemptFailure) {
+	var fc *flagConfigs
+	f := c.getFlagConfigs(ctx, func(body io.Reader, size int64) error {
+		raw := newSpool(size)
 		var err error
-		if fc, err = decodeFlagConfigs(body, writerOrNil(raw), time.Now()); err == nil && raw != nil {
+		if fc, err = decodeFlagConfigs(body, raw, time.Now()); err == nil {
 			fc.raw = raw
 		}
 		return err
@@ -189,14 +253,6 @@ func bodyFailure(ctx context.Context, status int, err error, timeout time.Durati
 		return &attemptFailure{status: status, retryable: true, err: slowBodyError(roundWait(timeout))}
 	}
 	return &attemptFailure{status: status, retryable: true, err: transportError(ctx, err, timeout)}
-}
-
-// writerOrNil keeps a nil *spool a nil io.Writer.
-func writerOrNil(s *spool) io.Writer {
-	if s == nil {
-		return nil
-	}
-	return s
 }
 
 func (c *LocalClient) setHeaders(req *http.Request) {

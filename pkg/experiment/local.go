@@ -250,7 +250,7 @@ func (c *LocalClient) FlagSet() *FlagSet { return c.flags.Load() }
 // were made. With a cache directory configured, the cache is refreshed too.
 func (c *LocalClient) FetchFlagConfigs(ctx context.Context) ([]byte, []*eval.Flag, error) {
 	fc, f, attempts, _ := retry(ctx, c.flagFetchPolicy(), func(ctx context.Context, _ int) (*flagConfigs, *attemptFailure) {
-		return c.attemptFlagConfigs(ctx, true)
+		return c.attemptDecodedFlagConfigs(ctx)
 	})
 	if f != nil {
 		return nil, nil, c.flagsError(f, attempts)
