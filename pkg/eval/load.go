@@ -51,8 +51,13 @@ type rawSource struct {
 
 // flag decodes flag i again; it decoded once, so it does again.
 func (r *rawSource) flag(i int) *Flag {
+	return r.decode(i, newFastDecoder(nil, map[string]string{}))
+}
+
+// decode decodes flag i with d, which flags decoded together share.
+func (r *rawSource) decode(i int, d *fastDecoder) *Flag {
 	sp := r.spans[i]
-	f, err := decodeFlag(r.data[sp.start:sp.end], newFastDecoder(nil, map[string]string{}))
+	f, err := decodeFlag(r.data[sp.start:sp.end], d)
 	if err != nil {
 		panic("a flag that decoded once does not decode again: " + err.Error())
 	}

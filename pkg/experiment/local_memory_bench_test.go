@@ -52,7 +52,9 @@ func liveHeap() uint64 {
 
 // BenchmarkLocalClientBytes reports the heap a started LocalClient holds
 // per flag (B/flag), and after one evaluation of every flag (warm-B/flag:
-// the metadata each result serves is merged on first use). The test server
+// the metadata each result serves is merged on first use), then once
+// FlagSet.Flags has been called (listed-B/flag: a set that keeps the
+// document decodes its flags for it, and keeps them). The test server
 // and its copy of the body exist before the first measurement, so they are
 // not counted. Each iteration starts and measures one client.
 func BenchmarkLocalClientBytes(b *testing.B) {
@@ -61,7 +63,7 @@ func BenchmarkLocalClientBytes(b *testing.B) {
 		b.Run(fmt.Sprintf("flags=%d", n), func(b *testing.B) {
 			srv := experimenttest.NewFlagServer("server-bench", body)
 			defer srv.Close()
-			var cold, warm uint64
+			var cold, warm, listed uint64
 			for b.Loop() {
 				before := liveHeap()
 				c, err := experiment.NewLocalClient(srv.Key, &experiment.LocalConfig{ServerURL: srv.URL, Logger: quiet, FlagConfigPollingInterval: time.Hour})
@@ -76,10 +78,15 @@ func BenchmarkLocalClientBytes(b *testing.B) {
 					b.Fatal(err)
 				}
 				warm = liveHeap() - before
+				if len(c.FlagSet().Flags()) != n {
+					b.Fatalf("%d flags listed, want %d", len(c.FlagSet().Flags()), n)
+				}
+				listed = liveHeap() - before
 				c.Close()
 			}
 			b.ReportMetric(float64(cold)/float64(n), "B/flag")
 			b.ReportMetric(float64(warm)/float64(n), "warm-B/flag")
+			b.ReportMetric(float64(listed)/float64(n), "listed-B/flag")
 		})
 	}
 }

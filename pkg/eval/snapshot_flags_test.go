@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -65,4 +66,37 @@ func TestSameFlag(t *testing.T) {
 	assert.True(t, compiled.SameFlag(next, "b"))
 	assert.True(t, next.SameFlag(compiled, "b"))
 	assert.False(t, compiled.SameFlag(changed, "a"))
+}
+
+// TestSnapshotFlags: Flags lists the flags as configured, in key order,
+// the last definition of a key defined twice; a loaded Snapshot decodes
+// them for the call without keeping them, a compiled one hands out its own.
+func TestSnapshotFlags(t *testing.T) {
+	doc := []byte(`[{"key":"a","metadata":{"v":1}},{"key":"b"},{"key":"a","metadata":{"v":2}}]`)
+	flags, err := DecodeFlags(doc)
+	require.NoError(t, err)
+	compiled, err := Compile(flags)
+	require.NoError(t, err)
+	got := compiled.Flags()
+	require.Len(t, got, 2)
+	assert.Same(t, flags[2], got[0], "the later a")
+	assert.Same(t, flags[1], got[1])
+
+	loaded, err := Load(doc)
+	require.NoError(t, err)
+	first := loaded.Flag("b") // decoded and kept
+	listed := loaded.Flags()
+	assert.Equal(t, got, listed)
+	assert.Same(t, first, listed[1], "a flag decoded already is not decoded again")
+	assert.Nil(t, loaded.sources[0].Load(), "a decoded for the call only")
+
+	big, err := Load(benchDoc(t, 1000))
+	require.NoError(t, err)
+	all := big.Flags()
+	for i, k := range big.Keys() {
+		require.Equal(t, k, all[i].Key)
+		if !reflect.DeepEqual(big.Flag(k), all[i]) {
+			t.Fatalf("flag %q differs from Flag's", k)
+		}
+	}
 }
