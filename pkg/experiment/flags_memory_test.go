@@ -226,7 +226,9 @@ func heapRise(t *testing.T, body []byte, chunked, cache bool) (start, held, upda
 	}))
 	defer srv.Close()
 	updated := make(chan struct{}, 2)
-	cfg := &LocalConfig{ServerURL: srv.URL, FlagConfigPollingInterval: 200 * time.Millisecond,
+	// Polled each second: the measurements after Start come before the
+	// first poll, which fetches the update.
+	cfg := &LocalConfig{ServerURL: srv.URL, FlagConfigPollingInterval: time.Second, StartTimeout: 5 * time.Minute,
 		FlagConfigPollerRequestTimeout: 5 * time.Minute, Logger: slog.New(slog.DiscardHandler),
 		OnUpdate: func(_, _ *FlagSet) { updated <- struct{}{} }}
 	if cache {
@@ -242,7 +244,7 @@ func heapRise(t *testing.T, body []byte, chunked, cache bool) (start, held, upda
 	err = c.Start(context.Background())
 	start = stop()
 	require.NoError(t, err)
-	<-updated
+	<-updated // Start's
 	held = liveHeapBytes() - base
 	stop = heapPeak(t)
 	served.Store(&next)
