@@ -1,6 +1,10 @@
 package experiment
 
 import (
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,4 +49,36 @@ func TestChangedFlags(t *testing.T) {
 	assert.Equal(t, want, changedFlags(decoded, next))
 	assert.Nil(t, prev.flags, "a loaded set keeps no decoded flags")
 	assert.Nil(t, next.flags)
+}
+
+// A fetch of the flags in use does not load them again: apply has nothing
+// to do with them. If other flags were applied meanwhile, apply loads them.
+func TestUnchangedFlagsNotLoaded(t *testing.T) {
+	one := []byte(`[{"key":"a","variants":{"on":{"key":"on"}},"segments":[{"variant":"on"}]}]`)
+	two := []byte(`[{"key":"b","variants":{"on":{"key":"on"}},"segments":[{"variant":"on"}]}]`)
+	var served atomic.Pointer[[]byte]
+	served.Store(&one)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(*served.Load()) }))
+	defer srv.Close()
+	c, err := NewLocalClient("server-key", &LocalConfig{ServerURL: srv.URL, FlagConfigPollingInterval: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.Start(t.Context()))
+	inUse := c.FlagSet()
+
+	same, f := c.attemptFlagConfigs(t.Context())
+	require.Nil(t, f)
+	assert.Nil(t, same.snap, "the flags in use were loaded again")
+	require.NoError(t, c.apply(t.Context(), same, SourceServer))
+	assert.Same(t, inUse, c.FlagSet())
+
+	served.Store(&two)
+	other, f := c.attemptFlagConfigs(t.Context())
+	require.Nil(t, f)
+	require.NotNil(t, other.snap, "new flags are loaded as they are fetched")
+	require.NoError(t, c.apply(t.Context(), other, SourceServer))
+	assert.Equal(t, []string{"b"}, c.FlagSet().Snapshot().Keys())
+
+	require.NoError(t, c.apply(t.Context(), same, SourceServer))
+	assert.Equal(t, []string{"a"}, c.FlagSet().Snapshot().Keys(), "flags fetched as those in use, applied after others")
 }

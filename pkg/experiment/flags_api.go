@@ -37,17 +37,18 @@ func (e *FlagsError) Is(target error) bool {
 	return target == ErrUnauthorized && (e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden)
 }
 
-// flagConfigs is one flag config response, loaded: a flag set keeps its
-// bytes (eval.LoadOwned) instead of its decoded flags, less than half the
-// memory.
+// flagConfigs is one flag config response, and, once loaded, its flags: a
+// flag set keeps the response's bytes (eval.LoadOwned) instead of its
+// decoded flags, less than half the memory.
 type flagConfigs struct {
 	// raw is the response exactly as the server sent it, for the cache:
 	// flags encoded again from their decoded form would not be the same
 	// flags ("conditions": [], which never matches, would come back
 	// absent, which always does).
 	raw  io.WriterTo
-	snap *eval.Snapshot    // loaded from raw's bytes, which it keeps
-	refs cohort.References // the cohorts the flags target
+	doc  []byte            // raw's bytes, for load; nil for FetchFlagConfigs
+	snap *eval.Snapshot    // loaded from doc, which it keeps; nil until load
+	refs cohort.References // the cohorts the flags target, once loaded
 	// flags are the decoded configs of FetchFlagConfigs, which returns
 	// them; nil for the client's own fetches.
 	flags     []*eval.Flag
@@ -55,19 +56,39 @@ type flagConfigs struct {
 	fetchedAt time.Time
 }
 
-// loadFlagConfigs loads a flag list; the flag set keeps doc, which must
-// not be modified afterwards. A problem in the document is an
+// newFlagConfigs is a flag list read, not loaded yet; doc must not be
+// modified afterwards.
+func newFlagConfigs(doc []byte, at time.Time) *flagConfigs {
+	return &flagConfigs{raw: rawBytes(doc), doc: doc, digest: sha256.Sum256(doc), fetchedAt: at}
+}
+
+// loadFlagConfigs reads and loads a flag list; the flag set keeps doc,
+// which must not be modified afterwards. A problem in the document is an
 // *eval.ParseError.
 func loadFlagConfigs(doc []byte, at time.Time) (*flagConfigs, error) {
-	snap, err := eval.LoadOwned(doc)
-	if err != nil {
+	fc := newFlagConfigs(doc, at)
+	if err := fc.load(); err != nil {
 		return nil, err
 	}
-	refs, err := documentReferences(doc)
-	if err != nil {
-		return nil, err
+	return fc, nil
+}
+
+// load compiles the flags and finds the cohorts they target, unless that
+// is done.
+func (fc *flagConfigs) load() error {
+	if fc.snap != nil {
+		return nil
 	}
-	return &flagConfigs{raw: rawBytes(doc), snap: snap, refs: refs, digest: sha256.Sum256(doc), fetchedAt: at}, nil
+	snap, err := eval.LoadOwned(fc.doc)
+	if err != nil {
+		return err
+	}
+	refs, err := documentReferences(fc.doc)
+	if err != nil {
+		return err
+	}
+	fc.snap, fc.refs = snap, refs
+	return nil
 }
 
 // readFlagBody reads r to its end into one slice of its exact length, size
@@ -169,16 +190,22 @@ func (c *LocalClient) flagsError(f *attemptFailure, attempts int) error {
 }
 
 // attemptFlagConfigs makes one GET /sdk/v2/flags request, reads the body
-// into one buffer and loads it.
+// into one buffer and loads it, unless it is the flags in use, as a poll
+// mostly finds: then apply has nothing to do, and loading (decoding every
+// flag, for a moment several times the body's size) is spared.
 func (c *LocalClient) attemptFlagConfigs(ctx context.Context) (*flagConfigs, *attemptFailure) {
 	var fc *flagConfigs
 	f := c.getFlagConfigs(ctx, func(body io.Reader, size int64) error {
 		at := time.Now()
 		doc, err := readFlagBody(body, size)
-		if err == nil {
-			fc, err = loadFlagConfigs(doc, at)
+		if err != nil {
+			return err
 		}
-		return err
+		fc = newFlagConfigs(doc, at)
+		if inUse := c.served.Load(); inUse != nil && *inUse == fc.digest {
+			return nil
+		}
+		return fc.load()
 	})
 	return fc, f
 }

@@ -105,6 +105,10 @@ func (c *LocalClient) apply(ctx context.Context, fc *flagConfigs, source Source)
 		c.recordSuccess(fc, source, prev)
 		return nil
 	}
+	// Loaded unless fetched as the flags in use, which they no longer are.
+	if err := fc.load(); err != nil {
+		return err
+	}
 	store := c.initialCohorts
 	if source == SourceCache {
 		if prev != nil {
@@ -117,6 +121,8 @@ func (c *LocalClient) apply(ctx context.Context, fc *flagConfigs, source Source)
 	c.flags.Store(next)
 	if source != SourceCache {
 		c.digest = fc.digest
+		served := fc.digest // not &fc.digest, which would keep fc
+		c.served.Store(&served)
 	}
 	c.s.notify.flagsChanged(prev, next)
 	c.recordSuccess(fc, source, next)
