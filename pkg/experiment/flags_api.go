@@ -202,12 +202,17 @@ func (c *LocalClient) attemptFlagConfigs(ctx context.Context) (*flagConfigs, *at
 			return err
 		}
 		fc = newFlagConfigs(doc, at)
-		if inUse := c.served.Load(); inUse != nil && *inUse == fc.digest {
-			return nil
-		}
-		return fc.load()
+		return c.loadUnlessInUse(fc)
 	})
 	return fc, f
+}
+
+// loadUnlessInUse loads fc unless its flags are those in use.
+func (c *LocalClient) loadUnlessInUse(fc *flagConfigs) error {
+	if inUse := c.served.Load(); inUse != nil && *inUse == fc.digest {
+		return nil
+	}
+	return fc.load()
 }
 
 // attemptDecodedFlagConfigs makes one GET /sdk/v2/flags request and

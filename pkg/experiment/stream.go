@@ -72,8 +72,10 @@ func (c *LocalClient) streamOnce(ctx context.Context) error {
 			continue // keep-alive
 		}
 		// The flag set keeps a copy of the event's bytes, the event's
-		// string is garbage once loaded.
-		fc, err := loadFlagConfigs([]byte(ev.Data), time.Now())
+		// string is garbage once loaded. A reconnection's first event is
+		// mostly the flags in use: they are not loaded again.
+		fc := newFlagConfigs([]byte(ev.Data), time.Now())
+		err := c.loadUnlessInUse(fc)
 		if err == nil {
 			// Streaming before apply: apply makes the client ready, and
 			// its first Status must already say how updates arrive. A
