@@ -83,11 +83,7 @@ func (fc *flagConfigs) load() error {
 	if err != nil {
 		return err
 	}
-	refs, err := documentReferences(fc.doc)
-	if err != nil {
-		return err
-	}
-	fc.snap, fc.refs = snap, refs
+	fc.snap, fc.refs = snap, snapshotReferences(snap)
 	return nil
 }
 

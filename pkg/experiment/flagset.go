@@ -47,11 +47,7 @@ func LoadFlagSet(data []byte, cohorts *cohort.Store) (*FlagSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	refs, err := documentReferences(data)
-	if err != nil {
-		return nil, err
-	}
-	return newFlagSet(snap, nil, cohorts, refs), nil
+	return newFlagSet(snap, nil, cohorts, snapshotReferences(snap)), nil
 }
 
 // WithCohorts returns the same flags with another cohort store; the

@@ -82,9 +82,9 @@ func (c *LocalClient) update(ctx context.Context, source Source) error {
 	return err
 }
 
-// apply swaps loaded configs in, unless they are what is in use, after
-// downloading the cohorts they newly target. Configs that do not load
-// never get here: they never replace the ones in use.
+// apply loads configs, unless they are loaded already, and swaps them in,
+// unless they are what is in use, after downloading the cohorts they newly
+// target. Configs that do not load never replace the ones in use.
 func (c *LocalClient) apply(ctx context.Context, fc *flagConfigs, source Source) error {
 	defer c.s.notify.deliver(c.Status) // deferred first, so it runs once applyMu is released
 	c.applyMu.Lock()
