@@ -39,9 +39,9 @@ func NewFlagSet(flags []*eval.Flag, cohorts *cohort.Store) (*FlagSet, error) {
 // LoadFlagSet loads a flag document, the body of GET /sdk/v2/flags, with
 // eval.Load: the set keeps the document (about 3.7 KB a flag) instead of
 // the decoded flags as well (6.6 KB with NewFlagSet), as a LocalClient's
-// sets do. Errors are Load's:
-// an *eval.ParseError for what is not a valid flag list. cohorts may be
-// nil; see WithCohorts for loading the cohorts the flags target.
+// sets do. Errors are Load's: an *eval.ParseError for what is not a valid
+// flag list. cohorts may be nil; see WithCohorts for loading the cohorts
+// the flags target.
 func LoadFlagSet(data []byte, cohorts *cohort.Store) (*FlagSet, error) {
 	snap, err := eval.Load(data)
 	if err != nil {
@@ -63,12 +63,13 @@ func newFlagSet(snap *eval.Snapshot, flags []*eval.Flag, cohorts *cohort.Store, 
 // Snapshot is the compiled engine input.
 func (fs *FlagSet) Snapshot() *eval.Snapshot { return fs.snap }
 
-// Flags returns the decoded configs, one per key (the last definition of a
-// key defined twice); callers must not modify them. A set that keeps its
-// document (from LoadFlagSet, or a LocalClient's) decodes them on each
-// call and keeps none of them, so that listing them once does not leave
-// the set holding them decoded too: a caller that needs them again keeps
-// the slice, and what only evaluates should not call it.
+// Flags returns the decoded configs; callers must not modify them. A set
+// from NewFlagSet returns those it was given. A set that keeps its
+// document (from LoadFlagSet, or a LocalClient's) returns one per key (the
+// last definition of a key defined twice), decoded on each call and kept
+// by nobody but the caller, so that listing them once does not leave the
+// set holding them decoded too: a caller that needs them again keeps the
+// slice, and what only evaluates should not call it.
 func (fs *FlagSet) Flags() []*eval.Flag {
 	if fs.flags != nil {
 		return fs.flags
