@@ -49,9 +49,18 @@ type rawSource struct {
 	spans []span // each kept flag's object in data
 }
 
-// flag decodes flag i again; it decoded once, so it does again.
+// flag decodes flag i again; it decoded once, so it does again. Decoded
+// alone (by Flag, Explain), it is allocated exactly: the slabs that serve
+// many flags would hold room for eight of each value, more than half of
+// it empty, for as long as the flag is kept.
 func (r *rawSource) flag(i int) *Flag {
-	return r.decode(i, newFastDecoder(nil, map[string]string{}))
+	d := newFastDecoder(nil, map[string]string{})
+	m := d.mem
+	m.flags.exact, m.variants.exact, m.segments.exact, m.conditions.exact = true, true, true, true
+	m.buckets.exact, m.allocations.exact, m.distributions.exact = true, true, true
+	m.strings.exact, m.uints.exact, m.segmentLists.exact, m.conditionLists.exact = true, true, true, true
+	m.groupLists.exact, m.allocLists.exact, m.distLists.exact = true, true, true
+	return r.decode(i, d)
 }
 
 // decode decodes flag i with d, which flags decoded together share.

@@ -2,6 +2,7 @@ package eval
 
 import (
 	"reflect"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -99,4 +100,32 @@ func TestSnapshotFlags(t *testing.T) {
 			t.Fatalf("flag %q differs from Flag's", k)
 		}
 	}
+}
+
+// A flag decoded alone (Flag, Explain) is kept allocated exactly: no more
+// than a tenth above its share of the flags decoded together, where slabs
+// spread over many flags (they held eight of each value for one, 8.1 KB a
+// flag against 5.0).
+func TestFlagDecodedAloneIsCompact(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the heap is measured without the race detector")
+	}
+	data := benchDoc(t, 1000)
+	alone, err := Load(data)
+	require.NoError(t, err)
+	together, err := Load(data)
+	require.NoError(t, err)
+	before := heapInUse()
+	for _, k := range alone.Keys() {
+		alone.Flag(k)
+	}
+	each := heapInUse() - before
+	before = heapInUse()
+	all := together.Flags()
+	shared := heapInUse() - before
+	runtime.KeepAlive(all)
+	runtime.KeepAlive(alone)
+	runtime.KeepAlive(together)
+	t.Logf("decoded alone %d B/flag, together %d B/flag", each/1000, shared/1000)
+	assert.Less(t, each, shared*11/10)
 }
