@@ -148,6 +148,23 @@ func startOfficial(tb testing.TB, srv *httptest.Server) *local.Client {
 	return client
 }
 
+// restartOurs starts a client as startOurs does and closes it at once:
+// the cost of Start, not of holding one client per iteration.
+func restartOurs(tb testing.TB, srv *httptest.Server) {
+	tb.Helper()
+	client, err := ours.NewLocalClient("server-bench", &ours.LocalConfig{
+		ServerURL: srv.URL, FlagConfigPollingInterval: 24 * time.Hour,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := client.Start(tb.Context()); err != nil {
+		tb.Fatal(err)
+	}
+	client.Close()
+}
+
 // loadOurs fetches the document from srv and loads it (decodes and
 // compiles it in one call).
 func loadOurs(tb testing.TB, srv *httptest.Server) *eval.Snapshot {
@@ -293,9 +310,10 @@ func BenchmarkEvaluate(b *testing.B) {
 
 // BenchmarkLoad fetches, decodes and compiles a flag document: the
 // official client's Start (it fetches and decodes), and our fetch and Load
-// (impl=ours) or DecodeFlags and Compile (impl=ours-compile); impl=fetch is
-// the fetch alone, common to all. B/flag is the heap that one loaded set
-// holds.
+// (impl=ours) or DecodeFlags and Compile (impl=ours-compile), LoadFlagSet
+// (impl=ours-flagset), and our LocalClient's Start, as the official one's
+// (impl=ours-client); impl=fetch is the fetch alone, common to all. B/flag
+// is the heap that one loaded set, or started client, holds.
 func BenchmarkLoad(b *testing.B) {
 	for _, n := range loadSizes {
 		srv := flagServer(b, flagDoc(b, n))
@@ -341,6 +359,17 @@ func BenchmarkLoad(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				loadFlagSet(b, srv)
+			}
+			b.ReportMetric(float64(held)/float64(n), "B/flag")
+		})
+		b.Run(fmt.Sprintf("flags=%d/impl=ours-client", n), func(b *testing.B) {
+			before := heapInUse()
+			client := startOurs(b, srv)
+			held := heapInUse() - before
+			runtime.KeepAlive(client)
+			b.ReportAllocs()
+			for b.Loop() {
+				restartOurs(b, srv)
 			}
 			b.ReportMetric(float64(held)/float64(n), "B/flag")
 		})

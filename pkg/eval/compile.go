@@ -44,6 +44,7 @@ type Snapshot struct {
 	order        []int32 // all flags, dependencies first, in config order otherwise
 	cycle        *CycleError
 	problems     []Problem
+	unknownOps   map[int]string // the operators the engine does not know, by condition
 	outcomes     int
 	sources      []atomic.Pointer[Flag] // each flag as configured, for Flag and Explain
 	raw          *rawSource             // set by Load: where sources not yet decoded come from

@@ -91,6 +91,10 @@ func (c *compiler) condition(cond *Condition, w where, groupEnd bool) {
 		w.suffix = ".op"
 		c.problem(w, ProblemUnknownOperator, "unknown operator %q never matches", cond.Op)
 		cr.op = opUnknown
+		if s.unknownOps == nil {
+			s.unknownOps = map[int]string{}
+		}
+		s.unknownOps[len(s.conds)] = cond.Op // for Conditions
 	}
 	if groupEnd {
 		cr.bits |= condGroupEnd

@@ -3,7 +3,10 @@ package eval
 // slab hands out values and short slices of T from chunks: decoding a
 // document then costs an allocation per chunk instead of one per condition,
 // segment or list, and the values of one document sit together in memory.
-type slab[T any] struct{ chunk []T }
+type slab[T any] struct {
+	chunk []T
+	exact bool // chunks hold what is asked, no more: for a flag decoded alone
+}
 
 // slabSize is the largest number of values in a chunk; chunks start
 // small and double, so that decoding a single flag stays small.
@@ -11,6 +14,10 @@ const slabSize = 256
 
 // grow starts a new chunk with room for at least n values.
 func (s *slab[T]) grow(n int) {
+	if s.exact {
+		s.chunk = make([]T, 0, n)
+		return
+	}
 	s.chunk = make([]T, 0, max(n, min(slabSize, 2*cap(s.chunk)), 8))
 }
 

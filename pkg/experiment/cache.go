@@ -84,20 +84,12 @@ func envelopeHead(fetchedAt time.Time, serverURL string) []byte {
 
 const envelopeTail = "}"
 
-// rawBytes and rawString hold a flag list's exact bytes as they were
-// received, for writeFlagCache.
-type (
-	rawBytes  []byte
-	rawString string
-)
+// rawBytes holds a flag list's exact bytes as they were received, for
+// writeFlagCache.
+type rawBytes []byte
 
 func (b rawBytes) WriteTo(w io.Writer) (int64, error) {
 	n, err := w.Write(b)
-	return int64(n), err
-}
-
-func (s rawString) WriteTo(w io.Writer) (int64, error) {
-	n, err := io.WriteString(w, string(s)) // a *bufio.Writer copies it piece by piece
 	return int64(n), err
 }
 
@@ -176,13 +168,10 @@ func readFlagCache(path string) (*flagConfigs, error) {
 	return fc, nil
 }
 
+// decodeCachedFlags loads a snapshot's flags; the flag set keeps
+// env.Flags, a slice of the file's bytes.
 func decodeCachedFlags(env cacheEnvelope) (*flagConfigs, error) {
-	fc, err := decodeFlagConfigs(bytes.NewReader(env.Flags), nil, env.FetchedAt)
-	if err != nil {
-		return nil, err
-	}
-	fc.raw = rawBytes(env.Flags)
-	return fc, nil
+	return loadFlagConfigs(env.Flags, env.FetchedAt)
 }
 
 // splitEnvelope decodes a snapshot's header and finds its flags, the last

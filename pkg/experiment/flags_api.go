@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flagkit/experiment/internal/httpx"
+	"github.com/flagkit/experiment/pkg/cohort"
 	"github.com/flagkit/experiment/pkg/eval"
 )
 
@@ -36,16 +37,84 @@ func (e *FlagsError) Is(target error) bool {
 	return target == ErrUnauthorized && (e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden)
 }
 
-// flagConfigs is one decoded flag config response.
+// flagConfigs is one flag config response, and, once loaded, its flags: a
+// flag set keeps the response's bytes (eval.LoadOwned) instead of its
+// decoded flags, less than half the memory.
 type flagConfigs struct {
-	// raw is the response exactly as the server sent it, kept only to be
-	// cached (nil without a cache directory): flags encoded again from
-	// their decoded form would not be the same flags ("conditions": [],
-	// which never matches, would come back absent, which always does).
-	raw       io.WriterTo
+	// raw is the response exactly as the server sent it, for the cache:
+	// flags encoded again from their decoded form would not be the same
+	// flags ("conditions": [], which never matches, would come back
+	// absent, which always does).
+	raw  io.WriterTo
+	doc  []byte            // raw's bytes, for load; nil for FetchFlagConfigs
+	snap *eval.Snapshot    // loaded from doc, which it keeps; nil until load
+	refs cohort.References // the cohorts the flags target, once loaded
+	// flags are the decoded configs of FetchFlagConfigs, which returns
+	// them; nil for the client's own fetches.
 	flags     []*eval.Flag
 	digest    [32]byte // of the response: an identical one changes nothing
 	fetchedAt time.Time
+}
+
+// newFlagConfigs is a flag list read, not loaded yet; doc must not be
+// modified afterwards.
+func newFlagConfigs(doc []byte, at time.Time) *flagConfigs {
+	return &flagConfigs{raw: rawBytes(doc), doc: doc, digest: sha256.Sum256(doc), fetchedAt: at}
+}
+
+// loadFlagConfigs reads and loads a flag list; the flag set keeps doc,
+// which must not be modified afterwards. A problem in the document is an
+// *eval.ParseError.
+func loadFlagConfigs(doc []byte, at time.Time) (*flagConfigs, error) {
+	fc := newFlagConfigs(doc, at)
+	if err := fc.load(); err != nil {
+		return nil, err
+	}
+	return fc, nil
+}
+
+// load compiles the flags and finds the cohorts they target, unless that
+// is done.
+func (fc *flagConfigs) load() error {
+	if fc.snap != nil {
+		return nil
+	}
+	snap, err := eval.LoadOwned(fc.doc)
+	if err != nil {
+		return err
+	}
+	fc.snap, fc.refs = snap, snapshotReferences(snap)
+	return nil
+}
+
+// readFlagBody reads r to its end into one slice of its exact length, size
+// (-1: unknown) bytes when known. Of unknown size (a gzipped response), it
+// gathers in a spool whose blocks are then copied into the slice: a large
+// body is held twice for that copy at most, and no doubling of a slice
+// leaves garbage or spare room behind.
+func readFlagBody(r io.Reader, size int64) ([]byte, error) {
+	s := newSpool(-1)
+	if size >= 0 && size <= maxFlagConfigBytes {
+		buf := make([]byte, size)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, err
+		}
+		var probe [1]byte
+		n, err := io.ReadFull(r, probe[:])
+		if n == 0 && err == io.EOF {
+			return buf, nil
+		}
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
+		// More than announced: gather the rest too, and copy.
+		s.Write(buf)
+		s.Write(probe[:n])
+	}
+	if _, err := io.Copy(s, r); err != nil {
+		return nil, err
+	}
+	return s.take(), nil
 }
 
 // decodeFlagConfigs decodes a flag list as it streams from r, hashing it on
@@ -96,7 +165,7 @@ const flagFetchRetries = 8
 // fetchFlagConfigs makes one GET /sdk/v2/flags request. The poller retries
 // on its own schedule.
 func (c *LocalClient) fetchFlagConfigs(ctx context.Context) (*flagConfigs, error) {
-	fc, f := c.attemptFlagConfigs(ctx, c.s.cacheDir != "")
+	fc, f := c.attemptFlagConfigs(ctx)
 	if f != nil {
 		return nil, c.flagsError(f, 1)
 	}
@@ -116,18 +185,41 @@ func (c *LocalClient) flagsError(f *attemptFailure, attempts int) error {
 	return &FlagsError{StatusCode: f.status, URL: c.s.redactedFlagsURL, Err: f.err, Attempts: attempts}
 }
 
-// attemptFlagConfigs makes one GET /sdk/v2/flags request and decodes the
-// flags as they arrive; with keep, their exact bytes are kept too (for the
-// cache).
-func (c *LocalClient) attemptFlagConfigs(ctx context.Context, keep bool) (*flagConfigs, *attemptFailure) {
+// attemptFlagConfigs makes one GET /sdk/v2/flags request, reads the body
+// into one buffer and loads it, unless it is the flags in use, as a poll
+// mostly finds: then apply has nothing to do, and loading (decoding every
+// flag, for a moment several times the body's size) is spared.
+func (c *LocalClient) attemptFlagConfigs(ctx context.Context) (*flagConfigs, *attemptFailure) {
 	var fc *flagConfigs
 	f := c.getFlagConfigs(ctx, func(body io.Reader, size int64) error {
-		var raw *spool
-		if keep {
-			raw = newSpool(size)
+		at := time.Now()
+		doc, err := readFlagBody(body, size)
+		if err != nil {
+			return err
 		}
+		fc = newFlagConfigs(doc, at)
+		return c.loadUnlessInUse(fc)
+	})
+	return fc, f
+}
+
+// loadUnlessInUse loads fc unless its flags are those in use.
+func (c *LocalClient) loadUnlessInUse(fc *flagConfigs) error {
+	if inUse := c.served.Load(); inUse != nil && *inUse == fc.digest {
+		return nil
+	}
+	return fc.load()
+}
+
+// attemptDecodedFlagConfigs makes one GET /sdk/v2/flags request and
+// decodes the flags as they arrive, keeping their exact bytes too: what
+// FetchFlagConfigs returns.
+func (c *LocalClient) attemptDecodedFlagConfigs(ctx context.Context) (*flagConfigs, *attemptFailure) {
+	var fc *flagConfigs
+	f := c.getFlagConfigs(ctx, func(body io.Reader, size int64) error {
+		raw := newSpool(size)
 		var err error
-		if fc, err = decodeFlagConfigs(body, writerOrNil(raw), time.Now()); err == nil && raw != nil {
+		if fc, err = decodeFlagConfigs(body, raw, time.Now()); err == nil {
 			fc.raw = raw
 		}
 		return err
@@ -189,14 +281,6 @@ func bodyFailure(ctx context.Context, status int, err error, timeout time.Durati
 		return &attemptFailure{status: status, retryable: true, err: slowBodyError(roundWait(timeout))}
 	}
 	return &attemptFailure{status: status, retryable: true, err: transportError(ctx, err, timeout)}
-}
-
-// writerOrNil keeps a nil *spool a nil io.Writer.
-func writerOrNil(s *spool) io.Writer {
-	if s == nil {
-		return nil
-	}
-	return s
 }
 
 func (c *LocalClient) setHeaders(req *http.Request) {

@@ -3,6 +3,7 @@ package experiment
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -87,7 +89,7 @@ func TestFlagCacheWriteAllocatesNoCopy(t *testing.T) {
 
 	back, err := readFlagCache(path)
 	require.NoError(t, err)
-	assert.Equal(t, len(fc.flags), len(back.flags))
+	assert.Equal(t, 1000, back.snap.Len(), "the flags of flags-1000.json, repeated")
 	assert.Equal(t, fc.digest, back.digest, "the cache holds the exact bytes")
 }
 
@@ -194,5 +196,97 @@ func TestPullFlagConfigsHeapStaysFlat(t *testing.T) {
 	assert.True(t, bytes.Equal(body, out.Bytes()), "--out differs from the response")
 	fc, err := readFlagCache(FlagCachePath(dir, key))
 	require.NoError(t, err)
-	assert.Len(t, fc.flags, nflags)
+	assert.Equal(t, sha256.Sum256(body), fc.digest, "the cache holds the response")
+}
+
+// heapRise starts a client on body, served with its Content-Length or
+// chunked (of unknown length, as a gzipped response is), then has it poll
+// the same body, then an update (the same flags, spaced otherwise). It
+// returns how far the heap rose above what it held before Start while
+// Start ran, what the started client holds, and how far the heap rose
+// above that during the poll and during the update.
+func heapRise(t *testing.T, body []byte, chunked, cache bool) (start, held, unchanged, update uint64) {
+	t.Helper()
+	const key = "server-memory-test-key"
+	var served atomic.Pointer[[]byte]
+	served.Store(&body)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := *served.Load()
+		if !chunked {
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		}
+		for rest := body; len(rest) > 0; {
+			n := min(len(rest), 1<<20)
+			w.Write(rest[:n])
+			rest = rest[n:]
+			if chunked {
+				w.(http.Flusher).Flush()
+			}
+		}
+	}))
+	defer srv.Close()
+	updated := make(chan struct{}, 2)
+	// Polled each second: the measurements after Start come before the
+	// first poll, which fetches the update.
+	cfg := &LocalConfig{ServerURL: srv.URL, FlagConfigPollingInterval: time.Second, StartTimeout: 5 * time.Minute,
+		FlagConfigPollerRequestTimeout: 5 * time.Minute, Logger: slog.New(slog.DiscardHandler),
+		OnUpdate: func(_, _ *FlagSet) { updated <- struct{}{} }}
+	if cache {
+		cfg.CacheDir = t.TempDir()
+	}
+	c, err := NewLocalClient(key, cfg)
+	require.NoError(t, err)
+	defer c.Close()
+	next := append(bytes.Clone(body), ' ')
+	defer debug.SetGCPercent(debug.SetGCPercent(5)) // see TestPullFlagConfigsHeapStaysFlat
+	base := liveHeapBytes()
+	stop := heapPeak(t)
+	err = c.Start(context.Background())
+	start = stop()
+	require.NoError(t, err)
+	<-updated // Start's
+	held = liveHeapBytes() - base
+	stop = heapPeak(t)
+	for was := c.Status().LastSuccess; !c.Status().LastSuccess.After(was); {
+		time.Sleep(10 * time.Millisecond) // a poll that finds the flags in use calls nothing
+	}
+	unchanged = stop()
+	stop = heapPeak(t)
+	served.Store(&next)
+	<-updated
+	update = stop()
+	return start, held, unchanged, update
+}
+
+func liveHeapBytes() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// Starting on a large config holds its bytes once, in the flag set; while
+// it loads, their decoded form too: never the body twice beside that. An
+// update holds the flags in use, and loads the new ones so. (The flags
+// repeat the keys of 1,000: the set compiles those, and keeps the whole
+// document.)
+func TestLocalHeapPeak(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the heap is measured without the race detector's shadow memory and slowness")
+	}
+	body, _ := bigFlagConfig(t, 32<<20)
+	for _, tc := range []struct {
+		name           string
+		chunked, cache bool
+	}{{"length", false, false}, {"chunked", true, false}, {"chunked+cache", true, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			start, held, unchanged, update := heapRise(t, body, tc.chunked, tc.cache)
+			t.Logf("%d MiB of flags: Start's heap rose %d MiB at most, %d MiB held after; above that, a poll of the same flags rose %d MiB, an update %d MiB",
+				len(body)>>20, start>>20, held>>20, unchanged>>20, update>>20)
+			assert.Less(t, unchanged, uint64(len(body))*5/2, "a poll of the flags in use holds the body, not its decoded form")
+			assert.Less(t, held, uint64(len(body))*5/4, "the set holds the document once")
+			assert.Less(t, start, uint64(len(body))*5, "loading holds the document and its decoded form")
+			assert.Less(t, update, uint64(len(body))*5, "an update holds no more than Start")
+		})
+	}
 }

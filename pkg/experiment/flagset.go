@@ -13,14 +13,12 @@ import (
 type FlagSet struct {
 	snap *eval.Snapshot
 	// flags are the decoded configs NewFlagSet was given; nil for a set
-	// from LoadFlagSet, whose Flags decodes them from the snapshot into
-	// listed on first use.
-	flags    []*eval.Flag
-	listed   []*eval.Flag
-	listOnce sync.Once
-	cohorts  *cohort.Store
-	refs     cohort.References
-	index    *cohort.Index
+	// that keeps its document (LoadFlagSet, a LocalClient's), whose Flags
+	// decodes them from it.
+	flags   []*eval.Flag
+	cohorts *cohort.Store
+	refs    cohort.References
+	index   *cohort.Index
 	// results holds *[]eval.Result buffers for the map-returning
 	// EvaluateV2, which needs the engine's results only until it has built
 	// the map: a warm call then allocates the map alone. Owned by the set
@@ -40,19 +38,16 @@ func NewFlagSet(flags []*eval.Flag, cohorts *cohort.Store) (*FlagSet, error) {
 
 // LoadFlagSet loads a flag document, the body of GET /sdk/v2/flags, with
 // eval.Load: the set keeps the document (about 3.7 KB a flag) instead of
-// the decoded flags as well (6.6 KB with NewFlagSet). Errors are Load's:
-// an *eval.ParseError for what is not a valid flag list. cohorts may be
-// nil; see WithCohorts for loading the cohorts the flags target.
+// the decoded flags as well (6.6 KB with NewFlagSet), as a LocalClient's
+// sets do. Errors are Load's: an *eval.ParseError for what is not a valid
+// flag list. cohorts may be nil; see WithCohorts for loading the cohorts
+// the flags target.
 func LoadFlagSet(data []byte, cohorts *cohort.Store) (*FlagSet, error) {
 	snap, err := eval.Load(data)
 	if err != nil {
 		return nil, err
 	}
-	refs, err := documentReferences(data)
-	if err != nil {
-		return nil, err
-	}
-	return newFlagSet(snap, nil, cohorts, refs), nil
+	return newFlagSet(snap, nil, cohorts, snapshotReferences(snap)), nil
 }
 
 // WithCohorts returns the same flags with another cohort store; the
@@ -69,21 +64,17 @@ func newFlagSet(snap *eval.Snapshot, flags []*eval.Flag, cohorts *cohort.Store, 
 func (fs *FlagSet) Snapshot() *eval.Snapshot { return fs.snap }
 
 // Flags returns the decoded configs; callers must not modify them. A set
-// from LoadFlagSet decodes them on the first call (one per key, the last
-// definition of a key defined twice) and keeps them from then on: what
-// only evaluates should not call it.
+// from NewFlagSet returns those it was given. A set that keeps its
+// document (from LoadFlagSet, or a LocalClient's) returns one per key (the
+// last definition of a key defined twice), decoded on each call and kept
+// by nobody but the caller, so that listing them once does not leave the
+// set holding them decoded too: a caller that needs them again keeps the
+// slice, and what only evaluates should not call it.
 func (fs *FlagSet) Flags() []*eval.Flag {
 	if fs.flags != nil {
 		return fs.flags
 	}
-	fs.listOnce.Do(func() {
-		keys := fs.snap.Keys()
-		fs.listed = make([]*eval.Flag, len(keys))
-		for i, k := range keys {
-			fs.listed[i] = fs.snap.Flag(k)
-		}
-	})
-	return fs.listed
+	return fs.snap.Flags()
 }
 
 // Cohorts returns the cohort store, possibly nil.

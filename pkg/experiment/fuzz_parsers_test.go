@@ -120,8 +120,8 @@ func FuzzReadFlagCache(f *testing.F) {
 		if err != nil {
 			t.Fatalf("rewritten snapshot does not read: %v", err)
 		}
-		if len(again.flags) != len(fc.flags) || !again.fetchedAt.Equal(fc.fetchedAt) {
-			t.Fatalf("rewritten snapshot differs: %d flags at %v, was %d at %v", len(again.flags), again.fetchedAt, len(fc.flags), fc.fetchedAt)
+		if again.snap.Len() != fc.snap.Len() || !again.fetchedAt.Equal(fc.fetchedAt) {
+			t.Fatalf("rewritten snapshot differs: %d flags at %v, was %d at %v", again.snap.Len(), again.fetchedAt, fc.snap.Len(), fc.fetchedAt)
 		}
 		if err := writeFlagCache(path, again, "https://example.com"); err != nil {
 			t.Fatal(err)

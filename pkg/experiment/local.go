@@ -24,6 +24,9 @@ type LocalClient struct {
 	flags   atomic.Pointer[FlagSet]
 	applyMu sync.Mutex // serialises apply: Start may apply the cache while the updater runs
 	digest  [32]byte   // of the configs in use, under applyMu
+	// served is digest, for fetches to tell the flags in use without
+	// applyMu: they are not loaded again.
+	served atomic.Pointer[[32]byte]
 	// onUpdateG is the goroutine (goid) running OnUpdate, which holds
 	// applyMu: Close, called from it, must not wait for applyMu.
 	onUpdateG atomic.Uint64
@@ -250,7 +253,7 @@ func (c *LocalClient) FlagSet() *FlagSet { return c.flags.Load() }
 // were made. With a cache directory configured, the cache is refreshed too.
 func (c *LocalClient) FetchFlagConfigs(ctx context.Context) ([]byte, []*eval.Flag, error) {
 	fc, f, attempts, _ := retry(ctx, c.flagFetchPolicy(), func(ctx context.Context, _ int) (*flagConfigs, *attemptFailure) {
-		return c.attemptFlagConfigs(ctx, true)
+		return c.attemptDecodedFlagConfigs(ctx)
 	})
 	if f != nil {
 		return nil, nil, c.flagsError(f, attempts)

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/flagkit/experiment/pkg/cohort"
-	"github.com/flagkit/experiment/pkg/eval"
 )
 
 // Cohort targeting in the local client: cohorts that new
@@ -366,11 +365,12 @@ func (cs *cohortSync) waitContext(ctx context.Context, first bool) (context.Cont
 	}
 }
 
-// cohortsFor returns the memberships to use with new flags: those already
+// cohortsFor returns the memberships to use with new flags, which target
+// the cohorts of refs: those already
 // known, plus the targeted cohorts not yet downloaded. With refreshAll, for
 // the first flags from the server (even after the cache's), every targeted
 // cohort is brought up to date, cached ones included.
-func (c *LocalClient) cohortsFor(ctx context.Context, flags []*eval.Flag, prev *FlagSet, refreshAll bool) *cohort.Store {
+func (c *LocalClient) cohortsFor(ctx context.Context, refs cohort.References, prev *FlagSet, refreshAll bool) *cohort.Store {
 	current := c.initialCohorts
 	if prev != nil {
 		current = prev.cohorts
@@ -378,7 +378,7 @@ func (c *LocalClient) cohortsFor(ctx context.Context, flags []*eval.Flag, prev *
 	if c.cohorts == nil || c.s.offline {
 		return current
 	}
-	targeted := cohort.Referenced(flags).All()
+	targeted := refs.All()
 	ids := targeted
 	if !refreshAll {
 		ids = nil

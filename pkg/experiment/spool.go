@@ -72,3 +72,19 @@ func (s *spool) Bytes() []byte {
 	}
 	return out
 }
+
+// take is everything held, in one slice; the spool lets go of each block
+// once copied, so that a collection may reclaim it before the copy ends.
+func (s *spool) take() []byte {
+	n := 0
+	for _, b := range s.blocks {
+		n += len(b)
+	}
+	out := make([]byte, 0, n)
+	for i, b := range s.blocks {
+		out = append(out, b...)
+		s.blocks[i] = nil
+	}
+	s.blocks = nil
+	return out
+}

@@ -3,7 +3,6 @@ package experiment
 import (
 	"errors"
 	"log/slog"
-	"reflect"
 	"slices"
 	"sync"
 )
@@ -231,31 +230,30 @@ func (n *statusNotifier) stateChanged(from, to State, source Source, cause error
 }
 
 // changedFlags lists, sorted, the keys of flags added, removed or changed
-// from prev (nil for none) to next.
+// from prev (nil for none) to next. Configs are compared whole, not by
+// version (a flag's version in its metadata is not guaranteed to change
+// with it): by their bytes, and decoded when those differ.
 func changedFlags(prev, next *FlagSet) []string {
-	old := map[string]any{}
-	if prev != nil {
-		for _, f := range prev.flags {
-			old[f.Key] = f
-		}
-	}
+	keys := next.snap.Keys()
 	var changed []string
-	seen := make(map[string]bool, len(next.flags))
-	for _, f := range next.flags {
-		seen[f.Key] = true
-		// Configs are compared whole: an update is rare, and a flag's
-		// version in its metadata is not guaranteed to change with it.
-		if p, ok := old[f.Key]; !ok || !reflect.DeepEqual(p, any(f)) {
-			changed = append(changed, f.Key)
-		}
-	}
-	for k := range old {
-		if !seen[k] {
+	for _, k := range keys {
+		if prev == nil || !prev.snap.SameFlag(next.snap, k) {
 			changed = append(changed, k)
 		}
 	}
+	if prev != nil {
+		in := make(map[string]bool, len(keys))
+		for _, k := range keys {
+			in[k] = true
+		}
+		for _, k := range prev.snap.Keys() {
+			if !in[k] {
+				changed = append(changed, k)
+			}
+		}
+	}
 	slices.Sort(changed)
-	return slices.Compact(changed)
+	return changed
 }
 
 // cohortChanges gathers what one cohort sync changed, for one

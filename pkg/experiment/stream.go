@@ -71,12 +71,12 @@ func (c *LocalClient) streamOnce(ctx context.Context) error {
 		if strings.TrimSpace(ev.Data) == "" {
 			continue // keep-alive
 		}
-		// Decoded in place: converting the event to bytes would copy it.
-		fc, err := decodeFlagConfigs(strings.NewReader(ev.Data), nil, time.Now())
+		// The flag set keeps a copy of the event's bytes, the event's
+		// string is garbage once loaded. A reconnection's first event is
+		// mostly the flags in use: they are not loaded again.
+		fc := newFlagConfigs([]byte(ev.Data), time.Now())
+		err := c.loadUnlessInUse(fc)
 		if err == nil {
-			if c.s.cacheDir != "" {
-				fc.raw = rawString(ev.Data)
-			}
 			// Streaming before apply: apply makes the client ready, and
 			// its first Status must already say how updates arrive. A
 			// failure here ends the stream, and the caller clears it.

@@ -82,9 +82,9 @@ func (c *LocalClient) update(ctx context.Context, source Source) error {
 	return err
 }
 
-// apply compiles configs and swaps them in, unless they are what is in use,
-// after downloading the cohorts they newly target. Configs that do not
-// compile never replace the ones in use.
+// apply loads configs, unless they are loaded already, and swaps them in,
+// unless they are what is in use, after downloading the cohorts they newly
+// target. Configs that do not load never replace the ones in use.
 func (c *LocalClient) apply(ctx context.Context, fc *flagConfigs, source Source) error {
 	defer c.s.notify.deliver(c.Status) // deferred first, so it runs once applyMu is released
 	c.applyMu.Lock()
@@ -105,21 +105,24 @@ func (c *LocalClient) apply(ctx context.Context, fc *flagConfigs, source Source)
 		c.recordSuccess(fc, source, prev)
 		return nil
 	}
+	// Loaded unless fetched as the flags in use, which they no longer are.
+	if err := fc.load(); err != nil {
+		return err
+	}
 	store := c.initialCohorts
 	if source == SourceCache {
 		if prev != nil {
 			store = prev.cohorts
 		}
 	} else {
-		store = c.cohortsFor(ctx, fc.flags, prev, c.digest == [32]byte{})
+		store = c.cohortsFor(ctx, fc.refs, prev, c.digest == [32]byte{})
 	}
-	next, err := NewFlagSet(fc.flags, store)
-	if err != nil {
-		return err
-	}
+	next := newFlagSet(fc.snap, nil, store, fc.refs)
 	c.flags.Store(next)
 	if source != SourceCache {
 		c.digest = fc.digest
+		served := fc.digest // not &fc.digest, which would keep fc
+		c.served.Store(&served)
 	}
 	c.s.notify.flagsChanged(prev, next)
 	c.recordSuccess(fc, source, next)
