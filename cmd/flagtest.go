@@ -201,7 +201,7 @@ func runCase(fs *experiment.FlagSet, c testCase, i int) (caseResult, error) {
 	}
 	keys := make([]string, len(xs))
 	for i, x := range xs {
-		if fs.Snapshot().Flag(x.Flag) == nil {
+		if !fs.Snapshot().Has(x.Flag) {
 			err := fmt.Errorf("unknown flag %q", x.Flag)
 			if near := closestKey(x.Flag, fs.Snapshot().Keys()); near != "" {
 				err = fmt.Errorf("%w (did you mean %q?)", err, near)

@@ -126,14 +126,12 @@ func ofrepReason(set *experiment.FlagSet, r eval.Result) string {
 	case !v.IsDeployed():
 		return "DISABLED"
 	}
-	f := set.Snapshot().Flag(r.FlagKey)
-	if f == nil || r.Segment < 0 || r.Segment >= len(f.Segments) {
-		return "TARGETING_MATCH"
-	}
-	switch seg := f.Segments[r.Segment]; {
-	case seg.Bucket != nil:
+	// From the compiled segment: decoding the flag would keep a decoded
+	// copy of every flag OFREP is asked about beside the compact set.
+	switch set.Snapshot().SegmentKind(r.FlagKey, r.Segment) {
+	case eval.SegmentSplit:
 		return "SPLIT"
-	case seg.Conditions == nil:
+	case eval.SegmentStatic:
 		return "STATIC"
 	}
 	return "TARGETING_MATCH"
@@ -201,7 +199,7 @@ func (h *Handler) serveOFREP(w http.ResponseWriter, r *http.Request, d *deployme
 		return
 	}
 	set := st.Flags.Set
-	if set.Snapshot().Flag(key) == nil {
+	if !set.Snapshot().Has(key) {
 		writeOFREPError(w, http.StatusNotFound, ofrepError{Key: key, ErrorCode: "FLAG_NOT_FOUND", ErrorDetails: "no flag " + clip(key)})
 		return
 	}
