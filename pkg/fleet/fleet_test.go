@@ -380,3 +380,67 @@ func TestFollowerStepsWhenTheLeaseLapses(t *testing.T) {
 	r.leaseStep(t.Context())
 	assert.Equal(t, RoleWriter, r.Role())
 }
+
+// A Redis that loses the writer's copy between two lease steps (a
+// failover to a replica that lagged, an eviction, a FLUSHALL) gets it
+// again from the writer at its next poll: the writer checks what Redis
+// holds, not what it once wrote, so a relay that joins later still finds
+// flags.
+func TestWriterStoresAgainWhatRedisLost(t *testing.T) {
+	m := miniredis.RunT(t)
+	body := flagsBody(t)
+	up := newUpstream(body)
+	a := start(t, m, up, nil)
+	dep := Hash(testKey)
+	stored := func() bool { v, err := m.Get(a.f.flagsKey(dep)); return err == nil && v == string(body) }
+	require.Eventually(t, stored, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, RoleWriter, a.r.Role())
+
+	m.FlushAll()
+	require.Eventually(t, stored, 5*time.Second, 10*time.Millisecond, "the writer stores its flags again")
+	held := func() bool { v, err := m.Get(a.f.depLease(dep)); return err == nil && v == a.f.Instance() }
+	require.Eventually(t, held, 5*time.Second, 10*time.Millisecond, "and takes its lease again")
+	b := start(t, m, up, nil)
+	require.Eventually(t, func() bool { return b.etag() == a.etag() }, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, RoleFollower, b.r.Role())
+}
+
+// A writer whose fetch outlives its lease (Amplitude slow, retries) does
+// not store what it fetched: another relay may be the writer by then, and
+// an older body written over its newer one would stay until the flags
+// change again.
+func TestWriterThatLostItsLeaseDoesNotWrite(t *testing.T) {
+	m := miniredis.RunT(t)
+	body := flagsBody(t)
+	f := newFleet(t, m, time.Second)
+	dep := Hash(testKey)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	fetch := func(ctx context.Context) ([]byte, error) {
+		if calls.Add(1) == 2 { // the second poll hangs until the lease is gone
+			close(entered)
+			<-release
+			return []byte("[]"), nil
+		}
+		return body, nil
+	}
+	r, err := NewRelay(RelayConfig{Fleet: f, Key: testKey, Fetch: fetch, PollInterval: 10 * time.Millisecond})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); Run(ctx, f, []*Relay{r}) }()
+	defer func() { cancel(); <-done }()
+
+	<-entered
+	require.Equal(t, RoleWriter, r.Role())
+	m.Set(f.depLease(dep), "another-relay")
+	require.Eventually(t, func() bool { return r.Role() == RoleFollower }, 3*time.Second, 10*time.Millisecond)
+	close(release)
+	// As a follower it loads the fleet's body again, which is still the
+	// one stored before: the body it fetched late was not written.
+	require.Eventually(t, func() bool { return r.Report().Source == "redis" }, 3*time.Second, 10*time.Millisecond)
+	meta, err := f.meta(context.Background(), dep)
+	require.NoError(t, err)
+	assert.Equal(t, ETag(body), meta.ETag, "the stale writer stored nothing")
+	assert.Equal(t, body, r.Current().Flags.Body)
+}

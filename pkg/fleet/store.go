@@ -102,6 +102,23 @@ func (f *Fleet) putFlags(ctx context.Context, dep string, body []byte, m Meta) e
 	return f.publish(ctx, "flags "+dep+" "+m.ETag)
 }
 
+// storedETag is the ETag of the flags Redis holds for a deployment: its
+// meta's, or "" when the meta or the body is missing.
+func (f *Fleet) storedETag(ctx context.Context, dep string) (string, error) {
+	ctx, cancel := f.ctx(ctx)
+	defer cancel()
+	var etag *redis.StringCmd
+	var body *redis.IntCmd
+	_, err := f.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		etag, body = p.HGet(ctx, f.metaKey(dep), "etag"), p.Exists(ctx, f.flagsKey(dep))
+		return nil
+	})
+	if err = f.note(err); err != nil || body.Val() == 0 {
+		return "", err
+	}
+	return etag.Val(), nil
+}
+
 // meta reads a deployment's meta; the zero Meta when none is stored.
 func (f *Fleet) meta(ctx context.Context, dep string) (Meta, error) {
 	ctx, cancel := f.ctx(ctx)
