@@ -31,6 +31,13 @@ func ParseURL(raw string, cluster bool) (*redis.UniversalOptions, error) {
 	if err != nil {
 		return nil, fmt.Errorf("query: %v", err)
 	}
+	for k := range q {
+		// An "@" in a parameter's name: the "?" was a password's, and
+		// what precedes it (said in the errors below) is credentials.
+		if strings.Contains(k, "@") {
+			return nil, errors.New(`a "?" in the user or password: write it %3F`)
+		}
+	}
 	var user *url.Userinfo
 	if at := strings.LastIndex(rest, "@"); at >= 0 {
 		if user, err = userinfo(rest[:at]); err != nil {
@@ -142,26 +149,44 @@ func database(s string) (int, error) {
 }
 
 // Redact is a Redis URL as it may be shown: the password and a
-// sentinel_password replaced by "xxxxx".
+// sentinel_password replaced by "xxxxx". It hides them in what is no URL
+// too (no scheme, a "?" or "/" unescaped in the password), since errors
+// echo such values: the password is whatever lies between the first ":"
+// and the last "@", wherever a parser would end the host.
 func Redact(raw string) string {
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return raw
+	prefix, rest := "", raw
+	if scheme, r, ok := strings.Cut(raw, "://"); ok && !strings.ContainsAny(scheme, ":@/?") {
+		prefix, rest = scheme+"://", r
 	}
-	rest, query, hasQuery := strings.Cut(rest, "?")
+	// The sentinel password's value may hold an "@": it is no userinfo's.
+	tail := ""
+	if i := strings.Index(rest, "sentinel_password="); i > 0 && strings.ContainsAny(rest[i-1:i], "?&") {
+		rest, tail = rest[:i], redactParam(rest[i:], "sentinel_password=")
+	}
 	if at := strings.LastIndex(rest, "@"); at >= 0 {
 		if name, _, hasPass := strings.Cut(rest[:at], ":"); hasPass {
-			rest = name + ":xxxxx@" + rest[at+1:]
+			rest = name + ":xxxxx" + rest[at:]
 		}
 	}
-	if !hasQuery {
-		return scheme + "://" + rest
-	}
-	params := strings.Split(query, "&")
-	for i, p := range params {
-		if k, _, _ := strings.Cut(p, "="); k == "sentinel_password" {
-			params[i] = k + "=xxxxx"
+	return prefix + rest + tail
+}
+
+// redactParam replaces the value of every param= in s, up to the next
+// "&", by "xxxxx".
+func redactParam(s, param string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, param)
+		if i < 0 {
+			break
+		}
+		b.WriteString(s[:i+len(param)] + "xxxxx")
+		s = s[i+len(param):]
+		if j := strings.IndexByte(s, '&'); j >= 0 {
+			s = s[j:]
+		} else {
+			s = ""
 		}
 	}
-	return scheme + "://" + rest + "?" + strings.Join(params, "&")
+	return b.String() + s
 }
