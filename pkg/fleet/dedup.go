@@ -20,9 +20,10 @@ type Dedup struct {
 	done  chan struct{}
 	state atomic.Bool
 
-	mu   sync.Mutex
-	seen *simplelru.LRU[string, time.Time] // identity -> first sight
-	now  func() time.Time
+	mu     sync.Mutex
+	seen   *simplelru.LRU[string, time.Time] // identity -> first sight
+	now    func() time.Time
+	closed bool // the queue is closed: Admit sends at once
 }
 
 type pending struct {
@@ -44,7 +45,7 @@ func NewDedup(f *Fleet, capacity int) (*Dedup, error) {
 
 // Admit calls send (on the worker, later) unless identity was seen in
 // the last 24 hours, by this relay or by the fleet. When the queue is
-// full send is called at once: a duplicate rather than a loss.
+// full or closed send is called at once: a duplicate rather than a loss.
 func (d *Dedup) Admit(identity string, send func()) {
 	now := d.now()
 	d.mu.Lock()
@@ -53,10 +54,16 @@ func (d *Dedup) Admit(identity string, send func()) {
 		return
 	}
 	d.seen.Add(identity, now)
+	queued := false
+	if !d.closed { // under mu: Close cannot close the queue meanwhile
+		select {
+		case d.queue <- pending{identity, send}:
+			queued = true
+		default:
+		}
+	}
 	d.mu.Unlock()
-	select {
-	case d.queue <- pending{identity, send}:
-	default:
+	if !queued {
 		send()
 	}
 }
@@ -96,9 +103,15 @@ func (d *Dedup) work() {
 	}
 }
 
-// Close checks and sends what is queued, then stops the worker. Admit
-// must not be called after.
+// Close checks and sends what is queued, then stops the worker. An
+// Admit after it (a request the drain's deadline left running) sends at
+// once, unchecked.
 func (d *Dedup) Close() {
-	close(d.queue)
+	d.mu.Lock()
+	if !d.closed {
+		d.closed = true
+		close(d.queue)
+	}
+	d.mu.Unlock()
 	<-d.done
 }

@@ -444,3 +444,15 @@ func TestWriterThatLostItsLeaseDoesNotWrite(t *testing.T) {
 	assert.Equal(t, ETag(body), meta.ETag, "the stale writer stored nothing")
 	assert.Equal(t, body, r.Current().Flags.Body)
 }
+
+// An event tracked after Close (a request the drain's deadline left
+// running) is sent unchecked, not a panic on the closed queue.
+func TestDedupAdmitAfterClose(t *testing.T) {
+	d, err := NewDedup(newFleet(t, miniredis.RunT(t), time.Second), 10)
+	require.NoError(t, err)
+	d.Close()
+	sent := 0
+	require.NotPanics(t, func() { d.Admit("exposure u1 flag=on", func() { sent++ }) })
+	assert.Equal(t, 1, sent)
+	d.Close() // twice: harmless
+}
