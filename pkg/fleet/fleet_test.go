@@ -456,3 +456,16 @@ func TestDedupAdmitAfterClose(t *testing.T) {
 	assert.Equal(t, 1, sent)
 	d.Close() // twice: harmless
 }
+
+// The memory of identities holds hashes: an identity grows with the flags
+// a request evaluated, and may hold user ids.
+func TestDedupRemembersHashes(t *testing.T) {
+	d, err := NewDedup(newFleet(t, miniredis.RunT(t), time.Second), 10)
+	require.NoError(t, err)
+	defer d.Close()
+	d.Admit("exposure\x00u1"+strings.Repeat("\x00flag=on", 1000), func() {})
+	keys := d.seen.Keys()
+	require.Len(t, keys, 1)
+	assert.Len(t, keys[0], 32)
+	assert.NotContains(t, keys[0], "u1")
+}

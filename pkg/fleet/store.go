@@ -239,13 +239,14 @@ func (f *Fleet) cohortBlob(ctx context.Context, id string, version int64) (*coho
 	return c, nil
 }
 
-// Seen records an event identity for 24 hours and reports whether some
-// relay of the fleet recorded it before (then the event is not sent
-// again). identity is hashed: it may hold user ids.
-func (f *Fleet) Seen(ctx context.Context, identity string) (bool, error) {
+// seen records the hash of an event identity for 24 hours and reports
+// whether some relay of the fleet recorded it before (then the event is
+// not sent again). The identity itself never reaches Redis: it may hold
+// user ids.
+func (f *Fleet) seen(ctx context.Context, h string) (bool, error) {
 	ctx, cancel := f.ctx(ctx)
 	defer cancel()
-	first, err := f.rdb.SetNX(ctx, f.seenKey(hashBytes([]byte(identity))), "1", SeenTTL).Result()
+	first, err := f.rdb.SetNX(ctx, f.seenKey(h), "1", SeenTTL).Result()
 	if err != nil {
 		return false, f.note(err)
 	}
