@@ -194,13 +194,13 @@ func (r *Relay) leaseStep(ctx context.Context) time.Duration {
 	return next
 }
 
-// holdsLease reports whether this relay is the writer and its lease
-// outlasts one more Redis call (the write it is about to make). The wall
-// clock is used, not cfg.Now: the lease lapses in Redis's real time.
-func (r *Relay) holdsLease() bool {
+// leaseDeadline is when this relay's lease lapses at the earliest; ok
+// false when it is not the writer or that has passed. The wall clock is
+// used, not cfg.Now: the lease lapses in Redis's real time.
+func (r *Relay) leaseDeadline() (until time.Time, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.role == RoleWriter && time.Until(r.leaseUntil) > r.cfg.Fleet.timeout
+	return r.leaseUntil, r.role == RoleWriter && time.Now().Before(r.leaseUntil)
 }
 
 // leaseLoop keeps the role current.

@@ -99,13 +99,17 @@ func (r *Relay) poll(ctx context.Context, role string) {
 // Redis rather than remembering what it wrote: a failover to a lagging
 // replica, an eviction or another relay's late write may have replaced
 // or dropped the copy, and followers would wait for it forever. It writes
-// only while its lease surely lasts: the fetch before may have outlived
-// the lease, and another relay may be the writer now.
+// only while its lease surely lasts, its calls cut at the lease's end:
+// the fetch before may have outlived the lease, and another relay may be
+// the writer now.
 func (r *Relay) storeForFleet(ctx context.Context, body []byte, etag string, now time.Time) {
 	f := r.cfg.Fleet
-	if !r.holdsLease() {
+	until, ok := r.leaseDeadline()
+	if !ok {
 		return
 	}
+	ctx, cancel := context.WithDeadline(ctx, until)
+	defer cancel()
 	if stored, err := f.storedETag(ctx, r.dep); err != nil || stored == etag {
 		return
 	}
@@ -113,9 +117,7 @@ func (r *Relay) storeForFleet(ctx context.Context, body []byte, etag string, now
 	if cur := r.store.Current().Flags; cur != nil {
 		m.Flags = cur.Set.Snapshot().Len()
 	}
-	if r.holdsLease() {
-		f.putFlags(ctx, r.dep, body, m)
-	}
+	f.putFlags(ctx, r.dep, body, m)
 }
 
 // follow loads the body the writer stored when its ETag is not the one
