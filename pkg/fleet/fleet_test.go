@@ -281,6 +281,11 @@ func TestCohortsDownloadedOncePerFleet(t *testing.T) {
 	f := a.f
 	assert.True(t, m.Exists(f.blobKey("k3v9qa", 1000)))
 	assert.True(t, m.Exists(f.descKey("k3v9qa")))
+	// Kept a week past its last check: a cohort no flag targets any more
+	// (nobody checks it) leaves Redis.
+	for _, k := range []string{f.blobKey("k3v9qa", 1000), f.descKey("k3v9qa"), f.descKey("x7m2pd")} {
+		assert.Equal(t, cohortKeepMin, m.TTL(k), k)
+	}
 	require.Eventually(t, func() bool {
 		for _, c := range b.r.Report().Cohorts {
 			if c.ID == "x7m2pd" && c.LastError != "" {
@@ -292,7 +297,7 @@ func TestCohortsDownloadedOncePerFleet(t *testing.T) {
 
 	// A new version replaces the old, which expires.
 	c2, _ := cohort.New("k3v9qa", "", 2000, []string{"user-3"})
-	require.NoError(t, f.putCohort(t.Context(), c2, time.Now()))
+	require.NoError(t, f.putCohort(t.Context(), c2, time.Now(), a.r.cohortKeep()))
 	require.Eventually(t, func() bool {
 		return a.r.Current().Flags.Cohorts.Get("k3v9qa").LastModified == 2000 &&
 			b.r.Current().Flags.Cohorts.Get("k3v9qa").LastModified == 2000

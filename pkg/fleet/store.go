@@ -172,20 +172,22 @@ type CohortDesc struct {
 const oldVersionTTL = 10 * time.Minute
 
 // putCohort stores c as its cohort's current version (description and
-// body share a Cluster slot by their hash tag), lets the previous version
-// expire, and announces the change.
-func (f *Fleet) putCohort(ctx context.Context, c *cohort.Cohort, at time.Time) error {
+// body share a Cluster slot by their hash tag), kept for keep, lets the
+// previous version expire, and announces the change.
+func (f *Fleet) putCohort(ctx context.Context, c *cohort.Cohort, at time.Time, keep time.Duration) error {
 	ctx, cancel := f.ctx(ctx)
 	defer cancel()
 	old, err := f.rdb.HGet(ctx, f.descKey(c.ID), "version").Int64()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return f.note(err)
 	}
+	hadOld := err == nil
 	_, err = f.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, f.blobKey(c.ID, c.LastModified), c.AppendJSON(nil), 0)
+		p.Set(ctx, f.blobKey(c.ID, c.LastModified), c.AppendJSON(nil), keep)
 		p.HSet(ctx, f.descKey(c.ID), "version", c.LastModified, "group_type", c.GroupType,
 			"size", c.Size, "fetched_at", at.UnixMilli(), "error", "")
-		if old != c.LastModified && err == nil {
+		p.PExpire(ctx, f.descKey(c.ID), keep)
+		if hadOld && old != c.LastModified {
 			p.PExpire(ctx, f.blobKey(c.ID, old), oldVersionTTL)
 		}
 		return nil
@@ -198,11 +200,22 @@ func (f *Fleet) putCohort(ctx context.Context, c *cohort.Cohort, at time.Time) e
 
 // touchCohort records a check of the cohort with Amplitude: unchanged
 // (failure "") or failed, so that other relays neither download it nor
-// hide the failure.
-func (f *Fleet) touchCohort(ctx context.Context, id string, at time.Time, failure string) error {
+// hide the failure. The description and the version held (nil: none)
+// are kept for keep more: a cohort nobody checks any more, because no
+// flag targets it, leaves Redis.
+func (f *Fleet) touchCohort(ctx context.Context, id string, held *cohort.Cohort, at time.Time, failure string,
+	keep time.Duration) error {
 	ctx, cancel := f.ctx(ctx)
 	defer cancel()
-	return f.note(f.rdb.HSet(ctx, f.descKey(id), "fetched_at", at.UnixMilli(), "error", failure).Err())
+	_, err := f.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, f.descKey(id), "fetched_at", at.UnixMilli(), "error", failure)
+		p.PExpire(ctx, f.descKey(id), keep)
+		if held != nil {
+			p.PExpire(ctx, f.blobKey(id, held.LastModified), keep)
+		}
+		return nil
+	})
+	return f.note(err)
 }
 
 // cohortDesc reads a cohort's description; ok false when none is stored.
