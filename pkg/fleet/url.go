@@ -27,16 +27,9 @@ func ParseURL(raw string, cluster bool) (*redis.UniversalOptions, error) {
 		return nil, errors.New("want a redis://, rediss:// or redis-sentinel:// URL")
 	}
 	rest, query, _ := strings.Cut(rest, "?")
-	q, err := url.ParseQuery(query)
+	q, err := parameters(query, scheme)
 	if err != nil {
-		return nil, fmt.Errorf("query: %v", err)
-	}
-	for k := range q {
-		// An "@" in a parameter's name: the "?" was a password's, and
-		// what precedes it (said in the errors below) is credentials.
-		if strings.Contains(k, "@") {
-			return nil, errors.New(`a "?" in the user or password: write it %3F`)
-		}
+		return nil, err
 	}
 	var user *url.Userinfo
 	if at := strings.LastIndex(rest, "@"); at >= 0 {
@@ -57,42 +50,87 @@ func ParseURL(raw string, cluster bool) (*redis.UniversalOptions, error) {
 	}
 	switch scheme {
 	case "redis", "rediss":
-		if scheme == "rediss" {
-			// No ServerName: each connection checks the certificate
-			// against the host it dials (a Cluster's nodes differ).
-			o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
-		if o.DB, err = database(path); err != nil {
-			return nil, err
-		}
-		switch {
-		case cluster && o.DB != 0:
-			return nil, errors.New("a Redis Cluster has only database 0")
-		case cluster:
-			o.IsClusterMode = true
-		case len(addrs) > 1:
-			return nil, errors.New("several hosts: pass --redis-cluster for a Cluster, or use redis-sentinel://")
-		}
+		err = serverOptions(o, scheme == "rediss", path, cluster)
 	case "redis-sentinel":
-		if cluster {
-			return nil, errors.New("redis-sentinel:// is not a Cluster: drop --redis-cluster")
-		}
-		master, db, _ := strings.Cut(path, "/")
-		if master == "" {
-			return nil, errors.New("redis-sentinel://HOSTS/MASTER: the master's name is missing")
-		}
-		o.MasterName = master
-		if o.DB, err = database(db); err != nil {
-			return nil, err
-		}
-		o.SentinelPassword = q.Get("sentinel_password")
-		if q.Get("tls") == "true" {
-			o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
+		err = sentinelOptions(o, path, q, cluster)
 	default:
-		return nil, fmt.Errorf("scheme %q: want redis, rediss or redis-sentinel", scheme)
+		err = fmt.Errorf("scheme %q: want redis, rediss or redis-sentinel", scheme)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return o, nil
+}
+
+// parameters reads the query. It refuses one the scheme does not take:
+// "redis://h?tls=true" read as plain text would be a silent downgrade.
+// An "@" in a name or value (sentinel_password's aside) is the sign of a
+// "?" in the password: what precedes it is credentials, not to be quoted
+// in the errors that parsing it as a host would give.
+func parameters(query, scheme string) (url.Values, error) {
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return nil, fmt.Errorf("query: %v", err)
+	}
+	for k, vs := range q {
+		if strings.Contains(k, "@") || k != "sentinel_password" && strings.Contains(strings.Join(vs, ""), "@") {
+			return nil, errors.New(`a "?" in the user or password: write it %3F`)
+		}
+		if scheme == "redis-sentinel" && (k == "sentinel_password" || k == "tls") {
+			continue
+		}
+		return nil, fmt.Errorf("parameter %q: not known (redis-sentinel:// takes sentinel_password and tls; rediss:// is TLS)", k)
+	}
+	return q, nil
+}
+
+// serverOptions sets what redis:// and rediss:// say of one server or a
+// Cluster.
+func serverOptions(o *redis.UniversalOptions, tlsOn bool, path string, cluster bool) error {
+	if tlsOn {
+		// No ServerName: each connection checks the certificate against
+		// the host it dials (a Cluster's nodes differ).
+		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	var err error
+	if o.DB, err = database(path); err != nil {
+		return err
+	}
+	switch {
+	case cluster && o.DB != 0:
+		return errors.New("a Redis Cluster has only database 0")
+	case cluster:
+		o.IsClusterMode = true
+	case len(o.Addrs) > 1:
+		return errors.New("several hosts: pass --redis-cluster for a Cluster, or use redis-sentinel://")
+	}
+	return nil
+}
+
+// sentinelOptions sets what redis-sentinel:// says: the master's name and
+// database, the sentinels' password and TLS.
+func sentinelOptions(o *redis.UniversalOptions, path string, q url.Values, cluster bool) error {
+	if cluster {
+		return errors.New("redis-sentinel:// is not a Cluster: drop --redis-cluster")
+	}
+	master, db, _ := strings.Cut(path, "/")
+	if master == "" {
+		return errors.New("redis-sentinel://HOSTS/MASTER: the master's name is missing")
+	}
+	o.MasterName = master
+	var err error
+	if o.DB, err = database(db); err != nil {
+		return err
+	}
+	o.SentinelPassword = q.Get("sentinel_password")
+	switch q.Get("tls") {
+	case "true":
+		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	case "", "false":
+	default: // "tls=1" is no reason to talk plain text
+		return fmt.Errorf("tls=%q: want true or false", q.Get("tls"))
+	}
+	return nil
 }
 
 // userinfo decodes "user:password" as a URL holds it; an error never

@@ -45,6 +45,10 @@ func TestParseURL(t *testing.T) {
 		{"redis://h/x", "database"},
 		{"redis://a,b", "--redis-cluster"},
 		{"redis-sentinel://s1", "master"},
+		{"redis://h?tls=true", "not known"}, // not a silent plain-text connection
+		{"redis-sentinel://s1/m?sentinel_pasword=x", "not known"},
+		{"redis://:s3?x=y@h", "%3F"},
+		{"redis-sentinel://s1/m?tls=1", "want true or false"},
 	} {
 		_, err := ParseURL(bad.url, false)
 		require.Error(t, err, bad.url)
