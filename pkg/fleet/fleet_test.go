@@ -474,3 +474,19 @@ func TestDedupRemembersHashes(t *testing.T) {
 	assert.Len(t, keys[0], 32)
 	assert.NotContains(t, keys[0], "u1")
 }
+
+// A call cut short because the relay stops is no sign of Redis's: it
+// neither marks Redis down nor warns, so a graceful stop says nothing
+// false on stderr.
+func TestCanceledCallIsNotRedisDown(t *testing.T) {
+	f := newFleet(t, miniredis.RunT(t), time.Second)
+	ls := &lines{}
+	f.say = ls.say
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.Error(t, f.Ping(ctx))
+	up, _ := f.Up()
+	assert.True(t, up)
+	assert.Empty(t, ls.all())
+	assert.Zero(t, testutil.ToFloat64(f.metrics.redisErrors))
+}
