@@ -136,11 +136,7 @@ func runFleet(ctx context.Context, opts *serveOptions, logger *slog.Logger, cfg 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(opts.IO.ErrOut, "relaying %d deployments on http://%s", len(o.keys), servers[0].addr)
-	if len(servers) > 1 {
-		fmt.Fprintf(opts.IO.ErrOut, " (operations on http://%s)", servers[1].addr)
-	}
-	fmt.Fprintln(opts.IO.ErrOut, "; Ctrl-C to stop")
+	sayRelaying(opts, len(o.keys), servers)
 	fmt.Fprintf(opts.IO.ErrOut, "fleet: redis %s, prefix %s, instance %s, lease %v\n",
 		fleet.Redact(o.fleet.redisURL), f.Prefix(), f.Instance(), f.LeaseTTL())
 	if o.stream {

@@ -172,6 +172,15 @@ func (ev *relayEvents) close(ios io.Writer, d time.Duration) error {
 	return nil
 }
 
+// sayRelaying is relay mode's start line, with or without a fleet.
+func sayRelaying(opts *serveOptions, deployments int, servers []*listening) {
+	fmt.Fprintf(opts.IO.ErrOut, "relaying %d deployments on http://%s", deployments, servers[0].addr)
+	if len(servers) > 1 {
+		fmt.Fprintf(opts.IO.ErrOut, " (operations on http://%s)", servers[1].addr)
+	}
+	fmt.Fprintln(opts.IO.ErrOut, "; Ctrl-C to stop")
+}
+
 func runRelay(ctx context.Context, opts *serveOptions) error {
 	o := &opts.Relay
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -206,11 +215,7 @@ func runRelay(ctx context.Context, opts *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(opts.IO.ErrOut, "relaying %d deployments on http://%s", len(o.keys), servers[0].addr)
-	if len(servers) > 1 {
-		fmt.Fprintf(opts.IO.ErrOut, " (operations on http://%s)", servers[1].addr)
-	}
-	fmt.Fprintln(opts.IO.ErrOut, "; Ctrl-C to stop")
+	sayRelaying(opts, len(o.keys), servers)
 	if o.forwardEvents {
 		if events, err = newRelayEvents(o, logger); err != nil {
 			return drain(opts, h, servers, err)

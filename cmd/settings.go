@@ -200,8 +200,11 @@ func shownValue(v string) string { return redact.Text(redactURLCredentials(v)) }
 // as keys are shown, however short or odd it is (shownValue leaves a run
 // alone that does not look like a key: "client-abc", a key with a space).
 func shownSetting(def *settingDef, v string) string {
-	if def.secret {
+	switch {
+	case def.secret:
 		return experiment.Secret(v).String()
+	case def.password:
+		return fleet.Redact(v) // also what url.Parse takes for no credentials ("u:pw@h")
 	}
 	return shownValue(v)
 }

@@ -149,7 +149,7 @@ func (r *Relay) downloadCohort(ctx context.Context, id string, shared bool) bool
 	if err != nil {
 		r.setCohort(id, func(s *cohortState) { s.fetched, s.lastErr = now, err.Error() })
 		if shared {
-			f.touchCohort(ctx, id, now, err.Error())
+			f.touchCohort(ctx, id, held, now, err.Error(), r.cohortKeep())
 		}
 		return false
 	}
@@ -162,9 +162,20 @@ func (r *Relay) downloadCohort(ctx context.Context, id string, shared bool) bool
 	})
 	switch {
 	case shared && changed:
-		f.putCohort(ctx, c, now)
+		f.putCohort(ctx, c, now, r.cohortKeep())
 	case shared:
-		f.touchCohort(ctx, id, now, "")
+		f.touchCohort(ctx, id, held, now, "", r.cohortKeep())
 	}
 	return changed
+}
+
+// cohortKeepMin is the least time a cohort stays in Redis after its last
+// check with Amplitude.
+const cohortKeepMin = 7 * 24 * time.Hour
+
+// cohortKeep is how long a cohort stays in Redis unchecked: long past
+// any relay's next check, so only a cohort no flag targets any more
+// (nobody checks it) expires.
+func (r *Relay) cohortKeep() time.Duration {
+	return max(cohortKeepMin, 3*r.cfg.CohortPollInterval)
 }

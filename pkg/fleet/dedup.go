@@ -11,7 +11,7 @@ import (
 
 // Dedup sends each forwarded event once per fleet and day. An identity
 // is first checked against this relay's memory (no Redis call for what
-// it saw itself), then recorded in Redis (SET NX EX, Fleet.Seen) by a
+// it saw itself), then recorded in Redis (SET NX EX of its hash) by a
 // worker: Admit never waits on Redis. While Redis fails, an event new to
 // this relay is sent (local de-duplication only) rather than lost.
 type Dedup struct {
@@ -20,14 +20,15 @@ type Dedup struct {
 	done  chan struct{}
 	state atomic.Bool
 
-	mu   sync.Mutex
-	seen *simplelru.LRU[string, time.Time] // identity -> first sight
-	now  func() time.Time
+	mu     sync.Mutex
+	seen   *simplelru.LRU[string, time.Time] // hashed identity -> first sight
+	now    func() time.Time
+	closed bool // the queue is closed: Admit sends at once
 }
 
 type pending struct {
-	identity string
-	send     func()
+	hash string // of the identity
+	send func()
 }
 
 // NewDedup starts the worker; Close stops it. capacity bounds both the
@@ -44,19 +45,27 @@ func NewDedup(f *Fleet, capacity int) (*Dedup, error) {
 
 // Admit calls send (on the worker, later) unless identity was seen in
 // the last 24 hours, by this relay or by the fleet. When the queue is
-// full send is called at once: a duplicate rather than a loss.
+// full or closed send is called at once: a duplicate rather than a loss.
 func (d *Dedup) Admit(identity string, send func()) {
-	now := d.now()
+	// Kept hashed: an identity grows with the flags a request evaluates
+	// (kilobytes), a hash does not, so capacity bounds the memory.
+	h, now := hashBytes([]byte(identity)), d.now()
 	d.mu.Lock()
-	if t, ok := d.seen.Get(identity); ok && now.Sub(t) < SeenTTL {
+	if t, ok := d.seen.Get(h); ok && now.Sub(t) < SeenTTL {
 		d.mu.Unlock()
 		return
 	}
-	d.seen.Add(identity, now)
+	d.seen.Add(h, now)
+	queued := false
+	if !d.closed { // under mu: Close cannot close the queue meanwhile
+		select {
+		case d.queue <- pending{h, send}:
+			queued = true
+		default:
+		}
+	}
 	d.mu.Unlock()
-	select {
-	case d.queue <- pending{identity, send}:
-	default:
+	if !queued {
 		send()
 	}
 }
@@ -82,7 +91,7 @@ func (d *Dedup) work() {
 			p.send()
 			continue
 		}
-		seen, err := d.f.Seen(context.Background(), p.identity)
+		seen, err := d.f.seen(context.Background(), p.hash)
 		d.state.Store(err != nil)
 		switch {
 		case err != nil:
@@ -96,9 +105,15 @@ func (d *Dedup) work() {
 	}
 }
 
-// Close checks and sends what is queued, then stops the worker. Admit
-// must not be called after.
+// Close checks and sends what is queued, then stops the worker. An
+// Admit after it (a request the drain's deadline left running) sends at
+// once, unchecked.
 func (d *Dedup) Close() {
-	close(d.queue)
+	d.mu.Lock()
+	if !d.closed {
+		d.closed = true
+		close(d.queue)
+	}
+	d.mu.Unlock()
 	<-d.done
 }

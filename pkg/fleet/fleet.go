@@ -123,12 +123,15 @@ func (f *Fleet) Up() (bool, string) {
 	return f.up, f.lastErr
 }
 
-// note records a call's outcome: a failure other than "no such key" is
-// Redis's, counted and kept for /status. A change between reachable and
-// unreachable is said once.
+// note records a call's outcome: a failure other than "no such key" or
+// the caller's cancellation is Redis's, counted and kept for /status. A
+// change between reachable and unreachable is said once.
 func (f *Fleet) note(err error) error {
 	if errors.Is(err, redis.Nil) {
 		err = nil
+	}
+	if errors.Is(err, context.Canceled) {
+		return err // the relay stops: no sign of Redis's health
 	}
 	f.mu.Lock()
 	was := f.up

@@ -281,6 +281,11 @@ func TestCohortsDownloadedOncePerFleet(t *testing.T) {
 	f := a.f
 	assert.True(t, m.Exists(f.blobKey("k3v9qa", 1000)))
 	assert.True(t, m.Exists(f.descKey("k3v9qa")))
+	// Kept a week past its last check: a cohort no flag targets any more
+	// (nobody checks it) leaves Redis.
+	for _, k := range []string{f.blobKey("k3v9qa", 1000), f.descKey("k3v9qa"), f.descKey("x7m2pd")} {
+		assert.Equal(t, cohortKeepMin, m.TTL(k), k)
+	}
 	require.Eventually(t, func() bool {
 		for _, c := range b.r.Report().Cohorts {
 			if c.ID == "x7m2pd" && c.LastError != "" {
@@ -292,7 +297,7 @@ func TestCohortsDownloadedOncePerFleet(t *testing.T) {
 
 	// A new version replaces the old, which expires.
 	c2, _ := cohort.New("k3v9qa", "", 2000, []string{"user-3"})
-	require.NoError(t, f.putCohort(t.Context(), c2, time.Now()))
+	require.NoError(t, f.putCohort(t.Context(), c2, time.Now(), a.r.cohortKeep()))
 	require.Eventually(t, func() bool {
 		return a.r.Current().Flags.Cohorts.Get("k3v9qa").LastModified == 2000 &&
 			b.r.Current().Flags.Cohorts.Get("k3v9qa").LastModified == 2000
@@ -379,4 +384,109 @@ func TestFollowerStepsWhenTheLeaseLapses(t *testing.T) {
 	m.Del(f.depLease(r.dep))
 	r.leaseStep(t.Context())
 	assert.Equal(t, RoleWriter, r.Role())
+}
+
+// A Redis that loses the writer's copy between two lease steps (a
+// failover to a replica that lagged, an eviction, a FLUSHALL) gets it
+// again from the writer at its next poll: the writer checks what Redis
+// holds, not what it once wrote, so a relay that joins later still finds
+// flags.
+func TestWriterStoresAgainWhatRedisLost(t *testing.T) {
+	m := miniredis.RunT(t)
+	body := flagsBody(t)
+	up := newUpstream(body)
+	a := start(t, m, up, nil)
+	dep := Hash(testKey)
+	stored := func() bool { v, err := m.Get(a.f.flagsKey(dep)); return err == nil && v == string(body) }
+	require.Eventually(t, stored, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, RoleWriter, a.r.Role())
+
+	m.FlushAll()
+	require.Eventually(t, stored, 5*time.Second, 10*time.Millisecond, "the writer stores its flags again")
+	held := func() bool { v, err := m.Get(a.f.depLease(dep)); return err == nil && v == a.f.Instance() }
+	require.Eventually(t, held, 5*time.Second, 10*time.Millisecond, "and takes its lease again")
+	b := start(t, m, up, nil)
+	require.Eventually(t, func() bool { return b.etag() == a.etag() }, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, RoleFollower, b.r.Role())
+}
+
+// A writer whose fetch outlives its lease (Amplitude slow, retries) does
+// not store what it fetched: another relay may be the writer by then, and
+// an older body written over its newer one would stay until the flags
+// change again.
+func TestWriterThatLostItsLeaseDoesNotWrite(t *testing.T) {
+	m := miniredis.RunT(t)
+	body := flagsBody(t)
+	f := newFleet(t, m, time.Second)
+	dep := Hash(testKey)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	fetch := func(ctx context.Context) ([]byte, error) {
+		if calls.Add(1) == 2 { // the second poll hangs until the lease is gone
+			close(entered)
+			<-release
+			return []byte("[]"), nil
+		}
+		return body, nil
+	}
+	r, err := NewRelay(RelayConfig{Fleet: f, Key: testKey, Fetch: fetch, PollInterval: 10 * time.Millisecond})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); Run(ctx, f, []*Relay{r}) }()
+	defer func() { cancel(); <-done }()
+
+	<-entered
+	require.Equal(t, RoleWriter, r.Role())
+	m.Set(f.depLease(dep), "another-relay")
+	require.Eventually(t, func() bool { return r.Role() == RoleFollower }, 3*time.Second, 10*time.Millisecond)
+	close(release)
+	// As a follower it loads the fleet's body again, which is still the
+	// one stored before: the body it fetched late was not written.
+	require.Eventually(t, func() bool { return r.Report().Source == "redis" }, 3*time.Second, 10*time.Millisecond)
+	meta, err := f.meta(context.Background(), dep)
+	require.NoError(t, err)
+	assert.Equal(t, ETag(body), meta.ETag, "the stale writer stored nothing")
+	assert.Equal(t, body, r.Current().Flags.Body)
+}
+
+// An event tracked after Close (a request the drain's deadline left
+// running) is sent unchecked, not a panic on the closed queue.
+func TestDedupAdmitAfterClose(t *testing.T) {
+	d, err := NewDedup(newFleet(t, miniredis.RunT(t), time.Second), 10)
+	require.NoError(t, err)
+	d.Close()
+	sent := 0
+	require.NotPanics(t, func() { d.Admit("exposure u1 flag=on", func() { sent++ }) })
+	assert.Equal(t, 1, sent)
+	d.Close() // twice: harmless
+}
+
+// The memory of identities holds hashes: an identity grows with the flags
+// a request evaluated, and may hold user ids.
+func TestDedupRemembersHashes(t *testing.T) {
+	d, err := NewDedup(newFleet(t, miniredis.RunT(t), time.Second), 10)
+	require.NoError(t, err)
+	defer d.Close()
+	d.Admit("exposure\x00u1"+strings.Repeat("\x00flag=on", 1000), func() {})
+	keys := d.seen.Keys()
+	require.Len(t, keys, 1)
+	assert.Len(t, keys[0], 32)
+	assert.NotContains(t, keys[0], "u1")
+}
+
+// A call cut short because the relay stops is no sign of Redis's: it
+// neither marks Redis down nor warns, so a graceful stop says nothing
+// false on stderr.
+func TestCanceledCallIsNotRedisDown(t *testing.T) {
+	f := newFleet(t, miniredis.RunT(t), time.Second)
+	ls := &lines{}
+	f.say = ls.say
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.Error(t, f.Ping(ctx))
+	up, _ := f.Up()
+	assert.True(t, up)
+	assert.Empty(t, ls.all())
+	assert.Zero(t, testutil.ToFloat64(f.metrics.redisErrors))
 }

@@ -52,16 +52,19 @@ type Relay struct {
 	wake  chan struct{} // a notice or a change of role: sync now
 	free  chan struct{} // the writer released the lease: try to take it now
 
-	mu      sync.Mutex
-	role    string
-	body    []byte // the flags served, as Amplitude sent them
-	etag    string // ETag(body)
-	written string // the ETag this relay last stored for the fleet
-	bad     string // the ETag of a stored body that failed to compile
-	source  string // where body came from: "server" or "redis"
-	fetched time.Time
-	lastErr string
-	cohorts map[string]*cohortState // targeted cohorts, by id
+	mu   sync.Mutex
+	role string
+	body []byte // the flags served, as Amplitude sent them
+	etag string // ETag(body)
+	// leaseUntil is when the deployment's lease lapses at the earliest:
+	// the start of the last renew or acquire that succeeded, plus the
+	// TTL (Redis started counting later). Zero when not held.
+	leaseUntil time.Time
+	bad        string // the ETag of a stored body that failed to compile
+	source     string // where body came from: "server" or "redis"
+	fetched    time.Time
+	lastErr    string
+	cohorts    map[string]*cohortState // targeted cohorts, by id
 }
 
 // NewRelay makes the Relay of cfg.Key; nothing happens until Run.
@@ -132,9 +135,6 @@ func (r *Relay) setRole(role string) {
 	r.mu.Lock()
 	old := r.role
 	r.role = role
-	if role == RoleWriter && old != RoleWriter {
-		r.written = "" // a new writer stores its first fetch, whatever is there
-	}
 	r.mu.Unlock()
 	if old == role {
 		return
@@ -165,6 +165,7 @@ func (r *Relay) leaseStep(ctx context.Context) time.Duration {
 	next := r.checkInterval()
 	var ok bool
 	var err error
+	began := time.Now()
 	if role := r.Role(); role == RoleWriter || role == RoleAlone { // alone: it may have been the writer
 		ok, err = f.renew(ctx, key, f.ttl)
 	}
@@ -175,6 +176,12 @@ func (r *Relay) leaseStep(ctx context.Context) time.Duration {
 			next = left + 5*time.Millisecond
 		}
 	}
+	r.mu.Lock()
+	r.leaseUntil = time.Time{}
+	if ok && err == nil {
+		r.leaseUntil = began.Add(f.ttl)
+	}
+	r.mu.Unlock()
 	switch {
 	case ctx.Err() != nil:
 	case err != nil:
@@ -185,6 +192,15 @@ func (r *Relay) leaseStep(ctx context.Context) time.Duration {
 		r.setRole(RoleFollower)
 	}
 	return next
+}
+
+// leaseDeadline is when this relay's lease lapses at the earliest; ok
+// false when it is not the writer or that has passed. The wall clock is
+// used, not cfg.Now: the lease lapses in Redis's real time.
+func (r *Relay) leaseDeadline() (until time.Time, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.leaseUntil, r.role == RoleWriter && time.Now().Before(r.leaseUntil)
 }
 
 // leaseLoop keeps the role current.

@@ -102,6 +102,23 @@ func (f *Fleet) putFlags(ctx context.Context, dep string, body []byte, m Meta) e
 	return f.publish(ctx, "flags "+dep+" "+m.ETag)
 }
 
+// storedETag is the ETag of the flags Redis holds for a deployment: its
+// meta's, or "" when the meta or the body is missing.
+func (f *Fleet) storedETag(ctx context.Context, dep string) (string, error) {
+	ctx, cancel := f.ctx(ctx)
+	defer cancel()
+	var etag *redis.StringCmd
+	var body *redis.IntCmd
+	_, err := f.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		etag, body = p.HGet(ctx, f.metaKey(dep), "etag"), p.Exists(ctx, f.flagsKey(dep))
+		return nil
+	})
+	if err = f.note(err); err != nil || body.Val() == 0 {
+		return "", err
+	}
+	return etag.Val(), nil
+}
+
 // meta reads a deployment's meta; the zero Meta when none is stored.
 func (f *Fleet) meta(ctx context.Context, dep string) (Meta, error) {
 	ctx, cancel := f.ctx(ctx)
@@ -155,20 +172,22 @@ type CohortDesc struct {
 const oldVersionTTL = 10 * time.Minute
 
 // putCohort stores c as its cohort's current version (description and
-// body share a Cluster slot by their hash tag), lets the previous version
-// expire, and announces the change.
-func (f *Fleet) putCohort(ctx context.Context, c *cohort.Cohort, at time.Time) error {
+// body share a Cluster slot by their hash tag), kept for keep, lets the
+// previous version expire, and announces the change.
+func (f *Fleet) putCohort(ctx context.Context, c *cohort.Cohort, at time.Time, keep time.Duration) error {
 	ctx, cancel := f.ctx(ctx)
 	defer cancel()
 	old, err := f.rdb.HGet(ctx, f.descKey(c.ID), "version").Int64()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return f.note(err)
 	}
+	hadOld := err == nil
 	_, err = f.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, f.blobKey(c.ID, c.LastModified), c.AppendJSON(nil), 0)
+		p.Set(ctx, f.blobKey(c.ID, c.LastModified), c.AppendJSON(nil), keep)
 		p.HSet(ctx, f.descKey(c.ID), "version", c.LastModified, "group_type", c.GroupType,
 			"size", c.Size, "fetched_at", at.UnixMilli(), "error", "")
-		if old != c.LastModified && err == nil {
+		p.PExpire(ctx, f.descKey(c.ID), keep)
+		if hadOld && old != c.LastModified {
 			p.PExpire(ctx, f.blobKey(c.ID, old), oldVersionTTL)
 		}
 		return nil
@@ -181,11 +200,22 @@ func (f *Fleet) putCohort(ctx context.Context, c *cohort.Cohort, at time.Time) e
 
 // touchCohort records a check of the cohort with Amplitude: unchanged
 // (failure "") or failed, so that other relays neither download it nor
-// hide the failure.
-func (f *Fleet) touchCohort(ctx context.Context, id string, at time.Time, failure string) error {
+// hide the failure. The description and the version held (nil: none)
+// are kept for keep more: a cohort nobody checks any more, because no
+// flag targets it, leaves Redis.
+func (f *Fleet) touchCohort(ctx context.Context, id string, held *cohort.Cohort, at time.Time, failure string,
+	keep time.Duration) error {
 	ctx, cancel := f.ctx(ctx)
 	defer cancel()
-	return f.note(f.rdb.HSet(ctx, f.descKey(id), "fetched_at", at.UnixMilli(), "error", failure).Err())
+	_, err := f.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, f.descKey(id), "fetched_at", at.UnixMilli(), "error", failure)
+		p.PExpire(ctx, f.descKey(id), keep)
+		if held != nil {
+			p.PExpire(ctx, f.blobKey(id, held.LastModified), keep)
+		}
+		return nil
+	})
+	return f.note(err)
 }
 
 // cohortDesc reads a cohort's description; ok false when none is stored.
@@ -222,13 +252,14 @@ func (f *Fleet) cohortBlob(ctx context.Context, id string, version int64) (*coho
 	return c, nil
 }
 
-// Seen records an event identity for 24 hours and reports whether some
-// relay of the fleet recorded it before (then the event is not sent
-// again). identity is hashed: it may hold user ids.
-func (f *Fleet) Seen(ctx context.Context, identity string) (bool, error) {
+// seen records the hash of an event identity for 24 hours and reports
+// whether some relay of the fleet recorded it before (then the event is
+// not sent again). The identity itself never reaches Redis: it may hold
+// user ids.
+func (f *Fleet) seen(ctx context.Context, h string) (bool, error) {
 	ctx, cancel := f.ctx(ctx)
 	defer cancel()
-	first, err := f.rdb.SetNX(ctx, f.seenKey(hashBytes([]byte(identity))), "1", SeenTTL).Result()
+	first, err := f.rdb.SetNX(ctx, f.seenKey(h), "1", SeenTTL).Result()
 	if err != nil {
 		return false, f.note(err)
 	}

@@ -79,7 +79,7 @@ func (r *Relay) poll(ctx context.Context, role string) {
 		return
 	}
 	r.fetched, r.lastErr = now, ""
-	etag, same, written := ETag(body), ETag(body) == r.etag, r.written
+	etag, same := ETag(body), ETag(body) == r.etag
 	r.mu.Unlock()
 	if failing {
 		r.cfg.Say(fmt.Sprintf("deployment %s: updates succeed again", r.fp))
@@ -90,18 +90,34 @@ func (r *Relay) poll(ctx context.Context, role string) {
 	if same && r.store.Current().Problem != "" {
 		r.store.SetProblem("")
 	}
-	if role != RoleWriter || etag == written {
+	if role == RoleWriter {
+		r.storeForFleet(ctx, body, etag, now)
+	}
+}
+
+// storeForFleet stores body for the fleet unless Redis holds it already. It asks
+// Redis rather than remembering what it wrote: a failover to a lagging
+// replica, an eviction or another relay's late write may have replaced
+// or dropped the copy, and followers would wait for it forever. It writes
+// only while its lease surely lasts, its calls cut at the lease's end:
+// the fetch before may have outlived the lease, and another relay may be
+// the writer now.
+func (r *Relay) storeForFleet(ctx context.Context, body []byte, etag string, now time.Time) {
+	f := r.cfg.Fleet
+	until, ok := r.leaseDeadline()
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithDeadline(ctx, until)
+	defer cancel()
+	if stored, err := f.storedETag(ctx, r.dep); err != nil || stored == etag {
 		return
 	}
 	m := Meta{ETag: etag, FetchedAt: now, Cohorts: r.cohortIDs()}
 	if cur := r.store.Current().Flags; cur != nil {
 		m.Flags = cur.Set.Snapshot().Len()
 	}
-	if r.cfg.Fleet.putFlags(ctx, r.dep, body, m) == nil {
-		r.mu.Lock()
-		r.written = etag
-		r.mu.Unlock()
-	}
+	f.putFlags(ctx, r.dep, body, m)
 }
 
 // follow loads the body the writer stored when its ETag is not the one

@@ -27,9 +27,9 @@ func ParseURL(raw string, cluster bool) (*redis.UniversalOptions, error) {
 		return nil, errors.New("want a redis://, rediss:// or redis-sentinel:// URL")
 	}
 	rest, query, _ := strings.Cut(rest, "?")
-	q, err := url.ParseQuery(query)
+	q, err := parameters(query, scheme)
 	if err != nil {
-		return nil, fmt.Errorf("query: %v", err)
+		return nil, err
 	}
 	var user *url.Userinfo
 	if at := strings.LastIndex(rest, "@"); at >= 0 {
@@ -50,42 +50,87 @@ func ParseURL(raw string, cluster bool) (*redis.UniversalOptions, error) {
 	}
 	switch scheme {
 	case "redis", "rediss":
-		if scheme == "rediss" {
-			// No ServerName: each connection checks the certificate
-			// against the host it dials (a Cluster's nodes differ).
-			o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
-		if o.DB, err = database(path); err != nil {
-			return nil, err
-		}
-		switch {
-		case cluster && o.DB != 0:
-			return nil, errors.New("a Redis Cluster has only database 0")
-		case cluster:
-			o.IsClusterMode = true
-		case len(addrs) > 1:
-			return nil, errors.New("several hosts: pass --redis-cluster for a Cluster, or use redis-sentinel://")
-		}
+		err = serverOptions(o, scheme == "rediss", path, cluster)
 	case "redis-sentinel":
-		if cluster {
-			return nil, errors.New("redis-sentinel:// is not a Cluster: drop --redis-cluster")
-		}
-		master, db, _ := strings.Cut(path, "/")
-		if master == "" {
-			return nil, errors.New("redis-sentinel://HOSTS/MASTER: the master's name is missing")
-		}
-		o.MasterName = master
-		if o.DB, err = database(db); err != nil {
-			return nil, err
-		}
-		o.SentinelPassword = q.Get("sentinel_password")
-		if q.Get("tls") == "true" {
-			o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
+		err = sentinelOptions(o, path, q, cluster)
 	default:
-		return nil, fmt.Errorf("scheme %q: want redis, rediss or redis-sentinel", scheme)
+		err = fmt.Errorf("scheme %q: want redis, rediss or redis-sentinel", scheme)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return o, nil
+}
+
+// parameters reads the query. It refuses one the scheme does not take:
+// "redis://h?tls=true" read as plain text would be a silent downgrade.
+// An "@" in a name or value (sentinel_password's aside) is the sign of a
+// "?" in the password: what precedes it is credentials, not to be quoted
+// in the errors that parsing it as a host would give.
+func parameters(query, scheme string) (url.Values, error) {
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return nil, fmt.Errorf("query: %v", err)
+	}
+	for k, vs := range q {
+		if strings.Contains(k, "@") || k != "sentinel_password" && strings.Contains(strings.Join(vs, ""), "@") {
+			return nil, errors.New(`a "?" in the user or password: write it %3F`)
+		}
+		if scheme == "redis-sentinel" && (k == "sentinel_password" || k == "tls") {
+			continue
+		}
+		return nil, fmt.Errorf("parameter %q: not known (redis-sentinel:// takes sentinel_password and tls; rediss:// is TLS)", k)
+	}
+	return q, nil
+}
+
+// serverOptions sets what redis:// and rediss:// say of one server or a
+// Cluster.
+func serverOptions(o *redis.UniversalOptions, tlsOn bool, path string, cluster bool) error {
+	if tlsOn {
+		// No ServerName: each connection checks the certificate against
+		// the host it dials (a Cluster's nodes differ).
+		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	var err error
+	if o.DB, err = database(path); err != nil {
+		return err
+	}
+	switch {
+	case cluster && o.DB != 0:
+		return errors.New("a Redis Cluster has only database 0")
+	case cluster:
+		o.IsClusterMode = true
+	case len(o.Addrs) > 1:
+		return errors.New("several hosts: pass --redis-cluster for a Cluster, or use redis-sentinel://")
+	}
+	return nil
+}
+
+// sentinelOptions sets what redis-sentinel:// says: the master's name and
+// database, the sentinels' password and TLS.
+func sentinelOptions(o *redis.UniversalOptions, path string, q url.Values, cluster bool) error {
+	if cluster {
+		return errors.New("redis-sentinel:// is not a Cluster: drop --redis-cluster")
+	}
+	master, db, _ := strings.Cut(path, "/")
+	if master == "" {
+		return errors.New("redis-sentinel://HOSTS/MASTER: the master's name is missing")
+	}
+	o.MasterName = master
+	var err error
+	if o.DB, err = database(db); err != nil {
+		return err
+	}
+	o.SentinelPassword = q.Get("sentinel_password")
+	switch q.Get("tls") {
+	case "true":
+		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	case "", "false":
+	default: // "tls=1" is no reason to talk plain text
+		return fmt.Errorf("tls=%q: want true or false", q.Get("tls"))
+	}
+	return nil
 }
 
 // userinfo decodes "user:password" as a URL holds it; an error never
@@ -142,26 +187,44 @@ func database(s string) (int, error) {
 }
 
 // Redact is a Redis URL as it may be shown: the password and a
-// sentinel_password replaced by "xxxxx".
+// sentinel_password replaced by "xxxxx". It hides them in what is no URL
+// too (no scheme, a "?" or "/" unescaped in the password), since errors
+// echo such values: the password is whatever lies between the first ":"
+// and the last "@", wherever a parser would end the host.
 func Redact(raw string) string {
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return raw
+	prefix, rest := "", raw
+	if scheme, r, ok := strings.Cut(raw, "://"); ok && !strings.ContainsAny(scheme, ":@/?") {
+		prefix, rest = scheme+"://", r
 	}
-	rest, query, hasQuery := strings.Cut(rest, "?")
+	// The sentinel password's value may hold an "@": it is no userinfo's.
+	tail := ""
+	if i := strings.Index(rest, "sentinel_password="); i > 0 && strings.ContainsAny(rest[i-1:i], "?&") {
+		rest, tail = rest[:i], redactParam(rest[i:], "sentinel_password=")
+	}
 	if at := strings.LastIndex(rest, "@"); at >= 0 {
 		if name, _, hasPass := strings.Cut(rest[:at], ":"); hasPass {
-			rest = name + ":xxxxx@" + rest[at+1:]
+			rest = name + ":xxxxx" + rest[at:]
 		}
 	}
-	if !hasQuery {
-		return scheme + "://" + rest
-	}
-	params := strings.Split(query, "&")
-	for i, p := range params {
-		if k, _, _ := strings.Cut(p, "="); k == "sentinel_password" {
-			params[i] = k + "=xxxxx"
+	return prefix + rest + tail
+}
+
+// redactParam replaces the value of every param= in s, up to the next
+// "&", by "xxxxx".
+func redactParam(s, param string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, param)
+		if i < 0 {
+			break
+		}
+		b.WriteString(s[:i+len(param)] + "xxxxx")
+		s = s[i+len(param):]
+		if j := strings.IndexByte(s, '&'); j >= 0 {
+			s = s[j:]
+		} else {
+			s = ""
 		}
 	}
-	return scheme + "://" + rest + "?" + strings.Join(params, "&")
+	return b.String() + s
 }

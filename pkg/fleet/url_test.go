@@ -45,10 +45,20 @@ func TestParseURL(t *testing.T) {
 		{"redis://h/x", "database"},
 		{"redis://a,b", "--redis-cluster"},
 		{"redis-sentinel://s1", "master"},
+		{"redis://h?tls=true", "not known"}, // not a silent plain-text connection
+		{"redis-sentinel://s1/m?sentinel_pasword=x", "not known"},
+		{"redis://:s3?x=y@h", "%3F"},
+		{"redis-sentinel://s1/m?tls=1", "want true or false"},
 	} {
 		_, err := ParseURL(bad.url, false)
 		require.Error(t, err, bad.url)
 		assert.Contains(t, err.Error(), bad.want, bad.url)
+	}
+	for _, raw := range []string{"redis://u:s3?cret@h", "redis://:s3?cret@h:1/0", "redis-sentinel://:s3?cret@h/m"} {
+		_, err := ParseURL(raw, false)
+		require.Error(t, err, raw)
+		assert.ErrorContains(t, err, "%3F")
+		assert.NotContains(t, err.Error(), "s3", raw)
 	}
 	_, err = ParseURL("redis://:pw@h/1", true)
 	assert.ErrorContains(t, err, "database 0")
@@ -64,6 +74,11 @@ func TestRedact(t *testing.T) {
 		"redis-sentinel://h/m?sentinel_password=s3cret": "redis-sentinel://h/m?sentinel_password=xxxxx",
 		"redis://:s3cret@a:1,b:2?x=1":                   "redis://:xxxxx@a:1,b:2?x=1",
 		"not a url":                                     "not a url",
+		// Not URLs ParseURL takes, but said in its errors: still hidden.
+		"u:s3cret@h:6379":      "u:xxxxx@h:6379",
+		"redis://u:s3?cret@h":  "redis://u:xxxxx@h",
+		"redis://:s3/cret@h/1": "redis://:xxxxx@h/1",
+		"redis-sentinel://:s3cret@h/m?tls=true&sentinel_password=p@ss": "redis-sentinel://:xxxxx@h/m?tls=true&sentinel_password=xxxxx",
 	} {
 		assert.Equal(t, want, Redact(in), in)
 	}
@@ -106,6 +121,28 @@ func FuzzDispatch(f *testing.F) {
 		named := len(fields) == 3 && fields[1] == dep
 		if (len(r.wake) > 0 || len(r.free) > 0) && !named {
 			t.Fatalf("%q woke a relay it does not name", payload)
+		}
+	})
+}
+
+// FuzzRedactHidesPassword: whatever a password holds (but an "@", which
+// ends it), Redact does not show it, URL-shaped or not.
+func FuzzRedactHidesPassword(f *testing.F) {
+	for _, s := range []string{"s3cret", "s3?cret", "s3/cret?x=1", "a:b:c", "sentinel_password=s3cret"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, pass string) {
+		// "u:" + "//x@h" is scheme u with user x: no password to hide.
+		if len(pass) < 4 || strings.Contains(pass, "@") || strings.HasPrefix(pass, "//") || strings.Contains(pass, "sentinel_password=") {
+			return
+		}
+		for _, raw := range []string{"redis://u:" + pass + "@h:1/0", "u:" + pass + "@h", "redis-sentinel://:" + pass + "@h/m"} {
+			if shown := strings.Replace(raw, ":"+pass+"@", ":xxxxx@", 1); strings.Contains(shown, pass) {
+				continue // the rest of the URL holds it ("sent" in "sentinel")
+			}
+			if got := Redact(raw); strings.Contains(got, pass) {
+				t.Fatalf("Redact(%q) = %q", raw, got)
+			}
 		}
 	})
 }
