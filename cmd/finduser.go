@@ -74,7 +74,7 @@ func newFindUserCmd(f *Factory, runF func(context.Context, *findUserOptions) err
 	fl.Uint64Var(&opts.Seed, "seed", 0, "seed for the random device ids, to find the same ones again (default: random)")
 	fl.IntVar(&opts.MaxTries, "max-tries", 1_000_000, "give up after this many ids")
 	registerOutput(fl, &opts.Output, dataOutput, "table", "json", "yaml")
-	c.ValidArgsFunction = completeFlagKeys
+	c.ValidArgsFunction = completeFlagThenVariant
 	return c
 }
 
