@@ -55,6 +55,9 @@ func newDiffCmd(f *Factory, runF func(context.Context, *diffOptions) error) *cob
 			if opts.Source.cohortsDir != "" && opts.UsersFile == "" {
 				return usageError("--cohorts: only with --users (the diff itself evaluates nobody)")
 			}
+			if c.Flags().Changed("examples") && opts.UsersFile == "" {
+				return usageError("--examples: only with --users (the ids are of users who change variant)")
+			}
 			if runF != nil {
 				return runF(c.Context(), opts)
 			}
