@@ -149,12 +149,7 @@ func (opts *diffOptions) readSide(ctx context.Context, arg string) (*diffSide, e
 	}
 	flags, err := eval.DecodeFlags(data)
 	if err != nil {
-		var pe *eval.ParseError
-		if errors.As(err, &pe) {
-			pe.File = name
-			return nil, inputError(err)
-		}
-		return nil, inputError(fmt.Errorf("%s: %w", name, err))
+		return nil, flagsDocError(name, err)
 	}
 	return &diffSide{name: name, data: data, flags: flags}, nil
 }
