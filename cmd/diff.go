@@ -199,5 +199,13 @@ func (opts *diffOptions) loadSet(side *diffSide) (*experiment.FlagSet, error) {
 	if err := opts.Source.reportProblems(opts.Source.server.f, side.name, fs.Snapshot().Problems()); err != nil {
 		return nil, err
 	}
+	// Without --cohorts every member is a non-member on both sides, and a
+	// change to a cohort's segment would read as moving nobody: warn, as
+	// evaluate does. The side is named as a file: diff never syncs cohorts.
+	src := opts.Source
+	src.flagsFile = side.name
+	if err := src.reportNoMemberships(fs, nil); err != nil {
+		return nil, err
+	}
 	return fs, nil
 }
