@@ -260,6 +260,30 @@ func completeAssertions(cmd *cobra.Command, args []string, toComplete string) ([
 	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
+// completeFlagThenVariant completes FLAG_KEY VARIANT (find-user): a flag
+// key first, then that flag's variants, then nothing, so that TAB after the
+// key does not offer other flags' keys where a variant belongs.
+func completeFlagThenVariant(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	switch len(args) {
+	case 0:
+		return completeFlagKeys(cmd, args, toComplete)
+	case 1:
+		var out []string
+		for _, f := range completionFlagConfigs(cmd) {
+			if f.Key != args[0] {
+				continue
+			}
+			for _, v := range f.variants() {
+				if strings.HasPrefix(v, toComplete) {
+					out = append(out, v)
+				}
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+	return nil, cobra.ShellCompDirectiveNoFileComp
+}
+
 // completeAtMost limits fn to the first n positional arguments, for commands
 // such as `flags show KEY` that take exactly one.
 func completeAtMost(n int, fn cobra.CompletionFunc) cobra.CompletionFunc {

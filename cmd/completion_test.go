@@ -460,3 +460,34 @@ func TestCompleteUserArg(t *testing.T) {
 		}
 	}
 }
+
+// TestCompleteFindUserVariant: find-user's second argument is one of the
+// flag's variants, not another flag key, and nothing follows it.
+func TestCompleteFindUserVariant(t *testing.T) {
+	clearCompletionEnv(t)
+	path, err := filepath.Abs(completionFlagsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args      []string
+		want, not string
+	}{
+		{[]string{"live-"}, "live-cursors\texperiment v6", ""},
+		{[]string{"live-cursors", ""}, "treatment", "dark-mode"},
+		{[]string{"live-cursors", "c"}, "control", "treatment"},
+		{[]string{"live-cursors", "control", ""}, "", "dark-mode"},
+	} {
+		args := append([]string{"__complete", "find-user", "--flags", path}, tc.args...)
+		ios, out, errOut := testStreams("")
+		if code := Main(context.Background(), args, ios); code != 0 {
+			t.Fatalf("%q: exit %d: %s", args, code, errOut)
+		}
+		if tc.want != "" && !offers(out.String(), tc.want) {
+			t.Errorf("%q: no %q in\n%s", args, tc.want, out)
+		}
+		if tc.not != "" && strings.Contains(out.String(), tc.not) {
+			t.Errorf("%q: offers %q:\n%s", args, tc.not, out)
+		}
+	}
+}

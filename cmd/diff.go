@@ -55,6 +55,9 @@ func newDiffCmd(f *Factory, runF func(context.Context, *diffOptions) error) *cob
 			if opts.Source.cohortsDir != "" && opts.UsersFile == "" {
 				return usageError("--cohorts: only with --users (the diff itself evaluates nobody)")
 			}
+			if c.Flags().Changed("examples") && opts.UsersFile == "" {
+				return usageError("--examples: only with --users (the ids are of users who change variant)")
+			}
 			if runF != nil {
 				return runF(c.Context(), opts)
 			}
@@ -146,12 +149,7 @@ func (opts *diffOptions) readSide(ctx context.Context, arg string) (*diffSide, e
 	}
 	flags, err := eval.DecodeFlags(data)
 	if err != nil {
-		var pe *eval.ParseError
-		if errors.As(err, &pe) {
-			pe.File = name
-			return nil, inputError(err)
-		}
-		return nil, inputError(fmt.Errorf("%s: %w", name, err))
+		return nil, flagsDocError(name, err)
 	}
 	return &diffSide{name: name, data: data, flags: flags}, nil
 }
@@ -199,6 +197,14 @@ func (opts *diffOptions) loadSet(side *diffSide) (*experiment.FlagSet, error) {
 		fs = fs.WithCohorts(store)
 	}
 	if err := opts.Source.reportProblems(opts.Source.server.f, side.name, fs.Snapshot().Problems()); err != nil {
+		return nil, err
+	}
+	// Without --cohorts every member is a non-member on both sides, and a
+	// change to a cohort's segment would read as moving nobody: warn, as
+	// evaluate does. The side is named as a file: diff never syncs cohorts.
+	src := opts.Source
+	src.flagsFile = side.name
+	if err := src.reportNoMemberships(fs, nil); err != nil {
 		return nil, err
 	}
 	return fs, nil

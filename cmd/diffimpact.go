@@ -293,7 +293,9 @@ func buildImpact(t *impactTally, keys []string, old, next []*eval.Flag, report *
 	}
 	out := &diffImpact{Users: t.users, Flags: []*flagImpact{}}
 	for i, key := range keys {
-		fi := &flagImpact{Key: key, Matrix: perFlag[i], Reasons: impactReasons(key, changed, deps)}
+		// Never null in JSON, even with no users: scripts iterate the matrix.
+		matrix := append([]*transition{}, perFlag[i]...)
+		fi := &flagImpact{Key: key, Matrix: matrix, Reasons: impactReasons(key, changed, deps)}
 		slices.SortFunc(fi.Matrix, func(a, b *transition) int {
 			return cmp.Or(b.Users-a.Users, cmp.Compare(a.From, b.From), cmp.Compare(a.To, b.To))
 		})
@@ -380,7 +382,7 @@ func observedShares(before, after map[string]int, users int) []*flagdiff.Share {
 	for k := range after {
 		keys[k] = true
 	}
-	var out []*flagdiff.Share
+	out := []*flagdiff.Share{} // [] rather than null when nobody was evaluated
 	for _, k := range slices.Sorted(maps.Keys(keys)) {
 		s := &flagdiff.Share{Variant: k}
 		if users > 0 {

@@ -74,7 +74,7 @@ func newFindUserCmd(f *Factory, runF func(context.Context, *findUserOptions) err
 	fl.Uint64Var(&opts.Seed, "seed", 0, "seed for the random device ids, to find the same ones again (default: random)")
 	fl.IntVar(&opts.MaxTries, "max-tries", 1_000_000, "give up after this many ids")
 	registerOutput(fl, &opts.Output, dataOutput, "table", "json", "yaml")
-	c.ValidArgsFunction = completeFlagKeys
+	c.ValidArgsFunction = completeFlagThenVariant
 	return c
 }
 
@@ -142,7 +142,11 @@ func runFindUser(ctx context.Context, opts *findUserOptions) error {
 		return err
 	}
 	if len(report.IDs) == 0 {
-		return notReachable(opts, s.diagnose(flag, routes))
+		why, reachable := s.diagnose(flag, routes)
+		if reachable {
+			return notFound(opts, report.Tries, why)
+		}
+		return notReachable(opts, why)
 	}
 	if len(report.IDs) < opts.Count {
 		fmt.Fprintf(opts.IO.ErrOut, "experiment: warning: found %d of %d ids in %d tries (--max-tries)\n", len(report.IDs), opts.Count, report.Tries)
@@ -155,6 +159,14 @@ func runFindUser(ctx context.Context, opts *findUserOptions) error {
 func notReachable(opts *findUserOptions, why string) error {
 	return &exitError{code: ExitCheckFailed, err: fmt.Errorf("flag %q: variant %q cannot be reached by bucketing for this user: %s", opts.Flag, opts.Variant, why),
 		hint: "'experiment explain " + opts.Flag + "' with the same user shows every segment and condition"}
+}
+
+// notFound is the failure of a search that could succeed with more ids:
+// exit 1 as well, but saying the ids ran out rather than that the variant
+// is out of reach.
+func notFound(opts *findUserOptions, tries int, why string) error {
+	return &exitError{code: ExitCheckFailed, err: fmt.Errorf("flag %q: no id of the %d tried (--max-tries) gets variant %q: %s", opts.Flag, tries, opts.Variant, why),
+		hint: "raise --max-tries, or 'experiment explain " + opts.Flag + "' with the same user shows every segment and condition"}
 }
 
 // idSource returns the generator of candidate ids: the prefix and a

@@ -139,41 +139,46 @@ func (s *idSearch) explain(u *experiment.User, id string) (foundID, error) {
 }
 
 // diagnose says, for each segment that could give the variant, what keeps
-// the last user tried from it.
-func (s *idSearch) diagnose(f *eval.Flag, routes []route) string {
+// the last user tried from it; reachable is true when some segment does
+// give it to ids like these and only --max-tries ran out, so that the
+// caller does not claim the variant is out of reach.
+func (s *idSearch) diagnose(f *eval.Flag, routes []route) (why string, reachable bool) {
 	trace, err := s.fs.Explain(&s.last, s.opts.Flag)
 	if err != nil {
-		return err.Error()
+		return err.Error(), false
 	}
 	i := slices.IndexFunc(trace.Flags, func(ft eval.FlagTrace) bool { return ft.Key == s.opts.Flag })
 	if i < 0 {
-		return "the flag was not evaluated"
+		return "the flag was not evaluated", false
 	}
 	ft := trace.Flags[i]
-	var why []string
+	var reasons []string
 	for _, r := range routes {
-		why = append(why, s.blocked(f, ft, r))
+		reason, open := s.blocked(f, ft, r)
+		reasons = append(reasons, reason)
+		reachable = reachable || open
 	}
-	return strings.Join(why, "; ")
+	return strings.Join(reasons, "; "), reachable
 }
 
-// blocked is why one route did not give the variant.
-func (s *idSearch) blocked(f *eval.Flag, ft eval.FlagTrace, r route) string {
+// blocked is why one route did not give the variant; open is true when
+// nothing blocks it but the luck of the ids tried.
+func (s *idSearch) blocked(f *eval.Flag, ft eval.FlagTrace, r route) (reason string, open bool) {
 	title := segmentTitle(f, r.seg)
 	st := ft.Segments[r.seg]
 	switch {
 	case !st.Reached:
-		return fmt.Sprintf("%s is never reached: %s decides first", title, segmentTitle(f, ft.Segment))
+		return fmt.Sprintf("%s is never reached: %s decides first", title, segmentTitle(f, ft.Segment)), false
 	case !st.Matched:
-		return title + " does not match the user: " + failedCondition(st)
+		return title + " does not match the user: " + failedCondition(st), false
 	case !r.bucketed:
-		return fmt.Sprintf("%s gives it by targeting, but its bucket sends these ids elsewhere", title)
+		return fmt.Sprintf("%s gives it by targeting, but its bucket sends these ids elsewhere", title), false
 	}
 	sel := f.Segments[r.seg].Bucket.Selector
 	if len(sel) == 0 || sel[len(sel)-1] != s.opts.By {
-		return fmt.Sprintf("%s buckets by %s, which --by %s does not change", title, strings.Join(sel, "."), s.opts.By)
+		return fmt.Sprintf("%s buckets by %s, which --by %s does not change", title, strings.Join(sel, "."), s.opts.By), false
 	}
-	return fmt.Sprintf("%s gives it to %.6g%% of its users, and none of %d ids tried (--max-tries)", title, r.share*100, s.opts.MaxTries)
+	return fmt.Sprintf("%s gives it to %.6g%% of its users", title, r.share*100), true
 }
 
 // failedCondition names the first condition that failed in the first

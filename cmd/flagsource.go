@@ -74,12 +74,7 @@ func (s *flagSource) load(ctx context.Context) (*experiment.FlagSet, error) {
 	// single evaluation decodes it once instead of building every flag.
 	fs, err := experiment.LoadFlagSet(data, nil)
 	if err != nil {
-		var pe *eval.ParseError
-		if errors.As(err, &pe) {
-			pe.File = name
-			return nil, inputError(err)
-		}
-		return nil, inputError(fmt.Errorf("%s: %w", name, err))
+		return nil, flagsDocError(name, err)
 	}
 	store, err := s.loadCohorts(f, fs.CohortReferences().All())
 	if err != nil {
@@ -181,4 +176,16 @@ func (s *flagSource) loadCohorts(f *Factory, ids []string) (*cohort.Store, error
 		}
 	}
 	return store, nil
+}
+
+// flagsDocError is the exit-3 error for a flag-config document that does
+// not decode, naming the source: a parse error gets its file (and so its
+// line and column), any other the name as a prefix.
+func flagsDocError(name string, err error) error {
+	var pe *eval.ParseError
+	if errors.As(err, &pe) {
+		pe.File = name
+		return inputError(err)
+	}
+	return inputError(fmt.Errorf("%s: %w", name, err))
 }

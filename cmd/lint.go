@@ -154,12 +154,7 @@ func (o *lintOptions) lintFlags(ctx context.Context) (flags []*eval.Flag, data [
 		return nil, nil, "", err
 	}
 	if flags, err = eval.DecodeFlags(data); err != nil {
-		var pe *eval.ParseError
-		if errors.As(err, &pe) {
-			pe.File = name
-			return nil, nil, "", inputError(err)
-		}
-		return nil, nil, "", inputError(fmt.Errorf("%s: %w", name, err))
+		return nil, nil, "", flagsDocError(name, err)
 	}
 	return flags, data, name, nil
 }

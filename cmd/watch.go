@@ -110,7 +110,10 @@ func runWatch(ctx context.Context, opts *watchOptions) error {
 // report prints the changes from prev to next and says whether watching
 // is over (--until-change and something changed).
 func (opts *watchOptions) report(prev, next *experiment.FlagSet, user *experiment.User) (bool, error) {
-	events := diffFlagSets(prev, next, user, opts.Now())
+	events, err := diffFlagSets(prev, next, user, opts.Now())
+	if err != nil {
+		fmt.Fprintf(opts.IO.ErrOut, "experiment: warning: %s: cannot evaluate the user, so variant changes are not shown: %v\n", opts.Source.name(), err)
+	}
 	if err := printWatchEvents(opts, events); err != nil {
 		return false, err
 	}

@@ -21,8 +21,10 @@ const (
 )
 
 // diffFlagSets lists flags added, removed and changed between two sets and,
-// for a user, the flags whose variant for that user changed.
-func diffFlagSets(prev, next *experiment.FlagSet, user *experiment.User, now time.Time) []watchEvent {
+// for a user, the flags whose variant for that user changed. The error is
+// why the user could not be evaluated (a dependency cycle, say): the
+// config events are still returned, and the caller warns.
+func diffFlagSets(prev, next *experiment.FlagSet, user *experiment.User, now time.Time) ([]watchEvent, error) {
 	var events []watchEvent
 	oldFlags := map[string]*eval.Flag{}
 	for _, f := range prev.Flags() {
@@ -47,8 +49,11 @@ func diffFlagSets(prev, next *experiment.FlagSet, user *experiment.User, now tim
 			events = append(events, watchEvent{Time: now, Kind: watchRemoved, Flag: f.Key, From: d.From})
 		}
 	}
+	var userErr error
 	if user != nil {
-		events = append(events, variantChanges(prev, next, user, now)...)
+		var variants []watchEvent
+		variants, userErr = variantChanges(prev, next, user, now)
+		events = append(events, variants...)
 	}
 	slices.SortStableFunc(events, func(a, b watchEvent) int {
 		if a.Flag < b.Flag {
@@ -59,14 +64,17 @@ func diffFlagSets(prev, next *experiment.FlagSet, user *experiment.User, now tim
 		}
 		return 0
 	})
-	return events
+	return events, userErr
 }
 
-func variantChanges(prev, next *experiment.FlagSet, user *experiment.User, now time.Time) []watchEvent {
-	before, err1 := prev.EvaluateV2(user)
-	after, err2 := next.EvaluateV2(user)
-	if err1 != nil || err2 != nil {
-		return nil
+func variantChanges(prev, next *experiment.FlagSet, user *experiment.User, now time.Time) ([]watchEvent, error) {
+	before, err := prev.EvaluateV2(user)
+	if err != nil {
+		return nil, err
+	}
+	after, err := next.EvaluateV2(user)
+	if err != nil {
+		return nil, err
 	}
 	var events []watchEvent
 	keys := map[string]bool{}
@@ -92,7 +100,7 @@ func variantChanges(prev, next *experiment.FlagSet, user *experiment.User, now t
 		}
 		events = append(events, e)
 	}
-	return events
+	return events, nil
 }
 
 func orNone(s string) string {
