@@ -136,16 +136,16 @@ func (p *diffPrinter) segment(s *flagdiff.SegmentChange) {
 	title := s.Title()
 	switch s.Change {
 	case flagdiff.Added:
-		p.line(1, "%s", sc.Matched(fmt.Sprintf("+ %s (at %d)", title, s.To)))
+		p.line(1, "%s", sc.Matched(fmt.Sprintf("+ %s (at %d)", title, *s.To)))
 	case flagdiff.Removed:
-		p.line(1, "%s", sc.Failed(fmt.Sprintf("- %s (was %d)", title, s.From)))
+		p.line(1, "%s", sc.Failed(fmt.Sprintf("- %s (was %d)", title, *s.From)))
 	case flagdiff.Moved:
-		p.line(1, "%s", sc.Warning(fmt.Sprintf("↕ %s moved %d → %d", title, s.From, s.To)))
+		p.line(1, "%s", sc.Warning(fmt.Sprintf("↕ %s moved %d → %d", title, *s.From, *s.To)))
 		return
 	default:
 		head := "~ " + title
 		if s.Moved {
-			head += sc.Warning(fmt.Sprintf(" (moved %d → %d)", s.From, s.To))
+			head += sc.Warning(fmt.Sprintf(" (moved %d → %d)", *s.From, *s.To))
 		}
 		p.line(1, "%s", head)
 	}

@@ -73,7 +73,7 @@ func TestCompareAddedRemovedFlags(t *testing.T) {
 	}
 	require.Len(t, added.Segments, 3)
 	assert.Equal(t, Added, added.Segments[1].Change)
-	assert.Equal(t, 2, added.Segments[1].To)
+	assert.Equal(t, ptr(1), added.Segments[1].To)
 	assert.Equal(t, []*Share{{Variant: "off", To: 50, Delta: 50}, {Variant: "on", To: 50, Delta: 50}}, added.Segments[1].Shares)
 	assert.Equal(t, &ListChange{Added: []string{"holdout"}}, added.Dependencies)
 }
@@ -117,9 +117,9 @@ func TestCompareSegmentMovedNotChanged(t *testing.T) {
 	assert.True(t, s.Moved)
 	assert.Nil(t, s.Conditions)
 	assert.Nil(t, s.Bucket)
-	assert.Equal(t, [2]int{s.From, s.To}, [2]int{2, 1}, "Half moved from 2 to 1")
+	assert.Equal(t, [2]*int{ptr(1), ptr(0)}, [2]*int{s.From, s.To}, "Half moved from 1 to 0")
 	assert.Equal(t, "Half", s.Name)
-	assert.Equal(t, []string{`segment "Half" moved 2 → 1`}, d.Phrases())
+	assert.Equal(t, []string{`segment "Half" moved 1 → 0`}, d.Phrases())
 }
 
 func TestCompareSegmentAddedRemoved(t *testing.T) {
@@ -132,12 +132,12 @@ func TestCompareSegmentAddedRemoved(t *testing.T) {
 	require.Len(t, d.Segments, 2)
 	rem, add := d.Segments[0], d.Segments[1] // a removed one where it was, before what took its place
 	assert.Equal(t, Added, add.Change)
-	assert.Equal(t, 1, add.To)
-	assert.Equal(t, "segment 1", add.Title())
-	assert.Equal(t, []*ConditionChange{{Change: Added, Group: 1, Condition: `context.user.plan is ["pro"]`}}, add.Conditions)
+	assert.Equal(t, ptr(0), add.To)
+	assert.Equal(t, "segment 0", add.Title())
+	assert.Equal(t, []*ConditionChange{{Change: Added, Group: 0, Condition: `context.user.plan is ["pro"]`}}, add.Conditions)
 	assert.Equal(t, &ValueChange{From: nil, To: "on"}, add.Variant)
 	assert.Equal(t, Removed, rem.Change)
-	assert.Equal(t, 1, rem.From)
+	assert.Equal(t, ptr(0), rem.From)
 	assert.Equal(t, "Mobile", rem.Name)
 	assert.False(t, rem.Moved)
 }
@@ -154,11 +154,11 @@ func TestCompareSegmentConditionChanged(t *testing.T) {
 	require.Len(t, d.Segments, 1)
 	s := d.Segments[0]
 	assert.Equal(t, Changed, s.Change)
-	assert.Equal(t, [2]int{1, 1}, [2]int{s.From, s.To})
+	assert.Equal(t, [2]*int{ptr(0), ptr(0)}, [2]*int{s.From, s.To})
 	assert.Equal(t, []*ConditionChange{
-		{Change: Removed, Group: 1, Condition: `context.user.platform is ["iOS"]`},
-		{Change: Added, Group: 1, Condition: `context.user.platform is ["iOS","Android"]`},
-		{Change: Added, Group: 2, Condition: `context.user.country is not ["FR"]`},
+		{Change: Removed, Group: 0, Condition: `context.user.platform is ["iOS"]`},
+		{Change: Added, Group: 0, Condition: `context.user.platform is ["iOS","Android"]`},
+		{Change: Added, Group: 1, Condition: `context.user.country is not ["FR"]`},
 	}, s.Conditions)
 	assert.Equal(t, []*ValueChange{{Key: "note", To: "x"}}, s.Metadata)
 	assert.Nil(t, s.Shares, "not bucketed: no shares")
@@ -169,7 +169,7 @@ func TestCompareConditionsEveryoneAndNobody(t *testing.T) {
 	d := CompareFlag(flag(t, nil), flag(t, func(m map[string]any) { seg(m, 2)["conditions"] = []any{} }))
 	require.NotNil(t, d)
 	require.Len(t, d.Segments, 1)
-	assert.Equal(t, []*ConditionChange{{Change: Removed, Group: 1, Condition: "(everyone)"}}, d.Segments[0].Conditions)
+	assert.Equal(t, []*ConditionChange{{Change: Removed, Group: 0, Condition: "(everyone)"}}, d.Segments[0].Conditions)
 }
 
 func TestCompareAllocationShares(t *testing.T) {

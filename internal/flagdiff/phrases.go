@@ -66,10 +66,10 @@ func (s *SegmentChange) Title() string {
 	if s.Name != "" {
 		return "segment " + strconv.Quote(s.Name)
 	}
-	if s.To > 0 {
-		return fmt.Sprintf("segment %d", s.To)
+	if s.To != nil {
+		return fmt.Sprintf("segment %d", *s.To)
 	}
-	return fmt.Sprintf("segment %d", s.From)
+	return fmt.Sprintf("segment %d", *s.From)
 }
 
 func (s *SegmentChange) phrases() []string {
@@ -78,11 +78,11 @@ func (s *SegmentChange) phrases() []string {
 	case Added, Removed:
 		return []string{t + " " + string(s.Change)}
 	case Moved:
-		return []string{fmt.Sprintf("%s moved %d → %d", t, s.From, s.To)}
+		return []string{fmt.Sprintf("%s moved %d → %d", t, *s.From, *s.To)}
 	}
 	var out []string
 	if s.Moved {
-		out = append(out, fmt.Sprintf("%s moved %d → %d", t, s.From, s.To))
+		out = append(out, fmt.Sprintf("%s moved %d → %d", t, *s.From, *s.To))
 	}
 	if b := s.Bucket; b != nil && b.Rebuckets {
 		what := "salt"

@@ -9,12 +9,13 @@ import (
 )
 
 // SegmentChange is a segment added, removed, moved or changed. From and To
-// are its positions (from 1) before and after, 0 on the side it is not on.
+// are its positions before and after, from 0 as in explain, lint and the
+// configs' segments[i]; nil on the side it is not on.
 type SegmentChange struct {
 	Name   string `json:"name,omitempty"` // metadata segmentName
 	Change Change `json:"change"`
-	From   int    `json:"from,omitempty"`
-	To     int    `json:"to,omitempty"`
+	From   *int   `json:"from,omitempty"`
+	To     *int   `json:"to,omitempty"`
 	// Moved is true when the segment changed place relative to the
 	// others (a changed segment may have moved too).
 	Moved      bool               `json:"moved"`
@@ -29,7 +30,7 @@ type SegmentChange struct {
 }
 
 // ConditionChange is a condition added to or removed from an AND-group
-// (Group, from 1, on the side the condition is on). Condition reads
+// (Group, from 0, on the side the condition is on). Condition reads
 // `selector op values`, e.g. `context.user.country is ["DE","FR"]`;
 // "(everyone)" stands for a segment without conditions.
 type ConditionChange struct {
@@ -66,7 +67,7 @@ func segments(a, b []*eval.Segment) []*SegmentChange {
 	var out []*SegmentChange
 	for i, p := range pairs {
 		c := compareSegment(a[p[0]], b[p[1]])
-		c.From, c.To, c.Moved = p[0]+1, p[1]+1, moved[i]
+		c.From, c.To, c.Moved = ptr(p[0]), ptr(p[1]), moved[i]
 		switch {
 		case c.Change == Changed:
 		case c.Moved:
@@ -78,20 +79,20 @@ func segments(a, b []*eval.Segment) []*SegmentChange {
 	}
 	for _, i := range onlyA {
 		c := compareSegment(a[i], nil)
-		c.From = i + 1
+		c.From = ptr(i)
 		out = append(out, c)
 	}
 	for _, i := range onlyB {
 		c := compareSegment(nil, b[i])
-		c.To = i + 1
+		c.To = ptr(i)
 		out = append(out, c)
 	}
 	// In the order of the new config, removed ones where they were.
 	pos := func(c *SegmentChange) int {
-		if c.To > 0 {
-			return 2 * c.To
+		if c.To != nil {
+			return 2 * (*c.To + 1)
 		}
-		return 2*c.From - 1
+		return 2*(*c.From+1) - 1
 	}
 	slices.SortStableFunc(out, func(x, y *SegmentChange) int { return pos(x) - pos(y) })
 	return out
@@ -298,12 +299,12 @@ func conditionChanges(a, b [][]string) []*ConditionChange {
 		}
 		for _, t := range g {
 			if !slices.Contains(h, t) {
-				out = append(out, &ConditionChange{Change: Removed, Group: gi + 1, Condition: t})
+				out = append(out, &ConditionChange{Change: Removed, Group: gi, Condition: t})
 			}
 		}
 		for _, t := range h {
 			if !slices.Contains(g, t) {
-				out = append(out, &ConditionChange{Change: Added, Group: hi + 1, Condition: t})
+				out = append(out, &ConditionChange{Change: Added, Group: hi, Condition: t})
 			}
 		}
 	}
@@ -338,3 +339,5 @@ func optional(present bool, v string) any {
 	}
 	return v
 }
+
+func ptr(i int) *int { return &i }
