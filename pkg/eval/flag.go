@@ -102,6 +102,7 @@ var ErrNotFlagList = errors.New("want a JSON array of flag configs")
 // the line, column and JSON path of the first problem; the document is
 // rejected whole, so a caller never works with half a config.
 func DecodeFlags(data []byte) ([]*Flag, error) {
+	data = trimBOM(data)
 	flags, ok := decodeFlagsFast(data, nil)
 	if !ok {
 		var err error

@@ -14,6 +14,7 @@ func Load(data []byte) (*Snapshot, error) { return load(data, true) }
 
 // load is Load; without clone, the Snapshot keeps data itself.
 func load(data []byte, clone bool) (*Snapshot, error) {
+	data = trimBOM(data)
 	var spans []span
 	flags, ok := decodeFlagsFast(data, &spans)
 	if !ok { // what only encoding/json reads (or an error)
