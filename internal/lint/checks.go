@@ -9,6 +9,9 @@ import (
 
 // flag runs the rules that are not the engine's on flag pos.
 func (c *checker) flag(pos int, f *eval.Flag) {
+	if f.Key == "" {
+		c.add(RuleMissingKey, pos, -1, ".key", "flag %d has no key: no evaluation can ask for it or return it by name", pos)
+	}
 	reach := c.segments(pos, f)
 	served := map[string]bool{}
 	for si, seg := range f.Segments {

@@ -101,6 +101,9 @@ var ruleCases = []ruleCase{
 	{rule: RuleDuplicateFlag, segment: -1,
 		triggers: `{"key":"f","variants":{"on":{}},"segments":[{"variant":"on"}]},{"key":"f","variants":{"on":{}},"segments":[{"variant":"on"}]}`,
 		passes:   `{"key":"f","variants":{"on":{}},"segments":[{"variant":"on"}]},{"key":"g","variants":{"on":{}},"segments":[{"variant":"on"}]}`},
+	{rule: RuleMissingKey, segment: -1,
+		triggers: `{"variants":{"on":{}},"segments":[{"variant":"on"}]}`,
+		passes:   `{"key":"f","variants":{"on":{}},"segments":[{"variant":"on"}]}`},
 	{rule: RuleMissingCohort, segment: 0, hasCohorts: []string{"present"},
 		triggers: withCondition(`["context","user","cohort_ids"]`, "set contains any", `["absent"]`),
 		passes:   withCondition(`["context","user","cohort_ids"]`, "set contains any", `["present"]`)},
@@ -132,7 +135,11 @@ func TestRules(t *testing.T) {
 				t.Fatalf("no %s finding in %v", rc.rule, got)
 			}
 			fd := got[i]
-			if fd.Severity != ruleSeverity(rc.rule) || fd.Flag == "" || !strings.Contains(fd.Message, fd.Flag) || !strings.HasPrefix(fd.Path, "flags[") {
+			named := fd.Flag != "" && strings.Contains(fd.Message, fd.Flag)
+			if rc.rule == RuleMissingKey { // no key to name: the flag's position instead
+				named = strings.Contains(fd.Message, "flag 0 ")
+			}
+			if fd.Severity != ruleSeverity(rc.rule) || !named || !strings.HasPrefix(fd.Path, "flags[") {
 				t.Errorf("finding %+v: want the rule's severity, the flag named in the message, a JSON path", fd)
 			}
 			if seg := -1; fd.Segment != nil {

@@ -30,6 +30,7 @@ const (
 	RuleDependencyCycle      = "dependency-cycle"
 	RuleUndeployedDependency = "undeployed-dependency"
 	RuleDuplicateFlag        = "duplicate-flag"
+	RuleMissingKey           = "missing-key"
 	RuleMissingCohort        = "missing-cohort"
 )
 
@@ -54,6 +55,7 @@ func Rules() []Rule {
 		{RuleDependencyCycle, Error, "Flags depend on each other in a cycle: evaluations that reach it fail."},
 		{RuleUndeployedDependency, Warning, "A flag depends on a flag that is not deployed: the server does not serve it, so it reads as no result there."},
 		{RuleDuplicateFlag, Error, "A flag key is defined twice: the later definition wins, the earlier is ignored."},
+		{RuleMissingKey, Error, "A flag without a key: no evaluation can ask for it or return it by name."},
 		{RuleMissingCohort, Error, "A condition targets a cohort whose members are not available (no file in --cohorts DIR): nobody is a member."},
 	}
 }
