@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/flagkit/experiment/internal/redact"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
@@ -46,6 +48,11 @@ type Options struct {
 	// headers are ignored. It is called on the request's goroutine and
 	// must not block.
 	Track func(Tracked)
+	// Fleet, when set, is /status's "fleet" member: the relay fleet's
+	// Redis as this relay sees it.
+	Fleet func() *FleetStatus
+	// Collectors are more metrics for /metrics (a fleet's counters).
+	Collectors []prometheus.Collector
 }
 
 // Deployment is one deployment key and the Source of its flags.

@@ -76,6 +76,7 @@ func newMetrics(h *Handler) *metrics {
 	// experiment_serve_stream_connections.
 	reg.MustRegister(m.duration, streams, age, count, ready,
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(h.opts.Collectors...)
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	return m
 }
@@ -120,6 +121,23 @@ type Status struct {
 	Healthy     bool               `json:"healthy"`
 	Mode        string             `json:"mode"`
 	Deployments []DeploymentStatus `json:"deployments"`
+	// Fleet is set for a relay of a fleet (Options.Fleet).
+	Fleet *FleetStatus `json:"fleet,omitempty"`
+}
+
+// FleetStatus is a fleet relay's view of the shared Redis.
+type FleetStatus struct {
+	// Redis is "up" or "down" (the last call failed).
+	Redis string `json:"redis"`
+	// Instance is this relay's random id (its lease token).
+	Instance string `json:"instance"`
+	Prefix   string `json:"prefix"`
+	// LastError is Redis's last failure, without credentials.
+	LastError string `json:"last_error,omitempty"`
+	// Dedup is where forwarded events are de-duplicated: "fleet" (Redis),
+	// or "local" (this relay only, while Redis is down); "" without
+	// --forward-events.
+	Dedup string `json:"dedup,omitempty"`
 }
 
 // DeploymentStatus is one flag source's state.
@@ -139,6 +157,16 @@ type DeploymentStatus struct {
 	Cohorts       []CohortStatus `json:"cohorts"`
 	// Upstream is set for a Source that is a Reporter (relay mode).
 	Upstream *Upstream `json:"upstream,omitempty"`
+	// Role is a fleet relay's part for this deployment: "writer" (holds
+	// the lease, syncs from Amplitude), "follower" (loads from Redis) or
+	// "alone" (Redis unreachable: syncs from Amplitude itself). Set for a
+	// Source that is a RoleReporter.
+	Role string `json:"role,omitempty"`
+}
+
+// RoleReporter is a Source that is one relay of a fleet.
+type RoleReporter interface {
+	Role() string
 }
 
 // CohortStatus is one served cohort.
@@ -162,6 +190,9 @@ func (h *Handler) Status() Status {
 			s.Status, s.Healthy = "degraded", false
 		}
 		s.Deployments = append(s.Deployments, d)
+	}
+	if h.opts.Fleet != nil {
+		s.Fleet = h.opts.Fleet()
 	}
 	return s
 }
@@ -211,6 +242,9 @@ func (h *Handler) deploymentStatus(dep *deployment) DeploymentStatus {
 		if up.Source != "" {
 			d.Source = up.Source
 		}
+	}
+	if rr, ok := dep.src.(RoleReporter); ok {
+		d.Role = rr.Role()
 	}
 	return d
 }

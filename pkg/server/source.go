@@ -53,6 +53,17 @@ func NewFlags(body []byte, cohorts *cohort.Store, origin string, applied time.Ti
 	return newFlags(flags, compact.Bytes(), cohorts, origin, applied)
 }
 
+// NewFlagsExact is NewFlags serving body byte for byte as given, not
+// compacted: a relay fleet serves exactly what Amplitude sent, and its
+// ETag (a hash of Body) is then the same on every relay.
+func NewFlagsExact(body []byte, cohorts *cohort.Store, origin string, applied time.Time) (*Flags, error) {
+	flags, err := eval.DecodeFlags(body)
+	if err != nil {
+		return nil, err
+	}
+	return newFlags(flags, body, cohorts, origin, applied)
+}
+
 // FlagsOf is NewFlags for configs already decoded (after ApplyOverrides,
 // say): they are encoded again to be served. flags must not be modified
 // afterwards.

@@ -1,0 +1,206 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/flagkit/experiment/internal/redact"
+	"github.com/flagkit/experiment/pkg/cohort"
+	"github.com/flagkit/experiment/pkg/server"
+)
+
+// Roles of a relay for one deployment.
+const (
+	RoleWriter   = "writer"   // holds the lease: syncs from Amplitude, stores for the fleet
+	RoleFollower = "follower" // loads what the writer stored
+	RoleAlone    = "alone"    // Redis unreachable: syncs from Amplitude itself
+)
+
+// RelayConfig configures the Relay of one deployment.
+type RelayConfig struct {
+	Fleet *Fleet
+	// Key is the deployment key: Redis sees only its Hash, messages its
+	// fingerprint.
+	Key string
+	// Fetch returns the deployment's flag configs exactly as Amplitude
+	// sent them (the body of GET /sdk/v2/flags), retrying as it sees fit.
+	Fetch func(ctx context.Context) ([]byte, error)
+	// Cohorts downloads targeted cohorts; nil: no cohort sync (the
+	// cohorts the flags target have no members).
+	Cohorts cohort.Downloader
+	// PollInterval is how often the writer (or a relay alone) fetches
+	// flags; CohortPollInterval how often a cohort is checked.
+	PollInterval, CohortPollInterval time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Say receives one line per change of role (never a key). Default:
+	// nothing.
+	Say func(line string)
+}
+
+// Relay serves one deployment as a member of the fleet. It is a
+// server.Source (and Reporter, RoleReporter): requests read its Store,
+// never Redis.
+type Relay struct {
+	cfg   RelayConfig
+	dep   string // Hash(Key)
+	fp    string
+	store *server.Store
+	wake  chan struct{} // a notice or a change of role: sync now
+
+	mu      sync.Mutex
+	role    string
+	body    []byte // the flags served, as Amplitude sent them
+	etag    string // ETag(body)
+	written string // the ETag this relay last stored for the fleet
+	bad     string // the ETag of a stored body that failed to compile
+	source  string // where body came from: "server" or "redis"
+	fetched time.Time
+	lastErr string
+	cohorts map[string]*cohortState // targeted cohorts, by id
+}
+
+// NewRelay makes the Relay of cfg.Key; nothing happens until Run.
+func NewRelay(cfg RelayConfig) (*Relay, error) {
+	switch {
+	case cfg.Fleet == nil || cfg.Fetch == nil:
+		return nil, errors.New("fleet relay: Fleet and Fetch are required")
+	case cfg.PollInterval <= 0 || (cfg.Cohorts != nil && cfg.CohortPollInterval <= 0):
+		return nil, errors.New("fleet relay: poll intervals must be positive")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Say == nil {
+		cfg.Say = func(string) {}
+	}
+	return &Relay{cfg: cfg, dep: Hash(cfg.Key), fp: redact.Fingerprint(cfg.Key), store: server.NewStore(),
+		wake: make(chan struct{}, 1), cohorts: map[string]*cohortState{}}, nil
+}
+
+// Current implements server.Source.
+func (r *Relay) Current() *server.State { return r.store.Current() }
+
+// Role implements server.RoleReporter: "" before Run's first lease step.
+func (r *Relay) Role() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.role
+}
+
+// Report implements server.Reporter.
+func (r *Relay) Report() server.Upstream {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	up := server.Upstream{Source: r.source, State: "ready", LastError: r.lastErr}
+	switch {
+	case r.body == nil:
+		up.State = "starting"
+	case r.lastErr != "":
+		up.State = "failing"
+	}
+	if !r.fetched.IsZero() {
+		t := r.fetched
+		up.FetchedAt = &t
+	}
+	for _, id := range sortedKeys(r.cohorts) {
+		up.Cohorts = append(up.Cohorts, r.cohorts[id].report())
+	}
+	return up
+}
+
+func (r *Relay) notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// checkInterval is how often a follower re-reads the meta (a notice may
+// be lost) and a lease is renewed: a third of the lease, at most 5 s.
+func (r *Relay) checkInterval() time.Duration {
+	return min(r.cfg.Fleet.ttl/3, 5*time.Second)
+}
+
+// setRole records a change of role, says it once, counts it and wakes the
+// sync loop.
+func (r *Relay) setRole(role string) {
+	r.mu.Lock()
+	old := r.role
+	r.role = role
+	if role == RoleWriter && old != RoleWriter {
+		r.written = "" // a new writer stores its first fetch, whatever is there
+	}
+	r.mu.Unlock()
+	if old == role {
+		return
+	}
+	m := r.cfg.Fleet.metrics
+	switch {
+	case role == RoleWriter:
+		m.leaseChanges.WithLabelValues("acquired").Inc()
+		r.cfg.Say(fmt.Sprintf("deployment %s: writer (lease acquired)", r.fp))
+	case old == RoleWriter:
+		m.leaseChanges.WithLabelValues("lost").Inc()
+	}
+	switch role {
+	case RoleFollower:
+		r.cfg.Say(fmt.Sprintf("deployment %s: follower", r.fp))
+	case RoleAlone:
+		r.cfg.Say(fmt.Sprintf("deployment %s: alone, syncing from Amplitude", r.fp))
+	}
+	r.notify()
+}
+
+// leaseStep renews the lease this relay holds, or takes it if free, and
+// sets the role from the outcome: no answer from Redis is "alone".
+func (r *Relay) leaseStep(ctx context.Context) {
+	f, key := r.cfg.Fleet, r.cfg.Fleet.depLease(r.dep)
+	var ok bool
+	var err error
+	if r.Role() == RoleWriter {
+		ok, err = f.renew(ctx, key, f.ttl)
+	}
+	if err == nil && !ok {
+		ok, err = f.acquire(ctx, key, f.ttl)
+	}
+	switch {
+	case ctx.Err() != nil:
+	case err != nil:
+		r.setRole(RoleAlone)
+	case ok:
+		r.setRole(RoleWriter)
+	default:
+		r.setRole(RoleFollower)
+	}
+}
+
+// leaseLoop keeps the role current every checkInterval.
+func (r *Relay) leaseLoop(ctx context.Context) {
+	t := time.NewTicker(r.checkInterval())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.leaseStep(ctx)
+		}
+	}
+}
+
+// resign releases the lease if this relay holds it, so that another
+// takes over at once (on shutdown).
+func (r *Relay) resign() {
+	if r.Role() != RoleWriter {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Fleet.timeout)
+	defer cancel()
+	if r.cfg.Fleet.release(ctx, r.cfg.Fleet.depLease(r.dep)) == nil {
+		r.setRole("")
+	}
+}

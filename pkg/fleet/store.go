@@ -1,0 +1,213 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/flagkit/experiment/pkg/cohort"
+)
+
+// Leases are compare-and-set on the instance token: a relay renews or
+// releases only a lease it holds, never one another relay took after
+// its own lapsed.
+var (
+	renewScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0`)
+	releaseScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`)
+)
+
+// acquire takes the lease key for ttl if nobody holds it.
+func (f *Fleet) acquire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	ctx, cancel := f.ctx(ctx)
+	defer cancel()
+	ok, err := f.rdb.SetNX(ctx, key, f.instance, ttl).Result()
+	return ok, f.note(err)
+}
+
+// renew extends the lease key if this instance holds it; false: it does
+// not (it lapsed, and maybe another relay took it).
+func (f *Fleet) renew(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	ctx, cancel := f.ctx(ctx)
+	defer cancel()
+	n, err := renewScript.Run(ctx, f.rdb, []string{key}, f.instance, ttl.Milliseconds()).Int()
+	return n == 1, f.note(err)
+}
+
+// release gives the lease key up if this instance holds it.
+func (f *Fleet) release(ctx context.Context, key string) error {
+	ctx, cancel := f.ctx(ctx)
+	defer cancel()
+	return f.note(releaseScript.Run(ctx, f.rdb, []string{key}, f.instance).Err())
+}
+
+// Meta describes the flags body a deployment's writer stored.
+type Meta struct {
+	ETag      string // Hash of the body: 32 hex digits, no quotes
+	FetchedAt time.Time
+	Flags     int
+	Cohorts   []string
+}
+
+// ETag is the ETag of a flags body, as Meta holds it.
+func ETag(body []byte) string { return hashBytes(body) }
+
+// putFlags stores a deployment's body, then its meta (a reader that sees
+// the new meta before the body checks the hash and retries later), then
+// announces the change.
+func (f *Fleet) putFlags(ctx context.Context, dep string, body []byte, m Meta) error {
+	ctx, cancel := f.ctx(ctx)
+	defer cancel()
+	if err := f.rdb.Set(ctx, f.flagsKey(dep), body, 0).Err(); err != nil {
+		return f.note(err)
+	}
+	err := f.rdb.HSet(ctx, f.metaKey(dep), "etag", m.ETag, "fetched_at", m.FetchedAt.UnixMilli(),
+		"flags", m.Flags, "cohorts", strings.Join(m.Cohorts, ",")).Err()
+	if err != nil {
+		return f.note(err)
+	}
+	return f.publish(ctx, "flags "+dep+" "+m.ETag)
+}
+
+// meta reads a deployment's meta; the zero Meta when none is stored.
+func (f *Fleet) meta(ctx context.Context, dep string) (Meta, error) {
+	ctx, cancel := f.ctx(ctx)
+	defer cancel()
+	h, err := f.rdb.HGetAll(ctx, f.metaKey(dep)).Result()
+	if err != nil {
+		return Meta{}, f.note(err)
+	}
+	f.note(nil)
+	m := Meta{ETag: h["etag"]}
+	if ms, err := strconv.ParseInt(h["fetched_at"], 10, 64); err == nil {
+		m.FetchedAt = time.UnixMilli(ms)
+	}
+	m.Flags, _ = strconv.Atoi(h["flags"])
+	if h["cohorts"] != "" {
+		m.Cohorts = strings.Split(h["cohorts"], ",")
+	}
+	return m, nil
+}
+
+// flags reads a deployment's body; nil when none is stored.
+func (f *Fleet) flags(ctx context.Context, dep string) ([]byte, error) {
+	ctx, cancel := f.ctx(ctx)
+	defer cancel()
+	b, err := f.rdb.Get(ctx, f.flagsKey(dep)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, f.note(nil)
+	}
+	return b, f.note(err)
+}
+
+func (f *Fleet) publish(ctx context.Context, msg string) error {
+	if err := f.rdb.Publish(ctx, f.channel(), msg).Err(); err != nil {
+		return f.note(err)
+	}
+	f.metrics.notices.WithLabelValues("sent").Inc()
+	return f.note(nil)
+}
+
+// CohortDesc describes the version of a cohort stored for the fleet.
+type CohortDesc struct {
+	Version   int64 // the cohort's lastModified
+	GroupType string
+	Size      int
+	FetchedAt time.Time // when its holder last checked it with Amplitude
+	Error     string    // the holder's last download failure, if any
+}
+
+// oldVersionTTL is how long a superseded cohort body stays readable, for
+// a relay that read the description just before the change.
+const oldVersionTTL = 10 * time.Minute
+
+// putCohort stores c as its cohort's current version (description and
+// body share a Cluster slot by their hash tag), lets the previous version
+// expire, and announces the change.
+func (f *Fleet) putCohort(ctx context.Context, c *cohort.Cohort, at time.Time) error {
+	ctx, cancel := f.ctx(ctx)
+	defer cancel()
+	old, err := f.rdb.HGet(ctx, f.descKey(c.ID), "version").Int64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return f.note(err)
+	}
+	_, err = f.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, f.blobKey(c.ID, c.LastModified), c.AppendJSON(nil), 0)
+		p.HSet(ctx, f.descKey(c.ID), "version", c.LastModified, "group_type", c.GroupType,
+			"size", c.Size, "fetched_at", at.UnixMilli(), "error", "")
+		if old != c.LastModified && err == nil {
+			p.PExpire(ctx, f.blobKey(c.ID, old), oldVersionTTL)
+		}
+		return nil
+	})
+	if err != nil {
+		return f.note(err)
+	}
+	return f.publish(ctx, "cohort "+c.ID+" "+strconv.FormatInt(c.LastModified, 10))
+}
+
+// touchCohort records a check of the cohort with Amplitude: unchanged
+// (failure "") or failed, so that other relays neither download it nor
+// hide the failure.
+func (f *Fleet) touchCohort(ctx context.Context, id string, at time.Time, failure string) error {
+	ctx, cancel := f.ctx(ctx)
+	defer cancel()
+	return f.note(f.rdb.HSet(ctx, f.descKey(id), "fetched_at", at.UnixMilli(), "error", failure).Err())
+}
+
+// cohortDesc reads a cohort's description; ok false when none is stored.
+func (f *Fleet) cohortDesc(ctx context.Context, id string) (CohortDesc, bool, error) {
+	ctx, cancel := f.ctx(ctx)
+	defer cancel()
+	h, err := f.rdb.HGetAll(ctx, f.descKey(id)).Result()
+	if err != nil {
+		return CohortDesc{}, false, f.note(err)
+	}
+	f.note(nil)
+	v, verr := strconv.ParseInt(h["version"], 10, 64)
+	d := CohortDesc{Version: v, GroupType: h["group_type"], Error: h["error"]}
+	d.Size, _ = strconv.Atoi(h["size"])
+	if ms, err := strconv.ParseInt(h["fetched_at"], 10, 64); err == nil {
+		d.FetchedAt = time.UnixMilli(ms)
+	}
+	return d, verr == nil, nil
+}
+
+// cohortBlob reads one version of a cohort.
+func (f *Fleet) cohortBlob(ctx context.Context, id string, version int64) (*cohort.Cohort, error) {
+	ctx, cancel := context.WithTimeout(ctx, 4*f.timeout) // a body may be large
+	defer cancel()
+	b, err := f.rdb.Get(ctx, f.blobKey(id, version)).Bytes()
+	if err != nil {
+		return nil, f.note(err)
+	}
+	f.note(nil)
+	c, err := cohort.Decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("cohort %s version %d in Redis: %w", id, version, err)
+	}
+	return c, nil
+}
+
+// Seen records an event identity for 24 hours and reports whether some
+// relay of the fleet recorded it before (then the event is not sent
+// again). identity is hashed: it may hold user ids.
+func (f *Fleet) Seen(ctx context.Context, identity string) (bool, error) {
+	ctx, cancel := f.ctx(ctx)
+	defer cancel()
+	first, err := f.rdb.SetNX(ctx, f.seenKey(hashBytes([]byte(identity))), "1", SeenTTL).Result()
+	if err != nil {
+		return false, f.note(err)
+	}
+	return !first, f.note(nil)
+}

@@ -1,0 +1,191 @@
+package fleet
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/flagkit/experiment/pkg/cohort"
+	"github.com/flagkit/experiment/pkg/server"
+)
+
+// syncLoop keeps the served flags current for the role: the writer and a
+// relay alone poll Amplitude every PollInterval, a follower re-reads the
+// meta every checkInterval and on each notice; cohorts follow.
+func (r *Relay) syncLoop(ctx context.Context) {
+	var nextPoll time.Time
+	lastRole := ""
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		role := r.Role()
+		if role != lastRole && role == RoleWriter {
+			nextPoll = time.Time{} // a new writer fetches at once
+		}
+		lastRole = role
+		now := r.cfg.Now()
+		switch role {
+		case RoleWriter, RoleAlone:
+			if !now.Before(nextPoll) {
+				r.poll(ctx, role)
+				nextPoll = now.Add(r.cfg.PollInterval)
+			}
+		case RoleFollower:
+			r.follow(ctx)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		r.syncCohorts(ctx, role)
+		wait := r.checkInterval()
+		if role != RoleFollower {
+			wait = min(wait, max(time.Until(nextPoll), time.Millisecond))
+		}
+		t.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake:
+		case <-t.C:
+		}
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+	}
+}
+
+// poll fetches the flags from Amplitude, serves them if they changed and,
+// as the writer, stores them for the fleet.
+func (r *Relay) poll(ctx context.Context, role string) {
+	body, err := r.cfg.Fetch(ctx)
+	if ctx.Err() != nil {
+		return
+	}
+	now := r.cfg.Now()
+	r.mu.Lock()
+	if err != nil {
+		r.lastErr = err.Error()
+		r.mu.Unlock()
+		r.store.SetProblem("upstream update failed: " + err.Error() + "; serving the last good flags")
+		return
+	}
+	r.fetched, r.lastErr = now, ""
+	etag, same, written := ETag(body), ETag(body) == r.etag, r.written
+	r.mu.Unlock()
+	if !same && !r.apply(body, "server") {
+		return
+	}
+	if same && r.store.Current().Problem != "" {
+		r.store.SetProblem("")
+	}
+	if role != RoleWriter || etag == written {
+		return
+	}
+	m := Meta{ETag: etag, FetchedAt: now, Cohorts: r.cohortIDs()}
+	if cur := r.store.Current().Flags; cur != nil {
+		m.Flags = cur.Set.Snapshot().Len()
+	}
+	if r.cfg.Fleet.putFlags(ctx, r.dep, body, m) == nil {
+		r.mu.Lock()
+		r.written = etag
+		r.mu.Unlock()
+	}
+}
+
+// follow loads the body the writer stored when its ETag is not the one
+// served.
+func (r *Relay) follow(ctx context.Context) {
+	f := r.cfg.Fleet
+	m, err := f.meta(ctx, r.dep)
+	r.mu.Lock()
+	known := m.ETag == "" || m.ETag == r.etag || m.ETag == r.bad
+	r.mu.Unlock()
+	if err != nil || known {
+		return
+	}
+	body, err := f.flags(ctx, r.dep)
+	if err != nil || body == nil {
+		return
+	}
+	etag := ETag(body)
+	r.mu.Lock()
+	if etag == r.etag {
+		r.mu.Unlock()
+		return
+	}
+	r.fetched, r.lastErr = m.FetchedAt, ""
+	r.mu.Unlock()
+	if r.apply(body, "redis") {
+		f.metrics.reloads.Inc()
+	} else {
+		r.mu.Lock()
+		r.bad = etag
+		r.mu.Unlock()
+	}
+}
+
+// apply serves body with the cohorts held; false when it does not
+// compile (the last good flags stay, with the problem said).
+func (r *Relay) apply(body []byte, source string) bool {
+	r.mu.Lock()
+	store := r.cohortStore()
+	r.mu.Unlock()
+	fl, err := server.NewFlagsExact(body, store, "relay", r.cfg.Now())
+	if err != nil {
+		r.store.SetProblem("serving the updated flags: " + err.Error())
+		return false
+	}
+	r.mu.Lock()
+	r.body, r.etag, r.source = body, ETag(body), source
+	ids := fl.Set.CohortReferences().All()
+	next := map[string]*cohortState{}
+	for _, id := range ids {
+		if c := r.cohorts[id]; c != nil {
+			next[id] = c
+		} else {
+			next[id] = &cohortState{id: id}
+		}
+	}
+	r.cohorts = next
+	r.mu.Unlock()
+	r.store.Set(fl)
+	return true
+}
+
+// reapply serves the same body with the cohorts now held.
+func (r *Relay) reapply() {
+	r.mu.Lock()
+	body, source := r.body, r.source
+	r.mu.Unlock()
+	if body != nil {
+		r.apply(body, source)
+	}
+}
+
+func (r *Relay) cohortIDs() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return sortedKeys(r.cohorts)
+}
+
+// cohortStore holds the targeted cohorts loaded; r.mu is held.
+func (r *Relay) cohortStore() *cohort.Store {
+	var cs []*cohort.Cohort
+	for _, c := range r.cohorts {
+		if c.c != nil {
+			cs = append(cs, c.c)
+		}
+	}
+	if len(cs) == 0 {
+		return nil
+	}
+	return cohort.NewStore(cs...)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
+}
