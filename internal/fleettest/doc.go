@@ -8,4 +8,6 @@
 // skip without it, unless EXPERIMENT_REQUIRE_REDIS=1, then they fail: CI
 // sets it. TestFleetChaos runs for EXPERIMENT_CHAOS_DURATION (default 15s;
 // CI: 60s) with the seed EXPERIMENT_CHAOS_SEED (default: the clock; logged).
+// EXPERIMENT_FLEET_BINARY=PATH runs that experiment binary as the relays
+// instead (a release build, or one without the race detector for timings).
 package fleettest

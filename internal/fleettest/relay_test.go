@@ -90,11 +90,15 @@ func (r *relayProc) Start() {
 
 // start is Start for a goroutine other than the test's.
 func (r *relayProc) start() error {
-	self, err := os.Executable()
-	if err != nil {
-		return err
+	bin := os.Getenv("EXPERIMENT_FLEET_BINARY")
+	if bin == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		bin = self
 	}
-	c := exec.Command(self, r.args...)
+	c := exec.Command(bin, r.args...)
 	c.Env = r.env
 	stderr, err := c.StderrPipe()
 	if err != nil {
