@@ -34,6 +34,7 @@ type relayOptions struct {
 	stream          bool
 	forwardEvents   bool
 	startTimeout    time.Duration
+	fleet           fleetOptions // --redis: a fleet of relays
 }
 
 func (o *relayOptions) register(fl *pflag.FlagSet) {
@@ -66,11 +67,13 @@ func (o *relayOptions) register(fl *pflag.FlagSet) {
 	fl.BoolVar(&o.forwardEvents, "forward-events", false, "relay mode: send the assignment and exposure events remote evaluation requests ask for (track headers), de-duplicated; needs --api-key")
 	fl.DurationVar(&o.startTimeout, "start-timeout", 10*time.Second, "relay mode: how long to wait for each deployment's first flags before serving 503 for it")
 	fl.MarkHidden("start-timeout")
+	o.fleet.register(fl)
 }
 
 // relayOnly are the options that mean nothing in snapshot mode.
 var relayOnly = []string{"server-zone", "server-url", "stream-server-url", "api-key", "secret-key", "cohort-server-url",
-	"events-server-url", "poll-interval", "cohort-poll-interval", "stream", "forward-events"}
+	"events-server-url", "poll-interval", "cohort-poll-interval", "stream", "forward-events",
+	"redis", "redis-prefix", "redis-cluster", "lease-ttl"}
 
 // check refuses what cannot work: the settings of one mode given to the
 // other, a key of the wrong shape, events without an API key.
@@ -103,7 +106,7 @@ func (o *relayOptions) check(c *cobra.Command, opts *serveOptions, relay bool) e
 			return usageError("--deployment-key %v: %v", experiment.Secret(k), err)
 		}
 	}
-	return nil
+	return o.fleet.check(c)
 }
 
 // clientConfig is the local client config of every deployment.
@@ -178,6 +181,9 @@ func runRelay(ctx context.Context, opts *serveOptions) error {
 	cfg, err := o.clientConfig(logger)
 	if err != nil {
 		return err
+	}
+	if o.fleet.redisURL != "" {
+		return runFleet(ctx, opts, logger, cfg)
 	}
 	relays, err := makeRelays(opts, o.keys, cfg)
 	if err != nil {

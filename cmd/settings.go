@@ -18,6 +18,7 @@ import (
 	"github.com/flagkit/experiment/internal/redact"
 	"github.com/flagkit/experiment/pkg/analytics"
 	"github.com/flagkit/experiment/pkg/experiment"
+	"github.com/flagkit/experiment/pkg/fleet"
 )
 
 // Settings are the values a command may take from its option, an
@@ -49,6 +50,9 @@ type settingDef struct {
 	// and the flag config server differ in the EU). Other options get
 	// deflt.
 	unsetForSDK bool
+	// password: the value is a URL whose password is hidden wherever it
+	// is shown.
+	password bool
 }
 
 var settingDefs = []settingDef{
@@ -74,6 +78,8 @@ var settingDefs = []settingDef{
 		defaultHelp: "the user cache directory", deflt: func(experiment.ServerZone, bool) string { dir, _ := userCacheDir(); return dir }},
 	{name: "listen", envs: []string{"EXPERIMENT_SERVE_LISTEN"}, help: "serve: address to serve on", check: checkListen,
 		defaultHelp: "127.0.0.1:3546", deflt: func(experiment.ServerZone, bool) string { return "127.0.0.1:3546" }},
+	{name: "redis", envs: []string{"EXPERIMENT_REDIS_URL"}, help: "serve: Redis of a relay fleet", check: checkRedisURL,
+		password: true},
 	{name: "ops-listen", envs: []string{"EXPERIMENT_SERVE_OPS_LISTEN"}, help: "serve: address of the operational endpoints", check: checkListen,
 		defaultHelp: "the --listen address"},
 	// Each command's -o picks its own default (outputFlag); deflt is the
@@ -202,7 +208,11 @@ func shownSetting(def *settingDef, v string) string {
 
 // redactURLCredentials hides the password of a URL-shaped value.
 func redactURLCredentials(v string) string {
-	if u, err := url.Parse(v); err == nil && u.User != nil {
+	u, err := url.Parse(v)
+	switch {
+	case err != nil:
+		return fleet.Redact(v) // a Cluster's host list is no URL to url.Parse
+	case u.User != nil:
 		return u.Redacted()
 	}
 	return v
@@ -290,6 +300,8 @@ func (r resolvedSetting) shown(zone experiment.ServerZone, outTTY, reveal bool) 
 		return r.def.deflt(zone, outTTY)
 	case r.def.secret && !reveal && v != "":
 		return experiment.Secret(v).String()
+	case r.def.password && !reveal:
+		return fleet.Redact(v)
 	}
 	return v
 }

@@ -104,6 +104,11 @@ func (r *Relay) shareCohort(ctx context.Context, id string) bool {
 		defer cancel()
 		f.release(rctx, lease)
 	}()
+	// Another relay may have checked it between the read above and the
+	// lease: then its notice brings the new version, and this one waits.
+	if d, _, err := f.cohortDesc(ctx, id); err != nil || r.cfg.Now().Sub(d.FetchedAt) < r.cfg.CohortPollInterval {
+		return changed
+	}
 	return r.downloadCohort(ctx, id, true) || changed
 }
 

@@ -90,7 +90,7 @@ func New(cfg Config) (*Fleet, error) {
 	// second or two, never a request (none waits on Redis).
 	o.DialTimeout, o.ReadTimeout, o.WriteTimeout = time.Second, time.Second, time.Second
 	o.PoolTimeout, o.ContextTimeoutEnabled = time.Second, true
-	o.MaxRetries = 1
+	o.MaxRetries, o.DialerRetries = 1, 1
 	o.DisableIdentity = true
 	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	f := &Fleet{rdb: redis.NewUniversalClient(&o), prefix: cfg.Prefix, ttl: cfg.LeaseTTL,

@@ -161,7 +161,7 @@ func (r *Relay) leaseStep(ctx context.Context) {
 	f, key := r.cfg.Fleet, r.cfg.Fleet.depLease(r.dep)
 	var ok bool
 	var err error
-	if r.Role() == RoleWriter {
+	if r.Role() != RoleFollower { // a writer, or one that was before Redis failed
 		ok, err = f.renew(ctx, key, f.ttl)
 	}
 	if err == nil && !ok {

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -67,15 +68,22 @@ func (r *Relay) poll(ctx context.Context, role string) {
 	}
 	now := r.cfg.Now()
 	r.mu.Lock()
+	failing := r.lastErr != ""
 	if err != nil {
 		r.lastErr = err.Error()
 		r.mu.Unlock()
+		if !failing {
+			r.cfg.Say(fmt.Sprintf("experiment: warning: deployment %s: update failed (%v); serving the last good flags", r.fp, err))
+		}
 		r.store.SetProblem("upstream update failed: " + err.Error() + "; serving the last good flags")
 		return
 	}
 	r.fetched, r.lastErr = now, ""
 	etag, same, written := ETag(body), ETag(body) == r.etag, r.written
 	r.mu.Unlock()
+	if failing {
+		r.cfg.Say(fmt.Sprintf("deployment %s: updates succeed again", r.fp))
+	}
 	if !same && !r.apply(body, "server") {
 		return
 	}
@@ -103,7 +111,14 @@ func (r *Relay) follow(ctx context.Context) {
 	m, err := f.meta(ctx, r.dep)
 	r.mu.Lock()
 	known := m.ETag == "" || m.ETag == r.etag || m.ETag == r.bad
+	current := err == nil && m.ETag != "" && m.ETag == r.etag && r.lastErr != ""
+	if current {
+		r.lastErr = "" // a failure from when it synced alone: the fleet's flags are served
+	}
 	r.mu.Unlock()
+	if current {
+		r.store.SetProblem("")
+	}
 	if err != nil || known {
 		return
 	}

@@ -144,21 +144,27 @@ func database(s string) (int, error) {
 	return n, nil
 }
 
-// Redact is a Redis URL as it may be shown: the password replaced by
-// "xxxxx". A string that is not URL-shaped is returned without its
-// userinfo.
+// Redact is a Redis URL as it may be shown: the password and a
+// sentinel_password replaced by "xxxxx".
 func Redact(raw string) string {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		return raw
 	}
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return raw
+	rest, query, hasQuery := strings.Cut(rest, "?")
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		if name, _, hasPass := strings.Cut(rest[:at], ":"); hasPass {
+			rest = name + ":xxxxx@" + rest[at+1:]
+		}
 	}
-	name, _, hasPass := strings.Cut(rest[:at], ":")
-	if !hasPass {
-		return raw
+	if !hasQuery {
+		return scheme + "://" + rest
 	}
-	return scheme + "://" + name + ":xxxxx@" + rest[at+1:]
+	params := strings.Split(query, "&")
+	for i, p := range params {
+		if k, _, _ := strings.Cut(p, "="); k == "sentinel_password" {
+			params[i] = k + "=xxxxx"
+		}
+	}
+	return scheme + "://" + rest + "?" + strings.Join(params, "&")
 }

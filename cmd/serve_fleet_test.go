@@ -1,0 +1,228 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flagkit/experiment/internal/cli"
+	"github.com/flagkit/experiment/pkg/cohort/cohorttest"
+	"github.com/flagkit/experiment/pkg/experiment/experimenttest"
+	"github.com/flagkit/experiment/pkg/server"
+)
+
+// countingProxy forwards to target and counts the flag requests: one per
+// relay, so that a test knows which relay asked Amplitude.
+func countingProxy(t *testing.T, target string) (*httptest.Server, *atomic.Int32) {
+	u, err := url.Parse(target)
+	require.NoError(t, err)
+	var n atomic.Int32
+	p := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/sdk/v2/flags") {
+			n.Add(1)
+		}
+		p.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+// fleetRelay is one `experiment serve --redis` running in the test.
+type fleetRelay struct {
+	base    string
+	errOut  *syncBuffer
+	flagReq *atomic.Int32
+	stop    context.CancelFunc
+	code    chan int
+}
+
+var relayAddr = regexp.MustCompile(`relaying 1 deployments on (http://[0-9.:]+)`)
+
+func startFleetRelay(t *testing.T, redisURL, flagsURL, cohortsURL string) *fleetRelay {
+	t.Helper()
+	proxy, n := countingProxy(t, flagsURL)
+	env := map[string]string{"EXPERIMENT_CACHE_DIR": t.TempDir(), "EXPERIMENT_REDIS_URL": redisURL}
+	var out, errOut syncBuffer
+	ios := &cli.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut, Getenv: func(k string) string { return env[k] }}
+	ctx, cancel := context.WithCancel(context.Background())
+	fr := &fleetRelay{errOut: &errOut, flagReq: n, stop: cancel, code: make(chan int, 1)}
+	go func() {
+		fr.code <- Main(ctx, []string{"serve", "--deployment-key", cmdKey, "--server-url", proxy.URL, "--lease-ttl", "1s",
+			"--poll-interval", "100ms", "--listen", "127.0.0.1:0", "--redis-prefix", "fleettest",
+			"--api-key", "api-key-for-cohorts", "--secret-key", "secret-key-for-cohorts", "--cohort-server-url", cohortsURL,
+			"--cohort-poll-interval", "1h"}, ios)
+	}()
+	t.Cleanup(func() { fr.halt(t) })
+	require.Eventually(t, func() bool { return relayAddr.MatchString(errOut.String()) }, 10*time.Second, 10*time.Millisecond, errOut.String())
+	fr.base = relayAddr.FindStringSubmatch(errOut.String())[1]
+	return fr
+}
+
+func (fr *fleetRelay) halt(t *testing.T) {
+	fr.stop()
+	select {
+	case code := <-fr.code:
+		assert.Equal(t, 0, code, fr.errOut.String())
+		fr.code <- code
+	case <-time.After(10 * time.Second):
+		t.Error("serve did not stop")
+	}
+}
+
+func (fr *fleetRelay) get(t *testing.T, path string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, fr.base+path, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Api-Key "+cmdKey)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, b
+}
+
+func (fr *fleetRelay) status(t *testing.T) server.Status {
+	t.Helper()
+	_, b := fr.get(t, "/status")
+	var st server.Status
+	require.NoError(t, json.Unmarshal(b, &st))
+	return st
+}
+
+func (fr *fleetRelay) role(t *testing.T) string {
+	if st := fr.status(t); len(st.Deployments) == 1 {
+		return st.Deployments[0].Role
+	}
+	return ""
+}
+
+// TestServeFleet runs two relays of one fleet in the process: one asks
+// Amplitude, both serve its exact bytes, a change reaches both, and when
+// the writer stops the other takes over at once.
+func TestServeFleet(t *testing.T) {
+	m := miniredis.RunT(t)
+	srv := experimenttest.NewFlagServer(cmdKey, testdataFlags(t))
+	defer srv.Close()
+	cohorts := cohorttest.NewServer("api-key-for-cohorts", "secret-key-for-cohorts")
+	defer cohorts.Close()
+	require.NoError(t, cohorts.AddDir(filepath.Join("..", "testdata", "cohorts")))
+	redisURL := "redis://:redis-pass-1@" + m.Addr()
+	m.RequireAuth("redis-pass-1")
+
+	a := startFleetRelay(t, redisURL, srv.URL, cohorts.URL)
+	b := startFleetRelay(t, redisURL, srv.URL, cohorts.URL)
+	ready := func(fr *fleetRelay) bool { code, _ := fr.get(t, "/readyz"); return code == http.StatusOK }
+	require.Eventually(t, func() bool { return ready(a) && ready(b) }, 10*time.Second, 20*time.Millisecond)
+
+	for _, fr := range []*fleetRelay{a, b} {
+		code, body := fr.get(t, "/sdk/v2/flags")
+		require.Equal(t, http.StatusOK, code)
+		assert.Equal(t, testdataFlags(t), body, "the upstream bytes, exactly")
+	}
+	writer, follower := a, b
+	if b.role(t) == "writer" {
+		writer, follower = b, a
+	}
+	assert.Equal(t, "writer", writer.role(t))
+	assert.Equal(t, "follower", follower.role(t))
+	assert.Zero(t, follower.flagReq.Load(), "a follower never asks Amplitude")
+	assert.Positive(t, writer.flagReq.Load())
+	st := follower.status(t)
+	require.NotNil(t, st.Fleet)
+	assert.Equal(t, "up", st.Fleet.Redis)
+	assert.Equal(t, "fleettest", st.Fleet.Prefix)
+	assert.Equal(t, writer.status(t).Deployments[0].ETag, st.Deployments[0].ETag)
+	assert.Equal(t, 1, cohorts.Count("k3v9qa"), "a cohort downloaded once for the fleet")
+	require.Eventually(t, func() bool { return len(follower.status(t).Deployments[0].Cohorts) > 0 }, 5*time.Second, 20*time.Millisecond)
+
+	// A change upstream reaches both.
+	changed := strings.Replace(string(testdataFlags(t)), `"flagVersion": 4`, `"flagVersion": 5`, 1)
+	srv.SetFlags([]byte(changed))
+	require.Eventually(t, func() bool {
+		_, x := a.get(t, "/sdk/v2/flags")
+		_, y := b.get(t, "/sdk/v2/flags")
+		return string(x) == changed && string(y) == changed
+	}, 10*time.Second, 20*time.Millisecond)
+	assert.Zero(t, follower.flagReq.Load())
+	_, metrics := follower.get(t, "/metrics")
+	assert.Contains(t, string(metrics), `experiment_fleet_notices_total{direction="received"}`)
+	assert.Regexp(t, `experiment_fleet_reloads_total [1-9]`, string(metrics))
+
+	// The writer stops: it releases its lease and the follower takes over.
+	writer.halt(t)
+	require.Eventually(t, func() bool { return follower.role(t) == "writer" }, 3*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return follower.flagReq.Load() > 0 }, 3*time.Second, 20*time.Millisecond)
+
+	logs := a.errOut.String() + b.errOut.String()
+	assert.Contains(t, logs, "writer (lease acquired)")
+	assert.Contains(t, logs, ": follower")
+	for _, secret := range []string{cmdKey, "redis-pass-1", "secret-key-for-cohorts"} {
+		assert.NotContains(t, logs, secret)
+		assert.NotContains(t, string(metrics), secret)
+	}
+	for _, k := range m.Keys() {
+		assert.NotContains(t, k, cmdKey)
+	}
+}
+
+func TestServeFleetUsage(t *testing.T) {
+	env := map[string]string{"EXPERIMENT_CACHE_DIR": t.TempDir()}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--flags", "f.json", "--redis", "redis://h"}, "--redis is for relay mode"},
+		{[]string{"serve", "--deployment-key", cmdKey, "--redis-prefix", "p"}, "pass --redis too"},
+		{[]string{"serve", "--deployment-key", cmdKey, "--redis", "redis://:hunter22@a,b"}, "--redis-cluster"},
+		{[]string{"serve", "--deployment-key", cmdKey, "--redis", "redis://h", "--lease-ttl", "500ms"}, "at least 1s"},
+		{[]string{"serve", "--deployment-key", cmdKey, "--redis", "redis://h", "--redis-prefix", "a b"}, "--redis-prefix"},
+		{[]string{"serve", "--deployment-key", cmdKey, "--redis", "ftp://:hunter22@h"}, "scheme"},
+	} {
+		code, _, errOut := run(t, env, c.args...)
+		assert.Equal(t, ExitUsage, code, errOut)
+		assert.Contains(t, errOut, c.want)
+		assert.NotContains(t, errOut, "hunter22")
+		assert.True(t, strings.HasPrefix(errOut, "experiment: "), errOut)
+	}
+	env["EXPERIMENT_REDIS_URL"] = "redis://:hunter22@cache.example:6380"
+	code, out, errOut := run(t, env, "config", "get", "redis")
+	assert.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "redis://:xxxxx@cache.example:6380")
+	assert.NotContains(t, out, "hunter22")
+}
+
+// TestServeFleetRedisDownAtStart: a Redis that does not answer is no
+// reason not to serve: the relay syncs alone and says so.
+func TestServeFleetRedisDownAtStart(t *testing.T) {
+	m := miniredis.RunT(t)
+	addr := m.Addr()
+	m.Close()
+	srv := experimenttest.NewFlagServer(cmdKey, testdataFlags(t))
+	defer srv.Close()
+	cohorts := cohorttest.NewServer("api-key-for-cohorts", "secret-key-for-cohorts")
+	defer cohorts.Close()
+	fr := startFleetRelay(t, "redis://"+addr, srv.URL, cohorts.URL)
+	require.Eventually(t, func() bool { code, _ := fr.get(t, "/readyz"); return code == http.StatusOK }, 10*time.Second, 20*time.Millisecond)
+	st := fr.status(t)
+	assert.Equal(t, "alone", st.Deployments[0].Role)
+	assert.Equal(t, "down", st.Fleet.Redis)
+	assert.NotEmpty(t, st.Fleet.LastError)
+	assert.Contains(t, fr.errOut.String(), "redis unreachable")
+	assert.Positive(t, fr.flagReq.Load())
+}

@@ -1,0 +1,345 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flagkit/experiment/pkg/cohort"
+	"github.com/flagkit/experiment/pkg/server"
+)
+
+const testKey = "server-fleet-test-key"
+
+func newFleet(t *testing.T, m *miniredis.Miniredis, ttl time.Duration) *Fleet {
+	t.Helper()
+	opts, err := ParseURL("redis://"+m.Addr(), false)
+	require.NoError(t, err)
+	f, err := New(Config{Redis: opts, Prefix: "t", LeaseTTL: ttl, CallTimeout: 500 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// upstream is a fake Amplitude flag service: one body, counted fetches.
+type upstream struct {
+	mu    sync.Mutex
+	body  []byte
+	calls map[*Fleet]int
+}
+
+func newUpstream(body []byte) *upstream { return &upstream{body: body, calls: map[*Fleet]int{}} }
+
+func (u *upstream) fetch(f *Fleet) func(context.Context) ([]byte, error) {
+	return func(context.Context) ([]byte, error) {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		u.calls[f]++
+		return u.body, nil
+	}
+}
+
+func (u *upstream) set(body []byte) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.body = body
+}
+
+func (u *upstream) count(f *Fleet) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.calls[f]
+}
+
+func flagsBody(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "flags.json"))
+	require.NoError(t, err)
+	return b
+}
+
+// member is one relay of a test fleet, running until stop.
+type member struct {
+	f     *Fleet
+	r     *Relay
+	stop  context.CancelFunc
+	done  chan struct{}
+	lines *lines
+}
+
+type lines struct {
+	mu sync.Mutex
+	l  []string
+}
+
+func (l *lines) say(s string) { l.mu.Lock(); l.l = append(l.l, s); l.mu.Unlock() }
+func (l *lines) all() string  { l.mu.Lock(); defer l.mu.Unlock(); return strings.Join(l.l, "\n") }
+
+func start(t *testing.T, m *miniredis.Miniredis, up *upstream, cohorts cohort.Downloader) *member {
+	t.Helper()
+	f := newFleet(t, m, time.Second)
+	ls := &lines{}
+	f.say = ls.say
+	r, err := NewRelay(RelayConfig{Fleet: f, Key: testKey, Fetch: up.fetch(f), Cohorts: cohorts,
+		PollInterval: 50 * time.Millisecond, CohortPollInterval: time.Hour, Say: ls.say})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	mb := &member{f: f, r: r, stop: cancel, done: make(chan struct{}), lines: ls}
+	go func() { defer close(mb.done); Run(ctx, f, []*Relay{r}) }()
+	t.Cleanup(mb.halt)
+	return mb
+}
+
+func (mb *member) halt() { mb.stop(); <-mb.done }
+
+func (mb *member) etag() string {
+	if fl := mb.r.Current().Flags; fl != nil {
+		return fl.ETag
+	}
+	return ""
+}
+
+func TestLeaseCompareAndSet(t *testing.T) {
+	m := miniredis.RunT(t)
+	a, b := newFleet(t, m, 3*time.Second), newFleet(t, m, 3*time.Second)
+	ctx := t.Context()
+	key := a.depLease(Hash(testKey))
+	assert.NotContains(t, key, testKey)
+
+	ok, err := a.acquire(ctx, key, a.ttl)
+	require.NoError(t, err)
+	assert.True(t, ok)
+	ok, _ = b.acquire(ctx, key, b.ttl)
+	assert.False(t, ok, "held")
+	ok, _ = b.renew(ctx, key, b.ttl)
+	assert.False(t, ok, "not b's to renew")
+	ok, _ = a.renew(ctx, key, a.ttl)
+	assert.True(t, ok)
+
+	m.FastForward(4 * time.Second) // a's lease lapses; b steals it
+	ok, _ = b.acquire(ctx, key, b.ttl)
+	assert.True(t, ok)
+	ok, _ = a.renew(ctx, key, a.ttl)
+	assert.False(t, ok, "a lost it")
+	require.NoError(t, a.release(ctx, key))
+	got, _ := m.Get(key)
+	assert.Equal(t, b.Instance(), got, "a's release leaves b's lease")
+	require.NoError(t, b.release(ctx, key))
+	assert.False(t, m.Exists(key))
+}
+
+func TestFleetSharesOneWriter(t *testing.T) {
+	m := miniredis.RunT(t)
+	body := flagsBody(t)
+	up := newUpstream(body)
+	a := start(t, m, up, nil)
+	b := start(t, m, up, nil)
+
+	want := `"` + ETag(body) + `"`
+	require.Eventually(t, func() bool { return a.etag() == want && b.etag() == want }, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, body, a.r.Current().Flags.Body, "served byte for byte")
+	assert.Equal(t, body, b.r.Current().Flags.Body)
+	roles := []string{a.r.Role(), b.r.Role()}
+	assert.ElementsMatch(t, []string{RoleWriter, RoleFollower}, roles)
+	writer, follower := a, b
+	if b.r.Role() == RoleWriter {
+		writer, follower = b, a
+	}
+	assert.Zero(t, up.count(follower.f), "a follower never asks Amplitude")
+	assert.Contains(t, writer.lines.all(), "writer (lease acquired)")
+	assert.NotContains(t, writer.lines.all()+follower.lines.all(), testKey)
+
+	// A change reaches both, by the notice.
+	changed := []byte(strings.Replace(string(body), `"flagVersion": 4`, `"flagVersion": 5`, 1))
+	require.NotEqual(t, body, changed)
+	up.set(changed)
+	want = `"` + ETag(changed) + `"`
+	require.Eventually(t, func() bool { return a.etag() == want && b.etag() == want }, 5*time.Second, 10*time.Millisecond)
+	assert.Positive(t, testutil.ToFloat64(follower.f.metrics.reloads))
+	assert.Positive(t, testutil.ToFloat64(writer.f.metrics.notices.WithLabelValues("sent")))
+	assert.Zero(t, up.count(follower.f))
+
+	// The writer stops (releasing its lease): the follower takes over.
+	writer.halt()
+	require.Eventually(t, func() bool { return follower.r.Role() == RoleWriter }, 3*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return up.count(follower.f) > 0 }, 3*time.Second, 10*time.Millisecond)
+	assert.Equal(t, 1.0, testutil.ToFloat64(follower.f.metrics.leaseChanges.WithLabelValues("acquired")))
+}
+
+func TestFollowerCatchesALostNotice(t *testing.T) {
+	m := miniredis.RunT(t)
+	body := flagsBody(t)
+	f := newFleet(t, m, time.Second)
+	dep := Hash(testKey)
+	// Another relay holds the lease and has stored the flags.
+	m.Set(f.depLease(dep), "someone-else")
+	m.Set(f.flagsKey(dep), string(body))
+	m.HSet(f.metaKey(dep), "etag", ETag(body))
+	up := newUpstream(nil)
+	r, err := NewRelay(RelayConfig{Fleet: f, Key: testKey, Fetch: up.fetch(f), PollInterval: time.Hour})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); Run(ctx, f, []*Relay{r}) }()
+	defer func() { cancel(); <-done }()
+	require.Eventually(t, func() bool { return r.Current().Flags != nil }, 3*time.Second, 10*time.Millisecond)
+	assert.Equal(t, RoleFollower, r.Role())
+
+	// A change stored without a notice is found by the periodic check.
+	changed := []byte("[]")
+	m.Set(f.flagsKey(dep), string(changed))
+	m.HSet(f.metaKey(dep), "etag", ETag(changed))
+	require.Eventually(t, func() bool { return string(r.Current().Flags.Body) == "[]" }, 3*time.Second, 10*time.Millisecond)
+	assert.Zero(t, up.count(f))
+	assert.Equal(t, "redis", r.Report().Source)
+}
+
+func TestRedisDownAndBack(t *testing.T) {
+	m := miniredis.RunT(t)
+	body := flagsBody(t)
+	up := newUpstream(body)
+	a := start(t, m, up, nil)
+	b := start(t, m, up, nil)
+	want := `"` + ETag(body) + `"`
+	require.Eventually(t, func() bool { return a.etag() == want && b.etag() == want }, 5*time.Second, 10*time.Millisecond)
+
+	m.Close()
+	require.Eventually(t, func() bool { return a.r.Role() == RoleAlone && b.r.Role() == RoleAlone }, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, want, a.etag(), "serving what it has")
+	ok, _ := a.f.Up()
+	assert.False(t, ok)
+	before := up.count(a.f) + up.count(b.f)
+	require.Eventually(t, func() bool { return up.count(a.f) > 0 && up.count(b.f) > 0 && up.count(a.f)+up.count(b.f) > before+2 },
+		5*time.Second, 10*time.Millisecond, "both sync from Amplitude alone")
+	assert.Contains(t, a.lines.all(), "redis unreachable")
+	assert.Positive(t, testutil.ToFloat64(a.f.metrics.redisErrors))
+
+	require.NoError(t, m.Restart())
+	require.Eventually(t, func() bool {
+		roles := []string{a.r.Role(), b.r.Role()}
+		return (roles[0] == RoleWriter) != (roles[1] == RoleWriter) && roles[0] != RoleAlone && roles[1] != RoleAlone
+	}, 5*time.Second, 10*time.Millisecond, "one writer again")
+	assert.Contains(t, a.lines.all(), "redis reachable again")
+
+	// Notices flow again (go-redis resubscribed).
+	heard := testutil.ToFloat64(a.f.metrics.notices.WithLabelValues("received"))
+	up.set([]byte("[]"))
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(a.f.metrics.notices.WithLabelValues("received")) > heard
+	}, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return a.etag() == b.etag() && a.etag() == `"`+ETag([]byte("[]"))+`"` }, 5*time.Second, 10*time.Millisecond)
+}
+
+// downloads is a cohort.Downloader counting downloads per relay.
+type downloads struct {
+	n  atomic.Int32
+	cs map[string]*cohort.Cohort
+}
+
+func (d *downloads) Download(_ context.Context, id string, stored *cohort.Cohort) (*cohort.Cohort, error) {
+	d.n.Add(1)
+	c := d.cs[id]
+	if c == nil {
+		return nil, errors.New("no such cohort")
+	}
+	if stored != nil && stored.LastModified == c.LastModified {
+		return stored, nil
+	}
+	return c, nil
+}
+
+func TestCohortsDownloadedOncePerFleet(t *testing.T) {
+	m := miniredis.RunT(t)
+	c1, err := cohort.New("k3v9qa", "", 1000, []string{"user-1", "user-2"})
+	require.NoError(t, err)
+	dl := &downloads{cs: map[string]*cohort.Cohort{"k3v9qa": c1}} // x7m2pd fails
+	up := newUpstream(flagsBody(t))
+	a := start(t, m, up, dl)
+	b := start(t, m, up, dl)
+	loaded := func(mb *member) bool {
+		fl := mb.r.Current().Flags
+		return fl != nil && fl.Cohorts.Get("k3v9qa") != nil
+	}
+	require.Eventually(t, func() bool { return loaded(a) && loaded(b) }, 5*time.Second, 10*time.Millisecond)
+	assert.EqualValues(t, 2, dl.n.Load(), "each cohort checked once for the fleet")
+	f := a.f
+	assert.True(t, m.Exists(f.blobKey("k3v9qa", 1000)))
+	assert.True(t, m.Exists(f.descKey("k3v9qa")))
+	require.Eventually(t, func() bool {
+		for _, c := range b.r.Report().Cohorts {
+			if c.ID == "x7m2pd" && c.LastError != "" {
+				return true
+			}
+		}
+		return false
+	}, 5*time.Second, 10*time.Millisecond, "a cohort that failed shows, on every relay")
+
+	// A new version replaces the old, which expires.
+	c2, _ := cohort.New("k3v9qa", "", 2000, []string{"user-3"})
+	require.NoError(t, f.putCohort(t.Context(), c2, time.Now()))
+	require.Eventually(t, func() bool {
+		return a.r.Current().Flags.Cohorts.Get("k3v9qa").LastModified == 2000 &&
+			b.r.Current().Flags.Cohorts.Get("k3v9qa").LastModified == 2000
+	}, 5*time.Second, 10*time.Millisecond)
+	assert.Positive(t, m.TTL(f.blobKey("k3v9qa", 1000)))
+}
+
+func TestDedup(t *testing.T) {
+	m := miniredis.RunT(t)
+	fa, fb := newFleet(t, m, time.Second), newFleet(t, m, time.Second)
+	da, err := NewDedup(fa, 10)
+	require.NoError(t, err)
+	db, err := NewDedup(fb, 10)
+	require.NoError(t, err)
+	var sent atomic.Int32
+	send := func() { sent.Add(1) }
+	da.Admit("exposure u1 flag=on", send)
+	da.Admit("exposure u1 flag=on", send) // locally known: no Redis call
+	da.Close()
+	db.Admit("exposure u1 flag=on", send) // another relay: Redis knows it
+	db.Admit("exposure u2 flag=on", send)
+	db.Close()
+	assert.EqualValues(t, 2, sent.Load())
+	assert.Equal(t, 1.0, testutil.ToFloat64(fb.metrics.deduplicated))
+	assert.Equal(t, "fleet", db.Mode())
+	assert.Positive(t, m.TTL(fa.seenKey(hashBytes([]byte("exposure u1 flag=on")))))
+	for _, k := range m.Keys() {
+		assert.NotContains(t, k, "u1")
+	}
+
+	down := newFleet(t, m, time.Second)
+	m.Close() // Redis down: local de-duplication only, nothing lost
+	dc, err := NewDedup(down, 10)
+	require.NoError(t, err)
+	dc.Admit("exposure u1 flag=on", send)
+	dc.Admit("exposure u1 flag=on", send)
+	dc.Close()
+	assert.EqualValues(t, 3, sent.Load())
+	assert.Equal(t, "local", dc.Mode())
+}
+
+func TestStatusAndMetricsThroughServer(t *testing.T) {
+	m := miniredis.RunT(t)
+	up := newUpstream(flagsBody(t))
+	a := start(t, m, up, nil)
+	h := server.New(nil, server.Options{Deployments: []server.Deployment{{Key: testKey, Source: a.r}},
+		Collectors: a.f.Metrics().Collectors(),
+		Fleet:      func() *server.FleetStatus { return &server.FleetStatus{Redis: "up", Instance: a.f.Instance()} }})
+	require.Eventually(t, func() bool { return a.r.Current().Flags != nil }, 5*time.Second, 10*time.Millisecond)
+	st := h.Status()
+	require.NotNil(t, st.Fleet)
+	assert.Equal(t, a.f.Instance(), st.Fleet.Instance)
+	assert.Equal(t, RoleWriter, st.Deployments[0].Role)
+	assert.Equal(t, `"`+ETag(flagsBody(t))+`"`, st.Deployments[0].ETag)
+}
