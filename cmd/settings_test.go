@@ -151,6 +151,7 @@ var settingValues = map[string]struct{ win, lose, resolved string }{
 	"cache-dir":         {"/cache/win", "/cache/lose", "/cache/win"},
 	"listen":            {"127.0.0.1:1111", "127.0.0.1:2222", "127.0.0.1:1111"},
 	"ops-listen":        {"127.0.0.1:3333", "127.0.0.1:4444", "127.0.0.1:3333"},
+	"redis":             {"redis://win.example:6379", "redis://lose.example", "redis://win.example:6379"},
 }
 
 // TestSettingsResolveIntoOptions sets each setting of each command by its

@@ -24,7 +24,7 @@ import (
 func ParseURL(raw string, cluster bool) (*redis.UniversalOptions, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
-		return nil, errors.New("want redis://, rediss:// or redis-sentinel://HOST...")
+		return nil, errors.New("want a redis://, rediss:// or redis-sentinel:// URL")
 	}
 	rest, query, _ := strings.Cut(rest, "?")
 	q, err := url.ParseQuery(query)

@@ -38,7 +38,7 @@ func TestParseURL(t *testing.T) {
 	assert.Equal(t, []string{"n1:7000", "n2:7001"}, o.Addrs)
 
 	for _, bad := range []struct{ url, want string }{
-		{"localhost:6379", "want redis://"},
+		{"localhost:6379", "want a redis://"},
 		{"http://h", "scheme"},
 		{"redis://", "no host"},
 		{"redis://h:0", "bad port"},
