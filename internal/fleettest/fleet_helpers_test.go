@@ -68,12 +68,12 @@ func (f *fleet) waitConverged(what string, timeout time.Duration) time.Duration 
 	return waitFor(f.t, what, timeout, func() (bool, string) { return f.converged(f.running()) })
 }
 
-// converged reports whether the relays have converged: Redis up for each,
-// each ready, exactly one writer and the others followers, one ETag, and
+// converged reports whether the relays have converged: Redis up for each
+// (with the fleet's prefix and an instance id of its own), each ready, exactly one writer and the others followers, one ETag, and
 // each serving the fake's current generation with the same bytes.
 func (f *fleet) converged(relays []*relayProc) (bool, string) {
 	gen, _ := f.fake.Current()
-	writers, etags := 0, map[string]bool{}
+	writers, etags, instances := 0, map[string]bool{}, map[string]bool{}
 	var first []byte
 	for _, r := range relays {
 		s, err := r.status(f.client)
@@ -83,6 +83,9 @@ func (f *fleet) converged(relays []*relayProc) (bool, string) {
 		switch {
 		case s.redis() != "up":
 			return false, fmt.Sprintf("relay %d: fleet.redis %q, want up", r.Index, s.redis())
+		case s.Fleet.Prefix != prefix || s.Fleet.Instance == "" || instances[s.Fleet.Instance]:
+			return false, fmt.Sprintf("relay %d: fleet.prefix %q (want %q), fleet.instance %q (want one of its own)",
+				r.Index, s.Fleet.Prefix, prefix, s.Fleet.Instance)
 		case len(s.Deployments) != 1 || !s.Deployments[0].Ready:
 			return false, fmt.Sprintf("relay %d: deployment not ready", r.Index)
 		case s.role() == "writer":
@@ -90,7 +93,7 @@ func (f *fleet) converged(relays []*relayProc) (bool, string) {
 		case s.role() != "follower":
 			return false, fmt.Sprintf("relay %d: role %q", r.Index, s.role())
 		}
-		etags[s.etag()] = true
+		etags[s.etag()], instances[s.Fleet.Instance] = true, true
 		code, body, _, err := get(context.Background(), f.client, r.URL()+"/sdk/v2/flags")
 		switch {
 		case err != nil || code != http.StatusOK:
