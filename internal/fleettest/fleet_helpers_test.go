@@ -205,3 +205,16 @@ func keys(m map[string]bool) string {
 	}
 	return strings.Join(out, " ")
 }
+
+// wantMetric fails the test unless relay r's metric (the sum of the series
+// with these label pairs) compares to want as op ("==" or ">=") says.
+func (f *fleet) wantMetric(r *relayProc, op string, want float64, name string, labels ...string) {
+	f.t.Helper()
+	got, err := r.metric(f.client, name, labels...)
+	switch {
+	case err != nil:
+		f.t.Error(err)
+	case op == "==" && got != want, op == ">=" && got < want:
+		f.t.Errorf("relay %d: %s%v = %v, want %s %v", r.Index, name, labels, got, op, want)
+	}
+}

@@ -3,6 +3,7 @@ package fleettest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -129,6 +130,15 @@ func TestFleetChangeReachesStreams(t *testing.T) {
 		}
 	}
 	f.waitConverged("the same bytes everywhere", 5*time.Second)
+	// The notices and reloads behind it, as /metrics counts them.
+	for _, r := range f.relays {
+		if r == w {
+			f.wantMetric(r, ">=", 4, "experiment_fleet_notices_total", "direction", "sent")
+			continue
+		}
+		f.wantMetric(r, ">=", 4, "experiment_fleet_notices_total", "direction", "received")
+		f.wantMetric(r, ">=", 4, "experiment_fleet_reloads_total")
+	}
 }
 
 // TestFleetKillWriter: kill -9 of the writer; another relay becomes the
@@ -144,6 +154,7 @@ func TestFleetKillWriter(t *testing.T) {
 	if bound := leaseTTL + 1500*time.Millisecond; took > bound {
 		t.Errorf("takeover after kill -9 took %v, want at most the lease TTL and a margin, %v", took, bound)
 	}
+	f.wantMetric(f.writer(), "==", 1, "experiment_fleet_lease_changes_total", "role", "acquired")
 	f.fake.SetGen(2)
 	f.waitConverged("generation 2 from the new writer", 5*time.Second)
 	if failures, checks := p.Stop(); len(failures) > 0 {
@@ -212,6 +223,9 @@ func TestFleetRedisDown(t *testing.T) {
 		}
 		return true, ""
 	})
+	for _, r := range f.relays {
+		f.wantMetric(r, ">=", 1, "experiment_fleet_redis_errors_total")
+	}
 	before := f.fake.FlagRequests()
 	changed := time.Now()
 	f.fake.SetGen(2)
@@ -279,6 +293,19 @@ func TestFleetEventsOncePerIdentity(t *testing.T) {
 		}
 	}
 	wg.Wait()
+	// Each user's assignment reached three relays: two of them at least
+	// drop it as the fleet's duplicate (the checks run behind the answers).
+	waitFor(t, "the fleet's duplicates counted", 5*time.Second, func() (bool, string) {
+		sum := 0.0
+		for _, r := range f.relays {
+			n, err := r.metric(f.client, "experiment_fleet_events_deduplicated_total")
+			if err != nil {
+				return false, err.Error()
+			}
+			sum += n
+		}
+		return sum >= float64(2*len(users)), fmt.Sprintf("experiment_fleet_events_deduplicated_total: %v in all, want at least %d", sum, 2*len(users))
+	})
 	for _, r := range f.relays {
 		if err := r.Term(); err != nil {
 			t.Errorf("relay %d after SIGTERM: %v, want exit status 0", r.Index, err)

@@ -2,6 +2,7 @@ package fleettest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,11 +13,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // relayProc is one `experiment serve --redis` process slot: it can be
@@ -327,4 +333,35 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// metric sums the relay's /metrics series of family name whose labels
+// include the given name=value pairs (Prometheus' own text parser).
+func (r *relayProc) metric(c *http.Client, name string, labels ...string) (float64, error) {
+	code, body, _, err := get(context.Background(), c, r.URL()+"/metrics")
+	if err != nil || code != http.StatusOK {
+		return 0, fmt.Errorf("relay %d /metrics: %d %v", r.Index, code, err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		return 0, fmt.Errorf("relay %d /metrics: %v", r.Index, err)
+	}
+	fam, ok := families[name]
+	if !ok {
+		return 0, fmt.Errorf("relay %d /metrics has no %s", r.Index, name)
+	}
+	sum := 0.0
+series:
+	for _, m := range fam.GetMetric() {
+		for i := 0; i+1 < len(labels); i += 2 {
+			if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool {
+				return l.GetName() == labels[i] && l.GetValue() == labels[i+1]
+			}) {
+				continue series
+			}
+		}
+		sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+	}
+	return sum, nil
 }
