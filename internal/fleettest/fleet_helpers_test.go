@@ -34,10 +34,16 @@ type fleet struct {
 // the others followers, all serving generation 1.
 func startFleet(t *testing.T, n int, extra ...string) *fleet {
 	t.Helper()
+	return startFleetTTL(t, n, leaseTTL, extra...)
+}
+
+// startFleetTTL is startFleet with another --lease-ttl.
+func startFleetTTL(t *testing.T, n int, ttl time.Duration, extra ...string) *fleet {
+	t.Helper()
 	f := &fleet{t: t, redis: startRedis(t), fake: newFakeAmplitude(t), client: httpClient(t)}
 	for i := range n {
 		args := []string{"--deployment-key", deploymentKey, "--redis", f.redis.URL(), "--redis-prefix", prefix,
-			"--lease-ttl", leaseTTL.String(), "--server-url", f.fake.URL(i), "--poll-interval", pollInterval.String(),
+			"--lease-ttl", ttl.String(), "--server-url", f.fake.URL(i), "--poll-interval", pollInterval.String(),
 			"--listen", "127.0.0.1:0"}
 		f.relays = append(f.relays, newRelay(t, i, append(args, extra...)...))
 	}
