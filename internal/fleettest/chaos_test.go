@@ -39,6 +39,7 @@ import (
 // converge (one writer, the others followers, every relay serving the
 // latest flags with one ETag) within 20s.
 func TestFleetChaos(t *testing.T) {
+	redisServerPath(t) // skip before saying anything else
 	duration, seed := chaosSettings(t)
 	t.Logf("chaos: %v with seed %d (EXPERIMENT_CHAOS_SEED=%d reproduces the schedule)", duration, seed, seed)
 	f := startFleet(t, 3)
