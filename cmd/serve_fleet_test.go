@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flagkit/experiment/internal/cli"
+	"github.com/flagkit/experiment/pkg/analytics/analyticstest"
 	"github.com/flagkit/experiment/pkg/cohort/cohorttest"
 	"github.com/flagkit/experiment/pkg/experiment/experimenttest"
 	"github.com/flagkit/experiment/pkg/server"
@@ -53,7 +54,7 @@ type fleetRelay struct {
 
 var relayAddr = regexp.MustCompile(`relaying 1 deployments on (http://[0-9.:]+)`)
 
-func startFleetRelay(t *testing.T, redisURL, flagsURL, cohortsURL string) *fleetRelay {
+func startFleetRelay(t *testing.T, redisURL, flagsURL, cohortsURL string, extra ...string) *fleetRelay {
 	t.Helper()
 	proxy, n := countingProxy(t, flagsURL)
 	env := map[string]string{"EXPERIMENT_CACHE_DIR": t.TempDir(), "EXPERIMENT_REDIS_URL": redisURL}
@@ -62,10 +63,10 @@ func startFleetRelay(t *testing.T, redisURL, flagsURL, cohortsURL string) *fleet
 	ctx, cancel := context.WithCancel(context.Background())
 	fr := &fleetRelay{errOut: &errOut, flagReq: n, stop: cancel, code: make(chan int, 1)}
 	go func() {
-		fr.code <- Main(ctx, []string{"serve", "--deployment-key", cmdKey, "--server-url", proxy.URL, "--lease-ttl", "1s",
+		fr.code <- Main(ctx, append([]string{"serve", "--deployment-key", cmdKey, "--server-url", proxy.URL, "--lease-ttl", "1s",
 			"--poll-interval", "100ms", "--listen", "127.0.0.1:0", "--redis-prefix", "fleettest",
 			"--api-key", "api-key-for-cohorts", "--secret-key", "secret-key-for-cohorts", "--cohort-server-url", cohortsURL,
-			"--cohort-poll-interval", "1h"}, ios)
+			"--cohort-poll-interval", "1h"}, extra...), ios)
 	}()
 	t.Cleanup(func() { fr.halt(t) })
 	require.Eventually(t, func() bool { return relayAddr.MatchString(errOut.String()) }, 10*time.Second, 10*time.Millisecond, errOut.String())
@@ -95,6 +96,21 @@ func (fr *fleetRelay) get(t *testing.T, path string) (int, []byte) {
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return resp.StatusCode, b
+}
+
+func (fr *fleetRelay) post(t *testing.T, path, body string, headers ...string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, fr.base+path, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Api-Key "+cmdKey)
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ": ")
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func (fr *fleetRelay) status(t *testing.T) server.Status {
@@ -225,4 +241,37 @@ func TestServeFleetRedisDownAtStart(t *testing.T) {
 	assert.NotEmpty(t, st.Fleet.LastError)
 	assert.Contains(t, fr.errOut.String(), "redis unreachable")
 	assert.Positive(t, fr.flagReq.Load())
+}
+
+// TestServeFleetForwardsEventsOnce: the same evaluation tracked on two
+// relays is sent by one.
+func TestServeFleetForwardsEventsOnce(t *testing.T) {
+	m := miniredis.RunT(t)
+	srv := experimenttest.NewFlagServer(cmdKey, testdataFlags(t))
+	defer srv.Close()
+	cohorts := cohorttest.NewServer("api-key-for-cohorts", "secret-key-for-cohorts")
+	defer cohorts.Close()
+	events := analyticstest.NewServer()
+	defer events.Close()
+	extra := []string{"--forward-events", "--events-server-url", events.EventsURL()}
+	a := startFleetRelay(t, "redis://"+m.Addr(), srv.URL, cohorts.URL, extra...)
+	b := startFleetRelay(t, "redis://"+m.Addr(), srv.URL, cohorts.URL, extra...)
+	ready := func(fr *fleetRelay) bool { code, _ := fr.get(t, "/readyz"); return code == http.StatusOK }
+	require.Eventually(t, func() bool { return ready(a) && ready(b) }, 10*time.Second, 20*time.Millisecond)
+	user := `{"user_id":"user-1","user_properties":{"email":"alice@acme.com"}}`
+	track := "X-Amp-Exp-Exposure-Track: track"
+
+	require.Equal(t, http.StatusOK, a.post(t, "/sdk/v2/vardata", user, track))
+	a.halt(t) // flushes: the evaluation is sent, and recorded in Redis
+	sent := len(events.Events())
+	require.Positive(t, sent)
+	assert.Equal(t, "fleet", b.status(t).Fleet.Dedup)
+
+	require.Equal(t, http.StatusOK, b.post(t, "/sdk/v2/vardata", user, track))
+	require.Eventually(t, func() bool {
+		_, metrics := b.get(t, "/metrics")
+		return regexp.MustCompile(`experiment_fleet_events_deduplicated_total [1-9]`).Match(metrics)
+	}, 5*time.Second, 20*time.Millisecond)
+	b.halt(t)
+	assert.Len(t, events.Events(), sent, "the other relay sent nothing again")
 }

@@ -50,6 +50,7 @@ type Relay struct {
 	fp    string
 	store *server.Store
 	wake  chan struct{} // a notice or a change of role: sync now
+	free  chan struct{} // the writer released the lease: try to take it now
 
 	mu      sync.Mutex
 	role    string
@@ -78,7 +79,7 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 		cfg.Say = func(string) {}
 	}
 	return &Relay{cfg: cfg, dep: Hash(cfg.Key), fp: redact.Fingerprint(cfg.Key), store: server.NewStore(),
-		wake: make(chan struct{}, 1), cohorts: map[string]*cohortState{}}, nil
+		wake: make(chan struct{}, 1), free: make(chan struct{}, 1), cohorts: map[string]*cohortState{}}, nil
 }
 
 // Current implements server.Source.
@@ -156,16 +157,23 @@ func (r *Relay) setRole(role string) {
 }
 
 // leaseStep renews the lease this relay holds, or takes it if free, and
-// sets the role from the outcome: no answer from Redis is "alone".
-func (r *Relay) leaseStep(ctx context.Context) {
+// sets the role from the outcome: no answer from Redis is "alone". It
+// returns when to step again: a follower steps just after the writer's
+// lease would lapse, so that a writer that died is replaced at once.
+func (r *Relay) leaseStep(ctx context.Context) time.Duration {
 	f, key := r.cfg.Fleet, r.cfg.Fleet.depLease(r.dep)
+	next := r.checkInterval()
 	var ok bool
 	var err error
 	if r.Role() != RoleFollower { // a writer, or one that was before Redis failed
 		ok, err = f.renew(ctx, key, f.ttl)
 	}
 	if err == nil && !ok {
-		ok, err = f.acquire(ctx, key, f.ttl)
+		var left time.Duration
+		ok, left, err = f.tryAcquire(ctx, key, f.ttl)
+		if !ok && left >= 0 && left < next {
+			next = left + 5*time.Millisecond
+		}
 	}
 	switch {
 	case ctx.Err() != nil:
@@ -176,18 +184,24 @@ func (r *Relay) leaseStep(ctx context.Context) {
 	default:
 		r.setRole(RoleFollower)
 	}
+	return next
 }
 
-// leaseLoop keeps the role current every checkInterval.
-func (r *Relay) leaseLoop(ctx context.Context) {
-	t := time.NewTicker(r.checkInterval())
+// leaseLoop keeps the role current.
+func (r *Relay) leaseLoop(ctx context.Context, first time.Duration) {
+	t := time.NewTimer(first)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-r.free:
+			if !t.Stop() {
+				<-t.C
+			}
+			t.Reset(r.leaseStep(ctx))
 		case <-t.C:
-			r.leaseStep(ctx)
+			t.Reset(r.leaseStep(ctx))
 		}
 	}
 }
@@ -200,7 +214,9 @@ func (r *Relay) resign() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Fleet.timeout)
 	defer cancel()
-	if r.cfg.Fleet.release(ctx, r.cfg.Fleet.depLease(r.dep)) == nil {
+	f := r.cfg.Fleet
+	if f.release(ctx, f.depLease(r.dep)) == nil {
 		r.setRole("")
+		f.publish(ctx, "lease "+r.dep+" free")
 	}
 }

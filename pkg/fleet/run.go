@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Run keeps relays in the fleet until ctx ends: each takes or follows its
@@ -13,15 +14,16 @@ import (
 // asks Amplitude for flags while Redis answers. On return the leases held
 // are released, so that another relay takes over at once.
 func Run(ctx context.Context, f *Fleet, relays []*Relay) {
-	for _, r := range relays {
-		r.leaseStep(ctx)
+	next := make([]time.Duration, len(relays))
+	for i, r := range relays {
+		next[i] = r.leaseStep(ctx)
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); f.listen(ctx, relays) }()
-	for _, r := range relays {
+	for i, r := range relays {
 		wg.Add(2)
-		go func() { defer wg.Done(); r.leaseLoop(ctx) }()
+		go func() { defer wg.Done(); r.leaseLoop(ctx, next[i]) }()
 		go func() { defer wg.Done(); r.syncLoop(ctx) }()
 	}
 	wg.Wait()
@@ -53,7 +55,8 @@ func (f *Fleet) listen(ctx context.Context, relays []*Relay) {
 
 // dispatch wakes the relays a notice concerns: "flags DEP ETAG" the
 // deployment's (unless it serves that ETag), "cohort ID VERSION" those
-// whose flags target the cohort.
+// whose flags target the cohort, "lease DEP free" the deployment's (its
+// writer stopped: the first to step takes the lease).
 func dispatch(payload string, relays []*Relay) {
 	fields := strings.Fields(payload)
 	if len(fields) != 3 {
@@ -67,6 +70,13 @@ func dispatch(payload string, relays []*Relay) {
 			r.mu.Unlock()
 			if mine {
 				r.notify()
+			}
+		case "lease":
+			if fields[1] == r.dep {
+				select {
+				case r.free <- struct{}{}:
+				default:
+				}
 			}
 		case "cohort":
 			if slices.Contains(r.cohortIDs(), fields[1]) {

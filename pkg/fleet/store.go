@@ -21,6 +21,12 @@ var (
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0`)
+	// acquireScript is SET NX PX that, when the lease is held, says for
+	// how long still: a follower tries again just after it lapses.
+	acquireScript = redis.NewScript(`if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return -3
+end
+return redis.call('PTTL', KEYS[1])`)
 	releaseScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
@@ -29,10 +35,27 @@ return 0`)
 
 // acquire takes the lease key for ttl if nobody holds it.
 func (f *Fleet) acquire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	ok, _, err := f.tryAcquire(ctx, key, ttl)
+	return ok, err
+}
+
+// tryAcquire is acquire that also says, when the lease is held, how long
+// it has left (-1: unknown).
+func (f *Fleet) tryAcquire(ctx context.Context, key string, ttl time.Duration) (bool, time.Duration, error) {
 	ctx, cancel := f.ctx(ctx)
 	defer cancel()
-	ok, err := f.rdb.SetNX(ctx, key, f.instance, ttl).Result()
-	return ok, f.note(err)
+	n, err := acquireScript.Run(ctx, f.rdb, []string{key}, f.instance, ttl.Milliseconds()).Int64()
+	if err != nil {
+		return false, -1, f.note(err)
+	}
+	f.note(nil)
+	if n == -3 {
+		return true, 0, nil
+	}
+	if n < 0 {
+		return false, -1, nil
+	}
+	return false, time.Duration(n) * time.Millisecond, nil
 }
 
 // renew extends the lease key if this instance holds it; false: it does
