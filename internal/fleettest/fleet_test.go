@@ -142,10 +142,15 @@ func TestFleetChangeReachesStreams(t *testing.T) {
 }
 
 // TestFleetKillWriter: kill -9 of the writer; another relay becomes the
-// writer once the lease lapses, and polls.
+// writer once the lease lapses, and polls: a change reaches the survivors
+// and their stream clients; the killed relay comes back as a follower.
 func TestFleetKillWriter(t *testing.T) {
 	f := startFleet(t, 3)
 	w := f.writer()
+	var streams []*streamClient
+	for _, r := range others(f.relays, w) {
+		streams = append(streams, openStream(t, r))
+	}
 	p := startProber(t, f.client, others(f.relays, w))
 	w.Kill()
 	took := f.waitConverged("a new writer", leaseTTL+10*time.Second)
@@ -157,6 +162,7 @@ func TestFleetKillWriter(t *testing.T) {
 	f.wantMetric(f.writer(), "==", 1, "experiment_fleet_lease_changes_total", "role", "acquired")
 	f.fake.SetGen(2)
 	f.waitConverged("generation 2 from the new writer", 5*time.Second)
+	waitStreams(t, streams, 2, 5*time.Second)
 	if failures, checks := p.Stop(); len(failures) > 0 {
 		t.Errorf("%d of %d requests to the surviving relays failed:\n%s", len(failures), checks, strings.Join(failures, "\n"))
 	}
@@ -207,10 +213,15 @@ func others(all []*relayProc, not *relayProc) []*relayProc {
 
 // TestFleetRedisDown: with Redis stopped every relay keeps answering 200
 // and stays ready, says Redis is down, and once its lease lapses runs
-// alone, polling Amplitude itself (a change still arrives); with Redis back
-// the fleet converges to one writer and followers on the latest flags.
+// alone, polling Amplitude itself (a change still reaches it and its stream
+// clients); with Redis back the fleet converges to one writer and followers
+// on the latest flags, and changes flow through Redis again.
 func TestFleetRedisDown(t *testing.T) {
 	f := startFleet(t, 3)
+	var streams []*streamClient
+	for _, r := range f.relays {
+		streams = append(streams, openStream(t, r))
+	}
 	p := startProber(t, f.client, f.relays)
 	stopped := time.Now()
 	f.redis.Stop()
@@ -241,6 +252,7 @@ func TestFleetRedisDown(t *testing.T) {
 		}
 		return true, ""
 	})
+	waitStreams(t, streams, 2, 5*time.Second)
 	aloneChange := time.Since(changed)
 	after := f.fake.FlagRequests()
 	for _, r := range f.relays {
@@ -251,6 +263,9 @@ func TestFleetRedisDown(t *testing.T) {
 	restarted := time.Now()
 	f.redis.Start()
 	back := f.waitConverged("the fleet to converge with Redis back", 15*time.Second)
+	f.fake.SetGen(3)
+	f.waitConverged("generation 3 in the fleet again", 5*time.Second)
+	waitStreams(t, streams, 3, 5*time.Second)
 	t.Logf("measured: Redis stopped: all relays alone %v later (lease TTL %v), a change reached all of them alone in %v; Redis back (empty): converged %v after its start; Redis was down %v",
 		alone.Round(time.Millisecond), leaseTTL, aloneChange.Round(time.Millisecond), back.Round(time.Millisecond), restarted.Sub(stopped).Round(time.Millisecond))
 	failures, checks := p.Stop()
@@ -340,3 +355,16 @@ func TestFleetEventsOncePerIdentity(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// waitStreams waits until every stream client has received generation gen.
+func waitStreams(t *testing.T, streams []*streamClient, gen int, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, "generation "+itoa(gen)+" on every stream", timeout, func() (bool, string) {
+		for _, s := range streams {
+			if _, ok := s.received(gen); !ok {
+				return false, "a stream client of relay " + itoa(s.Relay) + " has not received it"
+			}
+		}
+		return true, ""
+	})
+}
