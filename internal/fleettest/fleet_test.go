@@ -41,8 +41,8 @@ func TestFleetOnePoller(t *testing.T) {
 		}
 	}
 	// One relay's worth, not three (and a poll or two of slack).
-	if max := int(window/pollInterval) + 2; total > max {
-		t.Errorf("%d flag requests upstream in %v from the fleet, want at most %d (one poller)", total, window, max)
+	if limit := int(window/pollInterval) + 2; total > limit {
+		t.Errorf("%d flag requests upstream in %v from the fleet, want at most %d (one poller)", total, window, limit)
 	}
 	t.Logf("measured: %d upstream flag requests in %v from a fleet of 3 (poll interval %v), by relay %v, writer relay %d",
 		total, window, pollInterval, diff(after, before), w.Index)
