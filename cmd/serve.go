@@ -52,12 +52,15 @@ func newServeCmd(f *Factory, runF func(context.Context, *serveOptions) error) *c
 			"user id or device id, in the served flag configs themselves. With --deployment-key (relay mode,\n" +
 			"repeatable) each deployment's flags are kept fresh from Amplitude and served to requests carrying\n" +
 			"that key (401 for others); --api-key/--secret-key add cohorts, --forward-events sends the events\n" +
-			"remote evaluation requests ask for. SIGTERM or Ctrl-C drains and exits 0.\n" +
+			"remote evaluation requests ask for. With --redis URL, relays share Redis as a fleet: one of them\n" +
+			"talks to Amplitude per deployment and all serve its exact bytes from memory. SIGTERM or Ctrl-C\n" +
+			"drains and exits 0.\n" +
 			"Endpoints: docs/serve.md.",
 		Example: `  experiment serve --flags snapshot.json
   experiment serve --flags flags.json --cohorts cohorts --override new-editor=on@user-1
   experiment serve --flags flags.json --listen 0.0.0.0:3546 --ops-listen 127.0.0.1:9090 --require-key server-ci
-  experiment serve --deployment-key server-a --deployment-key server-b --stream --api-key K --secret-key S`,
+  experiment serve --deployment-key server-a --deployment-key server-b --stream --api-key K --secret-key S
+  experiment serve --deployment-key server-a --redis redis://:PASSWORD@redis.internal:6379/0`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
 			relay := len(opts.Relay.keys) > 0

@@ -96,13 +96,18 @@ type quietRedis struct{}
 
 func (quietRedis) Printf(context.Context, string, ...any) {}
 
+// quietRedisOnce sets go-redis's logger (a global of its own) once per
+// process, before any client exists: two serves in one test process must
+// not write it while the other's connections read it.
+var quietRedisOnce sync.Once
+
 func runFleet(ctx context.Context, opts *serveOptions, logger *slog.Logger, cfg experiment.LocalConfig) error {
 	o := &opts.Relay
 	ropts, err := fleet.ParseURL(o.fleet.redisURL, o.fleet.cluster)
 	if err != nil {
 		return usageError("--redis %s: %v", fleet.Redact(o.fleet.redisURL), err)
 	}
-	redis.SetLogger(quietRedis{})
+	quietRedisOnce.Do(func() { redis.SetLogger(quietRedis{}) })
 	out := &lineWriter{w: opts.IO.ErrOut}
 	f, err := fleet.New(fleet.Config{Redis: ropts, Prefix: o.fleet.prefix, LeaseTTL: o.fleet.leaseTTL, Say: out.say})
 	if err != nil {

@@ -88,7 +88,12 @@ func (l *lines) all() string  { l.mu.Lock(); defer l.mu.Unlock(); return strings
 
 func start(t *testing.T, m *miniredis.Miniredis, up *upstream, cohorts cohort.Downloader) *member {
 	t.Helper()
-	f := newFleet(t, m, time.Second)
+	return startTTL(t, m, up, cohorts, time.Second)
+}
+
+func startTTL(t *testing.T, m *miniredis.Miniredis, up *upstream, cohorts cohort.Downloader, ttl time.Duration) *member {
+	t.Helper()
+	f := newFleet(t, m, ttl)
 	ls := &lines{}
 	f.say = ls.say
 	r, err := NewRelay(RelayConfig{Fleet: f, Key: testKey, Fetch: up.fetch(f), Cohorts: cohorts,
@@ -342,4 +347,36 @@ func TestStatusAndMetricsThroughServer(t *testing.T) {
 	assert.Equal(t, a.f.Instance(), st.Fleet.Instance)
 	assert.Equal(t, RoleWriter, st.Deployments[0].Role)
 	assert.Equal(t, `"`+ETag(flagsBody(t))+`"`, st.Deployments[0].ETag)
+}
+
+// TestReleasedLeaseIsTakenAtOnce: a writer that stops says so, and a
+// follower takes the lease without waiting for its next step (2 s here).
+func TestReleasedLeaseIsTakenAtOnce(t *testing.T) {
+	m := miniredis.RunT(t)
+	up := newUpstream(flagsBody(t))
+	a := startTTL(t, m, up, nil, 6*time.Second)
+	require.Eventually(t, func() bool { return a.r.Role() == RoleWriter }, 3*time.Second, 5*time.Millisecond)
+	b := startTTL(t, m, up, nil, 6*time.Second)
+	require.Eventually(t, func() bool { return b.r.Role() == RoleFollower && b.r.Current().Flags != nil }, 3*time.Second, 5*time.Millisecond)
+	start := time.Now()
+	a.halt()
+	require.Eventually(t, func() bool { return b.r.Role() == RoleWriter }, 3*time.Second, 5*time.Millisecond)
+	assert.Less(t, time.Since(start), time.Second, "taken on the notice, not at the next step")
+}
+
+// TestFollowerStepsWhenTheLeaseLapses: a follower that finds the lease
+// held tries again when it would lapse, not a whole step later.
+func TestFollowerStepsWhenTheLeaseLapses(t *testing.T) {
+	m := miniredis.RunT(t)
+	f := newFleet(t, m, 6*time.Second)
+	r, err := NewRelay(RelayConfig{Fleet: f, Key: testKey, Fetch: newUpstream(nil).fetch(f), PollInterval: time.Hour})
+	require.NoError(t, err)
+	m.Set(f.depLease(r.dep), "another")
+	m.SetTTL(f.depLease(r.dep), 300*time.Millisecond)
+	next := r.leaseStep(t.Context())
+	assert.Equal(t, RoleFollower, r.Role())
+	assert.Equal(t, 305*time.Millisecond, next)
+	m.Del(f.depLease(r.dep))
+	r.leaseStep(t.Context())
+	assert.Equal(t, RoleWriter, r.Role())
 }

@@ -101,7 +101,7 @@ func (r *Relay) Report() server.Upstream {
 	case r.body == nil:
 		up.State = "starting"
 	case r.lastErr != "":
-		up.State = "failing"
+		up.State = "interrupted"
 	}
 	if !r.fetched.IsZero() {
 		t := r.fetched
@@ -165,7 +165,7 @@ func (r *Relay) leaseStep(ctx context.Context) time.Duration {
 	next := r.checkInterval()
 	var ok bool
 	var err error
-	if r.Role() != RoleFollower { // a writer, or one that was before Redis failed
+	if role := r.Role(); role == RoleWriter || role == RoleAlone { // alone: it may have been the writer
 		ok, err = f.renew(ctx, key, f.ttl)
 	}
 	if err == nil && !ok {

@@ -14,11 +14,15 @@ import (
 // asks Amplitude for flags while Redis answers. On return the leases held
 // are released, so that another relay takes over at once.
 func Run(ctx context.Context, f *Fleet, relays []*Relay) {
+	// The first steps run at once: a slow Redis delays the start by one
+	// call's deadline, not one per deployment.
 	next := make([]time.Duration, len(relays))
-	for i, r := range relays {
-		next[i] = r.leaseStep(ctx)
-	}
 	var wg sync.WaitGroup
+	for i, r := range relays {
+		wg.Add(1)
+		go func() { defer wg.Done(); next[i] = r.leaseStep(ctx) }()
+	}
+	wg.Wait()
 	wg.Add(1)
 	go func() { defer wg.Done(); f.listen(ctx, relays) }()
 	for i, r := range relays {

@@ -51,7 +51,9 @@ func ParseURL(raw string, cluster bool) (*redis.UniversalOptions, error) {
 	switch scheme {
 	case "redis", "rediss":
 		if scheme == "rediss" {
-			o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: hostOnly(addrs[0])}
+			// No ServerName: each connection checks the certificate
+			// against the host it dials (a Cluster's nodes differ).
+			o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 		}
 		if o.DB, err = database(path); err != nil {
 			return nil, err
@@ -126,11 +128,6 @@ func addresses(hosts, scheme string) ([]string, error) {
 		out = append(out, net.JoinHostPort(host, p))
 	}
 	return out, nil
-}
-
-func hostOnly(addr string) string {
-	h, _, _ := net.SplitHostPort(addr)
-	return h
 }
 
 func database(s string) (int, error) {

@@ -22,7 +22,7 @@ func TestParseURL(t *testing.T) {
 	assert.Equal(t, "user", o.Username)
 	assert.Equal(t, "p@ss", o.Password)
 	require.NotNil(t, o.TLSConfig)
-	assert.Equal(t, "cache.example", o.TLSConfig.ServerName)
+	assert.Empty(t, o.TLSConfig.ServerName, "each dial checks its own host")
 
 	o, err = ParseURL("redis-sentinel://:pw@s1:26380,s2/mymaster/3?sentinel_password=sp", false)
 	require.NoError(t, err)
@@ -89,5 +89,23 @@ func FuzzParseURL(f *testing.F) {
 			}
 		}
 		_ = Redact(raw)
+	})
+}
+
+// FuzzDispatch: a notice of any shape (another fleet's, a stray PUBLISH)
+// wakes at most the relays it names and never panics.
+func FuzzDispatch(f *testing.F) {
+	dep := Hash("server-fuzz")
+	for _, s := range []string{"flags " + dep + " abc", "cohort k3v9qa 1", "lease " + dep + " free", "", "flags", "x y z w", "lease other free"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, payload string) {
+		r := &Relay{dep: dep, wake: make(chan struct{}, 1), free: make(chan struct{}, 1), cohorts: map[string]*cohortState{}}
+		dispatch(payload, []*Relay{r})
+		fields := strings.Fields(payload)
+		named := len(fields) == 3 && fields[1] == dep
+		if (len(r.wake) > 0 || len(r.free) > 0) && !named {
+			t.Fatalf("%q woke a relay it does not name", payload)
+		}
 	})
 }
