@@ -51,7 +51,9 @@ type Options struct {
 	// Fleet, when set, is /status's "fleet" member: the relay fleet's
 	// Redis as this relay sees it.
 	Fleet func() *FleetStatus
-	// Collectors are more metrics for /metrics (a fleet's counters).
+	// Collectors are more metrics for /metrics (a fleet's counters),
+	// registered in the Handler's own registry; a name that clashes with
+	// another is a programming error (New panics).
 	Collectors []prometheus.Collector
 }
 
