@@ -69,6 +69,9 @@ func (s *serverFlags) localConfig(ios *cli.IOStreams) (string, *experiment.Local
 		return "", nil, withHint(usageError("no flag configs: pass --flags FILE, or a deployment key with --deployment-key or EXPERIMENT_DEPLOYMENT_KEY"),
 			"a server deployment key is under Experiment > Deployments in Amplitude; or try: experiment evaluate --flags testdata/flags.json")
 	}
+	if s.timeout <= 0 {
+		return "", nil, usageError("--timeout %v: want a positive duration", s.timeout)
+	}
 	cacheDir, err := s.cachePath()
 	if err != nil {
 		return "", nil, err
@@ -103,7 +106,11 @@ func (s *serverFlags) startClient(ctx context.Context, ios *cli.IOStreams, mutat
 	if mutate != nil {
 		mutate(cfg) // after the logger is chosen: a command may wrap it to hear of an event
 	}
-	startCtx, cancel := context.WithTimeout(ctx, s.timeout)
+	// Start's own bound, not a deadline on ctx: Start starts the clock
+	// itself, so a timeout names --timeout exactly, however long the
+	// client took to make on a loaded machine.
+	cfg.StartTimeout = s.timeout
+	startCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s.failFastWhenRefused(cfg, key, cancel)
 	client, err := experiment.NewLocalClient(key, cfg)
