@@ -120,23 +120,13 @@ func runFleet(ctx context.Context, opts *serveOptions, logger *slog.Logger, cfg 
 	}
 	defer closeAll()
 	var events *fleetEvents
-	sopts := server.Options{Logger: logger, Mode: "relay", Now: opts.Now, Collectors: f.Metrics().Collectors(),
-		Fleet: func() *server.FleetStatus { return fleetStatus(f, events) }}
-	for i, k := range o.keys {
-		sopts.Deployments = append(sopts.Deployments, server.Deployment{Key: k, Source: relays[i]})
-	}
-	if cfg.CohortSyncConfig != nil {
-		sopts.CohortAPIKey, sopts.CohortSecretKey = o.apiKey, o.secretKey
-	}
-	if o.forwardEvents {
-		sopts.Track = func(t server.Tracked) { events.track(t) }
-	}
-	h := server.New(nil, sopts)
-	servers, err := listenAll(opts, h)
+	sopts := relayServerOptions(opts, logger, cfg, relays, func(t server.Tracked) { events.track(t) })
+	sopts.Collectors = f.Metrics().Collectors()
+	sopts.Fleet = func() *server.FleetStatus { return fleetStatus(f, events) }
+	h, servers, err := listenRelaying(opts, sopts)
 	if err != nil {
 		return err
 	}
-	sayRelaying(opts, len(o.keys), servers)
 	fmt.Fprintf(opts.IO.ErrOut, "fleet: redis %s, prefix %s, instance %s, lease %v\n",
 		fleet.Redact(o.fleet.redisURL), f.Prefix(), f.Instance(), f.LeaseTTL())
 	if o.stream {

@@ -199,23 +199,12 @@ func runRelay(ctx context.Context, opts *serveOptions) error {
 		return err
 	}
 	defer closeRelays(relays)
-	sopts := server.Options{Logger: logger, Mode: "relay", Now: opts.Now}
-	for i, k := range o.keys {
-		sopts.Deployments = append(sopts.Deployments, server.Deployment{Key: k, Source: relays[i]})
-	}
-	if cfg.CohortSyncConfig != nil {
-		sopts.CohortAPIKey, sopts.CohortSecretKey = o.apiKey, o.secretKey
-	}
 	var events *relayEvents // made once the address is printed, before anything is served
-	if o.forwardEvents {
-		sopts.Track = func(t server.Tracked) { events.track(t) }
-	}
-	h := server.New(nil, sopts)
-	servers, err := listenAll(opts, h)
+	sopts := relayServerOptions(opts, logger, cfg, relays, func(t server.Tracked) { events.track(t) })
+	h, servers, err := listenRelaying(opts, sopts)
 	if err != nil {
 		return err
 	}
-	sayRelaying(opts, len(o.keys), servers)
 	if o.forwardEvents {
 		if events, err = newRelayEvents(o, logger); err != nil {
 			return drain(opts, h, servers, err)
@@ -238,6 +227,36 @@ func runRelay(ctx context.Context, opts *serveOptions) error {
 	stop()
 	err = drain(opts, h, servers, err)
 	return errors.Join(err, closeEvents(opts, events))
+}
+
+// relayServerOptions are the handler options of both relay modes: a
+// deployment per key served from its source, the cohort credentials when
+// cohorts are synced, and track for the events when they are forwarded.
+func relayServerOptions[S server.Source](opts *serveOptions, logger *slog.Logger, cfg experiment.LocalConfig,
+	sources []S, track func(server.Tracked)) server.Options {
+	o := &opts.Relay
+	sopts := server.Options{Logger: logger, Mode: "relay", Now: opts.Now}
+	for i, k := range o.keys {
+		sopts.Deployments = append(sopts.Deployments, server.Deployment{Key: k, Source: sources[i]})
+	}
+	if cfg.CohortSyncConfig != nil {
+		sopts.CohortAPIKey, sopts.CohortSecretKey = o.apiKey, o.secretKey
+	}
+	if o.forwardEvents {
+		sopts.Track = track
+	}
+	return sopts
+}
+
+// listenRelaying makes the handler, opens the listeners and says where.
+func listenRelaying(opts *serveOptions, sopts server.Options) (*server.Handler, []*listening, error) {
+	h := server.New(nil, sopts)
+	servers, err := listenAll(opts, h)
+	if err != nil {
+		return nil, nil, err
+	}
+	sayRelaying(opts, len(opts.Relay.keys), servers)
+	return h, servers, nil
 }
 
 func closeEvents(opts *serveOptions, ev *relayEvents) error {
