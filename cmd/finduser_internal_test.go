@@ -26,6 +26,10 @@ func TestRandomUUIDIsVersion4AndReproducible(t *testing.T) {
 		}
 		seen[id] = true
 	}
+	// find-user makes one id per try, up to a million: the string only
+	if n := testing.AllocsPerRun(100, func() { randomUUID(a) }); n > 1 {
+		t.Errorf("randomUUID allocates %v times, want 1", n)
+	}
 }
 
 func TestVariantRoutes(t *testing.T) {
