@@ -178,8 +178,12 @@ func (o *findUserOptions) idSource() func() string {
 		prefix = "user-"
 	}
 	if prefix != "" {
-		n := 0
-		return func() string { n++; return prefix + strconv.Itoa(n-1) }
+		n, buf := 0, []byte(prefix)
+		return func() string { // one allocation per id: the string
+			buf = strconv.AppendInt(buf[:len(prefix)], int64(n), 10)
+			n++
+			return string(buf)
+		}
 	}
 	r := rand.New(rand.NewPCG(o.Seed, 0x6578706572696d65)) // "experime": any fixed second word
 	return func() string { return randomUUID(r) }

@@ -92,12 +92,15 @@ func (s *idSearch) run(ctx context.Context) (*findUserReport, error) {
 	field := findUserFields[o.By]
 	keys := []string{o.Flag}
 	var results []eval.Result
+	// One user for all tries: field is called through a func value, so u
+	// escapes, and declared in the loop it would be allocated per try.
+	var u experiment.User
 	for report.Tries < o.MaxTries && len(report.IDs) < o.Count {
 		if report.Tries%4096 == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		report.Tries++
-		u := s.template
+		u = s.template
 		*field(&u) = s.next()
 		s.last = u
 		var err error
