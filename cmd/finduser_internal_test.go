@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/flagkit/experiment/pkg/eval"
@@ -90,5 +91,32 @@ func TestSearchAllocatesOnlyTheIDPerTry(t *testing.T) {
 		if perTry := n / tries; perTry > 1.05 {
 			t.Errorf("--by %s: %.3g allocations per try, want 1 (the id)", by, perTry)
 		}
+	}
+}
+
+// A bucket by a user property named device_id is out of reach of
+// --by device_id: the diagnosis must say so, not that tries ran out.
+func TestDiagnoseBucketByPropertyNamedLikeTheID(t *testing.T) {
+	flags, err := eval.DecodeFlags([]byte(`[{"key":"f","variants":{"a":{"key":"a"},"off":{"key":"off"}},"segments":[
+	 {"bucket":{"selector":["context","user","user_properties","device_id"],"salt":"s","allocations":[{"range":[0,100],"distributions":[
+	   {"variant":"a","range":[0,42949673]}]}]},"variant":"off"}]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := experiment.NewFlagSet(flags, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &findUserOptions{Flag: "f", Variant: "a", By: "device_id", Count: 1, MaxTries: 10, Seed: 1}
+	s := &idSearch{fs: fs, opts: o, next: o.idSource()}
+	if report, err := s.run(context.Background()); err != nil || len(report.IDs) != 0 {
+		t.Fatalf("run = %+v, %v; want no ids", report, err)
+	}
+	why, reachable := s.diagnose(flags[0], variantRoutes(flags[0], "a"))
+	if reachable || !strings.Contains(why, "which --by device_id does not change") {
+		t.Fatalf("diagnose = %q, reachable %v; want the selector named as out of reach", why, reachable)
+	}
+	if _, err := defaultBy(flags[0], variantRoutes(flags[0], "a")); err == nil {
+		t.Fatal("defaultBy accepted a bucket by a user property")
 	}
 }
