@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -177,8 +178,12 @@ func (o *findUserOptions) idSource() func() string {
 		prefix = "user-"
 	}
 	if prefix != "" {
-		n := 0
-		return func() string { n++; return prefix + strconv.Itoa(n-1) }
+		n, buf := 0, []byte(prefix)
+		return func() string { // one allocation per id: the string
+			buf = strconv.AppendInt(buf[:len(prefix)], int64(n), 10)
+			n++
+			return string(buf)
+		}
 	}
 	r := rand.New(rand.NewPCG(o.Seed, 0x6578706572696d65)) // "experime": any fixed second word
 	return func() string { return randomUUID(r) }
@@ -194,7 +199,16 @@ func randomUUID(r *rand.Rand) string {
 	}
 	b[6] = b[6]&0x0f | 0x40 // version 4
 	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	// One id per try of up to --max-tries: encode into one buffer, so the
+	// string is the only allocation (Sprintf made seven).
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	hex.Encode(s[9:13], b[4:6])
+	hex.Encode(s[14:18], b[6:8])
+	hex.Encode(s[19:23], b[8:10])
+	hex.Encode(s[24:36], b[10:16])
+	s[8], s[13], s[18], s[23] = '-', '-', '-', '-'
+	return string(s[:])
 }
 
 func sortedKeysOf[V any](m map[string]V) []string {

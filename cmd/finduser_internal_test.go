@@ -1,12 +1,15 @@
 package cmd
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/flagkit/experiment/pkg/eval"
+	"github.com/flagkit/experiment/pkg/experiment"
 )
 
 func TestRandomUUIDIsVersion4AndReproducible(t *testing.T) {
@@ -25,6 +28,10 @@ func TestRandomUUIDIsVersion4AndReproducible(t *testing.T) {
 			t.Fatalf("%q twice", id)
 		}
 		seen[id] = true
+	}
+	// find-user makes one id per try, up to a million: the string only
+	if n := testing.AllocsPerRun(100, func() { randomUUID(a) }); n > 1 && !raceEnabled {
+		t.Errorf("randomUUID allocates %v times, want 1", n)
 	}
 }
 
@@ -49,5 +56,67 @@ func TestVariantRoutes(t *testing.T) {
 	}
 	if by, err := defaultBy(f, variantRoutes(f, "b")[:1]); err != nil || by != "device_id" {
 		t.Fatalf("defaultBy for targeting only = %q, %v", by, err)
+	}
+}
+
+// A search tries up to --max-tries ids; each try should cost the id's
+// string and nothing else (the engine evaluates without allocating).
+func TestSearchAllocatesOnlyTheIDPerTry(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own")
+	}
+	flags, err := eval.DecodeFlags([]byte(`[{"key":"f","variants":{"a":{"key":"a"},"b":{"key":"b"}},"segments":[
+	 {"bucket":{"selector":["context","user","device_id"],"salt":"s","allocations":[{"range":[0,100],"distributions":[
+	   {"variant":"a","range":[0,42949673]}]}]},"variant":"a"}]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := experiment.NewFlagSet(flags, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tries = 1000
+	for _, by := range []string{"device_id", "user_id"} {
+		o := &findUserOptions{Flag: "f", Variant: "b", By: by, Count: 1, MaxTries: tries, Seed: 1}
+		s := &idSearch{fs: fs, opts: o, next: o.idSource()}
+		var report *findUserReport
+		n := testing.AllocsPerRun(5, func() {
+			if report, err = s.run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if report.Tries != tries || len(report.IDs) != 0 {
+			t.Fatalf("%s: %d tries, %d ids; want %d tries and no id (b is out of reach)", by, report.Tries, len(report.IDs), tries)
+		}
+		if perTry := n / tries; perTry > 1.05 {
+			t.Errorf("--by %s: %.3g allocations per try, want 1 (the id)", by, perTry)
+		}
+	}
+}
+
+// A bucket by a user property named device_id is out of reach of
+// --by device_id: the diagnosis must say so, not that tries ran out.
+func TestDiagnoseBucketByPropertyNamedLikeTheID(t *testing.T) {
+	flags, err := eval.DecodeFlags([]byte(`[{"key":"f","variants":{"a":{"key":"a"},"off":{"key":"off"}},"segments":[
+	 {"bucket":{"selector":["context","user","user_properties","device_id"],"salt":"s","allocations":[{"range":[0,100],"distributions":[
+	   {"variant":"a","range":[0,42949673]}]}]},"variant":"off"}]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := experiment.NewFlagSet(flags, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &findUserOptions{Flag: "f", Variant: "a", By: "device_id", Count: 1, MaxTries: 10, Seed: 1}
+	s := &idSearch{fs: fs, opts: o, next: o.idSource()}
+	if report, err := s.run(context.Background()); err != nil || len(report.IDs) != 0 {
+		t.Fatalf("run = %+v, %v; want no ids", report, err)
+	}
+	why, reachable := s.diagnose(flags[0], variantRoutes(flags[0], "a"))
+	if reachable || !strings.Contains(why, "which --by device_id does not change") {
+		t.Fatalf("diagnose = %q, reachable %v; want the selector named as out of reach", why, reachable)
+	}
+	if _, err := defaultBy(flags[0], variantRoutes(flags[0], "a")); err == nil {
+		t.Fatal("defaultBy accepted a bucket by a user property")
 	}
 }

@@ -55,13 +55,23 @@ func defaultBy(f *eval.Flag, routes []route) (string, error) {
 			continue
 		}
 		sel := f.Segments[r.seg].Bucket.Selector
-		if len(sel) == 3 && sel[0] == "context" && sel[1] == "user" && findUserFields[sel[2]] != nil {
-			return sel[2], nil
+		if by := variedID(sel); by != "" {
+			return by, nil
 		}
 		return "", fmt.Errorf("%s buckets by %s; find-user varies device_id or user_id only (give --by to search anyway)",
 			segmentTitle(f, r.seg), strings.Join(sel, "."))
 	}
 	return "device_id", nil
+}
+
+// variedID is the --by name of the id a bucket selector reads, "" when
+// find-user cannot vary what it reads (a property or group named device_id
+// is not the device id).
+func variedID(sel []string) string {
+	if len(sel) == 3 && sel[0] == "context" && sel[1] == "user" && findUserFields[sel[2]] != nil {
+		return sel[2]
+	}
+	return ""
 }
 
 func segmentTitle(f *eval.Flag, si int) string {
@@ -92,12 +102,15 @@ func (s *idSearch) run(ctx context.Context) (*findUserReport, error) {
 	field := findUserFields[o.By]
 	keys := []string{o.Flag}
 	var results []eval.Result
+	// One user for all tries: field is called through a func value, so u
+	// escapes, and declared in the loop it would be allocated per try.
+	var u experiment.User
 	for report.Tries < o.MaxTries && len(report.IDs) < o.Count {
 		if report.Tries%4096 == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		report.Tries++
-		u := s.template
+		u = s.template
 		*field(&u) = s.next()
 		s.last = u
 		var err error
@@ -175,7 +188,7 @@ func (s *idSearch) blocked(f *eval.Flag, ft eval.FlagTrace, r route) (reason str
 		return fmt.Sprintf("%s gives it by targeting, but its bucket sends these ids elsewhere", title), false
 	}
 	sel := f.Segments[r.seg].Bucket.Selector
-	if len(sel) == 0 || sel[len(sel)-1] != s.opts.By {
+	if variedID(sel) != s.opts.By {
 		return fmt.Sprintf("%s buckets by %s, which --by %s does not change", title, strings.Join(sel, "."), s.opts.By), false
 	}
 	return fmt.Sprintf("%s gives it to %.6g%% of its users", title, r.share*100), true

@@ -8,12 +8,6 @@ import (
 	"github.com/flagkit/experiment/pkg/eval"
 )
 
-// Operator families whose filter values must parse.
-var (
-	compareOps = map[string]bool{"less": true, "less or equal": true, "greater": true, "greater or equal": true}
-	versionOps = map[string]bool{"version less": true, "version less or equal": true, "version greater": true, "version greater or equal": true}
-)
-
 // conditions checks each condition's filter values as the engine reads
 // them, and the cohorts they target.
 func (c *checker) conditions(pos, si int, seg *eval.Segment) {
@@ -23,9 +17,9 @@ func (c *checker) conditions(pos, si int, seg *eval.Segment) {
 			at := fmt.Sprintf(".conditions[%d][%d]", gi, ci)
 			what := fmt.Sprintf("condition %s %s in %s of flag %q", strings.Join(cond.Selector, "."), cond.Op, segmentLabel(f, si), f.Key)
 			switch {
-			case compareOps[cond.Op]:
+			case eval.ComparesNumbers(cond.Op):
 				c.comparison(pos, si, at, what, cond.Values)
-			case versionOps[cond.Op]:
+			case eval.ComparesVersions(cond.Op):
 				for vi, v := range cond.Values {
 					if !eval.IsVersion(v) {
 						c.add(RuleInvalidVersion, pos, si, fmt.Sprintf("%s.values[%d]", at, vi), "%s: %q is not a version (major.minor[.patch[-pre]]) and never matches", what, v)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"github.com/flagkit/experiment/pkg/eval"
 )
@@ -130,12 +129,12 @@ func parseSegmentPath(path string) (flag, seg int, ok bool) {
 
 // leadingIndex reads "N]" at the start of s.
 func leadingIndex(s string) (int, string, bool) {
-	digits, rest, ok := strings.Cut(s, "]")
-	if !ok || digits == "" || len(digits) > 9 || strings.IndexFunc(digits, func(r rune) bool { return !unicode.IsDigit(r) || r > '9' }) >= 0 {
+	d := digitRun(s)
+	if d == 0 || d > 9 || d == len(s) || s[d] != ']' {
 		return 0, "", false
 	}
-	n, err := strconv.Atoi(digits)
-	return n, rest, err == nil
+	n, err := strconv.Atoi(s[:d])
+	return n, s[d+1:], err == nil
 }
 
 // comparePaths orders JSON paths as the document does: indices by number,

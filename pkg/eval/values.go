@@ -25,3 +25,17 @@ func IsVersion(value string) bool {
 	_, ok := parseVersion(value)
 	return ok
 }
+
+// ComparesNumbers reports whether op is one of the engine's less/greater
+// operators, whose filter values IsNumber judges.
+func ComparesNumbers(op string) bool {
+	o, ok := opNames[op]
+	return ok && o.isCompare()
+}
+
+// ComparesVersions reports whether op is one of the engine's version
+// operators, whose filter values IsVersion judges.
+func ComparesVersions(op string) bool {
+	o, ok := opNames[op]
+	return ok && o.isVersion()
+}

@@ -1,6 +1,9 @@
 package eval
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestIsNumberAsCompiled(t *testing.T) {
 	for _, c := range []struct {
@@ -28,5 +31,26 @@ func TestDistributionEndCoversEveryHash(t *testing.T) {
 	// the largest hash gives the largest distribution value, just below the end
 	if got := uint64(^uint32(0) / 100); got != DistributionEnd-1 {
 		t.Fatalf("max distribution %d, DistributionEnd %d", got, DistributionEnd)
+	}
+}
+
+func TestOperatorFamilies(t *testing.T) {
+	var numbers, versions []string
+	for _, op := range OperatorNames() {
+		if ComparesNumbers(op) {
+			numbers = append(numbers, op)
+		}
+		if ComparesVersions(op) {
+			versions = append(versions, op)
+		}
+	}
+	if got := strings.Join(numbers, ","); got != "greater,greater or equal,less,less or equal" {
+		t.Errorf("number operators %s", got)
+	}
+	if got := strings.Join(versions, ","); got != "version greater,version greater or equal,version less,version less or equal" {
+		t.Errorf("version operators %s", got)
+	}
+	if ComparesNumbers("LESS") || ComparesVersions("version  less") {
+		t.Error("an operator the engine does not know is in a family")
 	}
 }
