@@ -24,14 +24,15 @@ const (
 // for a user, the flags whose variant for that user changed. The error is
 // why the user could not be evaluated (a dependency cycle, say): the
 // config events are still returned, and the caller warns.
-func diffFlagSets(prev, next *experiment.FlagSet, user *experiment.User, now time.Time) ([]watchEvent, error) {
+func diffFlagSets(decoded *watchFlags, prev, next *experiment.FlagSet, user *experiment.User, now time.Time) ([]watchEvent, error) {
 	var events []watchEvent
-	oldFlags := map[string]*eval.Flag{}
-	for _, f := range prev.Flags() {
+	prevFlags := decoded.of(prev)
+	oldFlags := make(map[string]*eval.Flag, len(prevFlags))
+	for _, f := range prevFlags {
 		oldFlags[f.Key] = f
 	}
 	seen := map[string]bool{}
-	for _, f := range next.Flags() {
+	for _, f := range decoded.of(next) {
 		seen[f.Key] = true
 		was, ok := oldFlags[f.Key]
 		d := flagdiff.CompareFlag(was, f)
@@ -43,7 +44,7 @@ func diffFlagSets(prev, next *experiment.FlagSet, user *experiment.User, now tim
 				Changes: d.Phrases(), Diff: d})
 		}
 	}
-	for _, f := range prev.Flags() {
+	for _, f := range prevFlags {
 		if !seen[f.Key] {
 			d := flagdiff.CompareFlag(f, nil)
 			events = append(events, watchEvent{Time: now, Kind: watchRemoved, Flag: f.Key, From: d.From})
@@ -108,4 +109,20 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+// watchFlags keeps the decoded flags of the last set diffed. Flags decodes
+// a loaded set's document on every call, and an update's prev is the set
+// the update before brought: kept, each update decodes only its new set.
+// A set is known by its snapshot, which its flags were compiled from.
+type watchFlags struct {
+	snap  *eval.Snapshot
+	flags []*eval.Flag
+}
+
+func (w *watchFlags) of(fs *experiment.FlagSet) []*eval.Flag {
+	if w.snap == nil || w.snap != fs.Snapshot() {
+		w.snap, w.flags = fs.Snapshot(), fs.Flags()
+	}
+	return w.flags
 }
