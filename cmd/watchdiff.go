@@ -26,29 +26,10 @@ const (
 // config events are still returned, and the caller warns.
 func diffFlagSets(decoded *watchFlags, prev, next *experiment.FlagSet, user *experiment.User, now time.Time) ([]watchEvent, error) {
 	var events []watchEvent
-	prevFlags := decoded.of(prev)
-	oldFlags := make(map[string]*eval.Flag, len(prevFlags))
-	for _, f := range prevFlags {
-		oldFlags[f.Key] = f
-	}
-	seen := map[string]bool{}
-	for _, f := range decoded.of(next) {
-		seen[f.Key] = true
-		was, ok := oldFlags[f.Key]
-		d := flagdiff.CompareFlag(was, f)
-		switch {
-		case !ok:
-			events = append(events, watchEvent{Time: now, Kind: watchAdded, Flag: f.Key, To: d.To})
-		case d != nil:
-			events = append(events, watchEvent{Time: now, Kind: watchChanged, Flag: f.Key, From: d.From, To: d.To,
-				Changes: d.Phrases(), Diff: d})
-		}
-	}
-	for _, f := range prevFlags {
-		if !seen[f.Key] {
-			d := flagdiff.CompareFlag(f, nil)
-			events = append(events, watchEvent{Time: now, Kind: watchRemoved, Flag: f.Key, From: d.From})
-		}
+	// A cohort refresh brings the same compiled flags with new members:
+	// no config changed, and only the user's variants can move.
+	if prev.Snapshot() != next.Snapshot() {
+		events = configEvents(decoded.of(prev), decoded.of(next), now)
 	}
 	var userErr error
 	if user != nil {
@@ -66,6 +47,34 @@ func diffFlagSets(decoded *watchFlags, prev, next *experiment.FlagSet, user *exp
 		return 0
 	})
 	return events, userErr
+}
+
+// configEvents lists the flags added, removed and changed from prev to next.
+func configEvents(prev, next []*eval.Flag, now time.Time) []watchEvent {
+	var events []watchEvent
+	oldFlags := make(map[string]*eval.Flag, len(prev))
+	for _, f := range prev {
+		oldFlags[f.Key] = f
+	}
+	seen := map[string]bool{}
+	for _, f := range next {
+		seen[f.Key] = true
+		was, ok := oldFlags[f.Key]
+		d := flagdiff.CompareFlag(was, f)
+		switch {
+		case !ok:
+			events = append(events, watchEvent{Time: now, Kind: watchAdded, Flag: f.Key, To: d.To})
+		case d != nil:
+			events = append(events, watchEvent{Time: now, Kind: watchChanged, Flag: f.Key, From: d.From, To: d.To,
+				Changes: d.Phrases(), Diff: d})
+		}
+	}
+	for _, f := range prev {
+		if !seen[f.Key] {
+			events = append(events, watchEvent{Time: now, Kind: watchRemoved, Flag: f.Key, From: flagdiff.Version(f.Metadata)})
+		}
+	}
+	return events
 }
 
 func variantChanges(prev, next *experiment.FlagSet, user *experiment.User, now time.Time) ([]watchEvent, error) {

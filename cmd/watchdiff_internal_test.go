@@ -37,3 +37,20 @@ func TestWatchDecodesEachSetOnce(t *testing.T) {
 		t.Fatalf("b -> c: %+v, want f removed and g added; kept %q", events, decoded.flags[0].Key)
 	}
 }
+
+// A cohort refresh brings the same compiled flags: nothing is decoded or
+// compared, and no config event is made.
+func TestWatchCohortRefreshComparesNoConfig(t *testing.T) {
+	fs, err := experiment.LoadFlagSet([]byte(`[{"key":"f","variants":{"on":{"key":"on"}},"segments":[{"variant":"on"}]}]`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decoded watchFlags
+	events, err := diffFlagSets(&decoded, fs, fs.WithCohorts(nil), &experiment.User{UserID: "u"}, time.Time{})
+	if err != nil || len(events) != 0 {
+		t.Fatalf("events %+v, err %v; want none", events, err)
+	}
+	if decoded.snap != nil {
+		t.Fatal("the flags were decoded for a cohort refresh")
+	}
+}
