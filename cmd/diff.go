@@ -107,8 +107,8 @@ func runDiff(ctx context.Context, opts *diffOptions) error {
 	} else {
 		err = writeData(opts.IO.Out, opts.Output, out)
 	}
-	if err != nil {
-		return ioError(fmt.Errorf("writing output: %w", err))
+	if err := writeOutput(err); err != nil {
+		return err
 	}
 	if out.Changed {
 		return &silentError{code: ExitCheckFailed}

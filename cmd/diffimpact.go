@@ -50,10 +50,57 @@ type transition struct {
 	Examples []string `json:"examples,omitempty"`
 }
 
-// impactCell is a flag's (from, to) pair; flag indexes impactTally.keys.
+// impactCell is a flag's (from, to) pair; flag indexes the keys, from and
+// to the variant names of an impactSides (0 for no variant): integers,
+// which the count per user and flag hashes faster than strings.
 type impactCell struct {
 	flag     int
-	from, to string
+	from, to int32
+}
+
+// impactSides maps each side's Result.Outcome to its flag's place in the
+// keys and its variant's name id, once for all workers: a result is then
+// counted without looking up its strings.
+type impactSides struct {
+	before, after outcomeCells
+	names         []string // variant names by id; names[0] is "", no variant
+}
+
+// outcomeCells is one side's map from Result.Outcome to flag and variant.
+type outcomeCells struct {
+	fs      *experiment.FlagSet
+	flag    []int32 // -1: a flag not among the keys
+	variant []int32
+}
+
+func newImpactSides(before, after *experiment.FlagSet, keys []string) *impactSides {
+	index := make(map[string]int32, len(keys))
+	for i, k := range keys {
+		index[k] = int32(i)
+	}
+	s := &impactSides{names: []string{""}}
+	ids := map[string]int32{"": 0}
+	side := func(fs *experiment.FlagSet) outcomeCells {
+		snap := fs.Snapshot()
+		c := outcomeCells{fs: fs, flag: make([]int32, snap.Outcomes()), variant: make([]int32, snap.Outcomes())}
+		for o := range c.flag {
+			key, _, variant := snap.Outcome(o)
+			i, ok := index[key]
+			if !ok {
+				i = -1
+			}
+			id, ok := ids[variant]
+			if !ok {
+				id = int32(len(s.names))
+				ids[variant] = id
+				s.names = append(s.names, variant)
+			}
+			c.flag[o], c.variant[o] = i, id
+		}
+		return c
+	}
+	s.before, s.after = side(before), side(after)
+	return s
 }
 
 // impactExample is a user that made a move, by line, for the examples:
@@ -97,6 +144,7 @@ func (opts *diffOptions) impact(parent context.Context, old, next *diffSide, rep
 		}
 	}
 	keys := unionFlagKeys(old.flags, next.flags)
+	sides := newImpactSides(before, after, keys)
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	in, err := openUsers(ctx, opts.IO, opts.UsersFile)
@@ -113,7 +161,8 @@ func (opts *diffOptions) impact(parent context.Context, old, next *diffSide, rep
 	tallies := make([]*impactTally, workers)
 	var wg sync.WaitGroup
 	for i := range tallies {
-		w := &impactWorker{before: before, after: after, keys: keys, examples: opts.Examples, tally: newImpactTally(), stop: cancel}
+		w := &impactWorker{sides: sides, examples: opts.Examples, tally: newImpactTally(), stop: cancel,
+			was: make([]int32, len(keys)), is: make([]int32, len(keys))}
 		tallies[i] = w.tally
 		wg.Add(1)
 		go func() {
@@ -141,7 +190,7 @@ func (opts *diffOptions) impact(parent context.Context, old, next *diffSide, rep
 	if rerr != nil && !errors.Is(rerr, context.Canceled) {
 		return nil, rerr
 	}
-	return buildImpact(total, keys, old.flags, next.flags, report), nil
+	return buildImpact(total, keys, sides.names, old.flags, next.flags, report), nil
 }
 
 func unionFlagKeys(a, b []*eval.Flag) []string {
@@ -158,24 +207,15 @@ func unionFlagKeys(a, b []*eval.Flag) []string {
 
 // impactWorker evaluates users against both sides with reused buffers.
 type impactWorker struct {
-	before, after *experiment.FlagSet
-	keys          []string
-	index         map[string]int
-	examples      int
-	results       []eval.Result
-	was, is       []string // per key: the variant before and after, "" for none
-	tally         *impactTally
-	stop          context.CancelFunc // ends reading at an invalid line
+	sides    *impactSides
+	examples int
+	results  []eval.Result
+	was, is  []int32 // per key: the variant's name id before and after, 0 for none
+	tally    *impactTally
+	stop     context.CancelFunc // ends reading at an invalid line
 }
 
 func (w *impactWorker) process(c *chunk) {
-	if w.index == nil {
-		w.index = make(map[string]int, len(w.keys))
-		for i, k := range w.keys {
-			w.index[k] = i
-		}
-		w.was, w.is = make([]string, len(w.keys)), make([]string, len(w.keys))
-	}
 	bad := map[int]error{}
 	for _, b := range c.bad {
 		bad[b.index] = b.err
@@ -202,14 +242,14 @@ func (w *impactWorker) user(line []byte, n int) error {
 	if err != nil {
 		return err
 	}
-	if err := w.evaluate(w.before, user, w.was); err != nil {
+	if err := w.evaluate(&w.sides.before, user, w.was); err != nil {
 		return err
 	}
-	if err := w.evaluate(w.after, user, w.is); err != nil {
+	if err := w.evaluate(&w.sides.after, user, w.is); err != nil {
 		return err
 	}
 	w.tally.users++
-	for i := range w.keys {
+	for i := range w.was {
 		cell := impactCell{flag: i, from: w.was[i], to: w.is[i]}
 		w.tally.cells[cell]++
 		if cell.from != cell.to && w.examples > 0 {
@@ -222,16 +262,16 @@ func (w *impactWorker) user(line []byte, n int) error {
 	return nil
 }
 
-func (w *impactWorker) evaluate(fs *experiment.FlagSet, user *experiment.User, into []string) error {
+func (w *impactWorker) evaluate(side *outcomeCells, user *experiment.User, into []int32) error {
 	clear(into)
 	var err error
-	w.results, err = fs.EvaluateResults(user, nil, w.results[:0])
+	w.results, err = side.fs.EvaluateResults(user, nil, w.results[:0])
 	if err != nil {
 		return err
 	}
 	for _, r := range w.results {
-		if i, ok := w.index[r.FlagKey]; ok {
-			into[i] = r.Key
+		if i := side.flag[r.Outcome]; i >= 0 {
+			into[i] = side.variant[r.Outcome]
 		}
 	}
 	return nil
@@ -268,7 +308,7 @@ func mergeTallies(tallies []*impactTally, examples int) *impactTally {
 
 // buildImpact turns the counts into the report: the flags of the diff,
 // and every other flag whose users moved, with the reason.
-func buildImpact(t *impactTally, keys []string, old, next []*eval.Flag, report *flagdiff.Report) *diffImpact {
+func buildImpact(t *impactTally, keys, names []string, old, next []*eval.Flag, report *flagdiff.Report) *diffImpact {
 	changed := map[string]flagdiff.Change{}
 	newValue := map[string]map[string]bool{} // flag -> variants whose value or payload changed
 	for _, f := range report.Flags {
@@ -285,7 +325,7 @@ func buildImpact(t *impactTally, keys []string, old, next []*eval.Flag, report *
 	deps := dependencyGraph(old, next)
 	perFlag := make([][]*transition, len(keys))
 	for c, n := range t.cells {
-		tr := &transition{From: c.from, To: c.to, Users: n}
+		tr := &transition{From: names[c.from], To: names[c.to], Users: n}
 		for _, ex := range t.examples[c] {
 			tr.Examples = append(tr.Examples, ex.id)
 		}

@@ -30,6 +30,7 @@ type watchOptions struct {
 	Output       string
 	Now          func() time.Time
 	cmd          *cobra.Command
+	decoded      watchFlags // the last set's flags, for the next update
 }
 
 func newWatchCmd(f *Factory, runF func(context.Context, *watchOptions) error) *cobra.Command {
@@ -110,7 +111,7 @@ func runWatch(ctx context.Context, opts *watchOptions) error {
 // report prints the changes from prev to next and says whether watching
 // is over (--until-change and something changed).
 func (opts *watchOptions) report(prev, next *experiment.FlagSet, user *experiment.User) (bool, error) {
-	events, err := diffFlagSets(prev, next, user, opts.Now())
+	events, err := diffFlagSets(&opts.decoded, prev, next, user, opts.Now())
 	if err != nil {
 		fmt.Fprintf(opts.IO.ErrOut, "experiment: warning: %s: cannot evaluate the user, so variant changes are not shown: %v\n", opts.Source.name(), err)
 	}

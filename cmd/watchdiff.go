@@ -24,30 +24,12 @@ const (
 // for a user, the flags whose variant for that user changed. The error is
 // why the user could not be evaluated (a dependency cycle, say): the
 // config events are still returned, and the caller warns.
-func diffFlagSets(prev, next *experiment.FlagSet, user *experiment.User, now time.Time) ([]watchEvent, error) {
+func diffFlagSets(decoded *watchFlags, prev, next *experiment.FlagSet, user *experiment.User, now time.Time) ([]watchEvent, error) {
 	var events []watchEvent
-	oldFlags := map[string]*eval.Flag{}
-	for _, f := range prev.Flags() {
-		oldFlags[f.Key] = f
-	}
-	seen := map[string]bool{}
-	for _, f := range next.Flags() {
-		seen[f.Key] = true
-		was, ok := oldFlags[f.Key]
-		d := flagdiff.CompareFlag(was, f)
-		switch {
-		case !ok:
-			events = append(events, watchEvent{Time: now, Kind: watchAdded, Flag: f.Key, To: d.To})
-		case d != nil:
-			events = append(events, watchEvent{Time: now, Kind: watchChanged, Flag: f.Key, From: d.From, To: d.To,
-				Changes: d.Phrases(), Diff: d})
-		}
-	}
-	for _, f := range prev.Flags() {
-		if !seen[f.Key] {
-			d := flagdiff.CompareFlag(f, nil)
-			events = append(events, watchEvent{Time: now, Kind: watchRemoved, Flag: f.Key, From: d.From})
-		}
+	// A cohort refresh brings the same compiled flags with new members:
+	// no config changed, and only the user's variants can move.
+	if prev.Snapshot() != next.Snapshot() {
+		events = configEvents(decoded.of(prev), decoded.of(next), now)
 	}
 	var userErr error
 	if user != nil {
@@ -65,6 +47,34 @@ func diffFlagSets(prev, next *experiment.FlagSet, user *experiment.User, now tim
 		return 0
 	})
 	return events, userErr
+}
+
+// configEvents lists the flags added, removed and changed from prev to next.
+func configEvents(prev, next []*eval.Flag, now time.Time) []watchEvent {
+	var events []watchEvent
+	oldFlags := make(map[string]*eval.Flag, len(prev))
+	for _, f := range prev {
+		oldFlags[f.Key] = f
+	}
+	seen := map[string]bool{}
+	for _, f := range next {
+		seen[f.Key] = true
+		was, ok := oldFlags[f.Key]
+		d := flagdiff.CompareFlag(was, f)
+		switch {
+		case !ok:
+			events = append(events, watchEvent{Time: now, Kind: watchAdded, Flag: f.Key, To: d.To})
+		case d != nil:
+			events = append(events, watchEvent{Time: now, Kind: watchChanged, Flag: f.Key, From: d.From, To: d.To,
+				Changes: d.Phrases(), Diff: d})
+		}
+	}
+	for _, f := range prev {
+		if !seen[f.Key] {
+			events = append(events, watchEvent{Time: now, Kind: watchRemoved, Flag: f.Key, From: flagdiff.Version(f.Metadata)})
+		}
+	}
+	return events
 }
 
 func variantChanges(prev, next *experiment.FlagSet, user *experiment.User, now time.Time) ([]watchEvent, error) {
@@ -108,4 +118,20 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+// watchFlags keeps the decoded flags of the last set diffed. Flags decodes
+// a loaded set's document on every call, and an update's prev is the set
+// the update before brought: kept, each update decodes only its new set.
+// A set is known by its snapshot, which its flags were compiled from.
+type watchFlags struct {
+	snap  *eval.Snapshot
+	flags []*eval.Flag
+}
+
+func (w *watchFlags) of(fs *experiment.FlagSet) []*eval.Flag {
+	if w.snap == nil || w.snap != fs.Snapshot() {
+		w.snap, w.flags = fs.Snapshot(), fs.Flags()
+	}
+	return w.flags
 }

@@ -102,15 +102,8 @@ func value(key string, a, b any) *ValueChange {
 
 // metadata lists the keys whose values differ, sorted.
 func metadata(a, b map[string]any) []*ValueChange {
-	keys := map[string]bool{}
-	for k := range a {
-		keys[k] = true
-	}
-	for k := range b {
-		keys[k] = true
-	}
 	var out []*ValueChange
-	for _, k := range slices.Sorted(maps.Keys(keys)) {
+	for _, k := range sortedKeys(a, b) {
 		if c := value(k, a[k], b[k]); c != nil {
 			out = append(out, c)
 		}
@@ -132,14 +125,7 @@ func sameJSON(a, b any) bool {
 func Compare(before, after []*eval.Flag) *Report {
 	a, b := byKey(before), byKey(after)
 	r := &Report{Flags: []*Flag{}, Summary: Summary{Before: len(a), After: len(b)}}
-	keys := map[string]bool{}
-	for k := range a {
-		keys[k] = true
-	}
-	for k := range b {
-		keys[k] = true
-	}
-	for _, k := range slices.Sorted(maps.Keys(keys)) {
+	for _, k := range sortedKeys(a, b) {
 		d := CompareFlag(a[k], b[k])
 		if d == nil {
 			r.Summary.Unchanged++
@@ -208,15 +194,8 @@ func Version(meta map[string]any) string {
 }
 
 func variants(a, b map[string]*eval.Variant) []*VariantChange {
-	keys := map[string]bool{}
-	for k := range a {
-		keys[k] = true
-	}
-	for k := range b {
-		keys[k] = true
-	}
 	var out []*VariantChange
-	for _, k := range slices.Sorted(maps.Keys(keys)) {
+	for _, k := range sortedKeys(a, b) {
 		va, vb := a[k], b[k]
 		c := &VariantChange{Key: k, Change: Changed}
 		switch {
@@ -254,4 +233,17 @@ func list(a, b []string) *ListChange {
 		return nil
 	}
 	return c
+}
+
+// sortedKeys is the keys of a and b, each once, sorted: the parts of two
+// versions, in a stable order.
+func sortedKeys[V any](a, b map[string]V) []string {
+	keys := make(map[string]bool, max(len(a), len(b)))
+	for k := range a {
+		keys[k] = true
+	}
+	for k := range b {
+		keys[k] = true
+	}
+	return slices.Sorted(maps.Keys(keys))
 }

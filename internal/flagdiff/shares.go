@@ -2,9 +2,7 @@ package flagdiff
 
 import (
 	"fmt"
-	"maps"
 	"math"
-	"slices"
 	"strings"
 
 	"github.com/flagkit/experiment/pkg/eval"
@@ -102,16 +100,9 @@ func shareChanges(a, b *eval.Segment) []*Share {
 	if b != nil {
 		sb = Shares(b)
 	}
-	keys := map[string]bool{}
-	for k := range sa {
-		keys[k] = true
-	}
-	for k := range sb {
-		keys[k] = true
-	}
 	var out []*Share
 	differ := false
-	for _, k := range slices.Sorted(maps.Keys(keys)) {
+	for _, k := range sortedKeys(sa, sb) {
 		s := &Share{Variant: k, From: percent(sa[k]), To: percent(sb[k])}
 		s.Delta = percent(sb[k] - sa[k])
 		differ = differ || s.Delta != 0

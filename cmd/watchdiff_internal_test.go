@@ -1,0 +1,56 @@
+package cmd
+
+import (
+	"testing"
+	"time"
+
+	"github.com/flagkit/experiment/pkg/experiment"
+)
+
+// Each update of watch decodes only the set it brings: its prev, the set
+// of the update before, is not decoded again.
+func TestWatchDecodesEachSetOnce(t *testing.T) {
+	load := func(doc string) *experiment.FlagSet {
+		fs, err := experiment.LoadFlagSet([]byte(doc), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fs
+	}
+	a := load(`[{"key":"f","variants":{"on":{"key":"on"}},"segments":[{"variant":"on"}]}]`)
+	b := load(`[{"key":"f","variants":{"on":{"key":"on"},"off":{"key":"off"}},"segments":[{"variant":"off"}]}]`)
+	c := load(`[{"key":"g","variants":{"on":{"key":"on"}},"segments":[{"variant":"on"}]}]`)
+	var decoded watchFlags
+	if _, err := diffFlagSets(&decoded, a, b, nil, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	// b came with that update: the next one, from b, finds it decoded.
+	kept := decoded.flags
+	if again := decoded.of(b); &again[0] != &kept[0] {
+		t.Fatal("the last set's flags were decoded again")
+	}
+	events, err := diffFlagSets(&decoded, b, c, nil, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 2 || events[0].Flag != "f" || events[0].Kind != watchRemoved || decoded.flags[0].Key != "g" {
+		t.Fatalf("b -> c: %+v, want f removed and g added; kept %q", events, decoded.flags[0].Key)
+	}
+}
+
+// A cohort refresh brings the same compiled flags: nothing is decoded or
+// compared, and no config event is made.
+func TestWatchCohortRefreshComparesNoConfig(t *testing.T) {
+	fs, err := experiment.LoadFlagSet([]byte(`[{"key":"f","variants":{"on":{"key":"on"}},"segments":[{"variant":"on"}]}]`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decoded watchFlags
+	events, err := diffFlagSets(&decoded, fs, fs.WithCohorts(nil), &experiment.User{UserID: "u"}, time.Time{})
+	if err != nil || len(events) != 0 {
+		t.Fatalf("events %+v, err %v; want none", events, err)
+	}
+	if decoded.snap != nil {
+		t.Fatal("the flags were decoded for a cohort refresh")
+	}
+}
