@@ -505,3 +505,23 @@ func TestCanceledCallIsNotRedisDown(t *testing.T) {
 	assert.Empty(t, ls.all())
 	assert.Zero(t, testutil.ToFloat64(f.metrics.redisErrors))
 }
+
+// TestWriterPollsWithAFrozenClock: RelayConfig.Now stamps what is
+// reported; the poll schedule runs on real time, so a clock that stands
+// still (a test's, a replay's) neither stops the polls nor spins the loop.
+func TestWriterPollsWithAFrozenClock(t *testing.T) {
+	m := miniredis.RunT(t)
+	f := newFleet(t, m, time.Second)
+	up := newUpstream(flagsBody(t))
+	frozen := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	r, err := NewRelay(RelayConfig{Fleet: f, Key: testKey, Fetch: up.fetch(f), PollInterval: 20 * time.Millisecond,
+		Now: func() time.Time { return frozen }})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); Run(ctx, f, []*Relay{r}) }()
+	defer func() { cancel(); <-done }()
+	require.Eventually(t, func() bool { return up.count(f) >= 3 }, 3*time.Second, 10*time.Millisecond, "polls go on")
+	assert.Equal(t, RoleWriter, r.Role())
+	assert.Equal(t, frozen, *r.Report().FetchedAt, "stamped by the configured clock")
+}

@@ -25,7 +25,9 @@ func (r *Relay) syncLoop(ctx context.Context) {
 			nextPoll = time.Time{} // a new writer fetches at once
 		}
 		lastRole = role
-		now := r.cfg.Now()
+		// Real time, as the wait below: cfg.Now stamps reports and may be
+		// any clock; a stopped one must not stop the polls.
+		now := time.Now()
 		switch role {
 		case RoleWriter, RoleAlone:
 			if !now.Before(nextPoll) {
