@@ -254,14 +254,16 @@ func TestServeFleetUsage(t *testing.T) {
 }
 
 // TestServeFleetRedisDownAtStart: a Redis that does not answer is no
-// reason not to serve: the relay syncs alone and says so.
+// reason not to serve: the relay syncs alone and says so. It also says
+// that --stream, given, is not used in fleet mode (docs/serve.md).
 func TestServeFleetRedisDownAtStart(t *testing.T) {
 	m := miniredis.RunT(t)
 	addr := m.Addr()
 	m.Close()
 	srv, cohorts := fleetUpstreams(t)
-	fr := startFleetRelay(t, "redis://"+addr, srv.URL, cohorts.URL)
+	fr := startFleetRelay(t, "redis://"+addr, srv.URL, cohorts.URL, "--stream")
 	waitReady(t, fr)
+	assert.Contains(t, fr.errOut.String(), "fleet: --stream is not used", "an option ignored is said")
 	st := fr.status(t)
 	assert.Equal(t, "alone", st.Deployments[0].Role)
 	assert.Equal(t, "down", st.Fleet.Redis)
