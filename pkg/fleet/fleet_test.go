@@ -525,3 +525,32 @@ func TestWriterPollsWithAFrozenClock(t *testing.T) {
 	assert.Equal(t, RoleWriter, r.Role())
 	assert.Equal(t, frozen, *r.Report().FetchedAt, "stamped by the configured clock")
 }
+
+// TestCohortBodyLostFromRedisIsStoredAgain: when Redis loses a cohort's
+// body (eviction, a failover to a lagging replica) but keeps its
+// description, the next check that finds the cohort unchanged stores it
+// again; otherwise a relay that joins later never loads it.
+func TestCohortBodyLostFromRedisIsStoredAgain(t *testing.T) {
+	m := miniredis.RunT(t)
+	c1, err := cohort.New("k3v9qa", "", 1000, []string{"user-1", "user-2"})
+	require.NoError(t, err)
+	dl := &downloads{cs: map[string]*cohort.Cohort{"k3v9qa": c1}}
+	f := newFleet(t, m, time.Second)
+	up := newUpstream(flagsBody(t))
+	r, err := NewRelay(RelayConfig{Fleet: f, Key: testKey, Fetch: up.fetch(f), Cohorts: dl,
+		PollInterval: 20 * time.Millisecond, CohortPollInterval: 20 * time.Millisecond})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); Run(ctx, f, []*Relay{r}) }()
+	defer func() { cancel(); <-done }()
+	blob := f.blobKey("k3v9qa", 1000)
+	require.Eventually(t, func() bool { return m.Exists(blob) }, 3*time.Second, 10*time.Millisecond)
+
+	m.Del(blob)
+	require.True(t, m.Exists(f.descKey("k3v9qa")), "the description stays")
+	require.Eventually(t, func() bool { return m.Exists(blob) }, 5*time.Second, 10*time.Millisecond, "stored again")
+	got, err := f.cohortBlob(context.Background(), "k3v9qa", 1000)
+	require.NoError(t, err)
+	assert.Equal(t, 2, got.Len())
+}
