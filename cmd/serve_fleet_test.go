@@ -121,6 +121,32 @@ func (fr *fleetRelay) status(t *testing.T) server.Status {
 	return st
 }
 
+// waitReady waits until every relay answers /readyz with 200.
+func waitReady(t *testing.T, relays ...*fleetRelay) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, fr := range relays {
+			if code, _ := fr.get(t, "/readyz"); code != http.StatusOK {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 20*time.Millisecond, "relays ready")
+}
+
+// fleetUpstreams starts the fake Amplitude of the fleet tests: a flag
+// server with testdata's flags and a cohort server with its cohorts,
+// closed after the test's relays (cleanups run last-in first-out).
+func fleetUpstreams(t *testing.T) (*experimenttest.FlagServer, *cohorttest.Server) {
+	t.Helper()
+	srv := experimenttest.NewFlagServer(cmdKey, testdataFlags(t))
+	t.Cleanup(srv.Close)
+	cohorts := cohorttest.NewServer("api-key-for-cohorts", "secret-key-for-cohorts")
+	t.Cleanup(cohorts.Close)
+	require.NoError(t, cohorts.AddDir(filepath.Join("..", "testdata", "cohorts")))
+	return srv, cohorts
+}
+
 func (fr *fleetRelay) role(t *testing.T) string {
 	if st := fr.status(t); len(st.Deployments) == 1 {
 		return st.Deployments[0].Role
@@ -133,18 +159,13 @@ func (fr *fleetRelay) role(t *testing.T) string {
 // the writer stops the other takes over at once.
 func TestServeFleet(t *testing.T) {
 	m := miniredis.RunT(t)
-	srv := experimenttest.NewFlagServer(cmdKey, testdataFlags(t))
-	defer srv.Close()
-	cohorts := cohorttest.NewServer("api-key-for-cohorts", "secret-key-for-cohorts")
-	defer cohorts.Close()
-	require.NoError(t, cohorts.AddDir(filepath.Join("..", "testdata", "cohorts")))
+	srv, cohorts := fleetUpstreams(t)
 	redisURL := "redis://:redis-pass-1@" + m.Addr()
 	m.RequireAuth("redis-pass-1")
 
 	a := startFleetRelay(t, redisURL, srv.URL, cohorts.URL)
 	b := startFleetRelay(t, redisURL, srv.URL, cohorts.URL)
-	ready := func(fr *fleetRelay) bool { code, _ := fr.get(t, "/readyz"); return code == http.StatusOK }
-	require.Eventually(t, func() bool { return ready(a) && ready(b) }, 10*time.Second, 20*time.Millisecond)
+	waitReady(t, a, b)
 
 	for _, fr := range []*fleetRelay{a, b} {
 		code, body := fr.get(t, "/sdk/v2/flags")
@@ -233,17 +254,16 @@ func TestServeFleetUsage(t *testing.T) {
 }
 
 // TestServeFleetRedisDownAtStart: a Redis that does not answer is no
-// reason not to serve: the relay syncs alone and says so.
+// reason not to serve: the relay syncs alone and says so. It also says
+// that --stream, given, is not used in fleet mode (docs/serve.md).
 func TestServeFleetRedisDownAtStart(t *testing.T) {
 	m := miniredis.RunT(t)
 	addr := m.Addr()
 	m.Close()
-	srv := experimenttest.NewFlagServer(cmdKey, testdataFlags(t))
-	defer srv.Close()
-	cohorts := cohorttest.NewServer("api-key-for-cohorts", "secret-key-for-cohorts")
-	defer cohorts.Close()
-	fr := startFleetRelay(t, "redis://"+addr, srv.URL, cohorts.URL)
-	require.Eventually(t, func() bool { code, _ := fr.get(t, "/readyz"); return code == http.StatusOK }, 10*time.Second, 20*time.Millisecond)
+	srv, cohorts := fleetUpstreams(t)
+	fr := startFleetRelay(t, "redis://"+addr, srv.URL, cohorts.URL, "--stream")
+	waitReady(t, fr)
+	assert.Contains(t, fr.errOut.String(), "fleet: --stream is not used", "an option ignored is said")
 	st := fr.status(t)
 	assert.Equal(t, "alone", st.Deployments[0].Role)
 	assert.Equal(t, "down", st.Fleet.Redis)
@@ -256,17 +276,13 @@ func TestServeFleetRedisDownAtStart(t *testing.T) {
 // relays is sent by one.
 func TestServeFleetForwardsEventsOnce(t *testing.T) {
 	m := miniredis.RunT(t)
-	srv := experimenttest.NewFlagServer(cmdKey, testdataFlags(t))
-	defer srv.Close()
-	cohorts := cohorttest.NewServer("api-key-for-cohorts", "secret-key-for-cohorts")
-	defer cohorts.Close()
+	srv, cohorts := fleetUpstreams(t)
 	events := analyticstest.NewServer()
 	defer events.Close()
 	extra := []string{"--forward-events", "--events-server-url", events.EventsURL()}
 	a := startFleetRelay(t, "redis://"+m.Addr(), srv.URL, cohorts.URL, extra...)
 	b := startFleetRelay(t, "redis://"+m.Addr(), srv.URL, cohorts.URL, extra...)
-	ready := func(fr *fleetRelay) bool { code, _ := fr.get(t, "/readyz"); return code == http.StatusOK }
-	require.Eventually(t, func() bool { return ready(a) && ready(b) }, 10*time.Second, 20*time.Millisecond)
+	waitReady(t, a, b)
 	user := `{"user_id":"user-1","user_properties":{"email":"alice@acme.com"}}`
 	track := "X-Amp-Exp-Exposure-Track: track"
 

@@ -18,12 +18,11 @@ type Dedup struct {
 	f     *Fleet
 	queue chan pending
 	done  chan struct{}
-	state atomic.Bool
+	local atomic.Bool // the last Redis check failed: Mode "local"
 
 	mu     sync.Mutex
 	seen   *simplelru.LRU[string, time.Time] // hashed identity -> first sight
-	now    func() time.Time
-	closed bool // the queue is closed: Admit sends at once
+	closed bool                              // the queue is closed: Admit sends at once
 }
 
 type pending struct {
@@ -38,7 +37,7 @@ func NewDedup(f *Fleet, capacity int) (*Dedup, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Dedup{f: f, queue: make(chan pending, capacity), done: make(chan struct{}), seen: lru, now: time.Now}
+	d := &Dedup{f: f, queue: make(chan pending, capacity), done: make(chan struct{}), seen: lru}
 	go d.work()
 	return d, nil
 }
@@ -49,7 +48,7 @@ func NewDedup(f *Fleet, capacity int) (*Dedup, error) {
 func (d *Dedup) Admit(identity string, send func()) {
 	// Kept hashed: an identity grows with the flags a request evaluates
 	// (kilobytes), a hash does not, so capacity bounds the memory.
-	h, now := hashBytes([]byte(identity)), d.now()
+	h, now := hashBytes([]byte(identity)), time.Now()
 	d.mu.Lock()
 	if t, ok := d.seen.Get(h); ok && now.Sub(t) < SeenTTL {
 		d.mu.Unlock()
@@ -72,7 +71,7 @@ func (d *Dedup) Admit(identity string, send func()) {
 
 // Mode is "fleet" while Redis answers the checks, "local" while not.
 func (d *Dedup) Mode() string {
-	if d.state.Load() {
+	if d.local.Load() {
 		return "local"
 	}
 	return "fleet"
@@ -92,7 +91,7 @@ func (d *Dedup) work() {
 			continue
 		}
 		seen, err := d.f.seen(context.Background(), p.hash)
-		d.state.Store(err != nil)
+		d.local.Store(err != nil)
 		switch {
 		case err != nil:
 			skipUntil = time.Now().Add(retryAfter)

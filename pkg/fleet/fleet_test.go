@@ -108,6 +108,30 @@ func startTTL(t *testing.T, m *miniredis.Miniredis, up *upstream, cohorts cohort
 
 func (mb *member) halt() { mb.stop(); <-mb.done }
 
+// startPair starts two relays of one fleet on m, both fetching from up,
+// and waits until both serve up's flags, whose quoted ETag it returns.
+func startPair(t *testing.T, m *miniredis.Miniredis, up *upstream) (a, b *member, etag string) {
+	t.Helper()
+	a, b = start(t, m, up, nil), start(t, m, up, nil)
+	return a, b, waitServing(t, up.body, a, b)
+}
+
+// waitServing waits until every member serves body, by its quoted ETag,
+// which it returns.
+func waitServing(t *testing.T, body []byte, mbs ...*member) string {
+	t.Helper()
+	want := `"` + ETag(body) + `"`
+	require.Eventually(t, func() bool {
+		for _, mb := range mbs {
+			if mb.etag() != want {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Second, 10*time.Millisecond, "all serving %s", want)
+	return want
+}
+
 func (mb *member) etag() string {
 	if fl := mb.r.Current().Flags; fl != nil {
 		return fl.ETag
@@ -148,11 +172,7 @@ func TestFleetSharesOneWriter(t *testing.T) {
 	m := miniredis.RunT(t)
 	body := flagsBody(t)
 	up := newUpstream(body)
-	a := start(t, m, up, nil)
-	b := start(t, m, up, nil)
-
-	want := `"` + ETag(body) + `"`
-	require.Eventually(t, func() bool { return a.etag() == want && b.etag() == want }, 5*time.Second, 10*time.Millisecond)
+	a, b, _ := startPair(t, m, up)
 	assert.Equal(t, body, a.r.Current().Flags.Body, "served byte for byte")
 	assert.Equal(t, body, b.r.Current().Flags.Body)
 	roles := []string{a.r.Role(), b.r.Role()}
@@ -169,8 +189,7 @@ func TestFleetSharesOneWriter(t *testing.T) {
 	changed := []byte(strings.Replace(string(body), `"flagVersion": 4`, `"flagVersion": 5`, 1))
 	require.NotEqual(t, body, changed)
 	up.set(changed)
-	want = `"` + ETag(changed) + `"`
-	require.Eventually(t, func() bool { return a.etag() == want && b.etag() == want }, 5*time.Second, 10*time.Millisecond)
+	waitServing(t, changed, a, b)
 	assert.Positive(t, testutil.ToFloat64(follower.f.metrics.reloads))
 	assert.Positive(t, testutil.ToFloat64(writer.f.metrics.notices.WithLabelValues("sent")))
 	assert.Zero(t, up.count(follower.f))
@@ -212,12 +231,8 @@ func TestFollowerCatchesALostNotice(t *testing.T) {
 
 func TestRedisDownAndBack(t *testing.T) {
 	m := miniredis.RunT(t)
-	body := flagsBody(t)
-	up := newUpstream(body)
-	a := start(t, m, up, nil)
-	b := start(t, m, up, nil)
-	want := `"` + ETag(body) + `"`
-	require.Eventually(t, func() bool { return a.etag() == want && b.etag() == want }, 5*time.Second, 10*time.Millisecond)
+	up := newUpstream(flagsBody(t))
+	a, b, want := startPair(t, m, up)
 
 	m.Close()
 	require.Eventually(t, func() bool { return a.r.Role() == RoleAlone && b.r.Role() == RoleAlone }, 5*time.Second, 10*time.Millisecond)
@@ -243,7 +258,7 @@ func TestRedisDownAndBack(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return testutil.ToFloat64(a.f.metrics.notices.WithLabelValues("received")) > heard
 	}, 5*time.Second, 10*time.Millisecond)
-	require.Eventually(t, func() bool { return a.etag() == b.etag() && a.etag() == `"`+ETag([]byte("[]"))+`"` }, 5*time.Second, 10*time.Millisecond)
+	waitServing(t, []byte("[]"), a, b)
 }
 
 // downloads is a cohort.Downloader counting downloads per relay.
@@ -489,4 +504,53 @@ func TestCanceledCallIsNotRedisDown(t *testing.T) {
 	assert.True(t, up)
 	assert.Empty(t, ls.all())
 	assert.Zero(t, testutil.ToFloat64(f.metrics.redisErrors))
+}
+
+// TestWriterPollsWithAFrozenClock: RelayConfig.Now stamps what is
+// reported; the poll schedule runs on real time, so a clock that stands
+// still (a test's, a replay's) neither stops the polls nor spins the loop.
+func TestWriterPollsWithAFrozenClock(t *testing.T) {
+	m := miniredis.RunT(t)
+	f := newFleet(t, m, time.Second)
+	up := newUpstream(flagsBody(t))
+	frozen := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	r, err := NewRelay(RelayConfig{Fleet: f, Key: testKey, Fetch: up.fetch(f), PollInterval: 20 * time.Millisecond,
+		Now: func() time.Time { return frozen }})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); Run(ctx, f, []*Relay{r}) }()
+	defer func() { cancel(); <-done }()
+	require.Eventually(t, func() bool { return up.count(f) >= 3 }, 3*time.Second, 10*time.Millisecond, "polls go on")
+	assert.Equal(t, RoleWriter, r.Role())
+	assert.Equal(t, frozen, *r.Report().FetchedAt, "stamped by the configured clock")
+}
+
+// TestCohortBodyLostFromRedisIsStoredAgain: when Redis loses a cohort's
+// body (eviction, a failover to a lagging replica) but keeps its
+// description, the next check that finds the cohort unchanged stores it
+// again; otherwise a relay that joins later never loads it.
+func TestCohortBodyLostFromRedisIsStoredAgain(t *testing.T) {
+	m := miniredis.RunT(t)
+	c1, err := cohort.New("k3v9qa", "", 1000, []string{"user-1", "user-2"})
+	require.NoError(t, err)
+	dl := &downloads{cs: map[string]*cohort.Cohort{"k3v9qa": c1}}
+	f := newFleet(t, m, time.Second)
+	up := newUpstream(flagsBody(t))
+	r, err := NewRelay(RelayConfig{Fleet: f, Key: testKey, Fetch: up.fetch(f), Cohorts: dl,
+		PollInterval: 20 * time.Millisecond, CohortPollInterval: 20 * time.Millisecond})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); Run(ctx, f, []*Relay{r}) }()
+	defer func() { cancel(); <-done }()
+	blob := f.blobKey("k3v9qa", 1000)
+	require.Eventually(t, func() bool { return m.Exists(blob) }, 3*time.Second, 10*time.Millisecond)
+
+	m.Del(blob)
+	require.True(t, m.Exists(f.descKey("k3v9qa")), "the description stays")
+	require.Eventually(t, func() bool { return m.Exists(blob) }, 5*time.Second, 10*time.Millisecond, "stored again")
+	got, err := f.cohortBlob(context.Background(), "k3v9qa", 1000)
+	require.NoError(t, err)
+	assert.Equal(t, 2, got.Len())
 }

@@ -202,20 +202,29 @@ func (f *Fleet) putCohort(ctx context.Context, c *cohort.Cohort, at time.Time, k
 // (failure "") or failed, so that other relays neither download it nor
 // hide the failure. The description and the version held (nil: none)
 // are kept for keep more: a cohort nobody checks any more, because no
-// flag targets it, leaves Redis.
+// flag targets it, leaves Redis. A held version found unchanged whose
+// body Redis lost (eviction, failover) is stored again: the description
+// alone would keep other relays from ever loading it.
 func (f *Fleet) touchCohort(ctx context.Context, id string, held *cohort.Cohort, at time.Time, failure string,
 	keep time.Duration) error {
-	ctx, cancel := f.ctx(ctx)
+	tctx, cancel := f.ctx(ctx)
 	defer cancel()
-	_, err := f.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, f.descKey(id), "fetched_at", at.UnixMilli(), "error", failure)
-		p.PExpire(ctx, f.descKey(id), keep)
+	var kept *redis.BoolCmd
+	_, err := f.rdb.TxPipelined(tctx, func(p redis.Pipeliner) error {
+		p.HSet(tctx, f.descKey(id), "fetched_at", at.UnixMilli(), "error", failure)
+		p.PExpire(tctx, f.descKey(id), keep)
 		if held != nil {
-			p.PExpire(ctx, f.blobKey(id, held.LastModified), keep)
+			kept = p.PExpire(tctx, f.blobKey(id, held.LastModified), keep)
 		}
 		return nil
 	})
-	return f.note(err)
+	if err = f.note(err); err != nil {
+		return err
+	}
+	if kept != nil && !kept.Val() && failure == "" {
+		return f.putCohort(ctx, held, at, keep)
+	}
+	return nil
 }
 
 // cohortDesc reads a cohort's description; ok false when none is stored.

@@ -25,7 +25,9 @@ func (r *Relay) syncLoop(ctx context.Context) {
 			nextPoll = time.Time{} // a new writer fetches at once
 		}
 		lastRole = role
-		now := r.cfg.Now()
+		// Real time, as the wait below: cfg.Now stamps reports and may be
+		// any clock; a stopped one must not stop the polls.
+		now := time.Now()
 		switch role {
 		case RoleWriter, RoleAlone:
 			if !now.Before(nextPoll) {
@@ -79,12 +81,13 @@ func (r *Relay) poll(ctx context.Context, role string) {
 		return
 	}
 	r.fetched, r.lastErr = now, ""
-	etag, same := ETag(body), ETag(body) == r.etag
+	etag := ETag(body)
+	same := etag == r.etag
 	r.mu.Unlock()
 	if failing {
 		r.cfg.Say(fmt.Sprintf("deployment %s: updates succeed again", r.fp))
 	}
-	if !same && !r.apply(body, "server") {
+	if !same && !r.apply(body, etag, "server") {
 		return
 	}
 	if same && r.store.Current().Problem != "" {
@@ -150,7 +153,7 @@ func (r *Relay) follow(ctx context.Context) {
 	}
 	r.fetched, r.lastErr = m.FetchedAt, ""
 	r.mu.Unlock()
-	if r.apply(body, "redis") {
+	if r.apply(body, etag, "redis") {
 		f.metrics.reloads.Inc()
 	} else {
 		r.mu.Lock()
@@ -159,9 +162,9 @@ func (r *Relay) follow(ctx context.Context) {
 	}
 }
 
-// apply serves body with the cohorts held; false when it does not
-// compile (the last good flags stay, with the problem said).
-func (r *Relay) apply(body []byte, source string) bool {
+// apply serves body, whose ETag is etag, with the cohorts held; false when
+// it does not compile (the last good flags stay, with the problem said).
+func (r *Relay) apply(body []byte, etag, source string) bool {
 	r.mu.Lock()
 	store := r.cohortStore()
 	r.mu.Unlock()
@@ -171,7 +174,7 @@ func (r *Relay) apply(body []byte, source string) bool {
 		return false
 	}
 	r.mu.Lock()
-	r.body, r.etag, r.source = body, ETag(body), source
+	r.body, r.etag, r.source = body, etag, source
 	ids := fl.Set.CohortReferences().All()
 	next := map[string]*cohortState{}
 	for _, id := range ids {
@@ -190,10 +193,10 @@ func (r *Relay) apply(body []byte, source string) bool {
 // reapply serves the same body with the cohorts now held.
 func (r *Relay) reapply() {
 	r.mu.Lock()
-	body, source := r.body, r.source
+	body, etag, source := r.body, r.etag, r.source
 	r.mu.Unlock()
 	if body != nil {
-		r.apply(body, source)
+		r.apply(body, etag, source)
 	}
 }
 
