@@ -2,9 +2,6 @@ package interop
 
 import (
 	"encoding/json"
-	"fmt"
-	"reflect"
-	"slices"
 	"testing"
 
 	"github.com/flagkit/experiment/internal/conformance"
@@ -87,54 +84,11 @@ func generic(t testing.TB, v any) map[string]any {
 	return m
 }
 
-// diffResults names each flag and field that differs, with both values (the
-// comparison pkg/experiment's conformance test makes).
-func diffResults(want, got map[string]any) []string {
-	var keys []string
-	for k := range want {
-		keys = append(keys, k)
-	}
-	for k := range got {
-		if _, ok := want[k]; !ok {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	var diffs []string
-	for _, k := range keys {
-		w, wok := want[k]
-		g, gok := got[k]
-		switch {
-		case !wok:
-			diffs = append(diffs, fmt.Sprintf("flag %s: want absent, got %s", k, compact(g)))
-		case !gok:
-			diffs = append(diffs, fmt.Sprintf("flag %s: want %s, got absent", k, compact(w)))
-		default:
-			wm, _ := w.(map[string]any)
-			gm, _ := g.(map[string]any)
-			for _, field := range []string{"key", "value", "payload", "metadata"} {
-				if !reflect.DeepEqual(wm[field], gm[field]) {
-					diffs = append(diffs, fmt.Sprintf("flag %s: %s: want %s, got %s", k, field, compact(wm[field]), compact(gm[field])))
-				}
-			}
-		}
-	}
-	return diffs
-}
-
-func compact(v any) string {
-	b, _ := json.Marshal(v)
-	if len(b) > 300 {
-		return string(b[:300]) + "…"
-	}
-	return string(b)
-}
-
 // checkResult reports the differences for one user, at most a few per
 // user so that one broken case does not bury the rest.
 func checkResult(t *testing.T, client string, c *confCase, i int, want, got map[string]any) {
 	t.Helper()
-	diffs := diffResults(want, got)
+	diffs := conformance.DiffResults(want, got)
 	for j, d := range diffs {
 		if j == 3 {
 			t.Errorf("%s: %s users.jsonl:%d: %d more differences", client, c.Name, i+1, len(diffs)-3)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/amplitude/experiment-go-server/pkg/experiment/local"
+
+	"github.com/flagkit/experiment/internal/conformance"
 )
 
 // TestPythonSDKRequests replays the requests of Amplitude's Python SDK,
@@ -47,11 +49,11 @@ func TestPythonSDKRequests(t *testing.T) {
 	got := pythonFetch(t, client, http.MethodPost, p.URL+"/sdk/v2/vardata?v=0", c.Users[0], http.Header{"X-Amp-Exp-Flag-Keys": {urlsafe(fk)}})
 	for _, k := range keys {
 		if _, ok := got[k]; !ok {
-			t.Errorf("flag keys %s: %s missing from %s", fk, k, compact(got))
+			t.Errorf("flag keys %s: %s missing from %s", fk, k, conformance.Compact(got))
 		}
 	}
 	for k, v := range got {
-		if d := diffResults(map[string]any{k: c.Expected[0][k]}, map[string]any{k: v}); len(d) > 0 {
+		if d := conformance.DiffResults(map[string]any{k: c.Expected[0][k]}, map[string]any{k: v}); len(d) > 0 {
 			t.Errorf("flag keys %s: %v", fk, d)
 		}
 	}

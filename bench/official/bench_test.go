@@ -152,17 +152,7 @@ func startOfficial(tb testing.TB, srv *httptest.Server) *local.Client {
 // the cost of Start, not of holding one client per iteration.
 func restartOurs(tb testing.TB, srv *httptest.Server) {
 	tb.Helper()
-	client, err := ours.NewLocalClient("server-bench", &ours.LocalConfig{
-		ServerURL: srv.URL, FlagConfigPollingInterval: 24 * time.Hour,
-		Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := client.Start(tb.Context()); err != nil {
-		tb.Fatal(err)
-	}
-	client.Close()
+	newOurs(tb, srv).Close()
 }
 
 // loadOurs fetches the document from srv and loads it (decodes and
@@ -231,6 +221,14 @@ var (
 // does the official one: no tracking, no refresh during the run.
 func startOurs(tb testing.TB, srv *httptest.Server) *ours.LocalClient {
 	tb.Helper()
+	client := newOurs(tb, srv)
+	tb.Cleanup(func() { client.Close() })
+	return client
+}
+
+// newOurs is a started LocalClient that the caller closes.
+func newOurs(tb testing.TB, srv *httptest.Server) *ours.LocalClient {
+	tb.Helper()
 	client, err := ours.NewLocalClient("server-bench", &ours.LocalConfig{
 		ServerURL: srv.URL, FlagConfigPollingInterval: 24 * time.Hour,
 		Logger: slog.New(slog.DiscardHandler),
@@ -241,7 +239,6 @@ func startOurs(tb testing.TB, srv *httptest.Server) *ours.LocalClient {
 	if err := client.Start(tb.Context()); err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { client.Close() })
 	return client
 }
 
@@ -329,50 +326,14 @@ func BenchmarkLoad(b *testing.B) {
 			}
 			b.ReportMetric(float64(held)/float64(n), "B/flag")
 		})
-		b.Run(fmt.Sprintf("flags=%d/impl=ours", n), func(b *testing.B) {
-			before := heapInUse()
-			snap := loadOurs(b, srv)
-			held := heapInUse() - before
-			runtime.KeepAlive(snap)
-			b.ReportAllocs()
-			for b.Loop() {
-				loadOurs(b, srv)
-			}
-			b.ReportMetric(float64(held)/float64(n), "B/flag")
-		})
-		b.Run(fmt.Sprintf("flags=%d/impl=ours-compile", n), func(b *testing.B) {
-			before := heapInUse()
-			snap := compileOurs(b, srv)
-			held := heapInUse() - before
-			runtime.KeepAlive(snap)
-			b.ReportAllocs()
-			for b.Loop() {
-				compileOurs(b, srv)
-			}
-			b.ReportMetric(float64(held)/float64(n), "B/flag")
-		})
-		b.Run(fmt.Sprintf("flags=%d/impl=ours-flagset", n), func(b *testing.B) {
-			before := heapInUse()
-			set := loadFlagSet(b, srv)
-			held := heapInUse() - before
-			runtime.KeepAlive(set)
-			b.ReportAllocs()
-			for b.Loop() {
-				loadFlagSet(b, srv)
-			}
-			b.ReportMetric(float64(held)/float64(n), "B/flag")
-		})
-		b.Run(fmt.Sprintf("flags=%d/impl=ours-client", n), func(b *testing.B) {
-			before := heapInUse()
-			client := startOurs(b, srv)
-			held := heapInUse() - before
-			runtime.KeepAlive(client)
-			b.ReportAllocs()
-			for b.Loop() {
-				restartOurs(b, srv)
-			}
-			b.ReportMetric(float64(held)/float64(n), "B/flag")
-		})
+		loadHeld(b, fmt.Sprintf("flags=%d/impl=ours", n), n,
+			func(tb testing.TB) any { return loadOurs(tb, srv) }, func(tb testing.TB) { loadOurs(tb, srv) })
+		loadHeld(b, fmt.Sprintf("flags=%d/impl=ours-compile", n), n,
+			func(tb testing.TB) any { return compileOurs(tb, srv) }, func(tb testing.TB) { compileOurs(tb, srv) })
+		loadHeld(b, fmt.Sprintf("flags=%d/impl=ours-flagset", n), n,
+			func(tb testing.TB) any { return loadFlagSet(tb, srv) }, func(tb testing.TB) { loadFlagSet(tb, srv) })
+		loadHeld(b, fmt.Sprintf("flags=%d/impl=ours-client", n), n,
+			func(tb testing.TB) any { return startOurs(tb, srv) }, func(tb testing.TB) { restartOurs(tb, srv) })
 		b.Run(fmt.Sprintf("flags=%d/impl=fetch", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -380,6 +341,22 @@ func BenchmarkLoad(b *testing.B) {
 			}
 		})
 	}
+}
+
+// loadHeld runs a sub-benchmark of again, reporting the live heap that
+// what first returns holds, per flag of n.
+func loadHeld(b *testing.B, name string, n int, first func(testing.TB) any, again func(testing.TB)) {
+	b.Run(name, func(b *testing.B) {
+		before := heapInUse()
+		v := first(b)
+		held := heapInUse() - before
+		runtime.KeepAlive(v)
+		b.ReportAllocs()
+		for b.Loop() {
+			again(b)
+		}
+		b.ReportMetric(float64(held)/float64(n), "B/flag")
+	})
 }
 
 // TestSameVariants checks that what is measured is the same work: both

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/flagkit/experiment/internal/conformance"
@@ -85,5 +86,30 @@ func TestReadLines(t *testing.T) {
 	lines := conformance.ReadLines(t, path)
 	if len(lines) != 2 || string(lines[0]) != `{"a":1}` || string(lines[1]) != `{"b":2}` {
 		t.Fatalf("%q", lines)
+	}
+}
+
+// DiffResults names a flag missing on either side and each differing field,
+// in key order, and nothing when the results agree.
+func TestDiffResults(t *testing.T) {
+	want := map[string]any{
+		"a": map[string]any{"key": "on", "value": "on"},
+		"b": map[string]any{"key": "on", "metadata": map[string]any{"v": 1.0}},
+	}
+	got := map[string]any{
+		"b": map[string]any{"key": "off", "metadata": map[string]any{"v": 1.0}},
+		"c": map[string]any{"key": "on"},
+	}
+	diffs := conformance.DiffResults(want, got)
+	wantDiffs := []string{
+		`flag a: want {"key":"on","value":"on"}, got absent`,
+		`flag b: key: want "on", got "off"`,
+		`flag c: want absent, got {"key":"on"}`,
+	}
+	if !slices.Equal(diffs, wantDiffs) {
+		t.Errorf("DiffResults = %q, want %q", diffs, wantDiffs)
+	}
+	if d := conformance.DiffResults(want, want); d != nil {
+		t.Errorf("DiffResults of equal results = %q", d)
 	}
 }

@@ -196,48 +196,39 @@ func heapInUse() uint64 {
 func BenchmarkSnapshotBytes(b *testing.B) {
 	for _, n := range []int{1000} {
 		data := benchDoc(b, n)
-		b.Run(fmt.Sprintf("flags=%d/loaded", n), func(b *testing.B) {
-			var held uint64
-			for b.Loop() {
-				before := heapInUse()
-				snap, _ := Load(data)
-				held = heapInUse() - before
-				runtime.KeepAlive(snap)
-			}
-			b.ReportMetric(float64(held)/float64(n), "B/flag")
+		heldPerFlag(b, fmt.Sprintf("flags=%d/loaded", n), n, func() any {
+			snap, _ := Load(data)
+			return snap
 		})
-		b.Run(fmt.Sprintf("flags=%d/loaded-warm", n), func(b *testing.B) {
-			var held uint64
-			for b.Loop() {
-				before := heapInUse()
-				snap, _ := Load(data)
-				snap.Evaluate(benchContext(), nil, nil)
-				held = heapInUse() - before
-				runtime.KeepAlive(snap)
-			}
-			b.ReportMetric(float64(held)/float64(n), "B/flag")
+		heldPerFlag(b, fmt.Sprintf("flags=%d/loaded-warm", n), n, func() any {
+			snap, _ := Load(data)
+			snap.Evaluate(benchContext(), nil, nil)
+			return snap
 		})
-		b.Run(fmt.Sprintf("flags=%d/decoded+compiled", n), func(b *testing.B) {
-			var held uint64
-			for b.Loop() {
-				before := heapInUse()
-				flags, _ := DecodeFlags(data)
-				snap, _ := Compile(flags)
-				held = heapInUse() - before
-				runtime.KeepAlive(snap)
-			}
-			b.ReportMetric(float64(held)/float64(n), "B/flag")
-		})
-		b.Run(fmt.Sprintf("flags=%d/compiled", n), func(b *testing.B) {
+		heldPerFlag(b, fmt.Sprintf("flags=%d/decoded+compiled", n), n, func() any {
 			flags, _ := DecodeFlags(data)
-			var held uint64
-			for b.Loop() {
-				before := heapInUse()
-				snap, _ := Compile(flags)
-				held = heapInUse() - before
-				runtime.KeepAlive(snap)
-			}
-			b.ReportMetric(float64(held)/float64(n), "B/flag")
+			snap, _ := Compile(flags)
+			return snap
+		})
+		flags, _ := DecodeFlags(data)
+		heldPerFlag(b, fmt.Sprintf("flags=%d/compiled", n), n, func() any {
+			snap, _ := Compile(flags)
+			return snap
 		})
 	}
+}
+
+// heldPerFlag runs a sub-benchmark reporting the live heap that what build
+// returns holds, per flag of n.
+func heldPerFlag(b *testing.B, name string, n int, build func() any) {
+	b.Run(name, func(b *testing.B) {
+		var held uint64
+		for b.Loop() {
+			before := heapInUse()
+			v := build()
+			held = heapInUse() - before
+			runtime.KeepAlive(v)
+		}
+		b.ReportMetric(float64(held)/float64(n), "B/flag")
+	})
 }

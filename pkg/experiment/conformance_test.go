@@ -3,10 +3,7 @@ package experiment_test
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"reflect"
-	"slices"
-	"strings"
 	"testing"
 
 	"github.com/flagkit/experiment/internal/conformance"
@@ -109,7 +106,7 @@ func checkUser(t *testing.T, c conformanceCase, i int, line []byte) {
 	mustJSON(t, c.expected[i], &want)
 	gotJSON, _ := json.Marshal(got)
 	mustJSON(t, gotJSON, &have)
-	for _, d := range diffResults(want, have) {
+	for _, d := range conformance.DiffResults(want, have) {
 		t.Errorf("case %s, users.jsonl:%d: %s", c.name, i+1, d)
 	}
 }
@@ -119,51 +116,6 @@ func mustJSON(t *testing.T, data []byte, v any) {
 	if err := json.Unmarshal(data, v); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// diffResults names each flag and field that differs, with both values.
-func diffResults(want, got map[string]any) []string {
-	var diffs []string
-	keys := map[string]bool{}
-	for k := range want {
-		keys[k] = true
-	}
-	for k := range got {
-		keys[k] = true
-	}
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range keys {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
-		w, wok := want[k]
-		g, gok := got[k]
-		switch {
-		case !wok:
-			diffs = append(diffs, fmt.Sprintf("flag %s: want absent, got %s", k, compact(g)))
-		case !gok:
-			diffs = append(diffs, fmt.Sprintf("flag %s: want %s, got absent", k, compact(w)))
-		default:
-			wm, gm := w.(map[string]any), g.(map[string]any)
-			for _, field := range []string{"key", "value", "payload", "metadata"} {
-				if !reflect.DeepEqual(wm[field], gm[field]) {
-					diffs = append(diffs, fmt.Sprintf("flag %s: %s: want %s, got %s", k, field, compact(wm[field]), compact(gm[field])))
-				}
-			}
-		}
-	}
-	return diffs
-}
-
-func compact(v any) string {
-	b, _ := json.Marshal(v)
-	s := string(b)
-	if len(s) > 300 {
-		s = s[:300] + "…"
-	}
-	return strings.TrimSpace(s)
 }
 
 // checkTraceAgrees is the property that keeps explain honest: the traced

@@ -49,3 +49,18 @@ func TestReadFlagBody(t *testing.T) {
 		}
 	})
 }
+
+// Bytes joins the blocks and the spool still writes the same bytes after,
+// as FetchFlagConfigs returns the body and then writes the cache from it.
+func TestSpoolBytesThenWriteTo(t *testing.T) {
+	body := bytes.Repeat([]byte("0123456789"), 10000) // several blocks
+	s := newSpool(-1)
+	_, err := io.Copy(s, iotest.OneByteReader(bytes.NewReader(body)))
+	require.NoError(t, err)
+	require.Greater(t, len(s.blocks), 1)
+	assert.Equal(t, body, s.Bytes())
+	var out bytes.Buffer
+	_, err = s.WriteTo(&out)
+	require.NoError(t, err)
+	assert.Equal(t, body, out.Bytes())
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/flagkit/experiment/internal/conformance"
 	"github.com/flagkit/experiment/pkg/analytics"
 	"github.com/flagkit/experiment/pkg/analytics/analyticstest"
 	"github.com/flagkit/experiment/pkg/cohort/cohorttest"
@@ -433,7 +434,7 @@ func TestLocalConformance(t *testing.T) {
 				var want, have map[string]any
 				mustJSON(t, expected[i], &want)
 				mustJSON(t, mustMarshal(t, got), &have)
-				for _, d := range diffResults(want, have) {
+				for _, d := range conformance.DiffResults(want, have) {
 					t.Errorf("users.jsonl:%d: %s", i+1, d)
 				}
 			}
@@ -473,7 +474,7 @@ func TestLocalCohortConformance(t *testing.T) {
 				var want, have map[string]any
 				mustJSON(t, expected[i], &want)
 				mustJSON(t, mustMarshal(t, got), &have)
-				for _, d := range diffResults(want, have) {
+				for _, d := range conformance.DiffResults(want, have) {
 					t.Errorf("users.jsonl:%d: %s", i+1, d)
 				}
 			}

@@ -60,16 +60,12 @@ func (s *spool) WriteTo(w io.Writer) (int64, error) {
 	return total, nil
 }
 
-// Bytes is everything held, in one slice (a copy).
+// Bytes is everything held, in one slice. The spool keeps that slice as its
+// only block, so it can still be written out (WriteTo) after, and the
+// blocks it joined are let go as take does.
 func (s *spool) Bytes() []byte {
-	n := 0
-	for _, b := range s.blocks {
-		n += len(b)
-	}
-	out := make([]byte, 0, n)
-	for _, b := range s.blocks {
-		out = append(out, b...)
-	}
+	out := s.take()
+	s.blocks = [][]byte{out}
 	return out
 }
 
