@@ -50,21 +50,20 @@ func ofrepUser(r *http.Request, buf *[]byte) (*experiment.User, int, *ofrepError
 		}
 		return nil, http.StatusBadRequest, &ofrepError{ErrorCode: "PARSE_ERROR", ErrorDetails: err.Error()}
 	}
+	// One pass decodes the body and its context: a context that is not an
+	// object is the only type error a map[string]any field can give.
 	var req struct {
-		Context json.RawMessage `json:"context"`
+		Context map[string]any `json:"context"`
 	}
 	if len(bytes.TrimSpace(body)) > 0 {
 		if err := json.Unmarshal(body, &req); err != nil {
+			if te := (*json.UnmarshalTypeError)(nil); errors.As(err, &te) && te.Field == "context" {
+				return nil, http.StatusBadRequest, &ofrepError{ErrorCode: "INVALID_CONTEXT", ErrorDetails: "context: want a JSON object"}
+			}
 			return nil, http.StatusBadRequest, &ofrepError{ErrorCode: "PARSE_ERROR", ErrorDetails: "request body: want a JSON object {\"context\": {...}}"}
 		}
 	}
-	var ctx map[string]any
-	if len(req.Context) > 0 && string(req.Context) != "null" {
-		if err := json.Unmarshal(req.Context, &ctx); err != nil {
-			return nil, http.StatusBadRequest, &ofrepError{ErrorCode: "INVALID_CONTEXT", ErrorDetails: "context: want a JSON object"}
-		}
-	}
-	u, err := contextUser(ctx)
+	u, err := contextUser(req.Context)
 	if err != nil {
 		return nil, http.StatusBadRequest, &ofrepError{ErrorCode: "INVALID_CONTEXT", ErrorDetails: clip(err.Error())}
 	}
