@@ -107,11 +107,6 @@ func contextUser(ctx map[string]any) (*experiment.User, error) {
 	return experiment.DecodeUser(data)
 }
 
-// ofrepResult is one flag's OFREP evaluation, rendered.
-type ofrepResult struct {
-	json []byte
-}
-
 // ofrepReason is the OFREP reason of a result: DEFAULT for Amplitude's
 // default variant and DISABLED for an undeployed flag (both sent without a
 // value, so the provider uses the code's default), SPLIT when the deciding
@@ -175,15 +170,7 @@ func renderOFREP(set *experiment.FlagSet, r eval.Result) []byte {
 }
 
 func (c *renderCache) ofrepJSON(set *experiment.FlagSet, r eval.Result) []byte {
-	if r.Outcome < 0 || r.Outcome >= len(c.ofrep) {
-		return renderOFREP(set, r)
-	}
-	if p := c.ofrep[r.Outcome].Load(); p != nil {
-		return p.json
-	}
-	res := &ofrepResult{json: renderOFREP(set, r)}
-	c.ofrep[r.Outcome].Store(res)
-	return res.json
+	return cached(c.ofrep, r, func() []byte { return renderOFREP(set, r) })
 }
 
 // serveOFREP answers POST /ofrep/v1/evaluate/flags/{key}.

@@ -222,25 +222,32 @@ func (h *Handler) putResults(p *[]eval.Result) {
 // outcome gets the same bytes, so each is encoded once.
 type renderCache struct {
 	v2    []atomic.Pointer[[]byte]
-	ofrep []atomic.Pointer[ofrepResult]
+	ofrep []atomic.Pointer[[]byte]
 }
 
 func newRenderCache(outcomes int) *renderCache {
 	return &renderCache{
 		v2:    make([]atomic.Pointer[[]byte], outcomes),
-		ofrep: make([]atomic.Pointer[ofrepResult], outcomes),
+		ofrep: make([]atomic.Pointer[[]byte], outcomes),
 	}
 }
 
 func (c *renderCache) fragment(r eval.Result) []byte {
-	if r.Outcome < 0 || r.Outcome >= len(c.v2) {
-		return renderFragment(r)
+	return cached(c.v2, r, func() []byte { return renderFragment(r) })
+}
+
+// cached is r's outcome rendered, from slots when another request
+// rendered it already; an outcome outside the snapshot's is rendered
+// afresh each time.
+func cached(slots []atomic.Pointer[[]byte], r eval.Result, render func() []byte) []byte {
+	if r.Outcome < 0 || r.Outcome >= len(slots) {
+		return render()
 	}
-	if p := c.v2[r.Outcome].Load(); p != nil {
+	if p := slots[r.Outcome].Load(); p != nil {
 		return *p
 	}
-	b := renderFragment(r)
-	c.v2[r.Outcome].Store(&b)
+	b := render()
+	slots[r.Outcome].Store(&b)
 	return b
 }
 
