@@ -76,3 +76,24 @@ func FuzzOFREPBody(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseOverride: what parses has a flag and a variant, and reads the
+// same from its String form (the form --override shows it in).
+func FuzzParseOverride(f *testing.F) {
+	for _, s := range []string{"new-editor=on", "a=b@x@acme.com", "=on", "a=", "a=b@", "a", "a==b", "a=b=c@@"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		o, err := server.ParseOverride(s)
+		if err != nil {
+			return
+		}
+		if o.Flag == "" || o.Variant == "" {
+			t.Fatalf("%q: parsed to %+v", s, o)
+		}
+		again, err := server.ParseOverride(o.String())
+		if err != nil || again != o {
+			t.Fatalf("%q: %+v, from its String %q: %+v, %v", s, o, o.String(), again, err)
+		}
+	})
+}
