@@ -3,7 +3,6 @@ package server
 import (
 	"crypto/subtle"
 	"encoding/base64"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -105,7 +104,7 @@ func New(src Source, opts Options) *Handler {
 		opts.KeepAlive = DefaultKeepAlive
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
