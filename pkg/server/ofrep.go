@@ -197,7 +197,10 @@ func (h *Handler) serveOFREP(w http.ResponseWriter, r *http.Request, d *deployme
 		writeOFREPError(w, status, *oerr)
 		return
 	}
-	results, err := set.EvaluateResults(user, []string{key}, nil)
+	buf := h.getResults()
+	defer h.putResults(buf)
+	results, err := set.EvaluateResults(user, []string{key}, (*buf)[:0])
+	*buf = results
 	if err != nil {
 		writeOFREPError(w, http.StatusInternalServerError, ofrepError{Key: key, ErrorCode: "GENERAL", ErrorDetails: err.Error()})
 		return
