@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-
 	"time"
 
 	"github.com/spf13/cobra"
@@ -100,6 +99,15 @@ func newServeCmd(f *Factory, runF func(context.Context, *serveOptions) error) *c
 	fl.MarkHidden("file-check-interval")
 	opts.Relay.register(fl)
 	return c
+}
+
+// logger is where --debug sends a line per request, and the relay's
+// clients their records; without --debug, nowhere (and at no cost).
+func (o *serveOptions) logger() *slog.Logger {
+	if o.Debug {
+		return slog.New(slog.NewTextHandler(o.IO.ErrOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 // serveFiles are the files snapshot mode serves, and what they held when
@@ -234,10 +242,7 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 	}
 	store := server.NewStore()
 	store.Set(flags)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if opts.Debug {
-		logger = slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	logger := opts.logger()
 	h := server.New(store, server.Options{RequireKey: opts.RequireKey, Logger: logger, Mode: "snapshot", Now: opts.Now})
 	servers, err := listenAll(opts, h)
 	if err != nil {

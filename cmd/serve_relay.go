@@ -183,10 +183,7 @@ func sayRelaying(opts *serveOptions, deployments int, servers []*listening) {
 
 func runRelay(ctx context.Context, opts *serveOptions) error {
 	o := &opts.Relay
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if opts.Debug {
-		logger = slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	logger := opts.logger()
 	cfg, err := o.clientConfig(logger)
 	if err != nil {
 		return err

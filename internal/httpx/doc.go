@@ -5,8 +5,10 @@
 // different: a context-aware sleep, the Retry-After header, an error body
 // made fit for an error line, the drain-and-close that keeps a connection
 // reusable, the *url.Error whose message repeats a URL with its
-// credentials, the check of a configured server URL, and a client with a
-// transport of its own.
+// credentials, the check of a configured server URL, a client with a
+// transport of its own, and the base64 decoding, lenient about alphabet and
+// padding, of what clients send in a header or a cookie (pkg/server,
+// pkg/cookie, experimenttest).
 //
 // What httpx does not share is the retry policy: each client keeps the one
 // of the Amplitude SDK it mirrors, so that a service treats Amplitude's

@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -134,4 +135,17 @@ func NewClient(idlePerHost int) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = max(idlePerHost, t.MaxIdleConnsPerHost)
 	return &http.Client{Transport: t}
+}
+
+// DecodeBase64 reads base64 in whichever form a client sent: the standard
+// alphabet or the URL-safe one, padded or not (Go's SDK pads the standard
+// alphabet, Node's and Python's send URL-safe without padding, and proxies
+// that re-set cookies strip padding or switch alphabets). White space
+// around the value is ignored; padding, when present, only at the end.
+func DecodeBase64(s string) ([]byte, error) {
+	s = strings.TrimSuffix(strings.TrimSuffix(strings.TrimSpace(s), "="), "=")
+	if strings.ContainsAny(s, "-_") {
+		return base64.RawURLEncoding.DecodeString(s)
+	}
+	return base64.RawStdEncoding.DecodeString(s)
 }

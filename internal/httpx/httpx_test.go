@@ -1,7 +1,9 @@
 package httpx_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"io"
 	"math"
@@ -177,4 +179,39 @@ func TestNewClientOwnsItsTransport(t *testing.T) {
 	resp, err := c.Get(srv.URL)
 	require.NoError(t, err)
 	httpx.DrainClose(resp.Body)
+}
+
+func TestDecodeBase64(t *testing.T) {
+	for _, in := range []string{"fn5+Pw==", "fn5+Pw", "fn5-Pw", "fn5_Pw==", " fn5+Pw=\n", "fn5/Pw"} {
+		got, err := httpx.DecodeBase64(in)
+		require.NoError(t, err, in)
+		want := "~~~?"
+		if strings.ContainsAny(in, "/_") {
+			want = "~~\x7f?"
+		}
+		assert.Equal(t, want, string(got), in)
+	}
+	for _, in := range []string{"fn5+Pw===", "fn==5+Pw", "fn5+P-w", "%%%", "fn5+P"} {
+		_, err := httpx.DecodeBase64(in)
+		assert.Error(t, err, in)
+	}
+}
+
+func FuzzDecodeBase64(f *testing.F) {
+	for _, s := range []string{"fn5+Pw==", "fn5-Pw", "e30=\n", "", "===", "a"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := httpx.DecodeBase64(s)
+		if err != nil {
+			return
+		}
+		// What decodes, decodes the same from every form of its encoding.
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+			again, err := httpx.DecodeBase64(enc.EncodeToString(b))
+			if err != nil || !bytes.Equal(again, b) {
+				t.Fatalf("%q: %q re-encoded decodes to %q, %v", s, b, again, err)
+			}
+		}
+	})
 }

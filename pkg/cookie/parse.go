@@ -1,7 +1,6 @@
 package cookie
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +8,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/flagkit/experiment/internal/httpx"
 )
 
 // Parse reads the identity from a cookie value in the given format.
@@ -132,7 +133,7 @@ func decodeLegacyUser(part string) (string, error) {
 	if part == "" {
 		return "", nil
 	}
-	raw, err := decodeBase64(part)
+	raw, err := httpx.DecodeBase64(part)
 	if err != nil {
 		return "", fmt.Errorf("base64: %w", err)
 	}
@@ -142,24 +143,11 @@ func decodeLegacyUser(part string) (string, error) {
 	return string(raw), nil
 }
 
-// decodeBase64 accepts the standard and URL-safe alphabets, padded or not,
-// because frameworks and proxies that re-set cookies often strip padding or
-// switch alphabets. Padding is optional but, if present, only at the end.
-func decodeBase64(s string) ([]byte, error) {
-	s = strings.TrimSuffix(s, "=")
-	s = strings.TrimSuffix(s, "=")
-	enc := base64.RawStdEncoding
-	if strings.ContainsAny(s, "-_") {
-		enc = base64.RawURLEncoding
-	}
-	return enc.DecodeString(s)
-}
-
 func parseNew(value string) (Identity, error) {
 	if value == "" {
 		return Identity{}, malformed(BrowserSDK2, "value", errEmpty)
 	}
-	raw, err := decodeBase64(value)
+	raw, err := httpx.DecodeBase64(value)
 	if err != nil {
 		return Identity{}, malformed(BrowserSDK2, "base64", err)
 	}

@@ -58,3 +58,7 @@ func BenchmarkOFREPBulk(b *testing.B) {
 func BenchmarkHealthz(b *testing.B) {
 	benchServe(b, benchHandler(b), "GET", "/healthz", "")
 }
+
+func BenchmarkOFREPSingle(b *testing.B) {
+	benchServe(b, benchHandler(b), "POST", "/ofrep/v1/evaluate/flags/new-editor", `{"context":{"targetingKey":"user-1","email":"x@acme.com"}}`)
+}

@@ -50,21 +50,20 @@ func ofrepUser(r *http.Request, buf *[]byte) (*experiment.User, int, *ofrepError
 		}
 		return nil, http.StatusBadRequest, &ofrepError{ErrorCode: "PARSE_ERROR", ErrorDetails: err.Error()}
 	}
+	// One pass decodes the body and its context: a context that is not an
+	// object is the only type error a map[string]any field can give.
 	var req struct {
-		Context json.RawMessage `json:"context"`
+		Context map[string]any `json:"context"`
 	}
 	if len(bytes.TrimSpace(body)) > 0 {
 		if err := json.Unmarshal(body, &req); err != nil {
+			if te := (*json.UnmarshalTypeError)(nil); errors.As(err, &te) && te.Field == "context" {
+				return nil, http.StatusBadRequest, &ofrepError{ErrorCode: "INVALID_CONTEXT", ErrorDetails: "context: want a JSON object"}
+			}
 			return nil, http.StatusBadRequest, &ofrepError{ErrorCode: "PARSE_ERROR", ErrorDetails: "request body: want a JSON object {\"context\": {...}}"}
 		}
 	}
-	var ctx map[string]any
-	if len(req.Context) > 0 && string(req.Context) != "null" {
-		if err := json.Unmarshal(req.Context, &ctx); err != nil {
-			return nil, http.StatusBadRequest, &ofrepError{ErrorCode: "INVALID_CONTEXT", ErrorDetails: "context: want a JSON object"}
-		}
-	}
-	u, err := contextUser(ctx)
+	u, err := contextUser(req.Context)
 	if err != nil {
 		return nil, http.StatusBadRequest, &ofrepError{ErrorCode: "INVALID_CONTEXT", ErrorDetails: clip(err.Error())}
 	}
@@ -106,11 +105,6 @@ func contextUser(ctx map[string]any) (*experiment.User, error) {
 		return nil, err
 	}
 	return experiment.DecodeUser(data)
-}
-
-// ofrepResult is one flag's OFREP evaluation, rendered.
-type ofrepResult struct {
-	json []byte
 }
 
 // ofrepReason is the OFREP reason of a result: DEFAULT for Amplitude's
@@ -176,15 +170,7 @@ func renderOFREP(set *experiment.FlagSet, r eval.Result) []byte {
 }
 
 func (c *renderCache) ofrepJSON(set *experiment.FlagSet, r eval.Result) []byte {
-	if r.Outcome < 0 || r.Outcome >= len(c.ofrep) {
-		return renderOFREP(set, r)
-	}
-	if p := c.ofrep[r.Outcome].Load(); p != nil {
-		return p.json
-	}
-	res := &ofrepResult{json: renderOFREP(set, r)}
-	c.ofrep[r.Outcome].Store(res)
-	return res.json
+	return cached(c.ofrep, r, func() []byte { return renderOFREP(set, r) })
 }
 
 // serveOFREP answers POST /ofrep/v1/evaluate/flags/{key}.
@@ -211,7 +197,10 @@ func (h *Handler) serveOFREP(w http.ResponseWriter, r *http.Request, d *deployme
 		writeOFREPError(w, status, *oerr)
 		return
 	}
-	results, err := set.EvaluateResults(user, []string{key}, nil)
+	buf := h.getResults()
+	defer h.putResults(buf)
+	results, err := set.EvaluateResults(user, []string{key}, (*buf)[:0])
+	*buf = results
 	if err != nil {
 		writeOFREPError(w, http.StatusInternalServerError, ofrepError{Key: key, ErrorCode: "GENERAL", ErrorDetails: err.Error()})
 		return

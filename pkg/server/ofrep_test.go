@@ -58,3 +58,31 @@ func TestOFREPBulkETag(t *testing.T) {
 	}
 	ts.do(t, "POST", "/ofrep/v1/evaluate/flags", `{"context":{"targetingKey":"user-1"}}`).want(t, 200)
 }
+
+// TestOFREPBadRequest checks each kind of bad body gets its OFREP error
+// code: a body that is not a JSON object is PARSE_ERROR, a context that is
+// not an object INVALID_CONTEXT; an absent or null context is no context.
+func TestOFREPBadRequest(t *testing.T) {
+	ts := newTestServer(t, server.Options{})
+	for _, c := range []struct {
+		body   string
+		status int
+		code   string
+	}{
+		{`{"context":{"targetingKey":"user-1"`, 400, "PARSE_ERROR"},
+		{`[1]`, 400, "PARSE_ERROR"},
+		{`"context"`, 400, "PARSE_ERROR"},
+		{`{"context":5}`, 400, "INVALID_CONTEXT"},
+		{`{"context":["a"]}`, 400, "INVALID_CONTEXT"},
+		{`{"context":{"user_id":5}}`, 400, "INVALID_CONTEXT"},
+		{`{"context":null}`, 200, ""},
+		{`{}`, 200, ""},
+		{``, 200, ""},
+	} {
+		var a ofrepAnswer
+		ts.do(t, "POST", "/ofrep/v1/evaluate/flags/new-editor", c.body).want(t, c.status).decode(t, &a)
+		if a.ErrorCode != c.code {
+			t.Errorf("%s: error code %q, want %q", c.body, a.ErrorCode, c.code)
+		}
+	}
+}

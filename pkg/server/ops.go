@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,7 +16,18 @@ import (
 // one, so two Handlers in a process (or a test) do not mix their figures.
 type metrics struct {
 	duration *prometheus.HistogramVec
-	handler  http.Handler
+	// observers caches duration's child per obsKey: resolving labels
+	// (hashing them, formatting the code) on every request is work the
+	// second request with the same route, method and code need not do.
+	observers sync.Map // obsKey -> prometheus.Observer
+	handler   http.Handler
+}
+
+// obsKey is one request's labels; all come from fixed sets, so the cache
+// stays small.
+type obsKey struct {
+	route, method string
+	code          int
 }
 
 func newMetrics(h *Handler) *metrics {
@@ -27,58 +39,67 @@ func newMetrics(h *Handler) *metrics {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1, 10, 60},
 		}, []string{"route", "method", "code"}),
 	}
-	streams := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "experiment_serve_stream_connections",
-		Help: "Open flag streams (/sdk/stream/v1/flags).",
-	}, func() float64 { return float64(h.streamCount.Load()) })
-	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "experiment_serve_flags_age_seconds",
-		Help: "Time since the oldest flags served were applied; -1 while a deployment has none.",
-	}, func() float64 {
-		oldest := 0.0
-		for _, d := range h.deps {
-			f := d.src.Current().Flags
-			if f == nil {
-				return -1
-			}
-			oldest = max(oldest, h.opts.Now().Sub(f.Applied).Seconds())
-		}
-		return oldest
-	})
-	count := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "experiment_serve_flags",
-		Help: "Flags served, summed over deployments.",
-	}, func() float64 {
-		n := 0
-		for _, d := range h.deps {
-			if f := d.src.Current().Flags; f != nil {
-				n += f.Set.Snapshot().Len()
-			}
-		}
-		return float64(n)
-	})
-	ready := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "experiment_serve_deployments_ready",
-		Help: "Deployments with flags applied.",
-	}, func() float64 {
-		n := 0
-		for _, d := range h.deps {
-			if d.src.Current().Flags != nil {
-				n++
-			}
-		}
-		return float64(n)
-	})
+	reg.MustRegister(m.duration)
+	for _, g := range []struct {
+		name, help string
+		value      func() float64
+	}{
+		{"experiment_serve_stream_connections", "Open flag streams (/sdk/stream/v1/flags).",
+			func() float64 { return float64(h.streamCount.Load()) }},
+		{"experiment_serve_flags_age_seconds", "Time since the oldest flags served were applied; -1 while a deployment has none.",
+			h.flagsAge},
+		{"experiment_serve_flags", "Flags served, summed over deployments.",
+			h.flagsCount},
+		{"experiment_serve_deployments_ready", "Deployments with flags applied.",
+			h.readyCount},
+	} {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: g.name, Help: g.help}, g.value))
+	}
 	// The process collector (RSS, open fds, CPU) is what an operator of
 	// thousands of streams watches. The Go collector is left out: its ~40
 	// runtime series cost 1.2 MiB of resident memory from the first scrape
 	// (16.0 MiB idle instead of 14.8), and go_goroutines is, give or take,
 	// experiment_serve_stream_connections.
-	reg.MustRegister(m.duration, streams, age, count, ready,
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(h.opts.Collectors...)
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	return m
+}
+
+// flagsAge is the age of the oldest flags served, or -1 while a
+// deployment has none.
+func (h *Handler) flagsAge() float64 {
+	oldest := 0.0
+	for _, d := range h.deps {
+		f := d.src.Current().Flags
+		if f == nil {
+			return -1
+		}
+		oldest = max(oldest, h.opts.Now().Sub(f.Applied).Seconds())
+	}
+	return oldest
+}
+
+// flagsCount is the number of flags served, summed over deployments.
+func (h *Handler) flagsCount() float64 {
+	n := 0
+	for _, d := range h.deps {
+		if f := d.src.Current().Flags; f != nil {
+			n += f.Set.Snapshot().Len()
+		}
+	}
+	return float64(n)
+}
+
+// readyCount is the number of deployments with flags applied.
+func (h *Handler) readyCount() float64 {
+	n := 0
+	for _, d := range h.deps {
+		if d.src.Current().Flags != nil {
+			n++
+		}
+	}
+	return float64(n)
 }
 
 // observe records a request. Labels come from fixed sets only: a route
@@ -89,7 +110,12 @@ func (m *metrics) observe(route, method string, status int, d time.Duration) {
 	default:
 		method = "other"
 	}
-	m.duration.WithLabelValues(route, method, strconv.Itoa(status)).Observe(d.Seconds())
+	k := obsKey{route, method, status}
+	o, ok := m.observers.Load(k)
+	if !ok {
+		o, _ = m.observers.LoadOrStore(k, m.duration.WithLabelValues(route, method, strconv.Itoa(status)))
+	}
+	o.(prometheus.Observer).Observe(d.Seconds())
 }
 
 func (h *Handler) serveMetrics(w http.ResponseWriter, r *http.Request, _ *deployment, _ []string) {

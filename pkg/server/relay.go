@@ -103,25 +103,16 @@ func (r *Relay) apply(fs *experiment.FlagSet) {
 func (r *Relay) noteStatus(ev experiment.StatusEvent) {
 	switch ev.Kind {
 	case experiment.StatusEventError:
-		r.setProblem("upstream update failed: " + ev.Err.Error() + "; serving the last good flags")
+		r.store.SetProblem("upstream update failed: " + ev.Err.Error() + "; serving the last good flags")
 	case experiment.StatusEventStale:
 		msg := "flags from the cache"
 		if ev.Err != nil {
 			msg += ": upstream unreachable: " + ev.Err.Error()
 		}
-		r.setProblem(msg)
+		r.store.SetProblem(msg)
 	case experiment.StatusEventReady:
-		r.setProblem("")
+		r.store.SetProblem("")
 	}
-}
-
-func (r *Relay) setProblem(p string) {
-	r.store.swap(func(old *State) State {
-		if old.Problem == p {
-			return *old
-		}
-		return State{Flags: old.Flags, Problem: p}
-	})
 }
 
 // Report implements Reporter.

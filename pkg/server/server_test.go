@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"log/slog"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -297,4 +299,27 @@ func TestOpsSplit(t *testing.T) {
 	}
 	ops.do(t, "GET", "/sdk/v2/flags", "").want(t, 404)
 	api.do(t, "GET", "/sdk/v2/flags", "").want(t, 503)
+}
+
+// TestRequestRecorded checks each request is logged at debug level and
+// counted once in /metrics, the second one too (its histogram child is
+// the cached one).
+func TestRequestRecorded(t *testing.T) {
+	var logs bytes.Buffer
+	h := server.New(server.NewStore(), server.Options{
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	defer h.Close()
+	for range 2 {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/healthz", nil))
+	}
+	if n := strings.Count(logs.String(), "route=healthz method=GET status=200"); n != 2 {
+		t.Fatalf("%d debug records of /healthz, want 2:\n%s", n, logs.String())
+	}
+	m := httptest.NewRecorder()
+	h.ServeHTTP(m, httptest.NewRequest("GET", "/metrics", nil))
+	const want = `experiment_serve_request_duration_seconds_count{code="200",method="GET",route="healthz"} 2`
+	if !strings.Contains(m.Body.String(), want) {
+		t.Fatalf("/metrics lacks %s:\n%s", want, m.Body.String())
+	}
 }

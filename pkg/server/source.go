@@ -169,12 +169,17 @@ func (s *Store) SetProblem(problem string) {
 }
 
 // swap replaces the state. Writers are rare (a file edit, a sync); two at
-// once are serialised by the compare-and-swap loop.
+// once are serialised by the compare-and-swap loop. A state with the same
+// flags and problem is no change: every open stream waits on Changed, and
+// would wake to find nothing new (a relay notes each failed poll).
 func (s *Store) swap(next func(*State) State) {
 	ch := make(chan struct{})
 	for {
 		old := s.state.Load()
 		st := next(old)
+		if st.Flags == old.Flags && st.Problem == old.Problem {
+			return
+		}
 		st.Changed, st.closer = ch, ch
 		if s.state.CompareAndSwap(old, &st) {
 			close(old.closer)

@@ -60,3 +60,35 @@ func TestSwapUnderLoad(t *testing.T) {
 	close(stop)
 	swapper.Wait()
 }
+
+// TestStoreNoChangeWakesNobody: setting what is already held (the same
+// problem again, as a relay notes each failed poll) leaves Changed open,
+// so open streams are not all woken to find nothing new.
+func TestStoreNoChangeWakesNobody(t *testing.T) {
+	store := server.NewStore()
+	f := mustFlags(t, []byte(`[]`), nil)
+	unchanged := func(what string, set func()) *server.State {
+		t.Helper()
+		st := store.Current()
+		set()
+		if store.Current() != st {
+			t.Fatalf("%s: the state was replaced by the same flags and problem", what)
+		}
+		select {
+		case <-st.Changed:
+			t.Fatalf("%s: Changed closed without a change", what)
+		default:
+		}
+		return st
+	}
+	store.Set(f)
+	unchanged("Set again", func() { store.Set(f) })
+	store.SetProblem("upstream down")
+	st := unchanged("the same problem again", func() { store.SetProblem("upstream down") })
+	store.SetProblem("")
+	select {
+	case <-st.Changed:
+	default:
+		t.Fatal("Changed still open after the problem cleared")
+	}
+}

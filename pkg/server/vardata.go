@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,26 +9,17 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/flagkit/experiment/internal/httpx"
 	"github.com/flagkit/experiment/pkg/eval"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
 
-// decodeBase64 reads a header value in any of the four forms SDKs send:
-// the standard alphabet with padding (Go), the URL-safe one without
-// (Node, Python), and the two others. Amplitude's proxy takes only the
-// first, and so rejects some users whose JSON has an emoji or a '?'.
-func decodeBase64(s string) ([]byte, error) {
-	s = strings.TrimRight(strings.TrimSpace(s), "=")
-	if strings.ContainsAny(s, "-_") {
-		return base64.RawURLEncoding.DecodeString(s)
-	}
-	return base64.RawStdEncoding.DecodeString(s)
-}
-
 // DecodeUserHeader decodes an X-Amp-Exp-User header: base64 in any
-// alphabet, padded or not, of the JSON user object.
+// alphabet, padded or not, of the JSON user object. Amplitude's proxy takes
+// only the standard alphabet, padded, and so rejects some users whose JSON
+// has an emoji or a '?' (the SDKs that send URL-safe base64).
 func DecodeUserHeader(v string) (*experiment.User, error) {
-	data, err := decodeBase64(v)
+	data, err := httpx.DecodeBase64(v)
 	if err != nil {
 		return nil, fmt.Errorf("X-Amp-Exp-User: not base64: %w", err)
 	}
@@ -101,7 +91,7 @@ func requestUser(r *http.Request, buf *[]byte) (*experiment.User, int, error) {
 // a JSON array), or ?flag_key=a,b (also flag_keys); none means every flag.
 func requestFlagKeys(r *http.Request) ([]string, error) {
 	if v := r.Header.Get("X-Amp-Exp-Flag-Keys"); v != "" {
-		data, err := decodeBase64(v)
+		data, err := httpx.DecodeBase64(v)
 		if err != nil {
 			return nil, fmt.Errorf("X-Amp-Exp-Flag-Keys: not base64: %w", err)
 		}
@@ -232,25 +222,32 @@ func (h *Handler) putResults(p *[]eval.Result) {
 // outcome gets the same bytes, so each is encoded once.
 type renderCache struct {
 	v2    []atomic.Pointer[[]byte]
-	ofrep []atomic.Pointer[ofrepResult]
+	ofrep []atomic.Pointer[[]byte]
 }
 
 func newRenderCache(outcomes int) *renderCache {
 	return &renderCache{
 		v2:    make([]atomic.Pointer[[]byte], outcomes),
-		ofrep: make([]atomic.Pointer[ofrepResult], outcomes),
+		ofrep: make([]atomic.Pointer[[]byte], outcomes),
 	}
 }
 
 func (c *renderCache) fragment(r eval.Result) []byte {
-	if r.Outcome < 0 || r.Outcome >= len(c.v2) {
-		return renderFragment(r)
+	return cached(c.v2, r, func() []byte { return renderFragment(r) })
+}
+
+// cached is r's outcome rendered, from slots when another request
+// rendered it already; an outcome outside the snapshot's is rendered
+// afresh each time.
+func cached(slots []atomic.Pointer[[]byte], r eval.Result, render func() []byte) []byte {
+	if r.Outcome < 0 || r.Outcome >= len(slots) {
+		return render()
 	}
-	if p := c.v2[r.Outcome].Load(); p != nil {
+	if p := slots[r.Outcome].Load(); p != nil {
 		return *p
 	}
-	b := renderFragment(r)
-	c.v2[r.Outcome].Store(&b)
+	b := render()
+	slots[r.Outcome].Store(&b)
 	return b
 }
 

@@ -9,7 +9,6 @@
 package experimenttest
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"maps"
@@ -20,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/flagkit/experiment/internal/httpx"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
 
@@ -266,7 +266,7 @@ func readRemoteRequest(r *http.Request) (req Request, userErr string) {
 	req.Track, req.HasTrack = headerValue(r, "X-Amp-Exp-Track")
 	req.ExposureTrack, req.HasExposureTrack = headerValue(r, "X-Amp-Exp-Exposure-Track")
 	if v := r.Header.Get("X-Amp-Exp-Flag-Keys"); v != "" {
-		if b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(v, "=")); err == nil {
+		if b, err := httpx.DecodeBase64(v); err == nil {
 			var keys []string
 			if json.Unmarshal(b, &keys) == nil && keys != nil {
 				req.FlagKeys = keys
@@ -298,17 +298,16 @@ func readRemoteRequest(r *http.Request) (req Request, userErr string) {
 	return req, ""
 }
 
-// decodeBase64 tries the standard alphabet, then the URL-safe one, padding
-// optional in both.
+// decodeUserHeader decodes X-Amp-Exp-User and names the form it was in.
 func decodeUserHeader(s string) ([]byte, string, bool) {
-	raw := strings.TrimRight(s, "=")
-	if b, err := base64.RawStdEncoding.DecodeString(raw); err == nil {
-		return b, "base64", true
+	b, err := httpx.DecodeBase64(s)
+	if err != nil {
+		return nil, "", false
 	}
-	if b, err := base64.RawURLEncoding.DecodeString(raw); err == nil {
+	if strings.ContainsAny(s, "-_") {
 		return b, "base64url", true
 	}
-	return nil, "", false
+	return b, "base64", true
 }
 
 func headerValue(r *http.Request, name string) (string, bool) {
