@@ -114,20 +114,25 @@ func (c *Client) settle(sent, failed int) {
 // Meanwhile a blocking queue drops instead of waiting (OverflowBlock).
 func (c *Client) setFailing(failing bool) {
 	c.mu.Lock()
-	changed := c.failing != failing
-	c.failing = failing
-	if changed && failing {
-		close(c.space) // producers waiting for room stop waiting
-		c.space = make(chan struct{})
-	}
-	c.mu.Unlock()
-	if !changed || c.s.overflow != OverflowBlock {
+	defer c.mu.Unlock()
+	if c.failing == failing {
 		return
 	}
+	// Said under the lock, before any producer is released or sees the
+	// new state: the log then reads cause before effect ("keeps failing"
+	// before "queue full"), and the line is written by the time a
+	// producer returns from the drop it explains.
+	if c.s.overflow == OverflowBlock {
+		if failing {
+			c.s.log.Warn("analytics: the server keeps failing; until it recovers, a full queue drops its oldest events instead of waiting")
+		} else {
+			c.s.log.Warn("analytics: the server recovered; a full queue waits again")
+		}
+	}
+	c.failing = failing
 	if failing {
-		c.s.log.Warn("analytics: the server keeps failing; until it recovers, a full queue drops its oldest events instead of waiting")
-	} else {
-		c.s.log.Warn("analytics: the server recovered; a full queue waits again")
+		close(c.space) // producers waiting for room stop waiting
+		c.space = make(chan struct{})
 	}
 }
 
