@@ -114,7 +114,8 @@ func runFleet(ctx context.Context, opts *serveOptions, logger *slog.Logger, cfg 
 		return usageError("--redis: %v", err)
 	}
 	defer f.Close()
-	relays, closeAll, err := makeFleetRelays(opts, f, cfg, logger, out)
+	rejected := make(chan error, 1)
+	relays, closeAll, err := makeFleetRelays(opts, f, cfg, logger, out, rejected)
 	if err != nil {
 		return err
 	}
@@ -137,13 +138,13 @@ func runFleet(ctx context.Context, opts *serveOptions, logger *slog.Logger, cfg 
 			return drain(opts, h, servers, err)
 		}
 	}
-	return serveFleet(ctx, opts, h, servers, f, relays, events)
+	return serveFleet(ctx, opts, h, servers, f, relays, events, rejected)
 }
 
 // serveFleet serves until ctx ends or a listener fails. The leases are
 // released before the drain, so that another relay writes at once.
 func serveFleet(ctx context.Context, opts *serveOptions, h *server.Handler, servers []*listening,
-	f *fleet.Fleet, relays []*fleet.Relay, events *fleetEvents) error {
+	f *fleet.Fleet, relays []*fleet.Relay, events *fleetEvents, rejected <-chan error) error {
 	failed := make(chan error, len(servers))
 	for _, s := range servers {
 		go func() { failed <- s.serve() }()
@@ -157,6 +158,7 @@ func serveFleet(ctx context.Context, opts *serveOptions, h *server.Handler, serv
 	case <-ctx.Done():
 	case err = <-failed:
 		err = ioError(fmt.Errorf("serving: %w", err))
+	case err = <-rejected:
 	}
 	stop()
 	<-ran
@@ -171,7 +173,7 @@ func serveFleet(ctx context.Context, opts *serveOptions, h *server.Handler, serv
 // (PullFlagConfigs: the bytes Amplitude sent, with the SDK's headers and
 // retries), its cohorts through one cohort client.
 func makeFleetRelays(opts *serveOptions, f *fleet.Fleet, cfg experiment.LocalConfig, logger *slog.Logger,
-	out *lineWriter) ([]*fleet.Relay, func(), error) {
+	out *lineWriter, rejected chan<- error) ([]*fleet.Relay, func(), error) {
 	o := &opts.Relay
 	var closers []func()
 	closeAll := func() {
@@ -197,7 +199,9 @@ func makeFleetRelays(opts *serveOptions, f *fleet.Fleet, cfg experiment.LocalCon
 			return nil, nil, usageError("--deployment-key %v: %v", experiment.Secret(k), err)
 		}
 		closers = append(closers, func() { client.Close() })
-		r, err := fleet.NewRelay(fleet.RelayConfig{Fleet: f, Key: k, Fetch: rawFetch(client), Cohorts: dl,
+		var r *fleet.Relay
+		fetch := endOnRejectedKey(rawFetch(client), k, func() bool { return r.Current().Flags != nil }, rejected)
+		r, err = fleet.NewRelay(fleet.RelayConfig{Fleet: f, Key: k, Fetch: fetch, Cohorts: dl,
 			PollInterval: o.pollInterval, CohortPollInterval: o.cohortPoll, Now: opts.Now, Say: out.say})
 		if err != nil {
 			closeAll()
@@ -219,6 +223,26 @@ func rawFetch(client *experiment.LocalClient) func(context.Context) ([]byte, err
 			return nil, err
 		}
 		return b.Bytes(), nil
+	}
+}
+
+// endOnRejectedKey ends serve (exit 4) when Amplitude rejects key before
+// this relay served any flags for it, as relay mode does at start: a key
+// mistyped or of another project is no outage to ride out, and a fleet of
+// relays would otherwise sit unready, each taking the lease and polling in
+// vain. Once flags are served, a rejection (a key revoked) is a warning
+// and the last good flags stay.
+func endOnRejectedKey(fetch func(context.Context) ([]byte, error), key string, served func() bool,
+	rejected chan<- error) func(context.Context) ([]byte, error) {
+	return func(ctx context.Context) ([]byte, error) {
+		body, err := fetch(ctx)
+		if errors.Is(err, experiment.ErrUnauthorized) && !served() {
+			select {
+			case rejected <- serverError(err, key):
+			default: // another deployment's rejection ends serve already
+			}
+		}
+		return body, err
 	}
 }
 

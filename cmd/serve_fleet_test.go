@@ -300,3 +300,33 @@ func TestServeFleetForwardsEventsOnce(t *testing.T) {
 	b.halt(t)
 	assert.Len(t, events.Events(), sent, "the other relay sent nothing again")
 }
+
+// TestServeRejectedKeyExits: a deployment key Amplitude rejects ends serve
+// with exit 4 naming it by fingerprint, in relay mode and in fleet mode
+// (where the writer is the one to hear it), instead of serving 503 for
+// ever.
+func TestServeRejectedKeyExits(t *testing.T) {
+	srv := experimenttest.NewFlagServer("another-key-entirely", testdataFlags(t))
+	t.Cleanup(srv.Close)
+	m := miniredis.RunT(t)
+	for name, extra := range map[string][]string{
+		"relay": nil,
+		"fleet": {"--redis", "redis://" + m.Addr(), "--lease-ttl", "1s"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			env := map[string]string{"EXPERIMENT_CACHE_DIR": t.TempDir()}
+			args := append([]string{"serve", "--deployment-key", cmdKey, "--server-url", srv.URL,
+				"--listen", "127.0.0.1:0", "--poll-interval", "100ms"}, extra...)
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			var out, errOut syncBuffer
+			ios := &cli.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut, Getenv: func(k string) string { return env[k] }}
+			code := Main(ctx, args, ios)
+			require.NoError(t, ctx.Err(), "serve did not end on its own: %s", errOut.String())
+			assert.Equal(t, ExitAuth, code, errOut.String())
+			assert.Contains(t, errOut.String(), "rejected")
+			assert.Contains(t, errOut.String(), "hint:")
+			assert.NotContains(t, errOut.String(), cmdKey)
+		})
+	}
+}
