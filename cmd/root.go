@@ -27,6 +27,9 @@ type Factory struct {
 	// args is the command line as given, for errors about an option placed
 	// before its command (cobra keeps its own copy to itself).
 	args []string
+	// tryOffline is how the running command would run on the bundled
+	// flags, for the hint of an error that found no flag source.
+	tryOffline string
 }
 
 // Main runs the command line and returns the process exit code. It is the

@@ -67,7 +67,7 @@ func (s *serverFlags) cachePath() (string, error) {
 func (s *serverFlags) localConfig(ios *cli.IOStreams) (string, *experiment.LocalConfig, error) {
 	if s.deploymentKey == "" {
 		return "", nil, withHint(usageError("no flag configs: pass --flags FILE, or a deployment key with --deployment-key or EXPERIMENT_DEPLOYMENT_KEY"),
-			"a server deployment key is under Experiment > Deployments in Amplitude; or try: experiment evaluate --flags testdata/flags.json")
+			"a server deployment key is under Experiment > Deployments in Amplitude; "+s.f.tryOffline)
 	}
 	if s.timeout <= 0 {
 		return "", nil, usageError("--timeout %v: want a positive duration", s.timeout)

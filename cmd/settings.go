@@ -320,6 +320,7 @@ func (r resolvedSetting) shown(zone experiment.ServerZone, outTTY, reveal bool) 
 // and path: they are how a bad value in the file is found and put right.
 // They resolve only the settings they have options for (version's -o).
 func (f *Factory) resolveSettings(c *cobra.Command) error {
+	f.tryOffline = offlineExample(c)
 	ownOnly := alwaysRuns(c)
 	fs := c.Flags()
 	zone := experiment.ServerZoneUS
@@ -623,4 +624,13 @@ func orList(choices []string) string {
 		return strings.Join(choices, "")
 	}
 	return strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
+}
+
+// offlineExample is c's command line on the bundled flags: whole when c
+// needs no arguments, otherwise the option to add to what was typed.
+func offlineExample(c *cobra.Command) string {
+	if c.ValidateArgs(nil) == nil {
+		return "or try: " + c.CommandPath() + " --flags testdata/flags.json"
+	}
+	return "or add --flags testdata/flags.json to try the bundled flags"
 }
