@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -151,7 +153,24 @@ func (opts *diffOptions) readSide(ctx context.Context, arg string) (*diffSide, e
 	if err != nil {
 		return nil, flagsDocError(name, err)
 	}
+	warnRedefined(opts.IO.ErrOut, name, flags)
 	return &diffSide{name: name, data: data, flags: flags}, nil
+}
+
+// warnRedefined says which flags a side defines twice: the diff compares
+// the later definition, the one the engine serves, and the earlier one is
+// not looked at. The words are the engine's, as evaluate prints them.
+func warnRedefined(w io.Writer, name string, flags []*eval.Flag) {
+	seen := make(map[string]bool, len(flags))
+	for i, f := range flags {
+		if f == nil {
+			continue
+		}
+		if seen[f.Key] {
+			fmt.Fprintf(w, "experiment: warning: %s: flags[%d]: flag %q is defined again; the later definition wins\n", name, i, f.Key)
+		}
+		seen[f.Key] = true
+	}
 }
 
 // pullLive downloads the deployment's flags as flags pull does (and
@@ -196,7 +215,10 @@ func (opts *diffOptions) loadSet(side *diffSide) (*experiment.FlagSet, error) {
 	if store != nil {
 		fs = fs.WithCohorts(store)
 	}
-	if err := opts.Source.reportProblems(opts.Source.server.f, side.name, fs.Snapshot().Problems()); err != nil {
+	// A flag defined twice was said when the side was read.
+	problems := slices.DeleteFunc(slices.Clone(fs.Snapshot().Problems()),
+		func(p eval.Problem) bool { return p.Kind == eval.ProblemDuplicateFlag })
+	if err := opts.Source.reportProblems(opts.Source.server.f, side.name, problems); err != nil {
 		return nil, err
 	}
 	// Without --cohorts every member is a non-member on both sides, and a

@@ -26,7 +26,11 @@ func (p *diffPrinter) print(w io.Writer, d *diffOutput) error {
 	}
 	s := d.Summary
 	if !d.Changed {
-		p.line(0, "no changes: the %s in %s and %s mean the same", plural(s.After, "flag"), d.Old, d.New)
+		verb := "mean"
+		if s.After == 1 {
+			verb = "means"
+		}
+		p.line(0, "no changes: the %s in %s and %s %s the same", plural(s.After, "flag"), d.Old, d.New, verb)
 	} else {
 		p.line(0, "%d changed, %d added, %d removed, %d unchanged (%s in %s, %d in %s)",
 			s.Changed, s.Added, s.Removed, s.Unchanged, plural(s.Before, "flag"), d.Old, s.After, d.New)
