@@ -97,7 +97,10 @@ func (c *LocalClient) Evaluate(user *User, flagKeys ...string) (map[string]Varia
 	return filterDefaults(v), nil
 }
 
-// FlagMetadata returns a copy of a flag's metadata, or nil.
+// FlagMetadata returns a copy of a flag's metadata (empty when it has
+// none), or nil when no flag of that key is loaded. The copy is deep:
+// nested objects and arrays too are the caller's to change, the loaded
+// flags being shared by every evaluation.
 func (c *LocalClient) FlagMetadata(flagKey string) map[string]any {
 	fs := c.flags.Load()
 	if fs == nil {
@@ -109,7 +112,27 @@ func (c *LocalClient) FlagMetadata(flagKey string) map[string]any {
 	}
 	out := make(map[string]any, len(f.Metadata))
 	for k, v := range f.Metadata {
-		out[k] = v
+		out[k] = copyJSONValue(v)
 	}
 	return out
+}
+
+// copyJSONValue copies a decoded JSON value: objects and arrays anew,
+// scalars (immutable) as they are.
+func copyJSONValue(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(v))
+		for k, e := range v {
+			m[k] = copyJSONValue(e)
+		}
+		return m
+	case []any:
+		a := make([]any, len(v))
+		for i, e := range v {
+			a[i] = copyJSONValue(e)
+		}
+		return a
+	}
+	return v
 }

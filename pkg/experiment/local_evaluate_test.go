@@ -67,6 +67,30 @@ func TestLocalFlagMetadata(t *testing.T) {
 	assert.Nil(t, c.FlagMetadata("missing"))
 }
 
+// FlagMetadata's copy is deep: nested objects and arrays changed by the
+// caller are not the client's.
+func TestLocalFlagMetadataNested(t *testing.T) {
+	noLeaks(t)
+	srv := experimenttest.NewFlagServer(localKey, []byte(`[
+ {"key":"n","metadata":{"owner":{"team":"growth"},"tags":["a",{"b":1}]},"segments":[{"variant":"v"}],"variants":{"v":{"key":"v"}}},
+ {"key":"bare","segments":[{"variant":"v"}],"variants":{"v":{"key":"v"}}}]`))
+	defer srv.Close()
+	c := newLocal(t, srv, experiment.LocalConfig{})
+	require.NoError(t, c.Start(t.Context()))
+
+	md := c.FlagMetadata("n")
+	md["owner"].(map[string]any)["team"] = "changed"
+	md["tags"].([]any)[0] = "changed"
+	md["tags"].([]any)[1].(map[string]any)["b"] = 2
+	again := c.FlagMetadata("n")
+	assert.Equal(t, map[string]any{"team": "growth"}, again["owner"])
+	assert.Equal(t, []any{"a", map[string]any{"b": float64(1)}}, again["tags"])
+
+	bare := c.FlagMetadata("bare")
+	assert.NotNil(t, bare, "a loaded flag without metadata has an empty map, not nil")
+	assert.Empty(t, bare)
+}
+
 // EvaluateV2 shares each variant's Metadata and Payload with the flag set
 // instead of copying them: evaluating twice gives equal maps, the same
 // metadata map, and what a caller does with its own map (reading the
