@@ -1,7 +1,9 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"time"
 
 	"github.com/flagkit/experiment/pkg/cohort"
@@ -79,16 +81,28 @@ func (r *Relay) shareCohort(ctx context.Context, id string) bool {
 		return false
 	}
 	changed := false
+	unreadable := ""
 	held, _ := r.held(id)
 	if ok && (held == nil || held.LastModified != d.Version) {
-		if c, err := f.cohortBlob(ctx, id, d.Version); err == nil {
+		c, err := f.cohortBlob(ctx, id, d.Version)
+		switch {
+		case err == nil:
 			r.setCohort(id, func(s *cohortState) { s.c, s.source = c, "redis" })
 			f.metrics.reloads.Inc()
 			changed = true
+		case errors.Is(err, errUnreadable):
+			// Said in /status: the version held stays served, and the
+			// next check with Amplitude stores a readable one.
+			unreadable = err.Error()
 		}
 	}
-	if !d.FetchedAt.IsZero() {
-		r.setCohort(id, func(s *cohortState) { s.fetched, s.lastErr = d.FetchedAt, d.Error })
+	if !d.FetchedAt.IsZero() || unreadable != "" {
+		r.setCohort(id, func(s *cohortState) {
+			if !d.FetchedAt.IsZero() {
+				s.fetched = d.FetchedAt
+			}
+			s.lastErr = cmp.Or(unreadable, d.Error)
+		})
 	}
 	if !d.FetchedAt.IsZero() && r.cfg.Now().Sub(d.FetchedAt) < r.cfg.CohortPollInterval {
 		return changed

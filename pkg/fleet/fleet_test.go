@@ -554,3 +554,35 @@ func TestCohortBodyLostFromRedisIsStoredAgain(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 2, got.Len())
 }
+
+// TestUnreadableCohortInRedisIsReported: a cohort version in Redis that
+// does not decode is said in the relay's report, not skipped in silence;
+// the relay keeps serving what it holds.
+func TestUnreadableCohortInRedisIsReported(t *testing.T) {
+	m := miniredis.RunT(t)
+	c1, err := cohort.New("k3v9qa", "", 1000, []string{"user-1", "user-2"})
+	require.NoError(t, err)
+	dl := &downloads{cs: map[string]*cohort.Cohort{"k3v9qa": c1}}
+	up := newUpstream(flagsBody(t))
+	a := start(t, m, up, dl)
+	require.Eventually(t, func() bool {
+		fl := a.r.Current().Flags
+		return fl != nil && fl.Cohorts.Get("k3v9qa") != nil
+	}, 5*time.Second, 10*time.Millisecond)
+
+	f := a.f
+	m.Set(f.blobKey("k3v9qa", 2000), "{not a cohort")
+	m.HSet(f.descKey("k3v9qa"), "version", "2000")
+	require.NoError(t, f.publish(t.Context(), "cohort k3v9qa 2000"))
+	lastErr := func() string {
+		for _, c := range a.r.Report().Cohorts {
+			if c.ID == "k3v9qa" {
+				return c.LastError
+			}
+		}
+		return ""
+	}
+	require.Eventually(t, func() bool { return strings.Contains(lastErr(), "version 2000 in Redis is unreadable") },
+		5*time.Second, 10*time.Millisecond, lastErr())
+	assert.EqualValues(t, 1000, a.r.Current().Flags.Cohorts.Get("k3v9qa").LastModified, "the version held stays served")
+}

@@ -256,10 +256,14 @@ func (f *Fleet) cohortBlob(ctx context.Context, id string, version int64) (*coho
 	f.note(nil)
 	c, err := cohort.Decode(b)
 	if err != nil {
-		return nil, fmt.Errorf("cohort %s version %d in Redis: %w", id, version, err)
+		return nil, fmt.Errorf("cohort %s version %d in Redis %w: %w", id, version, errUnreadable, err)
 	}
 	return c, nil
 }
+
+// errUnreadable marks a value Redis returned that does not decode: no
+// Redis failure, but something the relay must say (it keeps what it has).
+var errUnreadable = errors.New("is unreadable")
 
 // seen records the hash of an event identity for 24 hours and reports
 // whether some relay of the fleet recorded it before (then the event is
