@@ -57,16 +57,25 @@ var relayAddr = regexp.MustCompile(`relaying 1 deployments on (http://[0-9.:]+)`
 func startFleetRelay(t *testing.T, redisURL, flagsURL, cohortsURL string, extra ...string) *fleetRelay {
 	t.Helper()
 	proxy, n := countingProxy(t, flagsURL)
-	env := map[string]string{"EXPERIMENT_CACHE_DIR": t.TempDir(), "EXPERIMENT_REDIS_URL": redisURL}
+	fr := startRelayServe(t, map[string]string{"EXPERIMENT_REDIS_URL": redisURL}, append([]string{
+		"--server-url", proxy.URL, "--lease-ttl", "1s", "--poll-interval", "100ms", "--redis-prefix", "fleettest",
+		"--api-key", "api-key-for-cohorts", "--secret-key", "secret-key-for-cohorts", "--cohort-server-url", cohortsURL,
+		"--cohort-poll-interval", "1h"}, extra...)...)
+	fr.flagReq = n
+	return fr
+}
+
+// startRelayServe runs `serve --deployment-key cmdKey` in relay mode with
+// args, on a free port, until the test ends.
+func startRelayServe(t *testing.T, env map[string]string, args ...string) *fleetRelay {
+	t.Helper()
+	env["EXPERIMENT_CACHE_DIR"] = t.TempDir()
 	var out, errOut syncBuffer
 	ios := &cli.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut, Getenv: func(k string) string { return env[k] }}
 	ctx, cancel := context.WithCancel(context.Background())
-	fr := &fleetRelay{errOut: &errOut, flagReq: n, stop: cancel, code: make(chan int, 1)}
+	fr := &fleetRelay{errOut: &errOut, stop: cancel, code: make(chan int, 1)}
 	go func() {
-		fr.code <- Main(ctx, append([]string{"serve", "--deployment-key", cmdKey, "--server-url", proxy.URL, "--lease-ttl", "1s",
-			"--poll-interval", "100ms", "--listen", "127.0.0.1:0", "--redis-prefix", "fleettest",
-			"--api-key", "api-key-for-cohorts", "--secret-key", "secret-key-for-cohorts", "--cohort-server-url", cohortsURL,
-			"--cohort-poll-interval", "1h"}, extra...), ios)
+		fr.code <- Main(ctx, append([]string{"serve", "--deployment-key", cmdKey, "--listen", "127.0.0.1:0"}, args...), ios)
 	}()
 	t.Cleanup(func() { fr.halt(t) })
 	require.Eventually(t, func() bool { return relayAddr.MatchString(errOut.String()) }, 10*time.Second, 10*time.Millisecond, errOut.String())
@@ -329,4 +338,28 @@ func TestServeRejectedKeyExits(t *testing.T) {
 			assert.NotContains(t, errOut.String(), cmdKey)
 		})
 	}
+}
+
+// TestServeRelayStream: with --stream, a relay gets its updates on
+// Amplitude's stream (no poll in an hour), serves them at once, and says
+// where its flags came from.
+func TestServeRelayStream(t *testing.T) {
+	srv := experimenttest.NewFlagServer(cmdKey, testdataFlags(t))
+	t.Cleanup(srv.Close)
+	srv.EnableStream(true)
+	fr := startRelayServe(t, map[string]string{}, "--server-url", srv.URL, "--stream-server-url", srv.URL,
+		"--stream", "--poll-interval", "1h")
+	waitReady(t, fr)
+	require.Eventually(t, func() bool { return srv.StreamConnections() == 1 }, 10*time.Second, 10*time.Millisecond)
+	polls := srv.Requests()
+
+	changed := []byte(`[{"key":"streamed-flag","metadata":{"flagVersion":1},"segments":[{"variant":"on"}],"variants":{"on":{"key":"on","value":"on"}}}]`)
+	srv.SetFlags(changed)
+	require.Eventually(t, func() bool {
+		code, body := fr.get(t, "/sdk/v2/flags")
+		return code == http.StatusOK && strings.Contains(string(body), "streamed-flag")
+	}, 10*time.Second, 10*time.Millisecond, "the update arrives on the stream")
+	assert.Equal(t, polls, srv.Requests(), "no poll brought it")
+	assert.Equal(t, 1, srv.StreamConnections())
+	assert.Equal(t, "stream", fr.status(t).Deployments[0].Source)
 }
