@@ -44,6 +44,17 @@ func (s *Snapshot) SameFlag(t *Snapshot, key string) bool {
 	return reflect.DeepEqual(s.peek(i), t.peek(j))
 }
 
+// Document is the flag document s was loaded from, byte for byte (less a
+// byte order mark), fields this engine does not know included; nil for a
+// Snapshot compiled from decoded flags, or loaded from a document only
+// encoding/json reads. Callers must not modify it.
+func (s *Snapshot) Document() []byte {
+	if s.raw == nil {
+		return nil
+	}
+	return s.raw.data
+}
+
 // flagJSON is flag i's object in the loaded document; nil without one.
 func (s *Snapshot) flagJSON(i int) []byte {
 	if s.raw == nil {

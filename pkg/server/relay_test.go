@@ -295,3 +295,33 @@ func TestRelayRejectedKeyIsFinal(t *testing.T) {
 		t.Error("the report holds the key")
 	}
 }
+
+// TestRelayServesUpstreamBytes: a relay serves the flags as Amplitude sent
+// them, byte for byte: a field this engine does not know reaches the SDKs
+// behind it, and the ETag is the same on any relay of the same upstream.
+func TestRelayServesUpstreamBytes(t *testing.T) {
+	upstream := []byte("[{\"key\":\"dark-mode\",\"futureField\":{\"kept\":[1,2]},\n \"variants\":{\"on\":{\"key\":\"on\",\"value\":\"on\"}},\"segments\":[{\"variant\":\"on\"}]}]")
+	up := experimenttest.NewFlagServer(relayKeyA, upstream)
+	defer up.Close()
+	relay := newRelay(t, relayKeyA, relayConfig(t, up.URL))
+	if err := relay.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ts := newRelayServer(t, server.Options{}, map[string]*server.Relay{relayKeyA: relay})
+	r := ts.do(t, "GET", "/sdk/v2/flags", "", "Authorization: Api-Key "+relayKeyA).want(t, http.StatusOK)
+	if string(r.body) != string(upstream) {
+		t.Fatalf("served %s\nwant %s", r.body, upstream)
+	}
+	if got := relay.Current().Flags.ETag; got != mustFlagsExact(t, upstream).ETag {
+		t.Errorf("ETag %s is not the upstream body's", got)
+	}
+}
+
+func mustFlagsExact(t testing.TB, body []byte) *server.Flags {
+	t.Helper()
+	f, err := server.NewFlagsExact(body, nil, "test", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}

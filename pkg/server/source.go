@@ -78,10 +78,16 @@ func FlagsOf(flags []*eval.Flag, cohorts *cohort.Store, origin string, applied t
 	return newFlags(flags, body, cohorts, origin, applied)
 }
 
-// FlagsOfSet serves a flag set already compiled, a LocalClient's: its
-// configs are encoded again (the client keeps no upstream bytes; the
-// encoding is faithful, field for field) and its cohorts are served.
+// FlagsOfSet serves a flag set already compiled, a LocalClient's, with
+// its cohorts. The document it was loaded from is served byte for byte:
+// the SDKs behind a relay get what Amplitude sent, fields this engine does
+// not know included, and no update is encoded again. A set without one
+// (compiled from decoded flags) has its configs encoded again, field for
+// field.
 func FlagsOfSet(set *experiment.FlagSet, origin string, applied time.Time) (*Flags, error) {
+	if doc := set.Snapshot().Document(); doc != nil {
+		return flagsOf(set, doc, set.Cohorts(), origin, applied), nil
+	}
 	flags := set.Flags()
 	if flags == nil {
 		flags = []*eval.Flag{}
