@@ -263,12 +263,18 @@ func TestRedisDownAndBack(t *testing.T) {
 
 // downloads is a cohort.Downloader counting downloads per relay.
 type downloads struct {
-	n  atomic.Int32
-	cs map[string]*cohort.Cohort
+	n     atomic.Int32
+	cs    map[string]*cohort.Cohort
+	delay time.Duration // each download takes this long
 }
 
-func (d *downloads) Download(_ context.Context, id string, stored *cohort.Cohort) (*cohort.Cohort, error) {
+func (d *downloads) Download(ctx context.Context, id string, stored *cohort.Cohort) (*cohort.Cohort, error) {
 	d.n.Add(1)
+	select {
+	case <-time.After(d.delay):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	c := d.cs[id]
 	if c == nil {
 		return nil, errors.New("no such cohort")
@@ -585,4 +591,22 @@ func TestUnreadableCohortInRedisIsReported(t *testing.T) {
 	require.Eventually(t, func() bool { return strings.Contains(lastErr(), "version 2000 in Redis is unreadable") },
 		5*time.Second, 10*time.Millisecond, lastErr())
 	assert.EqualValues(t, 1000, a.r.Current().Flags.Cohorts.Get("k3v9qa").LastModified, "the version held stays served")
+}
+
+// TestFlagsServedWithTheirCohorts: new flags are served with the cohorts
+// they target already loaded, by the writer and by a follower, as the
+// local client does: never a moment where a member evaluates as a
+// non-member because the cohort was still downloading.
+func TestFlagsServedWithTheirCohorts(t *testing.T) {
+	m := miniredis.RunT(t)
+	c1, err := cohort.New("k3v9qa", "", 1000, []string{"user-1", "user-2"})
+	require.NoError(t, err)
+	dl := &downloads{cs: map[string]*cohort.Cohort{"k3v9qa": c1}, delay: 300 * time.Millisecond}
+	up := newUpstream(flagsBody(t))
+	a := start(t, m, up, dl)
+	b := start(t, m, up, dl)
+	for _, mb := range []*member{a, b} {
+		require.Eventually(t, func() bool { return mb.r.Current().Flags != nil }, 5*time.Second, time.Millisecond)
+		assert.NotNil(t, mb.r.Current().Flags.Cohorts.Get("k3v9qa"), "the first flags served came with their cohort")
+	}
 }

@@ -87,7 +87,7 @@ func (r *Relay) poll(ctx context.Context, role string) {
 	if failing {
 		r.cfg.Say(fmt.Sprintf("deployment %s: updates succeed again", r.fp))
 	}
-	if !same && !r.apply(body, etag, "server") {
+	if !same && !r.apply(ctx, body, etag, "server", role) {
 		return
 	}
 	if same && r.store.Current().Problem != "" {
@@ -153,7 +153,7 @@ func (r *Relay) follow(ctx context.Context) {
 	}
 	r.fetched, r.lastErr = m.FetchedAt, ""
 	r.mu.Unlock()
-	if r.apply(body, etag, "redis") {
+	if r.apply(ctx, body, etag, "redis", RoleFollower) {
 		f.metrics.reloads.Inc()
 	} else {
 		r.mu.Lock()
@@ -164,40 +164,70 @@ func (r *Relay) follow(ctx context.Context) {
 
 // apply serves body, whose ETag is etag, with the cohorts held; false when
 // it does not compile (the last good flags stay, with the problem said).
-func (r *Relay) apply(body []byte, etag, source string) bool {
-	r.mu.Lock()
-	store := r.cohortStore()
-	r.mu.Unlock()
-	fl, err := server.NewFlagsExact(body, store, "relay", r.cfg.Now())
+// The cohorts it targets that the flags served before did not are brought
+// in first (from Redis, or from Amplitude as role allows), within
+// cohortLoadTimeout: as the local client does, new flags never evaluate a
+// cohort's members as non-members for want of waiting, and a slow cohort
+// server delays them a bounded time. The writer stores the flags for the
+// fleet after this, so followers find their cohorts in Redis.
+func (r *Relay) apply(ctx context.Context, body []byte, etag, source, role string) bool {
+	fl, err := server.NewFlagsExact(body, nil, "relay", r.cfg.Now())
 	if err != nil {
 		r.store.SetProblem("serving the updated flags: " + err.Error())
 		return false
 	}
+	var added []string
 	r.mu.Lock()
 	r.body, r.etag, r.source = body, etag, source
-	ids := fl.Set.CohortReferences().All()
 	next := map[string]*cohortState{}
-	for _, id := range ids {
+	for _, id := range fl.Set.CohortReferences().All() {
 		if c := r.cohorts[id]; c != nil {
 			next[id] = c
 		} else {
 			next[id] = &cohortState{id: id}
+			added = append(added, id)
 		}
 	}
 	r.cohorts = next
 	r.mu.Unlock()
-	r.store.Set(fl)
+	r.loadCohorts(ctx, added, role)
+	r.mu.Lock()
+	store := r.cohortStore()
+	r.mu.Unlock()
+	r.store.Set(fl.WithCohorts(store, r.cfg.Now()))
 	return true
 }
 
-// reapply serves the same body with the cohorts now held.
-func (r *Relay) reapply() {
-	r.mu.Lock()
-	body, etag, source := r.body, r.etag, r.source
-	r.mu.Unlock()
-	if body != nil {
-		r.apply(body, etag, source)
+// cohortLoadTimeout bounds how long new flags wait for the cohorts they
+// newly target: the local client's default (CohortSyncConfig.LoadTimeout).
+const cohortLoadTimeout = 30 * time.Second
+
+// loadCohorts brings cohorts ids in, as syncCohorts does for role.
+func (r *Relay) loadCohorts(ctx context.Context, ids []string, role string) {
+	if r.cfg.Cohorts == nil || len(ids) == 0 {
+		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, cohortLoadTimeout)
+	defer cancel()
+	for _, id := range ids {
+		if role == RoleAlone {
+			r.downloadCohort(ctx, id, false)
+		} else {
+			r.shareCohort(ctx, id)
+		}
+	}
+}
+
+// reapply serves the flags served with the cohorts now held.
+func (r *Relay) reapply() {
+	cur := r.store.Current().Flags
+	if cur == nil {
+		return
+	}
+	r.mu.Lock()
+	store := r.cohortStore()
+	r.mu.Unlock()
+	r.store.Set(cur.WithCohorts(store, r.cfg.Now()))
 }
 
 func (r *Relay) cohortIDs() []string {

@@ -107,6 +107,15 @@ func newFlags(flags []*eval.Flag, body []byte, cohorts *cohort.Store, origin str
 	return flagsOf(set, body, cohorts, origin, applied), nil
 }
 
+// WithCohorts is f serving cohorts instead of its own, applied at
+// applied: the same body, compiled flags and renders, nothing compiled or
+// encoded again.
+func (f *Flags) WithCohorts(cohorts *cohort.Store, applied time.Time) *Flags {
+	g := *f
+	g.Set, g.Cohorts, g.cohortIDs, g.Applied = f.Set.WithCohorts(cohorts), cohorts, cohorts.IDs(), applied
+	return &g
+}
+
 func flagsOf(set *experiment.FlagSet, body []byte, cohorts *cohort.Store, origin string, applied time.Time) *Flags {
 	sum := sha256.Sum256(body)
 	f := &Flags{
