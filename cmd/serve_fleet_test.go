@@ -287,7 +287,7 @@ func TestServeFleetForwardsEventsOnce(t *testing.T) {
 	m := miniredis.RunT(t)
 	srv, cohorts := fleetUpstreams(t)
 	events := analyticstest.NewServer()
-	defer events.Close()
+	t.Cleanup(events.Close) // after the relays stop (cleanups run last first): they flush to it
 	extra := []string{"--forward-events", "--events-server-url", events.EventsURL()}
 	a := startFleetRelay(t, "redis://"+m.Addr(), srv.URL, cohorts.URL, extra...)
 	b := startFleetRelay(t, "redis://"+m.Addr(), srv.URL, cohorts.URL, extra...)
