@@ -610,3 +610,31 @@ func TestFlagsServedWithTheirCohorts(t *testing.T) {
 		assert.NotNil(t, mb.r.Current().Flags.Cohorts.Get("k3v9qa"), "the first flags served came with their cohort")
 	}
 }
+
+// TestPutFlagsIsFencedByTheLease: the flags are stored only while the
+// lease holds this relay's token, checked in the same atomic step as the
+// writes: a command from a writer whose lease lapsed stores nothing.
+func TestPutFlagsIsFencedByTheLease(t *testing.T) {
+	m := miniredis.RunT(t)
+	f := newFleet(t, m, time.Second)
+	dep := Hash(testKey)
+	body := flagsBody(t)
+	meta := Meta{ETag: ETag(body), FetchedAt: time.UnixMilli(1000), Flags: 18}
+
+	require.ErrorIs(t, f.putFlags(t.Context(), dep, body, meta), errNotWriter, "no lease")
+	m.Set(f.depLease(dep), "another-relay")
+	require.ErrorIs(t, f.putFlags(t.Context(), dep, body, meta), errNotWriter, "another's lease")
+	assert.False(t, m.Exists(f.flagsKey(dep)))
+	assert.False(t, m.Exists(f.metaKey(dep)))
+
+	m.Set(f.depLease(dep), f.Instance())
+	require.NoError(t, f.putFlags(t.Context(), dep, body, meta))
+	stored, err := f.flags(t.Context(), dep)
+	require.NoError(t, err)
+	assert.Equal(t, body, stored)
+	got, err := f.meta(t.Context(), dep)
+	require.NoError(t, err)
+	assert.Equal(t, meta.ETag, got.ETag)
+	assert.Equal(t, 18, got.Flags)
+	assert.Equal(t, int64(1000), got.FetchedAt.UnixMilli())
+}

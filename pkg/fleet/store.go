@@ -85,19 +85,49 @@ type Meta struct {
 // ETag is the ETag of a flags body, as Meta holds it.
 func ETag(body []byte) string { return hashBytes(body) }
 
-// putFlags stores a deployment's body, then its meta (a reader that sees
-// the new meta before the body checks the hash and retries later), then
-// announces the change.
+// putFlagsScript stores a deployment's body and meta only while the
+// lease (KEYS[1]) holds this instance's token: the check and the writes
+// are one atomic step, so a writer whose lease lapsed while its command
+// was delayed never overwrites the next writer's flags.
+var putFlagsScript = redis.NewScript(`if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('HSET', KEYS[3], 'etag', ARGV[3], 'fetched_at', ARGV[4], 'flags', ARGV[5], 'cohorts', ARGV[6])
+return 1`)
+
+// errNotWriter: the flags were not stored, the lease being another's.
+var errNotWriter = errors.New("the deployment's lease is not this relay's")
+
+// putFlags stores a deployment's body and meta as its writer, then
+// announces the change. On one Redis (or Sentinel's master) the lease
+// check and the writes are one script (putFlagsScript). In a Cluster the
+// lease and the flags live in different slots (the key model of
+// docs/serve.md), so a script cannot see both: there the body is stored,
+// then its meta (a reader that sees the new meta first checks the hash
+// and retries later), fenced only by the caller's deadline at the lease's
+// end.
 func (f *Fleet) putFlags(ctx context.Context, dep string, body []byte, m Meta) error {
 	ctx, cancel := f.ctx(ctx)
 	defer cancel()
-	if err := f.rdb.Set(ctx, f.flagsKey(dep), body, 0).Err(); err != nil {
-		return f.note(err)
-	}
-	err := f.rdb.HSet(ctx, f.metaKey(dep), "etag", m.ETag, "fetched_at", m.FetchedAt.UnixMilli(),
-		"flags", m.Flags, "cohorts", strings.Join(m.Cohorts, ",")).Err()
-	if err != nil {
-		return f.note(err)
+	meta := []any{m.ETag, m.FetchedAt.UnixMilli(), m.Flags, strings.Join(m.Cohorts, ",")}
+	if _, cluster := f.rdb.(*redis.ClusterClient); !cluster {
+		n, err := putFlagsScript.Run(ctx, f.rdb, []string{f.depLease(dep), f.flagsKey(dep), f.metaKey(dep)},
+			append([]any{f.instance, body}, meta...)...).Int()
+		if err != nil {
+			return f.note(err)
+		}
+		if n == 0 {
+			return errNotWriter
+		}
+	} else {
+		if err := f.rdb.Set(ctx, f.flagsKey(dep), body, 0).Err(); err != nil {
+			return f.note(err)
+		}
+		err := f.rdb.HSet(ctx, f.metaKey(dep), "etag", meta[0], "fetched_at", meta[1], "flags", meta[2], "cohorts", meta[3]).Err()
+		if err != nil {
+			return f.note(err)
+		}
 	}
 	return f.publish(ctx, "flags "+dep+" "+m.ETag)
 }
