@@ -281,3 +281,34 @@ func FuzzCompare(f *testing.F) {
 		}
 	})
 }
+
+// Two variants that trade ranges keep their widths, so the allocation text
+// and the shares read the same, yet every bucketed user changes variant:
+// the diff must say the allocations changed, with the ranges that differ.
+func TestCompareSwappedRangesIsAChange(t *testing.T) {
+	swapped := flag(t, func(m map[string]any) {
+		ds := dists(m, 1)
+		on, off := ds[0].(map[string]any), ds[1].(map[string]any)
+		on["range"], off["range"] = off["range"], on["range"]
+	})
+	d := CompareFlag(flag(t, nil), swapped)
+	require.NotNil(t, d, "every bucketed user of segment 1 changes variant")
+	require.Len(t, d.Segments, 1)
+	b := d.Segments[0].Bucket
+	require.NotNil(t, b)
+	assert.Equal(t, &ValueChange{
+		From: "0-100%: on [0, 21474836), off [21474836, 42949673)",
+		To:   "0-100%: on [21474836, 42949673), off [0, 21474836)"}, b.Allocations)
+	assert.False(t, b.Rebuckets)
+}
+
+// Distributions listed in another order, or a range written beyond the
+// hash space, send every hash where they did: no change.
+func TestCompareReorderedRangesIsNothing(t *testing.T) {
+	reordered := flag(t, func(m map[string]any) {
+		ds := dists(m, 1)
+		ds[0], ds[1] = ds[1], ds[0]
+		ds[0].(map[string]any)["range"] = []any{21474836, 99999999999}
+	})
+	assert.Nil(t, CompareFlag(flag(t, nil), reordered))
+}

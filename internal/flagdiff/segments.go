@@ -323,7 +323,13 @@ func bucketChange(a, b *eval.Bucket) *BucketChange {
 	if b != nil {
 		sb, saltb, ab = strings.Join(b.Selector, "."), b.Salt, AllocationText(b)
 	}
-	c := &BucketChange{Selector: value("", sa, sb), Salt: value("", salta, saltb), Allocations: value("", aa, ab)}
+	c := &BucketChange{Selector: value("", sa, sb), Salt: value("", salta, saltb)}
+	if !sameSplit(a, b) {
+		if aa == ab { // widths alike, ranges not: say which ranges
+			aa, ab = allocationText(a, true), allocationText(b, true)
+		}
+		c.Allocations = value("", aa, ab)
+	}
 	// Hashing anew matters only where both sides hash.
 	c.Rebuckets = a != nil && b != nil && (c.Selector != nil || c.Salt != nil)
 	if c.Selector == nil && c.Salt == nil && c.Allocations == nil {
