@@ -164,12 +164,8 @@ func (p *diffPrinter) segment(s *flagdiff.SegmentChange) {
 		p.line(2, "variant: %s → %s", flagdiff.VariantName(s.Variant.From), flagdiff.VariantName(s.Variant.To))
 	}
 	if b := s.Bucket; b != nil {
-		if b.Salt != nil {
-			p.line(2, "%s", sc.Warning(fmt.Sprintf("!! salt %s → %s: every user is re-bucketed", flagdiff.ScalarText(b.Salt.From), flagdiff.ScalarText(b.Salt.To))))
-		}
-		if b.Selector != nil {
-			p.line(2, "%s", sc.Warning(fmt.Sprintf("!! bucketing by %s → %s: every user is re-bucketed", flagdiff.ScalarText(b.Selector.From), flagdiff.ScalarText(b.Selector.To))))
-		}
+		p.hashing(b, "salt", b.Salt)
+		p.hashing(b, "bucketing by", b.Selector)
 		if b.Allocations != nil {
 			p.line(2, "allocations: %s → %s", flagdiff.ScalarText(b.Allocations.From), flagdiff.ScalarText(b.Allocations.To))
 		}
@@ -178,6 +174,20 @@ func (p *diffPrinter) segment(s *flagdiff.SegmentChange) {
 	for _, m := range s.Metadata {
 		p.metadata(2, m)
 	}
+}
+
+// hashing prints a salt or selector change: loudly when users hashed
+// before are hashed anew, plainly when a bucket is given or taken away.
+func (p *diffPrinter) hashing(b *flagdiff.BucketChange, what string, c *flagdiff.ValueChange) {
+	if c == nil {
+		return
+	}
+	change := flagdiff.ScalarText(c.From) + " → " + flagdiff.ScalarText(c.To)
+	if !b.Rebuckets {
+		p.line(2, "%s: %s", what, change)
+		return
+	}
+	p.line(2, "%s", p.scheme.Warning("!! "+what+" "+change+": every user is re-bucketed"))
 }
 
 // shares prints each variant's share before and after with the points it
