@@ -312,3 +312,27 @@ func TestCompareReorderedRangesIsNothing(t *testing.T) {
 	})
 	assert.Nil(t, CompareFlag(flag(t, nil), reordered))
 }
+
+// An added segment reads as every part added, its bucket too: the salt,
+// selector and allocations it brings (a removed one likewise, taken
+// away). Nobody was hashed before, so nobody is re-bucketed.
+func TestCompareAddedSegmentShowsItsBucket(t *testing.T) {
+	d := CompareFlag(flag(t, func(m map[string]any) { m["segments"] = append(segs(m)[:1], segs(m)[2]) }), flag(t, nil))
+	require.NotNil(t, d)
+	require.Len(t, d.Segments, 1)
+	s := d.Segments[0]
+	assert.Equal(t, Added, s.Change)
+	assert.Equal(t, &BucketChange{
+		Selector:    &ValueChange{From: nil, To: "context.user.device_id"},
+		Salt:        &ValueChange{From: nil, To: "s1"},
+		Allocations: &ValueChange{From: nil, To: "0-100%: on 50%, off 50%"},
+	}, s.Bucket)
+	assert.False(t, d.Rebuckets)
+
+	r := CompareFlag(flag(t, nil), flag(t, func(m map[string]any) { m["segments"] = append(segs(m)[:1], segs(m)[2]) }))
+	require.NotNil(t, r)
+	require.Len(t, r.Segments, 1)
+	assert.Equal(t, Removed, r.Segments[0].Change)
+	require.NotNil(t, r.Segments[0].Bucket)
+	assert.Equal(t, &ValueChange{From: "s1", To: nil}, r.Segments[0].Bucket.Salt)
+}

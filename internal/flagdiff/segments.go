@@ -252,9 +252,9 @@ func compareSegment(a, b *eval.Segment) *SegmentChange {
 	if va != vb || a == nil || b == nil {
 		c.Variant = &ValueChange{From: optional(a != nil, va), To: optional(b != nil, vb)}
 	}
-	if a != nil && b != nil {
-		c.Bucket = bucketChange(ba, bb)
-	}
+	// An added segment's bucket reads as added (nil before), a removed
+	// one's as taken away: its salt and ranges are part of what changed.
+	c.Bucket = bucketChange(ba, bb)
 	c.Metadata = metadata(ma, mb)
 	c.Shares = shareChanges(a, b)
 	if c.Change == Changed && c.Conditions == nil && c.Variant == nil && c.Bucket == nil && c.Metadata == nil && c.Shares == nil {
