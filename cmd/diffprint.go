@@ -49,7 +49,11 @@ func (p *diffPrinter) flag(f *flagdiff.Flag) {
 	case flagdiff.Removed:
 		p.line(0, "%s %s %s", sc.Failed("-"), sc.Key(f.Key), sc.Failed(strings.TrimSpace(f.From+" removed")))
 	default:
-		p.line(0, "~ %s %s", sc.Key(f.Key), versions(f.From, f.To))
+		head := "~ " + sc.Key(f.Key)
+		if v := versions(f.From, f.To); v != "" {
+			head += " " + v
+		}
+		p.line(0, "%s", head)
 	}
 	if f.Change != flagdiff.Changed {
 		p.line(1, "%s", sc.Dimmed(plural(len(f.Variants), "variant")+", "+plural(len(f.Segments), "segment")))
