@@ -191,29 +191,44 @@ func ConditionText(c *eval.Condition) string {
 	return strings.Join(c.Selector, ".") + " " + c.Op + " " + jsonKey(c.Values)
 }
 
-// groups are a segment's AND-groups as sorted condition texts; a segment
+// sameCondition is a condition's text with its values sorted and each
+// once: every operator takes its values as a set, so values reordered or
+// repeated are the same condition. Absent values stay null.
+func sameCondition(c *eval.Condition) string {
+	values := c.Values
+	if values != nil {
+		values = slices.Compact(slices.Sorted(slices.Values(values)))
+	}
+	return strings.Join(c.Selector, ".") + " " + c.Op + " " + jsonKey(values)
+}
+
+// groups are a segment's AND-groups as sorted condition keys
+// (sameCondition), and each key's text as written, to show; a segment
 // without conditions matches everyone, one with an empty list nobody.
-func groups(s *eval.Segment) [][]string {
+func groups(s *eval.Segment) ([][]string, map[string]string) {
 	if s.Conditions == nil {
-		return [][]string{{"(everyone)"}}
+		return [][]string{{"(everyone)"}}, map[string]string{"(everyone)": "(everyone)"}
 	}
 	out := make([][]string, 0, len(s.Conditions))
+	shown := map[string]string{}
 	for _, g := range s.Conditions {
-		texts := make([]string, 0, len(g))
+		keys := make([]string, 0, len(g))
 		for _, c := range g {
 			if c != nil {
-				texts = append(texts, ConditionText(c))
+				k := sameCondition(c)
+				keys = append(keys, k)
+				shown[k] = ConditionText(c)
 			}
 		}
-		slices.Sort(texts)
-		out = append(out, texts)
+		slices.Sort(keys)
+		out = append(out, keys)
 	}
-	return out
+	return out, shown
 }
 
 // conditionsKey is the targeting as one string, AND-groups in any order.
 func conditionsKey(s *eval.Segment) string {
-	gs := groups(s)
+	gs, _ := groups(s)
 	keys := make([]string, len(gs))
 	for i, g := range gs {
 		keys[i] = strings.Join(g, " AND ")
@@ -239,16 +254,19 @@ func compareSegment(a, b *eval.Segment) *SegmentChange {
 		c.Name = segmentName(b)
 	}
 	var ga, gb [][]string
+	var ta, tb map[string]string
 	var va, vb string
 	var ma, mb map[string]any
 	var ba, bb *eval.Bucket
 	if a != nil {
-		ga, va, ma, ba = groups(a), a.Variant, a.Metadata, a.Bucket
+		ga, ta = groups(a)
+		va, ma, ba = a.Variant, a.Metadata, a.Bucket
 	}
 	if b != nil {
-		gb, vb, mb, bb = groups(b), b.Variant, b.Metadata, b.Bucket
+		gb, tb = groups(b)
+		vb, mb, bb = b.Variant, b.Metadata, b.Bucket
 	}
-	c.Conditions = conditionChanges(ga, gb)
+	c.Conditions = conditionChanges(ga, gb, ta, tb)
 	if va != vb || a == nil || b == nil {
 		c.Variant = &ValueChange{From: optional(a != nil, va), To: optional(b != nil, vb)}
 	}
@@ -264,8 +282,9 @@ func compareSegment(a, b *eval.Segment) *SegmentChange {
 }
 
 // conditionChanges pairs equal AND-groups, then what is left by place,
-// and lists the conditions added to and removed from each.
-func conditionChanges(a, b [][]string) []*ConditionChange {
+// and lists the conditions added to and removed from each, as written on
+// their side (ta, tb).
+func conditionChanges(a, b [][]string, ta, tb map[string]string) []*ConditionChange {
 	usedA, usedB := make([]bool, len(a)), make([]bool, len(b))
 	for i, g := range a {
 		for j, h := range b {
@@ -299,12 +318,12 @@ func conditionChanges(a, b [][]string) []*ConditionChange {
 		}
 		for _, t := range g {
 			if !slices.Contains(h, t) {
-				out = append(out, &ConditionChange{Change: Removed, Group: gi, Condition: t})
+				out = append(out, &ConditionChange{Change: Removed, Group: gi, Condition: ta[t]})
 			}
 		}
 		for _, t := range h {
 			if !slices.Contains(g, t) {
-				out = append(out, &ConditionChange{Change: Added, Group: hi, Condition: t})
+				out = append(out, &ConditionChange{Change: Added, Group: hi, Condition: tb[t]})
 			}
 		}
 	}

@@ -1,0 +1,32 @@
+package flagdiff
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Every operator takes its values as a set (any of them matches), so
+// values listed in another order, or twice, mean the same condition.
+func TestCompareReorderedValuesIsNothing(t *testing.T) {
+	old := flag(t, func(m map[string]any) {
+		seg(m, 0)["conditions"] = []any{[]any{map[string]any{"selector": []any{"context", "user", "platform"}, "op": "is", "values": []any{"iOS", "Android"}}}}
+	})
+	reordered := flag(t, func(m map[string]any) {
+		seg(m, 0)["conditions"] = []any{[]any{map[string]any{"selector": []any{"context", "user", "platform"}, "op": "is", "values": []any{"Android", "iOS", "iOS"}}}}
+	})
+	assert.Nil(t, CompareFlag(old, reordered))
+
+	// A real change shows each side's values as written.
+	edited := flag(t, func(m map[string]any) {
+		seg(m, 0)["conditions"] = []any{[]any{map[string]any{"selector": []any{"context", "user", "platform"}, "op": "is", "values": []any{"Web", "Android"}}}}
+	})
+	d := CompareFlag(old, edited)
+	require.NotNil(t, d)
+	require.Len(t, d.Segments, 1)
+	assert.Equal(t, []*ConditionChange{
+		{Change: Removed, Group: 0, Condition: `context.user.platform is ["iOS","Android"]`},
+		{Change: Added, Group: 0, Condition: `context.user.platform is ["Web","Android"]`},
+	}, d.Segments[0].Conditions)
+}
