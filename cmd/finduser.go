@@ -130,7 +130,7 @@ func runFindUser(ctx context.Context, opts *findUserOptions) error {
 	}
 	routes := variantRoutes(flag, opts.Variant)
 	if len(routes) == 0 {
-		return notReachable(opts, fmt.Sprintf("no segment names it and it has 0%% in every bucket of the %d segments", len(flag.Segments)))
+		return notReachable(opts, "no segment names it and it has 0% in every bucket of the "+plural(len(flag.Segments), "segment"))
 	}
 	if opts.By == "" {
 		if opts.By, err = defaultBy(flag, routes); err != nil {
