@@ -204,7 +204,8 @@ func sameCondition(c *eval.Condition) string {
 
 // groups are a segment's AND-groups as sorted condition keys
 // (sameCondition), and each key's text as written, to show; a segment
-// without conditions matches everyone, one with an empty list nobody.
+// without conditions or with an empty AND-group matches everyone, one
+// with an empty list nobody.
 func groups(s *eval.Segment) ([][]string, map[string]string) {
 	if s.Conditions == nil {
 		return [][]string{{"(everyone)"}}, map[string]string{"(everyone)": "(everyone)"}
@@ -219,6 +220,10 @@ func groups(s *eval.Segment) ([][]string, map[string]string) {
 				keys = append(keys, k)
 				shown[k] = ConditionText(c)
 			}
+		}
+		if len(keys) == 0 { // an AND of nothing holds for everybody
+			keys = append(keys, "(everyone)")
+			shown["(everyone)"] = "(everyone)"
 		}
 		slices.Sort(keys)
 		out = append(out, keys)

@@ -30,3 +30,11 @@ func TestCompareReorderedValuesIsNothing(t *testing.T) {
 		{Change: Added, Group: 0, Condition: `context.user.platform is ["Web","Android"]`},
 	}, d.Segments[0].Conditions)
 }
+
+// An empty AND-group holds for everybody, as absent conditions do: the
+// two spellings are the same targeting.
+func TestCompareEmptyGroupIsEveryone(t *testing.T) {
+	old := flag(t, func(m map[string]any) { delete(seg(m, 2), "conditions") })
+	same := flag(t, func(m map[string]any) { seg(m, 2)["conditions"] = []any{[]any{}} })
+	assert.Nil(t, CompareFlag(old, same))
+}
