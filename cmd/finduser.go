@@ -132,9 +132,13 @@ func runFindUser(ctx context.Context, opts *findUserOptions) error {
 	if len(routes) == 0 {
 		return notReachable(opts, "no segment names it and it has 0% in every bucket of the "+plural(len(flag.Segments), "segment"))
 	}
+	var byErr error
 	if opts.By == "" {
-		if opts.By, err = defaultBy(flag, routes); err != nil {
-			return notReachable(opts, err.Error())
+		if opts.By, byErr = defaultBy(flag, routes); byErr != nil {
+			// The bucket hashes what no id changes (a group): the
+			// template's own group may still land in the variant, for
+			// every id. Search by device id, and say why when none does.
+			opts.By = "device_id"
 		}
 	}
 	s := &idSearch{fs: fs, opts: opts, template: *template, next: opts.idSource()}
@@ -143,6 +147,9 @@ func runFindUser(ctx context.Context, opts *findUserOptions) error {
 		return err
 	}
 	if len(report.IDs) == 0 {
+		if byErr != nil {
+			return notReachable(opts, byErr.Error())
+		}
 		why, reachable := s.diagnose(flag, routes)
 		if reachable {
 			return notFound(opts, report.Tries, why)

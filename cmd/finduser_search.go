@@ -65,7 +65,7 @@ func defaultBy(f *eval.Flag, routes []route) (string, error) {
 			return by, nil
 		}
 		if other == nil {
-			other = fmt.Errorf("%s buckets by %s; find-user varies device_id or user_id only (give --by to search anyway)",
+			other = fmt.Errorf("%s buckets by %s; find-user varies device_id or user_id only, and no device id tried got the variant",
 				segmentTitle(f, r.seg), strings.Join(sel, "."))
 		}
 	}
