@@ -164,8 +164,10 @@ func (p *diffPrinter) segment(s *flagdiff.SegmentChange) {
 		}
 		p.line(2, "%scondition %s", mark, text+sc.Dimmed(" (group "+strconv.Itoa(c.Group)+")"))
 	}
-	if s.Variant != nil {
-		p.line(2, "variant: %s → %s", flagdiff.VariantName(s.Variant.From), flagdiff.VariantName(s.Variant.To))
+	// An added or removed segment without a variant would read
+	// "(none) → (none)": nothing to say.
+	if v := s.Variant; v != nil && flagdiff.VariantName(v.From) != flagdiff.VariantName(v.To) {
+		p.line(2, "variant: %s → %s", flagdiff.VariantName(v.From), flagdiff.VariantName(v.To))
 	}
 	if b := s.Bucket; b != nil {
 		p.hashing(b, "salt", b.Salt)
