@@ -223,12 +223,16 @@ func (p *diffPrinter) shares(indent int, shares []*flagdiff.Share) {
 func (p *diffPrinter) impact(im *diffImpact) {
 	sc := p.scheme
 	p.blank()
-	p.line(0, "%s", sc.Strong(fmt.Sprintf("Impact on %d users:", im.Users)))
+	p.line(0, "%s", sc.Strong("Impact on "+plural(im.Users, "user")+":"))
 	if len(im.Flags) == 0 {
 		p.line(1, "nobody changes variant")
 	}
 	for _, f := range im.Flags {
-		head := fmt.Sprintf("%s: %d users change variant (%.2f%%)", sc.Key(f.Key), f.UsersChanged, f.Share)
+		verb := "change"
+		if f.UsersChanged == 1 {
+			verb = "changes"
+		}
+		head := fmt.Sprintf("%s: %s %s variant (%.2f%%)", sc.Key(f.Key), plural(f.UsersChanged, "user"), verb, f.Share)
 		if f.UsersNewValue > 0 {
 			head += fmt.Sprintf(", %d keep theirs with a new value or payload", f.UsersNewValue)
 		}
