@@ -1,7 +1,6 @@
 package flagdiff
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -123,11 +122,10 @@ func ScalarText(v any) string {
 	case map[string]any, []any:
 		return "…"
 	}
-	data, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
+	if text := jsonKey(v); text != "" {
+		return text
 	}
-	return string(data)
+	return fmt.Sprint(v)
 }
 
 // VariantName is a segment's variant for a change line: its key, or

@@ -242,9 +242,16 @@ func conditionsKey(s *eval.Segment) string {
 	return strings.Join(keys, " OR ")
 }
 
+// jsonKey is v as compact JSON, as written: without encoding/json's HTML
+// escapes, so that "AT&T" does not read "AT\u0026T" in a condition.
 func jsonKey(v any) string {
-	data, _ := json.Marshal(v)
-	return string(data)
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(v) != nil {
+		return ""
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // compareSegment diffs a pair of segments, or one segment against nothing.

@@ -5,6 +5,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/flagkit/experiment/pkg/eval"
 )
 
 // Every operator takes its values as a set (any of them matches), so
@@ -37,4 +39,12 @@ func TestCompareEmptyGroupIsEveryone(t *testing.T) {
 	old := flag(t, func(m map[string]any) { delete(seg(m, 2), "conditions") })
 	same := flag(t, func(m map[string]any) { seg(m, 2)["conditions"] = []any{[]any{}} })
 	assert.Nil(t, CompareFlag(old, same))
+}
+
+// Conditions and values read as written: JSON without HTML escapes, so a
+// carrier "AT&T" is not shown as "AT\u0026T".
+func TestTextsKeepHTMLCharacters(t *testing.T) {
+	c := &eval.Condition{Selector: []string{"context", "user", "carrier"}, Op: "is", Values: []string{"AT&T", "<x>"}}
+	assert.Equal(t, `context.user.carrier is ["AT&T","<x>"]`, ConditionText(c))
+	assert.Equal(t, `"a&b<c>"`, ScalarText("a&b<c>"))
 }
