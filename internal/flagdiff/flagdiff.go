@@ -171,7 +171,7 @@ func CompareFlag(a, b *eval.Flag) *Flag {
 		d.Key = a.Key
 	}
 	d.Variants = variants(a.Variants, b.Variants)
-	d.Segments = segments(a.Segments, b.Segments)
+	d.Segments = segments(a.Segments, b.Segments, a.Variants, b.Variants)
 	for _, s := range d.Segments {
 		if s.Bucket != nil && s.Bucket.Rebuckets {
 			d.Rebuckets = true

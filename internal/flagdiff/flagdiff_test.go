@@ -246,7 +246,7 @@ func TestSharesOverlappingAllocations(t *testing.T) {
 		{Range: []uint64{0, 60}, Distributions: []*eval.Distribution{{Variant: "on", Range: []uint64{0, 14316558}}}},
 		{Range: []uint64{40, 100}, Distributions: []*eval.Distribution{{Variant: "on", Range: []uint64{0, 42949673}}}},
 	}}}
-	sh := Shares(s)
+	sh := Shares(s, map[string]*eval.Variant{"on": {Key: "on"}, "off": {Key: "off"}})
 	assert.InDelta(t, 0.40/3+0.60, sh["on"], 1e-6)
 	assert.InDelta(t, 0.40*2/3, sh["off"], 1e-6)
 }

@@ -60,13 +60,14 @@ type Share struct {
 	Delta   float64 `json:"delta"`
 }
 
-// segments pairs the segments of both sides and diffs each pair.
-func segments(a, b []*eval.Segment) []*SegmentChange {
+// segments pairs the segments of both sides and diffs each pair; va and
+// vb are the flag's variants on each side, for the shares.
+func segments(a, b []*eval.Segment, va, vb map[string]*eval.Variant) []*SegmentChange {
 	pairs, onlyA, onlyB := pairSegments(a, b)
 	moved := movedPairs(pairs)
 	var out []*SegmentChange
 	for i, p := range pairs {
-		c := compareSegment(a[p[0]], b[p[1]])
+		c := compareSegment(a[p[0]], b[p[1]], va, vb)
 		c.From, c.To, c.Moved = ptr(p[0]), ptr(p[1]), moved[i]
 		switch {
 		case c.Change == Changed:
@@ -78,12 +79,12 @@ func segments(a, b []*eval.Segment) []*SegmentChange {
 		out = append(out, c)
 	}
 	for _, i := range onlyA {
-		c := compareSegment(a[i], nil)
+		c := compareSegment(a[i], nil, va, vb)
 		c.From = ptr(i)
 		out = append(out, c)
 	}
 	for _, i := range onlyB {
-		c := compareSegment(nil, b[i])
+		c := compareSegment(nil, b[i], va, vb)
 		c.To = ptr(i)
 		out = append(out, c)
 	}
@@ -255,7 +256,7 @@ func jsonKey(v any) string {
 }
 
 // compareSegment diffs a pair of segments, or one segment against nothing.
-func compareSegment(a, b *eval.Segment) *SegmentChange {
+func compareSegment(a, b *eval.Segment, variantsA, variantsB map[string]*eval.Variant) *SegmentChange {
 	c := &SegmentChange{Change: Changed}
 	switch {
 	case a == nil:
@@ -286,7 +287,7 @@ func compareSegment(a, b *eval.Segment) *SegmentChange {
 	// one's as taken away: its salt and ranges are part of what changed.
 	c.Bucket = bucketChange(ba, bb)
 	c.Metadata = metadata(ma, mb)
-	c.Shares = shareChanges(a, b)
+	c.Shares = shareChanges(a, b, variantsA, variantsB)
 	if c.Change == Changed && c.Conditions == nil && c.Variant == nil && c.Bucket == nil && c.Metadata == nil && c.Shares == nil {
 		c.Change = "" // the same: the caller decides whether it moved
 	}

@@ -20,12 +20,20 @@ const (
 )
 
 // Shares are the variants' shares, as fractions, of the users a segment
-// decides for that have a bucketing value; key "" is no variant. h%100 and
-// h/100 are taken as independent, which they are to within 1e-8.
-func Shares(s *eval.Segment) map[string]float64 {
+// decides for that have a bucketing value; key "" is no variant. A name
+// not among the flag's variants is no variant too: the engine skips it,
+// and the user falls through. h%100 and h/100 are taken as independent,
+// which they are to within 1e-8.
+func Shares(s *eval.Segment, variants map[string]*eval.Variant) map[string]float64 {
 	out := map[string]float64{}
+	served := func(v string) string {
+		if variants[v] == nil {
+			return ""
+		}
+		return v
+	}
 	if s.Bucket == nil || len(s.Bucket.Allocations) == 0 {
-		out[s.Variant] = 1
+		out[served(s.Variant)] = 1
 		return out
 	}
 	for x := range uint64(allocationSpace) {
@@ -42,14 +50,14 @@ func Shares(s *eval.Segment) map[string]float64 {
 				var n uint64
 				covered, n = paint(covered, lo, hi)
 				if n > 0 {
-					out[d.Variant] += float64(n) / distributionSpace / allocationSpace
+					out[served(d.Variant)] += float64(n) / distributionSpace / allocationSpace
 				}
 			}
 		}
 		var n uint64
 		_, n = paint(covered, 0, distributionSpace)
 		if n > 0 {
-			out[s.Variant] += float64(n) / distributionSpace / allocationSpace
+			out[served(s.Variant)] += float64(n) / distributionSpace / allocationSpace
 		}
 	}
 	return out
@@ -91,16 +99,16 @@ func paint(covered [][2]uint64, lo, hi uint64) ([][2]uint64, uint64) {
 // shareChanges lists each variant's share before and after, in percent,
 // when any differs by a hundredth of a point; every share of a segment
 // that is only on one side.
-func shareChanges(a, b *eval.Segment) []*Share {
+func shareChanges(a, b *eval.Segment, va, vb map[string]*eval.Variant) []*Share {
 	if !bucketed(a) && !bucketed(b) {
 		return nil // everyone gets the segment's variant: its change says it all
 	}
 	var sa, sb map[string]float64
 	if a != nil {
-		sa = Shares(a)
+		sa = Shares(a, va)
 	}
 	if b != nil {
-		sb = Shares(b)
+		sb = Shares(b, vb)
 	}
 	var out []*Share
 	differ := false

@@ -48,3 +48,25 @@ func TestTextsKeepHTMLCharacters(t *testing.T) {
 	assert.Equal(t, `context.user.carrier is ["AT&T","<x>"]`, ConditionText(c))
 	assert.Equal(t, `"a&b<c>"`, ScalarText("a&b<c>"))
 }
+
+// A variant removed while a distribution still names it: the engine skips
+// what names a missing variant, so those users fall through, and the
+// shares say so rather than keep the gone variant's half.
+func TestSharesOfARemovedVariantFallThrough(t *testing.T) {
+	d := CompareFlag(flag(t, nil), flag(t, func(m map[string]any) {
+		delete(m["variants"].(map[string]any), "off")
+	}))
+	require.NotNil(t, d)
+	var half *SegmentChange
+	for _, s := range d.Segments {
+		if s.Name == "Half" {
+			half = s
+		}
+	}
+	require.NotNil(t, half, "segment Half's users who got off now fall through")
+	assert.Equal(t, []*Share{
+		{Variant: "", From: 0, To: 50, Delta: 50},
+		{Variant: "off", From: 50, To: 0, Delta: -50},
+		{Variant: "on", From: 50, To: 50, Delta: 0},
+	}, half.Shares)
+}
