@@ -89,6 +89,9 @@ var ruleCases = []ruleCase{
 	{rule: RuleNonNumericComparison, segment: 0,
 		triggers: withCondition(`["context","user","user_properties","age"]`, "less", `["twenty"]`),
 		passes:   withCondition(`["context","user","user_properties","age"]`, "less", `["20"]`)},
+	{rule: RuleNonNumericComparison, segment: 0, // "NaN" parses, but compares false with every number
+		triggers: withCondition(`["context","user","user_properties","age"]`, "greater", `["NaN"]`),
+		passes:   withCondition(`["context","user","user_properties","age"]`, "greater", `["1e3"]`)},
 	{rule: RuleInvalidVersion, segment: 0,
 		triggers: withCondition(`["context","user","version"]`, "version greater or equal", `["v4.2"]`),
 		passes:   withCondition(`["context","user","version"]`, "version greater or equal", `["4.2"]`)},
