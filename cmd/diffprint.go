@@ -130,6 +130,9 @@ func (p *diffPrinter) variant(v *flagdiff.VariantChange) {
 	for _, m := range v.Metadata {
 		p.line(2, "metadata %s: %s → %s", m.Key, jsonOrNone(m.From), jsonOrNone(m.To))
 	}
+	if k := v.ServedKey; k != nil {
+		p.line(2, "served key (what evaluation returns): %s → %s", jsonOrNone(k.From), jsonOrNone(k.To))
+	}
 }
 
 func jsonOrNone(v any) string {

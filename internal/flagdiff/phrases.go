@@ -46,6 +46,9 @@ func variantParts(v *VariantChange) string {
 	if v.Metadata != nil {
 		parts = append(parts, " metadata")
 	}
+	if v.ServedKey != nil {
+		parts = append(parts, " served key "+ScalarText(v.ServedKey.From)+" → "+ScalarText(v.ServedKey.To))
+	}
 	return strings.Join(parts, ",")
 }
 

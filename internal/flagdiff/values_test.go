@@ -70,3 +70,15 @@ func TestSharesOfARemovedVariantFallThrough(t *testing.T) {
 		{Variant: "on", From: 50, To: 50, Delta: 0},
 	}, half.Shares)
 }
+
+// A variant's own "key" is what evaluation returns: changing it changes
+// what every user of the variant gets, even with the same map key.
+func TestCompareVariantServedKey(t *testing.T) {
+	d := CompareFlag(flag(t, nil), flag(t, func(m map[string]any) {
+		m["variants"].(map[string]any)["on"].(map[string]any)["key"] = "ON"
+	}))
+	require.NotNil(t, d)
+	require.Len(t, d.Variants, 1)
+	assert.Equal(t, &ValueChange{From: "on", To: "ON"}, d.Variants[0].ServedKey)
+	assert.Equal(t, []string{`variant on changed: served key "on" → "ON"`}, d.Phrases())
+}
