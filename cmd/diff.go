@@ -45,7 +45,7 @@ func newDiffCmd(f *Factory, runF func(context.Context, *diffOptions) error) *cob
 		Example: `  experiment flags pull --out flags.json   # then edit it, or pull again later
   experiment diff live flags.json --users sample.jsonl
   experiment diff old.json new.json -o json --jq '.flags[].key'`,
-		Args: argsUsage(cobra.ExactArgs(2)),
+		Args: needArgs(2, 2, "OLD and NEW"),
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.Old, opts.New = args[0], args[1]
 			if opts.Old == "-" && opts.New == "-" {

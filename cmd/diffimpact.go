@@ -140,7 +140,16 @@ func (opts *diffOptions) impact(parent context.Context, old, next *diffSide, rep
 		name string
 	}{{before, old.name}, {after, next.name}} {
 		if _, err := s.fs.EvaluateResults(&experiment.User{}, nil, nil); err != nil {
-			return nil, evalError(s.name, err)
+			if errors.As(err, new(*eval.CycleError)) {
+				// evaluate's hint names flag keys, which diff does not take.
+				lint := "experiment lint " + s.name
+				if s.name == "stdin" || s.name == liveSide {
+					lint = "experiment lint"
+				}
+				return nil, withHint(inputError(fmt.Errorf("%s: %w", s.name, err)),
+					"--users evaluates every flag: fix their dependencies ("+lint+" shows them)")
+			}
+			return nil, err
 		}
 	}
 	keys := unionFlagKeys(old.flags, next.flags)

@@ -49,7 +49,11 @@ func (p *diffPrinter) flag(f *flagdiff.Flag) {
 	case flagdiff.Removed:
 		p.line(0, "%s %s %s", sc.Failed("-"), sc.Key(f.Key), sc.Failed(strings.TrimSpace(f.From+" removed")))
 	default:
-		p.line(0, "~ %s %s", sc.Key(f.Key), versions(f.From, f.To))
+		head := "~ " + sc.Key(f.Key)
+		if v := versions(f.From, f.To); v != "" {
+			head += " " + v
+		}
+		p.line(0, "%s", head)
 	}
 	if f.Change != flagdiff.Changed {
 		p.line(1, "%s", sc.Dimmed(plural(len(f.Variants), "variant")+", "+plural(len(f.Segments), "segment")))
@@ -126,6 +130,9 @@ func (p *diffPrinter) variant(v *flagdiff.VariantChange) {
 	for _, m := range v.Metadata {
 		p.line(2, "metadata %s: %s → %s", m.Key, jsonOrNone(m.From), jsonOrNone(m.To))
 	}
+	if k := v.ServedKey; k != nil {
+		p.line(2, "served key (what evaluation returns): %s → %s", jsonOrNone(k.From), jsonOrNone(k.To))
+	}
 }
 
 func jsonOrNone(v any) string {
@@ -160,16 +167,14 @@ func (p *diffPrinter) segment(s *flagdiff.SegmentChange) {
 		}
 		p.line(2, "%scondition %s", mark, text+sc.Dimmed(" (group "+strconv.Itoa(c.Group)+")"))
 	}
-	if s.Variant != nil {
-		p.line(2, "variant: %s → %s", flagdiff.VariantName(s.Variant.From), flagdiff.VariantName(s.Variant.To))
+	// An added or removed segment without a variant would read
+	// "(none) → (none)": nothing to say.
+	if v := s.Variant; v != nil && flagdiff.VariantName(v.From) != flagdiff.VariantName(v.To) {
+		p.line(2, "variant: %s → %s", flagdiff.VariantName(v.From), flagdiff.VariantName(v.To))
 	}
 	if b := s.Bucket; b != nil {
-		if b.Salt != nil {
-			p.line(2, "%s", sc.Warning(fmt.Sprintf("!! salt %s → %s: every user is re-bucketed", flagdiff.ScalarText(b.Salt.From), flagdiff.ScalarText(b.Salt.To))))
-		}
-		if b.Selector != nil {
-			p.line(2, "%s", sc.Warning(fmt.Sprintf("!! bucketing by %s → %s: every user is re-bucketed", flagdiff.ScalarText(b.Selector.From), flagdiff.ScalarText(b.Selector.To))))
-		}
+		p.hashing(b, "salt", b.Salt)
+		p.hashing(b, "bucketing by", b.Selector)
 		if b.Allocations != nil {
 			p.line(2, "allocations: %s → %s", flagdiff.ScalarText(b.Allocations.From), flagdiff.ScalarText(b.Allocations.To))
 		}
@@ -178,6 +183,20 @@ func (p *diffPrinter) segment(s *flagdiff.SegmentChange) {
 	for _, m := range s.Metadata {
 		p.metadata(2, m)
 	}
+}
+
+// hashing prints a salt or selector change: loudly when users hashed
+// before are hashed anew, plainly when a bucket is given or taken away.
+func (p *diffPrinter) hashing(b *flagdiff.BucketChange, what string, c *flagdiff.ValueChange) {
+	if c == nil {
+		return
+	}
+	change := flagdiff.ScalarText(c.From) + " → " + flagdiff.ScalarText(c.To)
+	if !b.Rebuckets {
+		p.line(2, "%s: %s", what, change)
+		return
+	}
+	p.line(2, "%s", p.scheme.Warning("!! "+what+" "+change+": every user is re-bucketed"))
 }
 
 // shares prints each variant's share before and after with the points it
@@ -207,12 +226,16 @@ func (p *diffPrinter) shares(indent int, shares []*flagdiff.Share) {
 func (p *diffPrinter) impact(im *diffImpact) {
 	sc := p.scheme
 	p.blank()
-	p.line(0, "%s", sc.Strong(fmt.Sprintf("Impact on %d users:", im.Users)))
+	p.line(0, "%s", sc.Strong("Impact on "+plural(im.Users, "user")+":"))
 	if len(im.Flags) == 0 {
 		p.line(1, "nobody changes variant")
 	}
 	for _, f := range im.Flags {
-		head := fmt.Sprintf("%s: %d users change variant (%.2f%%)", sc.Key(f.Key), f.UsersChanged, f.Share)
+		verb := "change"
+		if f.UsersChanged == 1 {
+			verb = "changes"
+		}
+		head := fmt.Sprintf("%s: %s %s variant (%.2f%%)", sc.Key(f.Key), plural(f.UsersChanged, "user"), verb, f.Share)
 		if f.UsersNewValue > 0 {
 			head += fmt.Sprintf(", %d keep theirs with a new value or payload", f.UsersNewValue)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/flagkit/experiment/internal/cli"
+	"github.com/flagkit/experiment/pkg/eval"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
 
@@ -130,11 +131,15 @@ func runFindUser(ctx context.Context, opts *findUserOptions) error {
 	}
 	routes := variantRoutes(flag, opts.Variant)
 	if len(routes) == 0 {
-		return notReachable(opts, fmt.Sprintf("no segment names it and it has 0%% in every bucket of the %d segments", len(flag.Segments)))
+		return notReachable(opts, noRoute(flag, opts.Variant))
 	}
+	var byErr error
 	if opts.By == "" {
-		if opts.By, err = defaultBy(flag, routes); err != nil {
-			return notReachable(opts, err.Error())
+		if opts.By, byErr = defaultBy(flag, routes); byErr != nil {
+			// The bucket hashes what no id changes (a group): the
+			// template's own group may still land in the variant, for
+			// every id. Search by device id, and say why when none does.
+			opts.By = "device_id"
 		}
 	}
 	s := &idSearch{fs: fs, opts: opts, template: *template, next: opts.idSource()}
@@ -143,6 +148,9 @@ func runFindUser(ctx context.Context, opts *findUserOptions) error {
 		return err
 	}
 	if len(report.IDs) == 0 {
+		if byErr != nil {
+			return notReachable(opts, byErr.Error())
+		}
 		why, reachable := s.diagnose(flag, routes)
 		if reachable {
 			return notFound(opts, report.Tries, why)
@@ -153,6 +161,19 @@ func runFindUser(ctx context.Context, opts *findUserOptions) error {
 		fmt.Fprintf(opts.IO.ErrOut, "experiment: warning: found %d of %d ids in %d tries (--max-tries)\n", len(report.IDs), opts.Count, report.Tries)
 	}
 	return writeOutput(renderFoundIDs(opts.IO, opts.Output, report))
+}
+
+// noRoute says why no segment can give the variant: one that would
+// matches nobody (conditions []), or none names it or gives it a share.
+func noRoute(f *eval.Flag, variant string) string {
+	for si, seg := range f.Segments {
+		if seg.Conditions != nil && len(seg.Conditions) == 0 {
+			if len(variantRoutes(&eval.Flag{Segments: []*eval.Segment{{Variant: seg.Variant, Bucket: seg.Bucket}}}, variant)) > 0 {
+				return segmentTitle(f, si) + " names it, but its conditions are []: it matches nobody"
+			}
+		}
+	}
+	return "no segment names it and it has 0% in every bucket of the " + plural(len(f.Segments), "segment")
 }
 
 // notReachable is the failure of a search that cannot succeed: exit 1,

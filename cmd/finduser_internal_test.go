@@ -120,3 +120,26 @@ func TestDiagnoseBucketByPropertyNamedLikeTheID(t *testing.T) {
 		t.Fatal("defaultBy accepted a bucket by a user property")
 	}
 }
+
+// The default --by is the id of a bucket that can give the variant: not a
+// segment whose conditions are [] (it matches nobody), and not a group's
+// bucket, which find-user cannot vary, when a later one hashes an id.
+func TestDefaultBySkipsBucketsItCannotUse(t *testing.T) {
+	flags, err := eval.DecodeFlags([]byte(`[{"key":"f","variants":{"a":{},"off":{}},"segments":[
+	 {"conditions":[],"bucket":{"selector":["context","user","user_id"],"salt":"s","allocations":[{"range":[0,100],"distributions":[{"variant":"a","range":[0,42949673]}]}]}},
+	 {"bucket":{"selector":["context","groups","org","group_name"],"salt":"s","allocations":[{"range":[0,50],"distributions":[{"variant":"a","range":[0,42949673]}]}]}},
+	 {"bucket":{"selector":["context","user","device_id"],"salt":"s","allocations":[{"range":[0,50],"distributions":[{"variant":"a","range":[0,42949673]}]}]},"variant":"off"}]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := variantRoutes(flags[0], "a")
+	if len(routes) != 2 || routes[0].seg != 1 || routes[1].seg != 2 {
+		t.Fatalf("routes = %+v; want segments 1 and 2 (segment 0 matches nobody)", routes)
+	}
+	if by, err := defaultBy(flags[0], routes); err != nil || by != "device_id" {
+		t.Fatalf("defaultBy = %q, %v; want device_id, the id segment 2 buckets by", by, err)
+	}
+	if _, err := defaultBy(flags[0], routes[:1]); err == nil {
+		t.Fatal("defaultBy accepted a group's bucket alone")
+	}
+}

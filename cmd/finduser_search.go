@@ -24,6 +24,9 @@ type route struct {
 func variantRoutes(f *eval.Flag, variant string) []route {
 	var routes []route
 	for si, seg := range f.Segments {
+		if seg.Conditions != nil && len(seg.Conditions) == 0 {
+			continue // conditions [] match nobody: no route at all
+		}
 		if b := seg.Bucket; b != nil {
 			share := 0.0
 			for _, a := range b.Allocations {
@@ -48,8 +51,11 @@ func variantRoutes(f *eval.Flag, variant string) []route {
 }
 
 // defaultBy is the id the flag buckets the variant by: the selector of
-// its first bucketing route; device_id when only targeting gives it.
+// its first bucketing route by an id find-user can vary; device_id when
+// only targeting gives it. Routes that hash something else (a group, a
+// property) are passed over for a later one that hashes an id.
 func defaultBy(f *eval.Flag, routes []route) (string, error) {
+	var other error
 	for _, r := range routes {
 		if !r.bucketed {
 			continue
@@ -58,8 +64,13 @@ func defaultBy(f *eval.Flag, routes []route) (string, error) {
 		if by := variedID(sel); by != "" {
 			return by, nil
 		}
-		return "", fmt.Errorf("%s buckets by %s; find-user varies device_id or user_id only (give --by to search anyway)",
-			segmentTitle(f, r.seg), strings.Join(sel, "."))
+		if other == nil {
+			other = fmt.Errorf("%s buckets by %s; find-user varies device_id or user_id only, and no device id tried got the variant",
+				segmentTitle(f, r.seg), strings.Join(sel, "."))
+		}
+	}
+	if other != nil {
+		return "", other
 	}
 	return "device_id", nil
 }

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -99,6 +100,7 @@ func runLint(ctx context.Context, opts *lintOptions) error {
 	var locator *lint.Locator
 	if data != nil {
 		locator = lint.Locate(data)
+		sortByPosition(findings, locator)
 	}
 	report := lintReport{Source: name, Flags: len(flags), Threshold: threshold.String(),
 		Failed: lint.Failing(findings, threshold), Counts: lint.Counts(findings), Findings: make([]lintedFinding, len(findings))}
@@ -182,6 +184,22 @@ func (o *lintOptions) cohorts(flags []*eval.Flag) (lint.Options, error) {
 		}
 	}
 	return lint.Options{HasCohort: func(id string) bool { return store.Get(id) != nil }}, nil
+}
+
+// sortByPosition puts findings in the file's order, line and column,
+// where lint.Check has them by JSON path: a flag's variants written
+// before its segments come first. Findings at one place keep their order.
+func sortByPosition(findings []lint.Finding, locator *lint.Locator) {
+	type pos struct{ line, col int }
+	at := make(map[string]pos, len(findings))
+	for _, fd := range findings {
+		line, col, _ := locator.Position(fd.Path)
+		at[fd.Path] = pos{line, col}
+	}
+	slices.SortStableFunc(findings, func(a, b lint.Finding) int {
+		pa, pb := at[a.Path], at[b.Path]
+		return cmp.Or(cmp.Compare(pa.line, pb.line), cmp.Compare(pa.col, pb.col))
+	})
 }
 
 // artifactURI is how SARIF names the file: relative to the working

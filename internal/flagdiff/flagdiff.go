@@ -69,13 +69,15 @@ type Flag struct {
 }
 
 // VariantChange is a variant added, removed or changed: its value,
-// payload or metadata.
+// payload or metadata, or (changed only) its served key: the variant's own
+// "key" field, which evaluation returns, when it differs on the two sides.
 type VariantChange struct {
-	Key      string         `json:"key"`
-	Change   Change         `json:"change"`
-	Value    *ValueChange   `json:"value,omitempty"`
-	Payload  *ValueChange   `json:"payload,omitempty"`
-	Metadata []*ValueChange `json:"metadata,omitempty"`
+	Key       string         `json:"key"`
+	Change    Change         `json:"change"`
+	Value     *ValueChange   `json:"value,omitempty"`
+	Payload   *ValueChange   `json:"payload,omitempty"`
+	Metadata  []*ValueChange `json:"metadata,omitempty"`
+	ServedKey *ValueChange   `json:"served_key,omitempty"`
 }
 
 // ValueChange is one value before and after; From or To is null where
@@ -171,7 +173,7 @@ func CompareFlag(a, b *eval.Flag) *Flag {
 		d.Key = a.Key
 	}
 	d.Variants = variants(a.Variants, b.Variants)
-	d.Segments = segments(a.Segments, b.Segments)
+	d.Segments = segments(a.Segments, b.Segments, a.Variants, b.Variants)
 	for _, s := range d.Segments {
 		if s.Bucket != nil && s.Bucket.Rebuckets {
 			d.Rebuckets = true
@@ -209,7 +211,10 @@ func variants(a, b map[string]*eval.Variant) []*VariantChange {
 		c.Value = value("", va.Value, vb.Value)
 		c.Payload = value("", va.Payload, vb.Payload)
 		c.Metadata = metadata(va.Metadata, vb.Metadata)
-		if c.Change == Changed && c.Value == nil && c.Payload == nil && c.Metadata == nil {
+		if c.Change == Changed {
+			c.ServedKey = value("", va.Key, vb.Key)
+		}
+		if c.Change == Changed && c.Value == nil && c.Payload == nil && c.Metadata == nil && c.ServedKey == nil {
 			continue
 		}
 		out = append(out, c)

@@ -246,7 +246,7 @@ func TestSharesOverlappingAllocations(t *testing.T) {
 		{Range: []uint64{0, 60}, Distributions: []*eval.Distribution{{Variant: "on", Range: []uint64{0, 14316558}}}},
 		{Range: []uint64{40, 100}, Distributions: []*eval.Distribution{{Variant: "on", Range: []uint64{0, 42949673}}}},
 	}}}
-	sh := Shares(s)
+	sh := Shares(s, map[string]*eval.Variant{"on": {Key: "on"}, "off": {Key: "off"}})
 	assert.InDelta(t, 0.40/3+0.60, sh["on"], 1e-6)
 	assert.InDelta(t, 0.40*2/3, sh["off"], 1e-6)
 }
@@ -280,4 +280,59 @@ func FuzzCompare(f *testing.F) {
 			t.Fatalf("%d of %d flags added", r.Summary.Added, r.Summary.After)
 		}
 	})
+}
+
+// Two variants that trade ranges keep their widths, so the allocation text
+// and the shares read the same, yet every bucketed user changes variant:
+// the diff must say the allocations changed, with the ranges that differ.
+func TestCompareSwappedRangesIsAChange(t *testing.T) {
+	swapped := flag(t, func(m map[string]any) {
+		ds := dists(m, 1)
+		on, off := ds[0].(map[string]any), ds[1].(map[string]any)
+		on["range"], off["range"] = off["range"], on["range"]
+	})
+	d := CompareFlag(flag(t, nil), swapped)
+	require.NotNil(t, d, "every bucketed user of segment 1 changes variant")
+	require.Len(t, d.Segments, 1)
+	b := d.Segments[0].Bucket
+	require.NotNil(t, b)
+	assert.Equal(t, &ValueChange{
+		From: "0-100%: on [0, 21474836), off [21474836, 42949673)",
+		To:   "0-100%: on [21474836, 42949673), off [0, 21474836)"}, b.Allocations)
+	assert.False(t, b.Rebuckets)
+}
+
+// Distributions listed in another order, or a range written beyond the
+// hash space, send every hash where they did: no change.
+func TestCompareReorderedRangesIsNothing(t *testing.T) {
+	reordered := flag(t, func(m map[string]any) {
+		ds := dists(m, 1)
+		ds[0], ds[1] = ds[1], ds[0]
+		ds[0].(map[string]any)["range"] = []any{21474836, 99999999999}
+	})
+	assert.Nil(t, CompareFlag(flag(t, nil), reordered))
+}
+
+// An added segment reads as every part added, its bucket too: the salt,
+// selector and allocations it brings (a removed one likewise, taken
+// away). Nobody was hashed before, so nobody is re-bucketed.
+func TestCompareAddedSegmentShowsItsBucket(t *testing.T) {
+	d := CompareFlag(flag(t, func(m map[string]any) { m["segments"] = append(segs(m)[:1], segs(m)[2]) }), flag(t, nil))
+	require.NotNil(t, d)
+	require.Len(t, d.Segments, 1)
+	s := d.Segments[0]
+	assert.Equal(t, Added, s.Change)
+	assert.Equal(t, &BucketChange{
+		Selector:    &ValueChange{From: nil, To: "context.user.device_id"},
+		Salt:        &ValueChange{From: nil, To: "s1"},
+		Allocations: &ValueChange{From: nil, To: "0-100%: on 50%, off 50%"},
+	}, s.Bucket)
+	assert.False(t, d.Rebuckets)
+
+	r := CompareFlag(flag(t, nil), flag(t, func(m map[string]any) { m["segments"] = append(segs(m)[:1], segs(m)[2]) }))
+	require.NotNil(t, r)
+	require.Len(t, r.Segments, 1)
+	assert.Equal(t, Removed, r.Segments[0].Change)
+	require.NotNil(t, r.Segments[0].Bucket)
+	assert.Equal(t, &ValueChange{From: "s1", To: nil}, r.Segments[0].Bucket.Salt)
 }

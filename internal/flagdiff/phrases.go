@@ -1,7 +1,6 @@
 package flagdiff
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -46,6 +45,9 @@ func variantParts(v *VariantChange) string {
 	}
 	if v.Metadata != nil {
 		parts = append(parts, " metadata")
+	}
+	if v.ServedKey != nil {
+		parts = append(parts, " served key "+ScalarText(v.ServedKey.From)+" → "+ScalarText(v.ServedKey.To))
 	}
 	return strings.Join(parts, ",")
 }
@@ -123,11 +125,10 @@ func ScalarText(v any) string {
 	case map[string]any, []any:
 		return "…"
 	}
-	data, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
+	if text := jsonKey(v); text != "" {
+		return text
 	}
-	return string(data)
+	return fmt.Sprint(v)
 }
 
 // VariantName is a segment's variant for a change line: its key, or

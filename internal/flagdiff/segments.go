@@ -60,13 +60,14 @@ type Share struct {
 	Delta   float64 `json:"delta"`
 }
 
-// segments pairs the segments of both sides and diffs each pair.
-func segments(a, b []*eval.Segment) []*SegmentChange {
+// segments pairs the segments of both sides and diffs each pair; va and
+// vb are the flag's variants on each side, for the shares.
+func segments(a, b []*eval.Segment, va, vb map[string]*eval.Variant) []*SegmentChange {
 	pairs, onlyA, onlyB := pairSegments(a, b)
 	moved := movedPairs(pairs)
 	var out []*SegmentChange
 	for i, p := range pairs {
-		c := compareSegment(a[p[0]], b[p[1]])
+		c := compareSegment(a[p[0]], b[p[1]], va, vb)
 		c.From, c.To, c.Moved = ptr(p[0]), ptr(p[1]), moved[i]
 		switch {
 		case c.Change == Changed:
@@ -78,12 +79,12 @@ func segments(a, b []*eval.Segment) []*SegmentChange {
 		out = append(out, c)
 	}
 	for _, i := range onlyA {
-		c := compareSegment(a[i], nil)
+		c := compareSegment(a[i], nil, va, vb)
 		c.From = ptr(i)
 		out = append(out, c)
 	}
 	for _, i := range onlyB {
-		c := compareSegment(nil, b[i])
+		c := compareSegment(nil, b[i], va, vb)
 		c.To = ptr(i)
 		out = append(out, c)
 	}
@@ -191,29 +192,49 @@ func ConditionText(c *eval.Condition) string {
 	return strings.Join(c.Selector, ".") + " " + c.Op + " " + jsonKey(c.Values)
 }
 
-// groups are a segment's AND-groups as sorted condition texts; a segment
-// without conditions matches everyone, one with an empty list nobody.
-func groups(s *eval.Segment) [][]string {
+// sameCondition is a condition's text with its values sorted and each
+// once: every operator takes its values as a set, so values reordered or
+// repeated are the same condition. Absent values stay null.
+func sameCondition(c *eval.Condition) string {
+	values := c.Values
+	if values != nil {
+		values = slices.Compact(slices.Sorted(slices.Values(values)))
+	}
+	return strings.Join(c.Selector, ".") + " " + c.Op + " " + jsonKey(values)
+}
+
+// groups are a segment's AND-groups as sorted condition keys
+// (sameCondition), and each key's text as written, to show; a segment
+// without conditions or with an empty AND-group matches everyone, one
+// with an empty list nobody.
+func groups(s *eval.Segment) ([][]string, map[string]string) {
 	if s.Conditions == nil {
-		return [][]string{{"(everyone)"}}
+		return [][]string{{"(everyone)"}}, map[string]string{"(everyone)": "(everyone)"}
 	}
 	out := make([][]string, 0, len(s.Conditions))
+	shown := map[string]string{}
 	for _, g := range s.Conditions {
-		texts := make([]string, 0, len(g))
+		keys := make([]string, 0, len(g))
 		for _, c := range g {
 			if c != nil {
-				texts = append(texts, ConditionText(c))
+				k := sameCondition(c)
+				keys = append(keys, k)
+				shown[k] = ConditionText(c)
 			}
 		}
-		slices.Sort(texts)
-		out = append(out, texts)
+		if len(keys) == 0 { // an AND of nothing holds for everybody
+			keys = append(keys, "(everyone)")
+			shown["(everyone)"] = "(everyone)"
+		}
+		slices.Sort(keys)
+		out = append(out, keys)
 	}
-	return out
+	return out, shown
 }
 
 // conditionsKey is the targeting as one string, AND-groups in any order.
 func conditionsKey(s *eval.Segment) string {
-	gs := groups(s)
+	gs, _ := groups(s)
 	keys := make([]string, len(gs))
 	for i, g := range gs {
 		keys[i] = strings.Join(g, " AND ")
@@ -222,13 +243,20 @@ func conditionsKey(s *eval.Segment) string {
 	return strings.Join(keys, " OR ")
 }
 
+// jsonKey is v as compact JSON, as written: without encoding/json's HTML
+// escapes, so that "AT&T" does not read "AT\u0026T" in a condition.
 func jsonKey(v any) string {
-	data, _ := json.Marshal(v)
-	return string(data)
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(v) != nil {
+		return ""
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // compareSegment diffs a pair of segments, or one segment against nothing.
-func compareSegment(a, b *eval.Segment) *SegmentChange {
+func compareSegment(a, b *eval.Segment, variantsA, variantsB map[string]*eval.Variant) *SegmentChange {
 	c := &SegmentChange{Change: Changed}
 	switch {
 	case a == nil:
@@ -239,24 +267,27 @@ func compareSegment(a, b *eval.Segment) *SegmentChange {
 		c.Name = segmentName(b)
 	}
 	var ga, gb [][]string
+	var ta, tb map[string]string
 	var va, vb string
 	var ma, mb map[string]any
 	var ba, bb *eval.Bucket
 	if a != nil {
-		ga, va, ma, ba = groups(a), a.Variant, a.Metadata, a.Bucket
+		ga, ta = groups(a)
+		va, ma, ba = a.Variant, a.Metadata, a.Bucket
 	}
 	if b != nil {
-		gb, vb, mb, bb = groups(b), b.Variant, b.Metadata, b.Bucket
+		gb, tb = groups(b)
+		vb, mb, bb = b.Variant, b.Metadata, b.Bucket
 	}
-	c.Conditions = conditionChanges(ga, gb)
+	c.Conditions = conditionChanges(ga, gb, ta, tb)
 	if va != vb || a == nil || b == nil {
 		c.Variant = &ValueChange{From: optional(a != nil, va), To: optional(b != nil, vb)}
 	}
-	if a != nil && b != nil {
-		c.Bucket = bucketChange(ba, bb)
-	}
+	// An added segment's bucket reads as added (nil before), a removed
+	// one's as taken away: its salt and ranges are part of what changed.
+	c.Bucket = bucketChange(ba, bb)
 	c.Metadata = metadata(ma, mb)
-	c.Shares = shareChanges(a, b)
+	c.Shares = shareChanges(a, b, variantsA, variantsB)
 	if c.Change == Changed && c.Conditions == nil && c.Variant == nil && c.Bucket == nil && c.Metadata == nil && c.Shares == nil {
 		c.Change = "" // the same: the caller decides whether it moved
 	}
@@ -264,8 +295,9 @@ func compareSegment(a, b *eval.Segment) *SegmentChange {
 }
 
 // conditionChanges pairs equal AND-groups, then what is left by place,
-// and lists the conditions added to and removed from each.
-func conditionChanges(a, b [][]string) []*ConditionChange {
+// and lists the conditions added to and removed from each, as written on
+// their side (ta, tb).
+func conditionChanges(a, b [][]string, ta, tb map[string]string) []*ConditionChange {
 	usedA, usedB := make([]bool, len(a)), make([]bool, len(b))
 	for i, g := range a {
 		for j, h := range b {
@@ -299,12 +331,12 @@ func conditionChanges(a, b [][]string) []*ConditionChange {
 		}
 		for _, t := range g {
 			if !slices.Contains(h, t) {
-				out = append(out, &ConditionChange{Change: Removed, Group: gi, Condition: t})
+				out = append(out, &ConditionChange{Change: Removed, Group: gi, Condition: ta[t]})
 			}
 		}
 		for _, t := range h {
 			if !slices.Contains(g, t) {
-				out = append(out, &ConditionChange{Change: Added, Group: hi, Condition: t})
+				out = append(out, &ConditionChange{Change: Added, Group: hi, Condition: tb[t]})
 			}
 		}
 	}
@@ -323,7 +355,13 @@ func bucketChange(a, b *eval.Bucket) *BucketChange {
 	if b != nil {
 		sb, saltb, ab = strings.Join(b.Selector, "."), b.Salt, AllocationText(b)
 	}
-	c := &BucketChange{Selector: value("", sa, sb), Salt: value("", salta, saltb), Allocations: value("", aa, ab)}
+	c := &BucketChange{Selector: value("", sa, sb), Salt: value("", salta, saltb)}
+	if !sameSplit(a, b) {
+		if aa == ab { // widths alike, ranges not: say which ranges
+			aa, ab = allocationText(a, true), allocationText(b, true)
+		}
+		c.Allocations = value("", aa, ab)
+	}
 	// Hashing anew matters only where both sides hash.
 	c.Rebuckets = a != nil && b != nil && (c.Selector != nil || c.Salt != nil)
 	if c.Selector == nil && c.Salt == nil && c.Allocations == nil {

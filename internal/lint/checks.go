@@ -16,9 +16,15 @@ func (c *checker) flag(pos int, f *eval.Flag) {
 	served := map[string]bool{}
 	for si, seg := range f.Segments {
 		if si < reach {
-			c.bucket(pos, f, si, served)
+			// A segment whose conditions are [] matches nobody: its
+			// ranges are checked, but what it names serves nobody.
+			into := served
+			if seg.Conditions != nil && len(seg.Conditions) == 0 {
+				into = map[string]bool{}
+			}
+			c.bucket(pos, f, si, into)
 			if seg.Variant != "" {
-				served[seg.Variant] = true
+				into[seg.Variant] = true
 			}
 		}
 		c.conditions(pos, si, seg)

@@ -2,6 +2,8 @@ package lint
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 
 	"github.com/flagkit/experiment/pkg/cohort"
@@ -42,6 +44,12 @@ func (c *checker) comparison(pos, si int, at, what string, values []string) {
 		}
 	}
 	for vi, v := range values {
+		if f, err := strconv.ParseFloat(v, 64); err == nil && math.IsNaN(f) {
+			// The engine reads it as a number, NaN, which is neither
+			// less nor greater than anything.
+			c.add(RuleNonNumericComparison, pos, si, fmt.Sprintf("%s.values[%d]", at, vi), "%s: %q is not a number that compares: it never matches", what, v)
+			continue
+		}
 		if eval.IsNumber(v) {
 			continue
 		}

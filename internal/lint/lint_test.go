@@ -74,6 +74,12 @@ var ruleCases = []ruleCase{
 	{rule: RuleUnusedVariant, segment: -1, // a distribution over an empty allocation serves nobody
 		triggers: withBucket(`[{"range":[0,0],"distributions":[{"variant":"on","range":[0,42949673]}]}]`),
 		passes:   withBucket(`[{"range":[0,1],"distributions":[{"variant":"on","range":[0,42949673]}]}]`)},
+	{rule: RuleUnusedVariant, segment: -1, // a segment whose conditions are [] matches nobody, so serves nobody
+		triggers: `{"key":"f","variants":{"on":{},"off":{}},"segments":[{"conditions":[],"variant":"on"},{"variant":"off"}]}`,
+		passes:   `{"key":"f","variants":{"on":{},"off":{}},"segments":[{"conditions":[[{"selector":["context","user","country"],"op":"is","values":["DE"]}]],"variant":"on"},{"variant":"off"}]}`},
+	{rule: RuleUnusedVariant, segment: -1, // nor does its bucket
+		triggers: `{"key":"f","variants":{"on":{},"off":{}},"segments":[{"conditions":[],"bucket":{"selector":["context","user","device_id"],"salt":"s","allocations":[{"range":[0,100],"distributions":[{"variant":"on","range":[0,42949673]}]}]}},{"variant":"off"}]}`,
+		passes:   `{"key":"f","variants":{"on":{},"off":{}},"segments":[{"bucket":{"selector":["context","user","device_id"],"salt":"s","allocations":[{"range":[0,100],"distributions":[{"variant":"on","range":[0,42949673]}]}]}},{"variant":"off"}]}`},
 	{rule: RuleMissingVariant, segment: 0,
 		triggers: `{"key":"f","variants":{"on":{}},"segments":[{"variant":"onn"},{"variant":"on"}]}`,
 		passes:   `{"key":"f","variants":{"on":{}},"segments":[{"variant":"on"}]}`},
@@ -83,6 +89,9 @@ var ruleCases = []ruleCase{
 	{rule: RuleNonNumericComparison, segment: 0,
 		triggers: withCondition(`["context","user","user_properties","age"]`, "less", `["twenty"]`),
 		passes:   withCondition(`["context","user","user_properties","age"]`, "less", `["20"]`)},
+	{rule: RuleNonNumericComparison, segment: 0, // "NaN" parses, but compares false with every number
+		triggers: withCondition(`["context","user","user_properties","age"]`, "greater", `["NaN"]`),
+		passes:   withCondition(`["context","user","user_properties","age"]`, "greater", `["1e3"]`)},
 	{rule: RuleInvalidVersion, segment: 0,
 		triggers: withCondition(`["context","user","version"]`, "version greater or equal", `["v4.2"]`),
 		passes:   withCondition(`["context","user","version"]`, "version greater or equal", `["4.2"]`)},

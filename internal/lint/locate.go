@@ -30,10 +30,13 @@ type frame struct {
 // to the error: positions are a help, never a reason to fail.
 func Locate(data []byte) *Locator {
 	l := &Locator{data: data, offsets: map[string]int{}}
-	dec := json.NewDecoder(bytes.NewReader(data))
+	// A byte-order mark is skipped, as the engine's decoder does; offsets
+	// stay offsets into data.
+	skip := len(data) - len(bytes.TrimPrefix(data, byteOrderMark))
+	dec := json.NewDecoder(bytes.NewReader(data[skip:]))
 	var stack []frame
 	for {
-		start := skipSeparators(data, int(dec.InputOffset()))
+		start := skipSeparators(data, skip+int(dec.InputOffset()))
 		tok, err := dec.Token()
 		if err != nil {
 			return l
@@ -104,8 +107,16 @@ func (l *Locator) Position(path string) (line, col int, ok bool) {
 	return 0, 0, false
 }
 
+// byteOrderMark is the UTF-8 encoding of U+FEFF that some editors write
+// first: not a column of line 1.
+var byteOrderMark = []byte("\xef\xbb\xbf")
+
 func lineColumn(data []byte, off int) (int, int) {
 	before := data[:off]
 	lineStart := bytes.LastIndexByte(before, '\n') + 1
-	return bytes.Count(before, []byte{'\n'}) + 1, utf8.RuneCount(before[lineStart:]) + 1
+	first := before[lineStart:]
+	if lineStart == 0 {
+		first = bytes.TrimPrefix(first, byteOrderMark)
+	}
+	return bytes.Count(before, []byte{'\n'}) + 1, utf8.RuneCount(first) + 1
 }

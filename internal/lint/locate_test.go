@@ -49,6 +49,7 @@ func FuzzLocate(f *testing.F) {
 	f.Add([]byte(`[{"a":[1,{"b":null}],"c":"\u00e9"}]`))
 	f.Add([]byte(`{"not":"a list"}`))
 	f.Add([]byte(`[[[`))
+	f.Add([]byte("\xef\xbb\xbf[{\"key\":\"a\"}]"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l := Locate(data)
 		for path, off := range l.offsets {
@@ -71,4 +72,20 @@ func FuzzLocate(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A file saved with a UTF-8 byte-order mark decodes (the engine skips the
+// mark), so its findings have lines and columns too; the mark is not a
+// column.
+func TestLocateAfterByteOrderMark(t *testing.T) {
+	l := Locate([]byte("\xef\xbb\xbf" + locateDoc))
+	for path, want := range map[string][2]int{
+		"flags":                        {1, 1},
+		"flags[0].segments[0].variant": {4, 18},
+	} {
+		line, col, ok := l.Position(path)
+		if !ok || line != want[0] || col != want[1] {
+			t.Errorf("Position(%q) = %d:%d %v, want %d:%d", path, line, col, ok, want[0], want[1])
+		}
+	}
 }
