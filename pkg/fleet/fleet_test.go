@@ -638,3 +638,25 @@ func TestPutFlagsIsFencedByTheLease(t *testing.T) {
 	assert.Equal(t, 18, got.Flags)
 	assert.Equal(t, int64(1000), got.FetchedAt.UnixMilli())
 }
+
+// TestStartingWhileCohortsLoad: while new flags wait for their cohorts,
+// the report says the flags served, not the ones waiting: "starting"
+// before any are served (as /readyz says), and a halt (SIGTERM) cuts the
+// wait at once.
+func TestStartingWhileCohortsLoad(t *testing.T) {
+	m := miniredis.RunT(t)
+	c1, err := cohort.New("k3v9qa", "", 1000, []string{"user-1"})
+	require.NoError(t, err)
+	dl := &downloads{cs: map[string]*cohort.Cohort{"k3v9qa": c1}, delay: time.Minute}
+	a := start(t, m, newUpstream(flagsBody(t)), dl)
+	require.Eventually(t, func() bool { return dl.n.Load() > 0 }, 5*time.Second, time.Millisecond)
+	assert.Nil(t, a.r.Current().Flags)
+	assert.Equal(t, "starting", a.r.Report().State)
+	halted := make(chan struct{})
+	go func() { a.halt(); close(halted) }()
+	select {
+	case <-halted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the halt waited for the cohort download")
+	}
+}

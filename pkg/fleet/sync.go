@@ -178,7 +178,6 @@ func (r *Relay) apply(ctx context.Context, body []byte, etag, source, role strin
 	}
 	var added []string
 	r.mu.Lock()
-	r.body, r.etag, r.source = body, etag, source
 	next := map[string]*cohortState{}
 	for _, id := range fl.Set.CohortReferences().All() {
 		if c := r.cohorts[id]; c != nil {
@@ -192,6 +191,9 @@ func (r *Relay) apply(ctx context.Context, body []byte, etag, source, role strin
 	r.mu.Unlock()
 	r.loadCohorts(ctx, added, role)
 	r.mu.Lock()
+	// Only now: the report says the flags served (a relay loading the
+	// cohorts of its first flags is "starting", as /readyz says).
+	r.body, r.etag, r.source = body, etag, source
 	store := r.cohortStore()
 	r.mu.Unlock()
 	r.store.Set(fl.WithCohorts(store, r.cfg.Now()))
