@@ -220,7 +220,8 @@ func (r *Relay) loadCohorts(ctx context.Context, ids []string, role string) {
 	}
 }
 
-// reapply serves the flags served with the cohorts now held.
+// reapply serves the flags served with the cohorts now held. A problem
+// said stays: refreshed cohorts do not make the flags current.
 func (r *Relay) reapply() {
 	cur := r.store.Current().Flags
 	if cur == nil {
@@ -229,7 +230,7 @@ func (r *Relay) reapply() {
 	r.mu.Lock()
 	store := r.cohortStore()
 	r.mu.Unlock()
-	r.store.Set(cur.WithCohorts(store, r.cfg.Now()))
+	r.store.SetKeepingProblem(cur.WithCohorts(store, r.cfg.Now()))
 }
 
 func (r *Relay) cohortIDs() []string {
