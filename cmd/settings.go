@@ -627,9 +627,14 @@ func orList(choices []string) string {
 }
 
 // offlineExample is c's command line on the bundled flags: whole when c
-// needs no arguments, otherwise the option to add to what was typed.
+// was given no arguments and needs none, otherwise the option to add to
+// what was typed (a whole line would drop the flag keys of explain
+// dark-mode); evaluate's when c has no --flags (flags pull).
 func offlineExample(c *cobra.Command) string {
-	if c.ValidateArgs(nil) == nil {
+	switch {
+	case c.Flags().Lookup("flags") == nil:
+		return "or try: experiment evaluate --flags testdata/flags.json"
+	case c.Flags().NArg() == 0 && c.ValidateArgs(nil) == nil:
 		return "or try: " + c.CommandPath() + " --flags testdata/flags.json"
 	}
 	return "or add --flags testdata/flags.json to try the bundled flags"

@@ -82,6 +82,7 @@ var ErrAPIKeyRejected = errors.New("API key rejected")
 type Client struct {
 	s *settings
 
+	failingMu  sync.Mutex // one setFailing change at a time; taken before mu, never under it
 	mu         sync.Mutex
 	queue      eventRing
 	closed     bool
@@ -102,7 +103,7 @@ type Client struct {
 	flushTo int64   // events numbered below it are due even in a partial batch
 	waiters []flushWaiter
 	abandon bool          // closing, a batch was given up: so is the rest
-	failing bool          // see setFailing
+	failing bool          // see setFailing, the only writer
 	space   chan struct{} // closed, and replaced, when events leave the queue
 
 	kick    chan struct{} // the dispatcher has something to look at

@@ -113,15 +113,19 @@ func (c *Client) settle(sent, failed int) {
 // was given up after all of them, and no request has succeeded since.
 // Meanwhile a blocking queue drops instead of waiting (OverflowBlock).
 func (c *Client) setFailing(failing bool) {
+	// One change at a time, said before any producer is released or sees
+	// the new state: the log then reads cause before effect ("keeps
+	// failing" before "queue full"). Said outside c.mu, as every line: a
+	// log handler may call the Client back, and a slow log must not stall
+	// the producers.
+	c.failingMu.Lock()
+	defer c.failingMu.Unlock()
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.failing == failing {
+	changed := c.failing != failing
+	c.mu.Unlock()
+	if !changed {
 		return
 	}
-	// Said under the lock, before any producer is released or sees the
-	// new state: the log then reads cause before effect ("keeps failing"
-	// before "queue full"), and the line is written by the time a
-	// producer returns from the drop it explains.
 	if c.s.overflow == OverflowBlock {
 		if failing {
 			c.s.log.Warn("analytics: the server keeps failing; until it recovers, a full queue drops its oldest events instead of waiting")
@@ -129,6 +133,8 @@ func (c *Client) setFailing(failing bool) {
 			c.s.log.Warn("analytics: the server recovered; a full queue waits again")
 		}
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.failing = failing
 	if failing {
 		close(c.space) // producers waiting for room stop waiting

@@ -5,9 +5,11 @@ package analytics_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -612,4 +614,60 @@ func TestClientBlockingStopsWaitingForAFailingServer(t *testing.T) {
 	after := tr.Stats()
 	assert.Equal(t, before.Dropped, after.Dropped, "nothing dropped once the server accepts events")
 	assert.Equal(t, before.Sent+500, after.Sent)
+}
+
+// callingHandler is a log handler that calls the Client for each line, as
+// one counting what it logs alongside the Client's Stats might.
+type callingHandler struct {
+	client *atomic.Pointer[analytics.Client]
+	logged chan string
+}
+
+func (h callingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h callingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h callingHandler) WithGroup(string) slog.Handler            { return h }
+func (h callingHandler) Handle(_ context.Context, r slog.Record) error {
+	if c := h.client.Load(); c != nil {
+		c.Stats()
+	}
+	select {
+	case h.logged <- r.Message:
+	default:
+	}
+	return nil
+}
+
+// TestClientLogHandlerMayCallTheClient: the Client writes no log line
+// while it holds its lock, so a handler calling it back does not hang it
+// (nor does a slow log stall every producer).
+func TestClientLogHandlerMayCallTheClient(t *testing.T) {
+	evtLeakCheck(t)
+	srv := newEvtServer(t)
+	srv.SetDown(http.StatusServiceUnavailable)
+	var client atomic.Pointer[analytics.Client]
+	h := callingHandler{client: &client, logged: make(chan string, 100)}
+	cfg := evtConfig(srv, &evtLog{})
+	cfg.Logger = slog.New(h)
+	cfg.Overflow = analytics.OverflowBlock
+	cfg.QueueCapacity, cfg.FlushQueueSize, cfg.MaxConcurrentRequests, cfg.FlushMaxRetries = 10, 10, 1, 1
+	tr, err := analytics.NewClient(cfg)
+	require.NoError(t, err)
+	client.Store(tr)
+	tr.Track(evtEvents(0, 10)...)
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case msg := <-h.logged:
+			if !strings.Contains(msg, "keeps failing") {
+				continue
+			}
+			// Not deferred: after a hang, Close would hang too.
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			tr.Close(ctx)
+			return
+		case <-deadline:
+			t.Fatal("the handler's call back into the Client hung")
+		}
+	}
 }

@@ -638,3 +638,55 @@ func TestPutFlagsIsFencedByTheLease(t *testing.T) {
 	assert.Equal(t, 18, got.Flags)
 	assert.Equal(t, int64(1000), got.FetchedAt.UnixMilli())
 }
+
+// TestStartingWhileCohortsLoad: while new flags wait for their cohorts,
+// the report says the flags served, not the ones waiting: "starting"
+// before any are served (as /readyz says), and a halt (SIGTERM) cuts the
+// wait at once.
+func TestStartingWhileCohortsLoad(t *testing.T) {
+	m := miniredis.RunT(t)
+	c1, err := cohort.New("k3v9qa", "", 1000, []string{"user-1"})
+	require.NoError(t, err)
+	dl := &downloads{cs: map[string]*cohort.Cohort{"k3v9qa": c1}, delay: time.Minute}
+	a := start(t, m, newUpstream(flagsBody(t)), dl)
+	require.Eventually(t, func() bool { return dl.n.Load() > 0 }, 5*time.Second, time.Millisecond)
+	assert.Nil(t, a.r.Current().Flags)
+	assert.Equal(t, "starting", a.r.Report().State)
+	halted := make(chan struct{})
+	go func() { a.halt(); close(halted) }()
+	select {
+	case <-halted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the halt waited for the cohort download")
+	}
+}
+
+// TestCohortUpdateKeepsTheProblem: a new version of a cohort serves the
+// same flags with it; it does not make them current. A follower whose
+// stored update does not compile still says so after a cohort update.
+func TestCohortUpdateKeepsTheProblem(t *testing.T) {
+	m := miniredis.RunT(t)
+	w := newFleet(t, m, time.Second) // the writer, elsewhere
+	dep := Hash(testKey)
+	m.Set(w.depLease(dep), w.Instance())
+	good := flagsBody(t)
+	require.NoError(t, w.putFlags(t.Context(), dep, good, Meta{ETag: ETag(good), FetchedAt: time.Now()}))
+	c1, err := cohort.New("k3v9qa", "", 1000, []string{"user-1"})
+	require.NoError(t, err)
+	require.NoError(t, w.putCohort(t.Context(), c1, time.Now(), time.Hour))
+	b := start(t, m, newUpstream(nil), &downloads{})
+	require.Eventually(t, func() bool {
+		fl := b.r.Current().Flags
+		return fl != nil && fl.Cohorts.Get("k3v9qa") != nil
+	}, 5*time.Second, time.Millisecond)
+
+	bad := []byte(`[{"key":1}]`)
+	require.NoError(t, w.putFlags(t.Context(), dep, bad, Meta{ETag: ETag(bad), FetchedAt: time.Now()}))
+	require.Eventually(t, func() bool { return b.r.Current().Problem != "" }, 5*time.Second, time.Millisecond)
+	c2, err := cohort.New("k3v9qa", "", 2000, []string{"user-1", "user-2"})
+	require.NoError(t, err)
+	require.NoError(t, w.putCohort(t.Context(), c2, time.Now(), time.Hour))
+	require.Eventually(t, func() bool { return b.r.Current().Flags.Cohorts.Get("k3v9qa").LastModified == 2000 },
+		5*time.Second, time.Millisecond)
+	assert.Contains(t, b.r.Current().Problem, "serving the updated flags")
+}

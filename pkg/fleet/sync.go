@@ -178,7 +178,6 @@ func (r *Relay) apply(ctx context.Context, body []byte, etag, source, role strin
 	}
 	var added []string
 	r.mu.Lock()
-	r.body, r.etag, r.source = body, etag, source
 	next := map[string]*cohortState{}
 	for _, id := range fl.Set.CohortReferences().All() {
 		if c := r.cohorts[id]; c != nil {
@@ -192,6 +191,9 @@ func (r *Relay) apply(ctx context.Context, body []byte, etag, source, role strin
 	r.mu.Unlock()
 	r.loadCohorts(ctx, added, role)
 	r.mu.Lock()
+	// Only now: the report says the flags served (a relay loading the
+	// cohorts of its first flags is "starting", as /readyz says).
+	r.body, r.etag, r.source = body, etag, source
 	store := r.cohortStore()
 	r.mu.Unlock()
 	r.store.Set(fl.WithCohorts(store, r.cfg.Now()))
@@ -218,7 +220,8 @@ func (r *Relay) loadCohorts(ctx context.Context, ids []string, role string) {
 	}
 }
 
-// reapply serves the flags served with the cohorts now held.
+// reapply serves the flags served with the cohorts now held. A problem
+// said stays: refreshed cohorts do not make the flags current.
 func (r *Relay) reapply() {
 	cur := r.store.Current().Flags
 	if cur == nil {
@@ -227,7 +230,7 @@ func (r *Relay) reapply() {
 	r.mu.Lock()
 	store := r.cohortStore()
 	r.mu.Unlock()
-	r.store.Set(cur.WithCohorts(store, r.cfg.Now()))
+	r.store.SetKeepingProblem(cur.WithCohorts(store, r.cfg.Now()))
 }
 
 func (r *Relay) cohortIDs() []string {

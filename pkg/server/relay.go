@@ -95,7 +95,7 @@ func (r *Relay) apply(fs *experiment.FlagSet) {
 	// The problem stays: the client's status events (which follow)
 	// clear it once updates succeed; a cohort update while the flag
 	// source is failing does not make the flags current.
-	r.store.swap(func(old *State) State { return State{Flags: f, Problem: old.Problem} })
+	r.store.SetKeepingProblem(f)
 }
 
 // noteStatus keeps the State's problem in step with the client: a failed

@@ -177,6 +177,13 @@ func (s *Store) Current() *State { return s.state.Load() }
 // Set puts f in use and clears the problem.
 func (s *Store) Set(f *Flags) { s.swap(func(*State) State { return State{Flags: f} }) }
 
+// SetKeepingProblem serves f and keeps the problem said: f is not more
+// current than the flags it replaces (the same flags with cohorts
+// refreshed), or the source will say whether it is.
+func (s *Store) SetKeepingProblem(f *Flags) {
+	s.swap(func(old *State) State { return State{Flags: f, Problem: old.Problem} })
+}
+
 // SetProblem keeps the flags in use and records why they are not the
 // latest; "" clears it.
 func (s *Store) SetProblem(problem string) {
