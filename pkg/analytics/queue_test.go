@@ -448,10 +448,13 @@ func TestClientBlockedTrackEndsWithClose(t *testing.T) {
 	tr.Track(evtEvents(4, 4)...)
 	blocked := make(chan error, 1)
 	go func() { blocked <- tr.TrackContext(context.Background(), evtEvents(8, 1)...) }()
+	// Close must find the producer waiting: one that only calls
+	// TrackContext after Close is refused uncounted, as it should be.
+	require.Eventually(t, func() bool { return tr.Waiting() == 1 }, 10*time.Second, time.Millisecond, "the producer waits for room")
 	select {
 	case err := <-blocked:
 		t.Fatalf("TrackContext returned %v with the queue full", err)
-	case <-time.After(50 * time.Millisecond):
+	default:
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
@@ -486,8 +489,11 @@ func TestClientCloseCountsEveryBlockedEvent(t *testing.T) {
 	for p := range producers {
 		go func() { errs <- tr.TrackContext(context.Background(), evtEvents(4+p*each, each)...) }()
 	}
-	require.Eventually(t, func() bool { return tr.Stats().Queued == 8 }, 5*time.Second, time.Millisecond)
-	time.Sleep(100 * time.Millisecond) // the other producers reach the wait
+	// Every producer waits before Close: 4 of their 18 events queued, the
+	// other 14 waiting for room. (A producer that came only after Close
+	// would be refused uncounted, and the sum below would miss its events.)
+	require.Eventually(t, func() bool { return tr.Stats().Queued == 8 && tr.Waiting() == producers*each-4 },
+		10*time.Second, time.Millisecond, "the producers wait for room")
 
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
