@@ -283,6 +283,11 @@ func TestServeFleetForwardsEventsOnce(t *testing.T) {
 	a := startFleetRelay(t, "redis://"+m.Addr(), srv.URL, cohorts.URL, extra...)
 	b := startFleetRelay(t, "redis://"+m.Addr(), srv.URL, cohorts.URL, extra...)
 	waitReady(t, a, b)
+	// Ready is before the follower has loaded the cohorts from Redis; an
+	// evaluation without them is another assignment, no duplicate.
+	require.Eventually(t, func() bool {
+		return len(a.status(t).Deployments[0].Cohorts) == 2 && len(b.status(t).Deployments[0].Cohorts) == 2
+	}, 10*time.Second, 20*time.Millisecond, "both relays serve the flags with their cohorts")
 	user := `{"user_id":"user-1","user_properties":{"email":"alice@acme.com"}}`
 	track := "X-Amp-Exp-Exposure-Track: track"
 
