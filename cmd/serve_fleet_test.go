@@ -185,8 +185,12 @@ func TestServeFleet(t *testing.T) {
 	assert.Equal(t, "up", st.Fleet.Redis)
 	assert.Equal(t, "fleettest", st.Fleet.Prefix)
 	assert.Equal(t, writer.status(t).Deployments[0].ETag, st.Deployments[0].ETag)
+	// Cohorts are synced after the flags, so after /readyz: count the
+	// downloads once both relays serve them.
+	require.Eventually(t, func() bool {
+		return len(writer.status(t).Deployments[0].Cohorts) == 2 && len(follower.status(t).Deployments[0].Cohorts) == 2
+	}, 10*time.Second, 20*time.Millisecond, "both relays serve the flags with their cohorts")
 	assert.Equal(t, 1, cohorts.Count("k3v9qa"), "a cohort downloaded once for the fleet")
-	require.Eventually(t, func() bool { return len(follower.status(t).Deployments[0].Cohorts) > 0 }, 5*time.Second, 20*time.Millisecond)
 
 	// A change upstream reaches both.
 	changed := strings.Replace(string(testdataFlags(t)), `"flagVersion": 4`, `"flagVersion": 5`, 1)
