@@ -122,7 +122,10 @@ func TestClientServerDownCloseIsBounded(t *testing.T) {
 			err := tr.Close(ctx)
 			elapsed := time.Since(start)
 
-			assert.Less(t, elapsed, 2500*time.Millisecond, "Close must respect its deadline")
+			// Not respected, Close would take 10 s (a hung request) or the
+			// retries' 20 s; 1.5 s past the deadline is for a loaded machine
+			// to cancel the senders and see them stop.
+			assert.Less(t, elapsed, 3500*time.Millisecond, "Close must respect its deadline")
 			var lost *analytics.LostEventsError
 			require.ErrorAs(t, err, &lost)
 			assert.Equal(t, 35, lost.Failed)
