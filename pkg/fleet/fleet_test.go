@@ -28,7 +28,12 @@ func newFleet(t *testing.T, m *miniredis.Miniredis, ttl time.Duration) *Fleet {
 	t.Helper()
 	opts, err := ParseURL("redis://"+m.Addr(), false)
 	require.NoError(t, err)
-	f, err := New(Config{Redis: opts, Prefix: "t", LeaseTTL: ttl, CallTimeout: 500 * time.Millisecond})
+	// The default call deadline, not a shorter one: a call to the
+	// in-process miniredis that a loaded -race machine delays past it
+	// counts as Redis down, and the relay turns alone and asks Amplitude,
+	// which the tests take for a follower's fault. No test here waits on
+	// the deadline: a closed miniredis refuses at once.
+	f, err := New(Config{Redis: opts, Prefix: "t", LeaseTTL: ttl, CallTimeout: DefaultCallTimeout})
 	require.NoError(t, err)
 	t.Cleanup(func() { f.Close() })
 	return f
