@@ -325,8 +325,10 @@ func watchServed(ctx context.Context, opts *serveOptions, files *serveFiles, sto
 		flags, _, err := files.load(ctx, opts.Now())
 		if err != nil {
 			if msg := err.Error(); msg != broken {
-				fmt.Fprintf(opts.IO.ErrOut, "experiment: warning: %v; keeping the last good flags\n", err)
+				// The problem first: whoever reads the warning and then
+				// /status (serve.txtar does) must find it degraded.
 				store.SetProblem(msg + "; keeping the last good flags")
+				fmt.Fprintf(opts.IO.ErrOut, "experiment: warning: %v; keeping the last good flags\n", err)
 				broken = msg
 			}
 			continue

@@ -194,8 +194,12 @@ func TestServeFleet(t *testing.T) {
 	assert.Equal(t, "up", st.Fleet.Redis)
 	assert.Equal(t, "fleettest", st.Fleet.Prefix)
 	assert.Equal(t, writer.status(t).Deployments[0].ETag, st.Deployments[0].ETag)
+	// Cohorts are synced after the flags, so after /readyz: count the
+	// downloads once both relays serve them.
+	require.Eventually(t, func() bool {
+		return len(writer.status(t).Deployments[0].Cohorts) == 2 && len(follower.status(t).Deployments[0].Cohorts) == 2
+	}, 10*time.Second, 20*time.Millisecond, "both relays serve the flags with their cohorts")
 	assert.Equal(t, 1, cohorts.Count("k3v9qa"), "a cohort downloaded once for the fleet")
-	require.Eventually(t, func() bool { return len(follower.status(t).Deployments[0].Cohorts) > 0 }, 5*time.Second, 20*time.Millisecond)
 
 	// A change upstream reaches both.
 	changed := strings.Replace(string(testdataFlags(t)), `"flagVersion": 4`, `"flagVersion": 5`, 1)
@@ -212,8 +216,10 @@ func TestServeFleet(t *testing.T) {
 
 	// The writer stops: it releases its lease and the follower takes over.
 	writer.halt(t)
-	require.Eventually(t, func() bool { return follower.role(t) == "writer" }, 3*time.Second, 20*time.Millisecond)
-	require.Eventually(t, func() bool { return follower.flagReq.Load() > 0 }, 3*time.Second, 20*time.Millisecond)
+	// Within a second or so (the release's notice, else the next lease
+	// step); 10 s is room for a loaded -race machine, not the bound.
+	require.Eventually(t, func() bool { return follower.role(t) == "writer" }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return follower.flagReq.Load() > 0 }, 10*time.Second, 20*time.Millisecond)
 
 	logs := a.errOut.String() + b.errOut.String()
 	assert.Contains(t, logs, "writer (lease acquired)")
@@ -292,6 +298,11 @@ func TestServeFleetForwardsEventsOnce(t *testing.T) {
 	a := startFleetRelay(t, "redis://"+m.Addr(), srv.URL, cohorts.URL, extra...)
 	b := startFleetRelay(t, "redis://"+m.Addr(), srv.URL, cohorts.URL, extra...)
 	waitReady(t, a, b)
+	// Ready is before the follower has loaded the cohorts from Redis; an
+	// evaluation without them is another assignment, no duplicate.
+	require.Eventually(t, func() bool {
+		return len(a.status(t).Deployments[0].Cohorts) == 2 && len(b.status(t).Deployments[0].Cohorts) == 2
+	}, 10*time.Second, 20*time.Millisecond, "both relays serve the flags with their cohorts")
 	user := `{"user_id":"user-1","user_properties":{"email":"alice@acme.com"}}`
 	track := "X-Amp-Exp-Exposure-Track: track"
 

@@ -273,7 +273,9 @@ func TestDownloadTransportErrorRetried(t *testing.T) {
 
 func TestDownloadStalls(t *testing.T) {
 	fake := newFake(t)
-	client := newClient(t, cohort.Config{ServerURL: fake.URL, RequestTimeout: 150 * time.Millisecond})
+	// 400 ms of silence: the retried StallBody's answer below must come
+	// within it, also on a loaded -race machine.
+	client := newClient(t, cohort.Config{ServerURL: fake.URL, RequestTimeout: 400 * time.Millisecond})
 
 	// No headers at all, three times: a timeout, not a cancellation.
 	fake.Script("9r64kh", cohorttest.Stall, cohorttest.Stall, cohorttest.Stall)
@@ -282,7 +284,7 @@ func TestDownloadStalls(t *testing.T) {
 	require.ErrorIs(t, err, cohort.ErrTimeout)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.NotErrorIs(t, err, context.Canceled)
-	assert.ErrorContains(t, err, "cohort 9r64kh: GET "+fake.URL+"/sdk/v1/cohort/9r64kh?maxCohortSize=2147483647: timed out: no data for 150ms (3 attempts)")
+	assert.ErrorContains(t, err, "cohort 9r64kh: GET "+fake.URL+"/sdk/v1/cohort/9r64kh?maxCohortSize=2147483647: timed out: no data for 400ms (3 attempts)")
 	assert.Less(t, time.Since(start), 5*time.Second)
 	assert.Equal(t, 3, fake.Count("9r64kh"))
 
@@ -297,21 +299,24 @@ func TestDownloadStalls(t *testing.T) {
 // TestDownloadSlowBodyNotCutOff: the timeout bounds silence, not the whole
 // transfer, so a large cohort on a slow link arrives.
 func TestDownloadSlowBodyNotCutOff(t *testing.T) {
-	body := mustNew(t, "slow", "", 1, []string{"a", "b", "c", "d", "e", "f", "g", "h"}).AppendJSON(nil)
+	members := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p"}
+	body := mustNew(t, "slow", "", 1, members).AppendJSON(nil)
+	// 16 chunks 40 ms apart: 640 ms in all, more than the 400 ms timeout,
+	// whose margin over each gap survives a loaded machine's pauses.
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for chunk := range slices.Chunk(body, len(body)/8+1) {
+		for chunk := range slices.Chunk(body, len(body)/16+1) {
 			_, _ = w.Write(chunk)
 			w.(http.Flusher).Flush()
 			time.Sleep(40 * time.Millisecond)
 		}
 	}))
 	defer ts.Close()
-	client := newClient(t, cohort.Config{ServerURL: ts.URL, RequestTimeout: 150 * time.Millisecond})
+	client := newClient(t, cohort.Config{ServerURL: ts.URL, RequestTimeout: 400 * time.Millisecond})
 	start := time.Now()
 	c, err := client.Download(t.Context(), "slow", nil)
 	require.NoError(t, err)
-	assert.Equal(t, 8, c.Len())
-	assert.Greater(t, time.Since(start), 150*time.Millisecond)
+	assert.Equal(t, len(members), c.Len())
+	assert.Greater(t, time.Since(start), 400*time.Millisecond)
 }
 
 func TestDownloadMalformedRetried(t *testing.T) {
@@ -474,11 +479,13 @@ func TestDownloadTrickleBounded(t *testing.T) {
 	assert.Equal(t, 1, fake.Count("9r64kh"))
 
 	// Retries share the deadline: three slow failures cannot triple it.
-	client = newClient(t, cohort.Config{ServerURL: fake.URL, RequestTimeout: 400 * time.Millisecond, Timeout: 600 * time.Millisecond})
+	// The second attempt runs from 1.1 s to 2.1 s; Timeout cuts it at 1.4 s,
+	// with room either side for a loaded machine's delays.
+	client = newClient(t, cohort.Config{ServerURL: fake.URL, RequestTimeout: time.Second, Timeout: 1400 * time.Millisecond})
 	fake.Script("n2hgsp", cohorttest.Stall, cohorttest.Stall, cohorttest.Stall)
 	start = time.Now()
 	_, err = client.Download(t.Context(), "n2hgsp", nil)
 	require.ErrorIs(t, err, cohort.ErrTimeout)
-	assert.ErrorContains(t, err, "download not complete within 600ms (2 attempts)")
-	assert.Less(t, time.Since(start), 2*time.Second)
+	assert.ErrorContains(t, err, "download not complete within 1.4s (2 attempts)")
+	assert.Less(t, time.Since(start), 3*time.Second)
 }

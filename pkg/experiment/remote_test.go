@@ -541,13 +541,18 @@ func TestCancelDuringBackoffReturnsPromptly(t *testing.T) {
 	remoteLeakCheck(t)
 	s := newFakeRemote(t)
 	s.SetDefaultResponse(&experimenttest.Response{Status: http.StatusServiceUnavailable, Header: http.Header{"Retry-After": {"30"}}})
-	c := newTestRemoteClient(t, s.URL, &experiment.RemoteConfig{FetchRetries: 5})
+	// The retry's debug line is written just before the 30s wait: cancel
+	// once it is there. (Cancelling a fixed time after the server saw the
+	// request could come before a loaded machine's client had read the
+	// 503, and the error would then have nothing to say about it.)
+	var logs logBuffer
+	c := newTestRemoteClient(t, s.URL, &experiment.RemoteConfig{FetchRetries: 5,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() {
-		for s.RequestCount() == 0 {
+		for ctx.Err() == nil && !strings.Contains(logs.String(), `msg="experiment: fetch retry"`) {
 			time.Sleep(time.Millisecond)
 		}
-		time.Sleep(50 * time.Millisecond) // well into the 30s wait
 		cancel()
 	}()
 	start := time.Now()

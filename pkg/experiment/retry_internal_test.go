@@ -31,14 +31,28 @@ func (c lateDeadline) Err() error {
 	}
 }
 
+// endOnRetryLog is a log handler that ends a lateDeadline when the retry
+// logs that it is about to wait: the deadline then comes during the wait,
+// wherever the scheduler puts the test's goroutines.
+type endOnRetryLog struct {
+	slog.Handler
+	ctx lateDeadline
+}
+
+func (h endOnRetryLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h endOnRetryLog) Handle(context.Context, slog.Record) error {
+	close(h.ctx.done)
+	return nil
+}
+
 // A deadline that ends a retry's wait gives the last failure and that no
 // retry was left, as when the deadline is seen coming: not a bare
 // "context deadline exceeded while waiting" that reads as an interruption.
 func TestRetryDeadlineDuringWait(t *testing.T) {
 	ctx := lateDeadline{Context: context.Background(), done: make(chan struct{})}
-	p := retryPolicy{retries: 3, backoff: func(int) time.Duration { return time.Minute }, logger: slog.New(slog.DiscardHandler), name: "test"}
+	logger := slog.New(endOnRetryLog{Handler: slog.DiscardHandler, ctx: ctx})
+	p := retryPolicy{retries: 3, backoff: func(int) time.Duration { return time.Minute }, logger: logger, name: "test"}
 	attempts := 0
-	go func() { time.Sleep(20 * time.Millisecond); close(ctx.done) }()
 	_, f, n, canceled := retry(ctx, p, func(context.Context, int) (int, *attemptFailure) {
 		attempts++
 		return 0, &attemptFailure{status: 503, retryable: true, err: errors.New("503 Service Unavailable")}
@@ -58,13 +72,15 @@ func TestRetryDeadlineDuringWait(t *testing.T) {
 // it is said too: "503" is why the retries ran, the deadline only why they
 // stopped.
 func TestRetryDeadlineDuringAttemptNamesTheAnswerBefore(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
+	// The deadline ends during the second attempt by construction, not by
+	// a timer that a loaded machine could let fire before the first ends.
+	ctx := lateDeadline{Context: context.Background(), done: make(chan struct{})}
 	p := retryPolicy{retries: 3, backoff: func(int) time.Duration { return 0 }, logger: slog.New(slog.DiscardHandler), name: "test"}
 	_, f, n, _ := retry(ctx, p, func(ctx context.Context, n int) (int, *attemptFailure) {
 		if n == 1 {
 			return 0, &attemptFailure{status: 503, retryable: true, err: errors.New("503 Service Unavailable")}
 		}
+		close(ctx.(lateDeadline).done)
 		<-ctx.Done() // the deadline comes during the second attempt, which times out with it
 		return 0, &attemptFailure{retryable: true, err: timeoutError(time.Second)}
 	})

@@ -31,7 +31,8 @@ type Config struct {
 	// Metrics, when set, count lease changes, notices, reloads and errors.
 	Metrics *Metrics
 	// Say receives a line when Redis becomes unreachable and when it
-	// answers again. Default: nothing.
+	// answers again, with the Fleet locked so that the change and its
+	// line are seen together: it must not call the Fleet. Default: nothing.
 	Say func(line string)
 }
 
@@ -125,7 +126,10 @@ func (f *Fleet) Up() (bool, string) {
 
 // note records a call's outcome: a failure other than "no such key" or
 // the caller's cancellation is Redis's, counted and kept for /status. A
-// change between reachable and unreachable is said once.
+// change between reachable and unreachable is said once, under the lock
+// that publishes it: said after, a concurrent call could see Redis down,
+// and its relay turn alone, with the warning not yet written; and whoever
+// reads the line and then Up finds the change made.
 func (f *Fleet) note(err error) error {
 	if errors.Is(err, redis.Nil) {
 		err = nil
@@ -134,6 +138,7 @@ func (f *Fleet) note(err error) error {
 		return err // the relay stops: no sign of Redis's health
 	}
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	was := f.up
 	if err != nil {
 		f.metrics.redisErrors.Inc()
@@ -141,11 +146,9 @@ func (f *Fleet) note(err error) error {
 	} else {
 		f.up = true
 	}
-	msg := f.lastErr
-	f.mu.Unlock()
 	switch {
 	case was && err != nil:
-		f.say("experiment: warning: redis unreachable (" + msg + "); serving what we have, syncing from Amplitude alone")
+		f.say("experiment: warning: redis unreachable (" + f.lastErr + "); serving what we have, syncing from Amplitude alone")
 	case !was && err == nil:
 		f.say("redis reachable again")
 	}

@@ -3,8 +3,10 @@ package fleet
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,7 +28,12 @@ func newFleet(t *testing.T, m *miniredis.Miniredis, ttl time.Duration) *Fleet {
 	t.Helper()
 	opts, err := ParseURL("redis://"+m.Addr(), false)
 	require.NoError(t, err)
-	f, err := New(Config{Redis: opts, Prefix: "t", LeaseTTL: ttl, CallTimeout: 500 * time.Millisecond})
+	// The default call deadline, not a shorter one: a call to the
+	// in-process miniredis that a loaded -race machine delays past it
+	// counts as Redis down, and the relay turns alone and asks Amplitude,
+	// which the tests take for a follower's fault. No test here waits on
+	// the deadline: a closed miniredis refuses at once.
+	f, err := New(Config{Redis: opts, Prefix: "t", LeaseTTL: ttl, CallTimeout: DefaultCallTimeout})
 	require.NoError(t, err)
 	t.Cleanup(func() { f.Close() })
 	return f
@@ -229,8 +236,27 @@ func TestFollowerCatchesALostNotice(t *testing.T) {
 	assert.Equal(t, "redis", r.Report().Source)
 }
 
+// runBelowEphemeral starts miniredis on a loopback port below Linux's
+// ephemeral range (32768 and up), for a test that stops it and starts it
+// again on the same port: meanwhile an outgoing connection of any process
+// on the machine may take an ephemeral port as its own, and Restart then
+// fails with "address already in use". (internal/fleettest picks its
+// ports between 20000 and 32000: this range stays clear of it too.)
+func runBelowEphemeral(t *testing.T) *miniredis.Miniredis {
+	t.Helper()
+	m := miniredis.NewMiniRedis()
+	for range 100 {
+		if m.StartAddr("127.0.0.1:"+strconv.Itoa(10000+rand.IntN(10000))) == nil {
+			t.Cleanup(m.Close)
+			return m
+		}
+	}
+	t.Fatal("no free loopback port between 10000 and 20000")
+	return nil
+}
+
 func TestRedisDownAndBack(t *testing.T) {
-	m := miniredis.RunT(t)
+	m := runBelowEphemeral(t)
 	up := newUpstream(flagsBody(t))
 	a, b, want := startPair(t, m, up)
 

@@ -36,8 +36,9 @@ type RelayConfig struct {
 	PollInterval, CohortPollInterval time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
-	// Say receives one line per change of role (never a key). Default:
-	// nothing.
+	// Say receives one line per change of role (never a key), with the
+	// Relay locked so that the role and its line are seen together: it
+	// must not call the Relay. Default: nothing.
 	Say func(line string)
 }
 
@@ -130,13 +131,15 @@ func (r *Relay) checkInterval() time.Duration {
 }
 
 // setRole records a change of role, says it once, counts it and wakes the
-// sync loop.
+// sync loop. It says and counts under the lock that publishes the role,
+// so that whoever sees the new role (/status, the sync loop, a test)
+// finds its line and its count already there, and whoever reads the line
+// and then Role finds the role.
 func (r *Relay) setRole(role string) {
 	r.mu.Lock()
 	old := r.role
-	r.role = role
-	r.mu.Unlock()
 	if old == role {
+		r.mu.Unlock()
 		return
 	}
 	m := r.cfg.Fleet.metrics
@@ -153,6 +156,8 @@ func (r *Relay) setRole(role string) {
 	case RoleAlone:
 		r.cfg.Say(fmt.Sprintf("deployment %s: alone, syncing from Amplitude", r.fp))
 	}
+	r.role = role
+	r.mu.Unlock()
 	r.notify()
 }
 
