@@ -90,7 +90,7 @@ func (r *Relay) shareCohort(ctx context.Context, id string) bool {
 			r.setCohort(id, func(s *cohortState) { s.c, s.source = c, "redis" })
 			f.metrics.reloads.Inc()
 			changed = true
-		case errors.Is(err, errUnreadable):
+		case errors.Is(err, errUnreadable), errors.Is(err, errMissing):
 			// Said in /status: the version held stays served, and the
 			// next check with Amplitude stores a readable one.
 			unreadable = err.Error()

@@ -619,6 +619,30 @@ func TestUnreadableCohortInRedisIsReported(t *testing.T) {
 	assert.EqualValues(t, 1000, a.r.Current().Flags.Cohorts.Get("k3v9qa").LastModified, "the version held stays served")
 }
 
+// TestMissingCohortBodyKeepsTheVersionHeld: a description naming a
+// version whose body Redis no longer has (evicted, expired, a failover)
+// leaves the version held served; it is no empty cohort to serve.
+func TestMissingCohortBodyKeepsTheVersionHeld(t *testing.T) {
+	m := miniredis.RunT(t)
+	c1, err := cohort.New("k3v9qa", "", 1000, []string{"user-1", "user-2"})
+	require.NoError(t, err)
+	a := start(t, m, newUpstream(flagsBody(t)), &downloads{cs: map[string]*cohort.Cohort{"k3v9qa": c1}})
+	require.Eventually(t, func() bool {
+		fl := a.r.Current().Flags
+		return fl != nil && fl.Cohorts.Get("k3v9qa") != nil
+	}, 5*time.Second, 10*time.Millisecond)
+	a.halt() // the sync below is the only one
+
+	m.HSet(a.f.descKey("k3v9qa"), "version", "2000") // checked just now: no download is due
+	require.False(t, m.Exists(a.f.blobKey("k3v9qa", 2000)))
+	a.r.syncCohorts(t.Context(), RoleFollower)
+	held := a.r.Current().Flags.Cohorts.Get("k3v9qa")
+	require.NotNil(t, held, "the cohort is still served")
+	assert.EqualValues(t, 1000, held.LastModified)
+	assert.Equal(t, 2, held.Len())
+	assert.Contains(t, a.r.Report().Cohorts[0].LastError, "version 2000 in Redis is missing", "said in /status")
+}
+
 // TestFlagsServedWithTheirCohorts: new flags are served with the cohorts
 // they target already loaded, by the writer and by a follower, as the
 // local client does: never a moment where a member evaluates as a

@@ -280,6 +280,10 @@ func (f *Fleet) cohortBlob(ctx context.Context, id string, version int64) (*coho
 	ctx, cancel := context.WithTimeout(ctx, 4*f.timeout) // a body may be large
 	defer cancel()
 	b, err := f.rdb.Get(ctx, f.blobKey(id, version)).Bytes()
+	if errors.Is(err, redis.Nil) { // an answer to note, but no cohort
+		f.note(nil)
+		return nil, fmt.Errorf("cohort %s version %d in Redis %w", id, version, errMissing)
+	}
 	if err != nil {
 		return nil, f.note(err)
 	}
@@ -294,6 +298,11 @@ func (f *Fleet) cohortBlob(ctx context.Context, id string, version int64) (*coho
 // errUnreadable marks a value Redis returned that does not decode: no
 // Redis failure, but something the relay must say (it keeps what it has).
 var errUnreadable = errors.New("is unreadable")
+
+// errMissing marks a version a cohort's description names whose body
+// Redis no longer has (evicted, or lost in a failover): the relay keeps
+// what it has until the cohort's next check stores the body again.
+var errMissing = errors.New("is missing")
 
 // seen records the hash of an event identity for 24 hours and reports
 // whether some relay of the fleet recorded it before (then the event is
