@@ -155,15 +155,13 @@ func conformanceCases(t testing.TB) []string {
 	return dirs
 }
 
-func readLines(t testing.TB, path string) [][]byte { return conformance.ReadLines(t, path) }
-
 func loadCaseSnapshot(t testing.TB, dir string) (*Snapshot, [][]byte) {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(dir, "flags.json"))
 	require.NoError(t, err)
 	flags, err := DecodeFlags(data)
 	require.NoError(t, err)
-	return compileFlags(t, flags...), readLines(t, filepath.Join(dir, "users.jsonl"))
+	return compileFlags(t, flags...), conformance.Open(dir).Users(t)
 }
 
 // ---------------------------------------------------------------------------
@@ -1416,7 +1414,7 @@ func TestConformanceWithoutCohorts(t *testing.T) {
 		}
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			snap, users := loadCaseSnapshot(t, dir)
-			expected := readLines(t, filepath.Join(dir, "expected.jsonl"))
+			expected := conformance.Open(dir).Expected(t)
 			require.Len(t, expected, len(users))
 			var dst []Result
 			for i, line := range users {

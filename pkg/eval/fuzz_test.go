@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -213,7 +212,7 @@ func FuzzEvaluate(f *testing.F) {
 	cases := loadFuzzCases(f)
 	// seeds: real conditions of every case, with a real user of the case
 	for ci, dir := range conformanceCases(f) {
-		users := readLines(f, filepath.Join(dir, "users.jsonl"))
+		users := conformance.Open(dir).Users(f)
 		n := 0
 		for _, fl := range cases[ci].flags {
 			for _, seg := range fl.Segments {

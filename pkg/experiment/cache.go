@@ -143,7 +143,8 @@ func readFlagCache(path string) (*flagConfigs, error) {
 		return nil, &CacheError{Path: path, Err: err}
 	}
 	corrupt := func(err error) error { return &CacheError{Path: path, Corrupt: true, Err: err} }
-	// The flags are found in place, as written here; a snapshot laid out
+	// The flags are found in place, as written here, and the flag set
+	// keeps them there, a slice of the file's bytes; a snapshot laid out
 	// otherwise, or broken, is decoded whole, which also says what is
 	// wrong with it.
 	env, err := splitEnvelope(data)
@@ -151,7 +152,7 @@ func readFlagCache(path string) (*flagConfigs, error) {
 	if err == nil && env.Version == 1 {
 		// Its error is not kept: the whole decode below says what is
 		// wrong, in terms of the whole document.
-		fc, _ = decodeCachedFlags(env)
+		fc, _ = loadFlagConfigs(env.Flags, env.FetchedAt)
 	}
 	if fc == nil {
 		env = cacheEnvelope{}
@@ -161,17 +162,11 @@ func readFlagCache(path string) (*flagConfigs, error) {
 		if env.Version != 1 {
 			return nil, corrupt(fmt.Errorf("snapshot version %d, want 1", env.Version))
 		}
-		if fc, err = decodeCachedFlags(env); err != nil {
+		if fc, err = loadFlagConfigs(env.Flags, env.FetchedAt); err != nil {
 			return nil, corrupt(err)
 		}
 	}
 	return fc, nil
-}
-
-// decodeCachedFlags loads a snapshot's flags; the flag set keeps
-// env.Flags, a slice of the file's bytes.
-func decodeCachedFlags(env cacheEnvelope) (*flagConfigs, error) {
-	return loadFlagConfigs(env.Flags, env.FetchedAt)
 }
 
 // splitEnvelope decodes a snapshot's header and finds its flags, the last

@@ -205,10 +205,17 @@ func (c *LocalClient) attemptFlagConfigs(ctx context.Context) (*flagConfigs, *at
 
 // loadUnlessInUse loads fc unless its flags are those in use.
 func (c *LocalClient) loadUnlessInUse(fc *flagConfigs) error {
-	if inUse := c.served.Load(); inUse != nil && *inUse == fc.digest {
+	if c.servedNow(fc.digest) {
 		return nil
 	}
 	return fc.load()
+}
+
+// servedNow reports whether digest is of the last configs from the
+// server, which are those in use unless the cache's came first.
+func (c *LocalClient) servedNow(digest [32]byte) bool {
+	inUse := c.served.Load()
+	return inUse != nil && *inUse == digest
 }
 
 // attemptDecodedFlagConfigs makes one GET /sdk/v2/flags request and

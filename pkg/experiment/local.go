@@ -23,9 +23,9 @@ type LocalClient struct {
 	s       *localSettings
 	flags   atomic.Pointer[FlagSet]
 	applyMu sync.Mutex // serialises apply: Start may apply the cache while the updater runs
-	digest  [32]byte   // of the configs in use, under applyMu
-	// served is digest, for fetches to tell the flags in use without
-	// applyMu: they are not loaded again.
+	// served is the digest of the last configs from the server, nil
+	// before; written by apply under applyMu, read by fetches without it
+	// (see servedNow).
 	served atomic.Pointer[[32]byte]
 	// onUpdateG is the goroutine (goid) running OnUpdate, which holds
 	// applyMu: Close, called from it, must not wait for applyMu.

@@ -39,6 +39,13 @@ func benchFlags(tb testing.TB, n int) []byte {
 
 func startedClient(tb testing.TB, body []byte) (*experiment.LocalClient, func()) {
 	srv := experimenttest.NewFlagServer("server-bench", body)
+	c := startClient(tb, srv)
+	return c, func() { c.Close(); srv.Close() }
+}
+
+// startClient starts a LocalClient on srv's flags, polling too seldom to
+// poll during a benchmark; the caller closes it.
+func startClient(tb testing.TB, srv *experimenttest.FlagServer) *experiment.LocalClient {
 	c, err := experiment.NewLocalClient(srv.Key, &experiment.LocalConfig{ServerURL: srv.URL, Logger: quiet, FlagConfigPollingInterval: time.Hour})
 	if err != nil {
 		tb.Fatal(err)
@@ -46,7 +53,7 @@ func startedClient(tb testing.TB, body []byte) (*experiment.LocalClient, func())
 	if err := c.Start(tb.Context()); err != nil {
 		tb.Fatal(err)
 	}
-	return c, func() { c.Close(); srv.Close() }
+	return c
 }
 
 // BenchmarkLocalEvaluateV2 is evaluation through the local client, beside

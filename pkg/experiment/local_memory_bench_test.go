@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
-	"time"
 
-	"github.com/flagkit/experiment/pkg/experiment"
 	"github.com/flagkit/experiment/pkg/experiment/experimenttest"
 )
 
@@ -67,13 +65,7 @@ func BenchmarkLocalClientBytes(b *testing.B) {
 			var cold, warm, listed uint64
 			for b.Loop() {
 				before := liveHeap()
-				c, err := experiment.NewLocalClient(srv.Key, &experiment.LocalConfig{ServerURL: srv.URL, Logger: quiet, FlagConfigPollingInterval: time.Hour})
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := c.Start(b.Context()); err != nil {
-					b.Fatal(err)
-				}
+				c := startClient(b, srv)
 				cold = liveHeap() - before
 				if _, err := c.EvaluateV2(localBenchUser); err != nil {
 					b.Fatal(err)
@@ -102,13 +94,7 @@ func BenchmarkLocalClientStart(b *testing.B) {
 			defer srv.Close()
 			b.ReportAllocs()
 			for b.Loop() {
-				c, err := experiment.NewLocalClient(srv.Key, &experiment.LocalConfig{ServerURL: srv.URL, Logger: quiet, FlagConfigPollingInterval: time.Hour})
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := c.Start(b.Context()); err != nil {
-					b.Fatal(err)
-				}
+				c := startClient(b, srv)
 				c.Close()
 			}
 		})

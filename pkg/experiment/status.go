@@ -234,20 +234,15 @@ func (n *statusNotifier) stateChanged(from, to State, source Source, cause error
 // version (a flag's version in its metadata is not guaranteed to change
 // with it): by their bytes, and decoded when those differ.
 func changedFlags(prev, next *FlagSet) []string {
-	keys := next.snap.Keys()
 	var changed []string
-	for _, k := range keys {
+	for _, k := range next.snap.Keys() {
 		if prev == nil || !prev.snap.SameFlag(next.snap, k) {
 			changed = append(changed, k)
 		}
 	}
 	if prev != nil {
-		in := make(map[string]bool, len(keys))
-		for _, k := range keys {
-			in[k] = true
-		}
 		for _, k := range prev.snap.Keys() {
-			if !in[k] {
+			if !next.snap.Has(k) { // removed
 				changed = append(changed, k)
 			}
 		}

@@ -98,10 +98,10 @@ func (c *LocalClient) apply(ctx context.Context, fc *flagConfigs, source Source)
 	if prev != nil && source == SourceCache {
 		return nil // the server answered meanwhile: never go back to the cache
 	}
-	// c.digest is of the last flags from the server only: the same flags
+	// served is of the last flags from the server only: the same flags
 	// from the server after the cache's still bring their cohorts up to
 	// date, which cached flags never did.
-	if prev != nil && fc.digest == c.digest {
+	if prev != nil && c.servedNow(fc.digest) {
 		c.recordSuccess(fc, source, prev)
 		return nil
 	}
@@ -115,12 +115,11 @@ func (c *LocalClient) apply(ctx context.Context, fc *flagConfigs, source Source)
 			store = prev.cohorts
 		}
 	} else {
-		store = c.cohortsFor(ctx, fc.refs, prev, c.digest == [32]byte{})
+		store = c.cohortsFor(ctx, fc.refs, prev, c.served.Load() == nil)
 	}
 	next := newFlagSet(fc.snap, nil, store, fc.refs)
 	c.flags.Store(next)
 	if source != SourceCache {
-		c.digest = fc.digest
 		served := fc.digest // not &fc.digest, which would keep fc
 		c.served.Store(&served)
 	}
