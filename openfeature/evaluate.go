@@ -35,7 +35,7 @@ func (p *Provider) resolve(flag string, flat of.FlattenedContext) resolution {
 		return failed(of.NewProviderNotReadyResolutionError("no flag configs yet: the provider is not initialized, or its first fetch has not succeeded"))
 	}
 	snap := fs.Snapshot()
-	if snap.Flag(flag) == nil {
+	if !snap.Has(flag) { // Flag would decode it and keep the decoded copy
 		return failed(of.NewFlagNotFoundResolutionError(fmt.Sprintf("flag %q is not in the flag configs in use", flag)))
 	}
 	user, err := userFromContext(flat)

@@ -49,13 +49,21 @@ func (t *reasonTable) reason(outcome int) of.Reason {
 
 func newReasonTable(snap *eval.Snapshot) *reasonTable {
 	t := &reasonTable{snap: snap, reasons: make([]of.Reason, snap.Outcomes())}
+	// Every flag decoded once, for this table only (Flags keeps none):
+	// snap.Flag would keep each decoded beside the compact snapshot, and
+	// the client's memory would be what it was before it kept the document.
+	keys, flags := snap.Keys(), snap.Flags()
+	byKey := make(map[string]*eval.Flag, len(keys))
+	for i, f := range flags {
+		byKey[keys[i]] = f
+	}
 	// Outcomes of one segment are consecutive: analyse each segment once.
 	var lastFlag string
 	lastSeg := -1
 	var split map[string]bool
 	for i := range t.reasons {
 		flagKey, seg, variant := snap.Outcome(i)
-		f := snap.Flag(flagKey)
+		f := byKey[flagKey]
 		if f == nil || seg < 0 || seg >= len(f.Segments) || f.Segments[seg] == nil {
 			t.reasons[i] = of.UnknownReason
 			continue
