@@ -113,26 +113,26 @@ func (s *idSearch) run(ctx context.Context) (*findUserReport, error) {
 	field := findUserFields[o.By]
 	keys := []string{o.Flag}
 	var results []eval.Result
-	// One user for all tries: field is called through a func value, so u
-	// escapes, and declared in the loop it would be allocated per try.
-	var u experiment.User
+	// One user for all tries, s.last: declared in the loop it would be
+	// allocated per try (field, a func value, makes it escape), and the
+	// last one tried is the one the diagnosis explains.
+	u := &s.last
 	for report.Tries < o.MaxTries && len(report.IDs) < o.Count {
 		if report.Tries%4096 == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		report.Tries++
-		u = s.template
-		*field(&u) = s.next()
-		s.last = u
+		*u = s.template
+		*field(u) = s.next()
 		var err error
-		if results, err = s.fs.EvaluateResults(&u, keys, results[:0]); err != nil {
+		if results, err = s.fs.EvaluateResults(u, keys, results[:0]); err != nil {
 			return nil, evalError(o.Source.name(), err)
 		}
 		i := slices.IndexFunc(results, func(r eval.Result) bool { return r.FlagKey == o.Flag })
 		if i < 0 || results[i].Key != o.Variant {
 			continue
 		}
-		found, err := s.explain(&u, *field(&u))
+		found, err := s.explain(u, *field(u))
 		if err != nil {
 			return nil, err
 		}
