@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"reflect"
 	"slices"
 	"time"
 
@@ -97,7 +98,8 @@ func variantChanges(prev, next *experiment.FlagSet, user *experiment.User, now t
 	for k := range keys {
 		b, hadB := before[k]
 		a, hasA := after[k]
-		if hadB == hasA && b.Key == a.Key && b.Value == a.Value {
+		// A new payload reaches the user as a new value does.
+		if hadB == hasA && b.Key == a.Key && b.Value == a.Value && reflect.DeepEqual(b.Payload, a.Payload) {
 			continue
 		}
 		// No variant is an absent field in JSON and "(none)" in the table.

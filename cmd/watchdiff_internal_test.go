@@ -54,3 +54,23 @@ func TestWatchCohortRefreshComparesNoConfig(t *testing.T) {
 		t.Fatal("the flags were decoded for a cohort refresh")
 	}
 }
+
+// The watched user sees a new payload as much as a new value: the same
+// variant with another payload is a variant event, as its value is.
+func TestWatchVariantEventOnPayloadChange(t *testing.T) {
+	load := func(payload string) *experiment.FlagSet {
+		fs, err := experiment.LoadFlagSet([]byte(`[{"key":"f","variants":{"on":{"key":"on","value":"on","payload":`+payload+`}},"segments":[{"variant":"on"}]}]`), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fs
+	}
+	user := &experiment.User{UserID: "u"}
+	events, err := variantChanges(load(`{"a":1}`), load(`{"a":2}`), user, time.Time{})
+	if err != nil || len(events) != 1 || events[0].Flag != "f" || events[0].From != "on" || events[0].To != "on" {
+		t.Fatalf("events %+v, err %v; want f's variant event, on to on", events, err)
+	}
+	if events, err := variantChanges(load(`{"a":1}`), load(`{"a":1}`), user, time.Time{}); err != nil || len(events) != 0 {
+		t.Fatalf("same payload: events %+v, err %v; want none", events, err)
+	}
+}
