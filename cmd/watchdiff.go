@@ -3,6 +3,7 @@ package cmd
 import (
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/flagkit/experiment/internal/flagdiff"
@@ -38,15 +39,7 @@ func diffFlagSets(decoded *watchFlags, prev, next *experiment.FlagSet, user *exp
 		variants, userErr = variantChanges(prev, next, user, now)
 		events = append(events, variants...)
 	}
-	slices.SortStableFunc(events, func(a, b watchEvent) int {
-		if a.Flag < b.Flag {
-			return -1
-		}
-		if a.Flag > b.Flag {
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(events, func(a, b watchEvent) int { return strings.Compare(a.Flag, b.Flag) })
 	return events, userErr
 }
 
