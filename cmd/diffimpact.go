@@ -127,14 +127,11 @@ func newImpactTally() *impactTally {
 // batch reader: chunks of lines spread over all cores, a bounded number
 // in flight, so memory stays flat however many users.
 func (opts *diffOptions) impact(parent context.Context, old, next *diffSide, report *flagdiff.Report) (*diffImpact, error) {
-	before, err := opts.loadSet(old)
+	sets, err := opts.loadSets(old, next)
 	if err != nil {
 		return nil, err
 	}
-	after, err := opts.loadSet(next)
-	if err != nil {
-		return nil, err
-	}
+	before, after := sets[0], sets[1]
 	for _, s := range []struct {
 		fs   *experiment.FlagSet
 		name string
