@@ -169,7 +169,7 @@ func runFindUser(ctx context.Context, opts *findUserOptions) error {
 func noRoute(f *eval.Flag, variant string) string {
 	for si, seg := range f.Segments {
 		if seg.Conditions != nil && len(seg.Conditions) == 0 {
-			if len(variantRoutes(&eval.Flag{Segments: []*eval.Segment{{Variant: seg.Variant, Bucket: seg.Bucket}}}, variant)) > 0 {
+			if len(variantRoutes(&eval.Flag{Variants: f.Variants, Segments: []*eval.Segment{{Variant: seg.Variant, Bucket: seg.Bucket}}}, variant)) > 0 {
 				return segmentTitle(f, si) + " names it, but its conditions are []: it matches nobody"
 			}
 		}
