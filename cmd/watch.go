@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -310,11 +309,11 @@ func printWatchEvents(opts *watchOptions, events []watchEvent) error {
 			err = writeJSON(opts.IO.Out, e, false)
 		} else {
 			from, to := e.From, e.To
-			if e.Kind == watchVariant {
-				from, to = cmp.Or(from, "(none)"), cmp.Or(to, "(none)")
-			}
 			change := to
 			switch {
+			case e.Kind == watchVariant:
+				// The same variant on both sides is a new value or payload.
+				change = orNone(from) + " → " + orNone(to)
 			case from != "" && from == to:
 				change = from + " (same version)"
 			case from != "" && to != "":

@@ -1,9 +1,13 @@
 package cmd
 
 import (
+	"bytes"
+	"io"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/flagkit/experiment/internal/cli"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
 
@@ -72,5 +76,21 @@ func TestWatchVariantEventOnPayloadChange(t *testing.T) {
 	}
 	if events, err := variantChanges(load(`{"a":1}`), load(`{"a":1}`), user, time.Time{}); err != nil || len(events) != 0 {
 		t.Fatalf("same payload: events %+v, err %v; want none", events, err)
+	}
+}
+
+// A variant event keeps its variant when only its value or payload moved:
+// the line shows from and to, not "(same version)", which is about a
+// flag's config.
+func TestWatchPrintsVariantEventFromTo(t *testing.T) {
+	var out bytes.Buffer
+	opts := &watchOptions{IO: &cli.IOStreams{Out: &out, ErrOut: io.Discard, Getenv: func(string) string { return "" }}, Output: "table"}
+	events := []watchEvent{{Kind: watchVariant, Flag: "f", From: "on", To: "on"}, {Kind: watchVariant, Flag: "g", To: "on"}}
+	if err := printWatchEvents(opts, events); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.HasSuffix(lines[0], "f  on → on") || !strings.HasSuffix(lines[1], "g  (none) → on") {
+		t.Fatalf("printed %q; want f on → on and g (none) → on", out.String())
 	}
 }
