@@ -94,3 +94,29 @@ func TestWatchPrintsVariantEventFromTo(t *testing.T) {
 		t.Fatalf("printed %q; want f on → on and g (none) → on", out.String())
 	}
 }
+
+// A changed flag's line reads its versions as diff's header does: one
+// side without a version is (none), not a lone version that reads as the
+// flag added or removed; no version at all leaves just the changes.
+func TestWatchPrintsChangedVersionsAsDiff(t *testing.T) {
+	var out bytes.Buffer
+	opts := &watchOptions{IO: &cli.IOStreams{Out: &out, ErrOut: io.Discard, Getenv: func(string) string { return "" }}, Output: "table"}
+	events := []watchEvent{
+		{Kind: watchChanged, Flag: "a", To: "v3", Changes: []string{"x"}},
+		{Kind: watchChanged, Flag: "b", From: "v3", Changes: []string{"x"}},
+		{Kind: watchChanged, Flag: "c", Changes: []string{"x"}},
+		{Kind: watchChanged, Flag: "d", From: "v2", To: "v2", Changes: []string{"x"}},
+		{Kind: watchAdded, Flag: "e", To: "v1"},
+		{Kind: watchRemoved, Flag: "f", From: "v1"},
+	}
+	if err := printWatchEvents(opts, events); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"a  (none) → v3: x", "b  v3 → (none): x", "c  x", "d  v2 (same version): x", "e  v1", "f  v1"}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	for i, w := range want {
+		if i >= len(lines) || !strings.HasSuffix(lines[i], w) {
+			t.Fatalf("printed %q; want line %d to end in %q", out.String(), i, w)
+		}
+	}
+}
