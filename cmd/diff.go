@@ -201,33 +201,49 @@ func (opts *diffOptions) pullLive(ctx context.Context) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// loadSet compiles a side for evaluation, with the cohorts of --cohorts;
-// what the engine tolerates is a warning, as for evaluate.
-func (opts *diffOptions) loadSet(side *diffSide) (*experiment.FlagSet, error) {
-	fs, err := experiment.LoadFlagSet(side.data, nil)
-	if err != nil {
-		return nil, inputError(fmt.Errorf("%s: %w", side.name, err))
+// loadSets compiles both sides for evaluation, with the cohorts of
+// --cohorts read once for both (a cohort file can hold millions of ids,
+// and a missing one is said once); what the engine tolerates is a
+// warning, as for evaluate.
+func (opts *diffOptions) loadSets(sides ...*diffSide) ([]*experiment.FlagSet, error) {
+	sets := make([]*experiment.FlagSet, len(sides))
+	var ids []string
+	for i, side := range sides {
+		fs, err := experiment.LoadFlagSet(side.data, nil)
+		if err != nil {
+			return nil, inputError(fmt.Errorf("%s: %w", side.name, err))
+		}
+		sets[i] = fs
+		ids = append(ids, fs.CohortReferences().All()...)
 	}
-	store, err := opts.Source.loadCohorts(opts.Source.server.f, fs.CohortReferences().All())
+	slices.Sort(ids)
+	store, err := opts.Source.loadCohorts(opts.Source.server.f, slices.Compact(ids))
 	if err != nil {
 		return nil, err
 	}
-	if store != nil {
-		fs = fs.WithCohorts(store)
+	for i, side := range sides {
+		if store != nil {
+			sets[i] = sets[i].WithCohorts(store)
+		}
+		if err := opts.checkSet(side, sets[i]); err != nil {
+			return nil, err
+		}
 	}
+	return sets, nil
+}
+
+// checkSet warns of what the engine tolerates in a side.
+func (opts *diffOptions) checkSet(side *diffSide, fs *experiment.FlagSet) error {
 	// A flag defined twice was said when the side was read.
 	problems := slices.DeleteFunc(slices.Clone(fs.Snapshot().Problems()),
 		func(p eval.Problem) bool { return p.Kind == eval.ProblemDuplicateFlag })
 	if err := opts.Source.reportProblems(opts.Source.server.f, side.name, problems); err != nil {
-		return nil, err
+		return err
 	}
 	// Without --cohorts every member is a non-member on both sides, and a
 	// change to a cohort's segment would read as moving nobody: warn, as
 	// evaluate does. The side is named as a file: diff never syncs cohorts.
 	src := opts.Source
 	src.flagsFile = side.name
-	if err := src.reportNoMemberships(fs, nil); err != nil {
-		return nil, err
-	}
-	return fs, nil
+	return src.reportNoMemberships(fs, nil)
 }

@@ -127,14 +127,11 @@ func newImpactTally() *impactTally {
 // batch reader: chunks of lines spread over all cores, a bounded number
 // in flight, so memory stays flat however many users.
 func (opts *diffOptions) impact(parent context.Context, old, next *diffSide, report *flagdiff.Report) (*diffImpact, error) {
-	before, err := opts.loadSet(old)
+	sets, err := opts.loadSets(old, next)
 	if err != nil {
 		return nil, err
 	}
-	after, err := opts.loadSet(next)
-	if err != nil {
-		return nil, err
-	}
+	before, after := sets[0], sets[1]
 	for _, s := range []struct {
 		fs   *experiment.FlagSet
 		name string
@@ -363,7 +360,7 @@ func buildImpact(t *impactTally, keys, names []string, old, next []*eval.Flag, r
 		}
 		fi.Shares = observedShares(before, after, t.users)
 		if t.users > 0 {
-			fi.Share = roundPercent(float64(fi.UsersChanged) / float64(t.users))
+			fi.Share = flagdiff.Percent(float64(fi.UsersChanged) / float64(t.users))
 		}
 		out.Flags = append(out.Flags, fi)
 	}
@@ -435,27 +432,11 @@ func observedShares(before, after map[string]int, users int) []*flagdiff.Share {
 	for _, k := range slices.Sorted(maps.Keys(keys)) {
 		s := &flagdiff.Share{Variant: k}
 		if users > 0 {
-			s.From = roundPercent(float64(before[k]) / float64(users))
-			s.To = roundPercent(float64(after[k]) / float64(users))
-			s.Delta = roundPercent(float64(after[k]-before[k]) / float64(users))
+			s.From = flagdiff.Percent(float64(before[k]) / float64(users))
+			s.To = flagdiff.Percent(float64(after[k]) / float64(users))
+			s.Delta = flagdiff.Percent(float64(after[k]-before[k]) / float64(users))
 		}
 		out = append(out, s)
 	}
 	return out
-}
-
-// roundPercent is a fraction in percent, to a hundredth of a point.
-func roundPercent(f float64) float64 {
-	p := float64(int64(f*10000+0.5*sign(f))) / 100
-	if p == 0 {
-		return 0
-	}
-	return p
-}
-
-func sign(f float64) float64 {
-	if f < 0 {
-		return -1
-	}
-	return 1
 }

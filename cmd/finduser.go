@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -123,7 +124,7 @@ func runFindUser(ctx context.Context, opts *findUserOptions) error {
 	}
 	flag := fs.Snapshot().Flag(opts.Flag)
 	if v, ok := flag.Variants[opts.Variant]; !ok || v == nil {
-		return withHint(usageError("flag %q has no variant %q", opts.Flag, opts.Variant), "its variants: "+strings.Join(sortedKeysOf(flag.Variants), ", "))
+		return withHint(usageError("flag %q has no variant %q", opts.Flag, opts.Variant), "its variants: "+strings.Join(slices.Sorted(maps.Keys(flag.Variants)), ", "))
 	}
 	template, err := opts.User.build(opts.cmd.Flags(), opts.IO.In)
 	if err != nil {
@@ -168,7 +169,7 @@ func runFindUser(ctx context.Context, opts *findUserOptions) error {
 func noRoute(f *eval.Flag, variant string) string {
 	for si, seg := range f.Segments {
 		if seg.Conditions != nil && len(seg.Conditions) == 0 {
-			if len(variantRoutes(&eval.Flag{Segments: []*eval.Segment{{Variant: seg.Variant, Bucket: seg.Bucket}}}, variant)) > 0 {
+			if len(variantRoutes(&eval.Flag{Variants: f.Variants, Segments: []*eval.Segment{{Variant: seg.Variant, Bucket: seg.Bucket}}}, variant)) > 0 {
 				return segmentTitle(f, si) + " names it, but its conditions are []: it matches nobody"
 			}
 		}
@@ -230,15 +231,6 @@ func randomUUID(r *rand.Rand) string {
 	hex.Encode(s[24:36], b[10:16])
 	s[8], s[13], s[18], s[23] = '-', '-', '-', '-'
 	return string(s[:])
-}
-
-func sortedKeysOf[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // renderFoundIDs prints the ids: a table for people, the report for

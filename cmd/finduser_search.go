@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/flagkit/experiment/internal/flagdiff"
 	"github.com/flagkit/experiment/pkg/eval"
 	"github.com/flagkit/experiment/pkg/experiment"
 )
@@ -17,31 +18,23 @@ import (
 type route struct {
 	seg      int
 	bucketed bool
-	share    float64 // bucketing: the share of the segment's users, about (overlaps ignored)
+	share    float64 // bucketing: the share of the segment's users that hash to it
 }
 
 // variantRoutes lists, in segment order, where a flag can serve variant.
+// A bucket's share is flagdiff's, which buckets as the engine does (the
+// first allocation and distribution that hold a hash take it): a range
+// behind one that takes the same hashes first gives nobody.
 func variantRoutes(f *eval.Flag, variant string) []route {
 	var routes []route
 	for si, seg := range f.Segments {
 		if seg.Conditions != nil && len(seg.Conditions) == 0 {
 			continue // conditions [] match nobody: no route at all
 		}
-		if b := seg.Bucket; b != nil {
-			share := 0.0
-			for _, a := range b.Allocations {
-				aw := float64(min(a.Range[1], 100) - min(a.Range[0], a.Range[1], 100))
-				for _, d := range a.Distributions {
-					if d.Variant == variant {
-						dw := float64(min(d.Range[1], eval.DistributionEnd) - min(d.Range[0], d.Range[1], eval.DistributionEnd))
-						share += aw / 100 * dw / eval.DistributionEnd
-					}
-				}
-			}
-			if share > 0 {
-				routes = append(routes, route{seg: si, bucketed: true, share: share})
-				continue
-			}
+		// Without the segment's own variant: the hashes no range takes.
+		if share := flagdiff.Shares(&eval.Segment{Bucket: seg.Bucket}, f.Variants)[variant]; share > 0 {
+			routes = append(routes, route{seg: si, bucketed: true, share: share})
+			continue
 		}
 		if seg.Variant == variant {
 			routes = append(routes, route{seg: si})
@@ -113,26 +106,26 @@ func (s *idSearch) run(ctx context.Context) (*findUserReport, error) {
 	field := findUserFields[o.By]
 	keys := []string{o.Flag}
 	var results []eval.Result
-	// One user for all tries: field is called through a func value, so u
-	// escapes, and declared in the loop it would be allocated per try.
-	var u experiment.User
+	// One user for all tries, s.last: declared in the loop it would be
+	// allocated per try (field, a func value, makes it escape), and the
+	// last one tried is the one the diagnosis explains.
+	u := &s.last
 	for report.Tries < o.MaxTries && len(report.IDs) < o.Count {
 		if report.Tries%4096 == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		report.Tries++
-		u = s.template
-		*field(&u) = s.next()
-		s.last = u
+		*u = s.template
+		*field(u) = s.next()
 		var err error
-		if results, err = s.fs.EvaluateResults(&u, keys, results[:0]); err != nil {
+		if results, err = s.fs.EvaluateResults(u, keys, results[:0]); err != nil {
 			return nil, evalError(o.Source.name(), err)
 		}
 		i := slices.IndexFunc(results, func(r eval.Result) bool { return r.FlagKey == o.Flag })
 		if i < 0 || results[i].Key != o.Variant {
 			continue
 		}
-		found, err := s.explain(&u, *field(&u))
+		found, err := s.explain(u, *field(u))
 		if err != nil {
 			return nil, err
 		}

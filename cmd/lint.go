@@ -98,18 +98,16 @@ func runLint(ctx context.Context, opts *lintOptions) error {
 		return inputError(fmt.Errorf("%s: %w", name, err))
 	}
 	var locator *lint.Locator
-	if data != nil {
-		locator = lint.Locate(data)
-		sortByPosition(findings, locator)
-	}
 	report := lintReport{Source: name, Flags: len(flags), Threshold: threshold.String(),
 		Failed: lint.Failing(findings, threshold), Counts: lint.Counts(findings), Findings: make([]lintedFinding, len(findings))}
 	for i, fd := range findings {
 		report.Findings[i].Finding = fd
-		if locator != nil {
-			if line, col, ok := locator.Position(fd.Path); ok {
-				report.Findings[i].Line, report.Findings[i].Column = &line, &col
-			}
+	}
+	if data != nil {
+		locator = lint.Locate(data)
+		sortByPosition(report.Findings, locator)
+		for i := range findings {
+			findings[i] = report.Findings[i].Finding // SARIF lists them in the same order
 		}
 	}
 	switch opts.Output {
@@ -186,19 +184,27 @@ func (o *lintOptions) cohorts(flags []*eval.Flag) (lint.Options, error) {
 	return lint.Options{HasCohort: func(id string) bool { return store.Get(id) != nil }}, nil
 }
 
-// sortByPosition puts findings in the file's order, line and column,
-// where lint.Check has them by JSON path: a flag's variants written
-// before its segments come first. Findings at one place keep their order.
-func sortByPosition(findings []lint.Finding, locator *lint.Locator) {
-	type pos struct{ line, col int }
-	at := make(map[string]pos, len(findings))
-	for _, fd := range findings {
-		line, col, _ := locator.Position(fd.Path)
-		at[fd.Path] = pos{line, col}
+// sortByPosition gives findings their place in the file and puts them in
+// the file's order, line and column, where lint.Check has them by JSON
+// path: a flag's variants written before its segments come first.
+// Findings at one place keep their order; one not found goes first. Each
+// place is looked up once: Position counts the lines before it.
+func sortByPosition(findings []lintedFinding, locator *lint.Locator) {
+	for i := range findings {
+		if line, col, ok := locator.Position(findings[i].Path); ok {
+			findings[i].Line, findings[i].Column = &line, &col
+		}
 	}
-	slices.SortStableFunc(findings, func(a, b lint.Finding) int {
-		pa, pb := at[a.Path], at[b.Path]
-		return cmp.Or(cmp.Compare(pa.line, pb.line), cmp.Compare(pa.col, pb.col))
+	at := func(f lintedFinding) (int, int) {
+		if f.Line == nil {
+			return 0, 0
+		}
+		return *f.Line, *f.Column
+	}
+	slices.SortStableFunc(findings, func(a, b lintedFinding) int {
+		la, ca := at(a)
+		lb, cb := at(b)
+		return cmp.Or(cmp.Compare(la, lb), cmp.Compare(ca, cb))
 	})
 }
 

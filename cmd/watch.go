@@ -309,23 +309,7 @@ func printWatchEvents(opts *watchOptions, events []watchEvent) error {
 		if opts.Output == "jsonl" {
 			err = writeJSON(opts.IO.Out, e, false)
 		} else {
-			from, to := e.From, e.To
-			if e.Kind == watchVariant {
-				from, to = cmp.Or(from, "(none)"), cmp.Or(to, "(none)")
-			}
-			change := to
-			switch {
-			case from != "" && from == to:
-				change = from + " (same version)"
-			case from != "" && to != "":
-				change = from + " → " + to
-			case from != "":
-				change = from
-			}
-			if len(e.Changes) > 0 {
-				change += ": " + strings.Join(e.Changes, "; ")
-			}
-			_, err = fmt.Fprintf(opts.IO.Out, "%s  %-8s %s  %s\n", e.Time.Format(time.RFC3339), string(e.Kind), e.Flag, change)
+			_, err = fmt.Fprintf(opts.IO.Out, "%s  %-8s %s  %s\n", e.Time.Format(time.RFC3339), string(e.Kind), e.Flag, watchChangeText(e))
 			if err == nil && e.Diff != nil {
 				// Under the summary, the whole change as diff shows it.
 				p := newDiffPrinter(opts.IO)
@@ -338,6 +322,29 @@ func printWatchEvents(opts *watchOptions, events []watchEvent) error {
 		}
 	}
 	return nil
+}
+
+// watchChangeText is the end of an event's table line: the variants of a
+// variant event, the version of a flag added or removed, the versions of
+// a changed one as diff's header has them, then what changed.
+func watchChangeText(e watchEvent) string {
+	var change string
+	switch e.Kind {
+	case watchVariant:
+		// The same variant on both sides is a new value or payload.
+		change = orNone(e.From) + " → " + orNone(e.To)
+	case watchChanged:
+		change = versions(e.From, e.To)
+	default:
+		change = cmp.Or(e.To, e.From)
+	}
+	if len(e.Changes) == 0 {
+		return change
+	}
+	if change != "" {
+		change += ": "
+	}
+	return change + strings.Join(e.Changes, "; ")
 }
 
 // cohortErrors maps each cohort with a problem to its error's text.

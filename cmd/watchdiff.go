@@ -1,7 +1,9 @@
 package cmd
 
 import (
+	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/flagkit/experiment/internal/flagdiff"
@@ -37,15 +39,7 @@ func diffFlagSets(decoded *watchFlags, prev, next *experiment.FlagSet, user *exp
 		variants, userErr = variantChanges(prev, next, user, now)
 		events = append(events, variants...)
 	}
-	slices.SortStableFunc(events, func(a, b watchEvent) int {
-		if a.Flag < b.Flag {
-			return -1
-		}
-		if a.Flag > b.Flag {
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(events, func(a, b watchEvent) int { return strings.Compare(a.Flag, b.Flag) })
 	return events, userErr
 }
 
@@ -97,7 +91,8 @@ func variantChanges(prev, next *experiment.FlagSet, user *experiment.User, now t
 	for k := range keys {
 		b, hadB := before[k]
 		a, hasA := after[k]
-		if hadB == hasA && b.Key == a.Key && b.Value == a.Value {
+		// A new payload reaches the user as a new value does.
+		if hadB == hasA && b.Key == a.Key && b.Value == a.Value && reflect.DeepEqual(b.Payload, a.Payload) {
 			continue
 		}
 		// No variant is an absent field in JSON and "(none)" in the table.

@@ -163,6 +163,10 @@ func CompareFlag(a, b *eval.Flag) *Flag {
 	switch {
 	case a == nil && b == nil:
 		return nil
+	case a != nil && b != nil && reflect.DeepEqual(a, b):
+		// Most flags of two snapshots (and of every watch update) are
+		// the same: skip pairing their segments and computing shares.
+		return nil
 	case a == nil:
 		change, a = Added, &eval.Flag{Key: b.Key}
 	case b == nil:

@@ -106,6 +106,14 @@ func segments(a, b []*eval.Segment, va, vb map[string]*eval.Variant) []*SegmentC
 func pairSegments(a, b []*eval.Segment) (pairs [][2]int, onlyA, onlyB []int) {
 	usedA, usedB := make([]bool, len(a)), make([]bool, len(b))
 	match := func(key func(*eval.Segment) string) {
+		// Each key once: they are JSON texts, and a pass compares every
+		// segment left on one side with every one left on the other.
+		keysB := make([]string, len(b))
+		for j, sb := range b {
+			if !usedB[j] && sb != nil {
+				keysB[j] = key(sb)
+			}
+		}
 		for i, sa := range a {
 			if usedA[i] || sa == nil {
 				continue
@@ -114,8 +122,8 @@ func pairSegments(a, b []*eval.Segment) (pairs [][2]int, onlyA, onlyB []int) {
 			if k == "" {
 				continue
 			}
-			for j, sb := range b {
-				if !usedB[j] && sb != nil && key(sb) == k {
+			for j := range b {
+				if !usedB[j] && keysB[j] == k {
 					usedA[i], usedB[j] = true, true
 					pairs = append(pairs, [2]int{i, j})
 					break

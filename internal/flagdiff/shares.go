@@ -113,8 +113,8 @@ func shareChanges(a, b *eval.Segment, va, vb map[string]*eval.Variant) []*Share 
 	var out []*Share
 	differ := false
 	for _, k := range sortedKeys(sa, sb) {
-		s := &Share{Variant: k, From: percent(sa[k]), To: percent(sb[k])}
-		s.Delta = percent(sb[k] - sa[k])
+		s := &Share{Variant: k, From: Percent(sa[k]), To: Percent(sb[k])}
+		s.Delta = Percent(sb[k] - sa[k])
 		differ = differ || s.Delta != 0
 		out = append(out, s)
 	}
@@ -128,8 +128,9 @@ func bucketed(s *eval.Segment) bool {
 	return s != nil && s.Bucket != nil && len(s.Bucket.Allocations) > 0
 }
 
-// percent is a fraction in percent, to a hundredth of a point.
-func percent(f float64) float64 {
+// Percent is a fraction in percent, to a hundredth of a point, as every
+// share of a diff is given (diff --users measures its own the same way).
+func Percent(f float64) float64 {
 	p := math.Round(f*10000) / 100
 	if p == 0 {
 		return 0 // not -0
@@ -161,7 +162,7 @@ func allocationText(b *eval.Bucket, ranges bool) string {
 				continue
 			}
 			width := float64(min(d.Range[1], distributionSpace)) - float64(min(d.Range[0], distributionSpace))
-			dists = append(dists, fmt.Sprintf("%s %s%%", orNone(d.Variant), trim(percent(max(width, 0)/distributionSpace))))
+			dists = append(dists, fmt.Sprintf("%s %s%%", orNone(d.Variant), trim(Percent(max(width, 0)/distributionSpace))))
 		}
 		parts = append(parts, fmt.Sprintf("%d-%d%%: %s", a.Range[0], a.Range[1], strings.Join(dists, ", ")))
 	}
